@@ -1,0 +1,361 @@
+"""Events (PDUs): content hashes, reference hashes, event and room IDs, signing, checking.
+
+Room versions 10-12 use hashed event IDs: ``$`` + URL-safe unpadded base64 of the
+reference hash (SHA-256 of the canonical JSON of the redacted event without
+``signatures`` and ``unsigned``).  In room 12 (MSC4291) the room ID is ``!`` + the
+same hash of the ``m.room.create`` event, which itself carries no ``room_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federation.canonical import encode_canonical_json, parse_json
+from federation.errors import (
+    Base64Error,
+    CanonicalJSONError,
+    HashMismatch,
+    InvalidPDU,
+    SignatureError,
+)
+from federation.identifiers import domain_of, is_valid_user_id
+from federation.redaction import redact
+from federation.room_versions import RoomVersion, get
+from federation.signing import (
+    SigningKey,
+    decode_base64,
+    decode_verify_key,
+    encode_base64,
+    get_signature,
+    signing_bytes,
+    verify_signature,
+)
+
+__all__ = [
+    "MAX_PDU_BYTES",
+    "VerifiedPDU",
+    "add_content_hash",
+    "build_event",
+    "check_content_hash",
+    "check_pdu_format",
+    "compute_content_hash",
+    "compute_event_id",
+    "compute_room_id",
+    "redact",
+    "reference_hash",
+    "required_signers",
+    "sign_event",
+    "verify_event_signatures",
+    "verify_pdu",
+]
+
+#: The largest PDU allowed, as canonical JSON with its signatures.
+MAX_PDU_BYTES = 65_536
+#: The longest ``sender``, ``room_id``, ``type``, ``state_key`` and ``event_id``, in bytes.
+MAX_ID_BYTES = 255
+MAX_PREV_EVENTS = 20
+MAX_AUTH_EVENTS = 10
+
+#: ``(server_name, key_id, origin_server_ts) -> public key`` (unpadded base64) or None when
+#: the key is unknown or had expired before ``origin_server_ts``.
+KeyLookup = Callable[[str, str, int], str | None]
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def compute_content_hash(pdu: Mapping[str, Any]) -> str:
+    """SHA-256 over the event without ``unsigned``, ``signatures`` and ``hashes`` (unpadded b64)."""
+    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
+    return encode_base64(_sha256(encode_canonical_json(body)))
+
+
+def add_content_hash(pdu: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``pdu`` with ``hashes.sha256`` set to its content hash."""
+    hashed = dict(pdu)
+    hashed["hashes"] = {"sha256": compute_content_hash(pdu)}
+    return hashed
+
+
+def check_content_hash(pdu: Mapping[str, Any]) -> None:
+    """Raise :class:`HashMismatch` unless ``hashes.sha256`` matches the content."""
+    hashes = pdu.get("hashes")
+    claimed = hashes.get("sha256") if isinstance(hashes, dict) else None
+    if not isinstance(claimed, str):
+        raise HashMismatch("event has no sha256 content hash")
+    try:
+        claimed_bytes = decode_base64(claimed)
+    except Base64Error as e:
+        raise HashMismatch("event's sha256 content hash is not base64") from e
+    actual = compute_content_hash(pdu)
+    if decode_base64(actual) != claimed_bytes:
+        raise HashMismatch(f"content hash mismatch: event says {claimed}, content hashes to {actual}")
+
+
+def reference_hash(pdu: Mapping[str, Any], room_version: str | RoomVersion) -> bytes:
+    """SHA-256 of the redacted event without ``signatures`` and ``unsigned``."""
+    redacted = redact(dict(pdu), room_version)
+    return _sha256(signing_bytes(redacted))
+
+
+def compute_event_id(pdu: Mapping[str, Any], room_version: str | RoomVersion) -> str:
+    """``$`` + URL-safe unpadded base64 of the reference hash (room versions 4 and later)."""
+    return "$" + encode_base64(reference_hash(pdu, room_version), urlsafe=True)
+
+
+def compute_room_id(create_pdu: Mapping[str, Any]) -> str:
+    """The room ID of a room-12 room: ``!`` + the create event's reference hash (MSC4291)."""
+    if create_pdu.get("type") != "m.room.create":
+        raise InvalidPDU("a room ID is derived from an m.room.create event only")
+    version = get(_create_room_version(create_pdu))
+    if not version.room_id_is_create_hash:
+        raise InvalidPDU(f"room version {version.identifier} room IDs are not create-event hashes")
+    return "!" + encode_base64(reference_hash(create_pdu, version), urlsafe=True)
+
+
+def _create_room_version(create_pdu: Mapping[str, Any]) -> str:
+    content = create_pdu.get("content")
+    version = content.get("room_version", "1") if isinstance(content, dict) else None
+    if not isinstance(version, str):
+        raise InvalidPDU("m.room.create content.room_version must be a string")
+    return version
+
+
+def sign_event(
+    pdu: dict[str, Any], room_version: str | RoomVersion, server_name: str, key: SigningKey
+) -> dict[str, Any]:
+    """A copy of ``pdu`` with its content hash and ``server_name``'s signature added.
+
+    The signature covers the redacted event, so it survives redaction.
+    """
+    hashed = add_content_hash(pdu)
+    signature = encode_base64(key.sign(signing_bytes(redact(hashed, room_version))))
+    signatures = {server: dict(sigs) for server, sigs in pdu.get("signatures", {}).items()}
+    signatures.setdefault(server_name, {})[key.key_id] = signature
+    hashed["signatures"] = signatures
+    return hashed
+
+
+def build_event(
+    room_version: str | RoomVersion,
+    *,
+    event_type: str,
+    sender: str,
+    content: dict[str, Any],
+    room_id: str | None,
+    prev_events: list[str],
+    auth_events: list[str],
+    depth: int,
+    origin_server_ts: int,
+    server_name: str,
+    key: SigningKey,
+    state_key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Build, hash and sign a new PDU; returns ``(event_id, pdu)``.
+
+    ``room_id`` is None only for the create event of a room-12 room.  ``extra`` adds
+    further top-level keys (e.g. ``redacts`` in room 10).
+    """
+    version = get(room_version)
+    pdu: dict[str, Any] = {
+        "type": event_type,
+        "sender": sender,
+        "content": content,
+        "prev_events": list(prev_events),
+        "auth_events": list(auth_events),
+        "depth": depth,
+        "origin_server_ts": origin_server_ts,
+    }
+    if room_id is not None:
+        pdu["room_id"] = room_id
+    if state_key is not None:
+        pdu["state_key"] = state_key
+    if extra:
+        pdu.update(extra)
+    check_pdu_format(pdu, version, signed=False)
+    signed = sign_event(pdu, version, server_name, key)
+    return compute_event_id(signed, version), signed
+
+
+# ---------------------------------------------------------------------------- checking
+
+
+def _fail(message: str) -> InvalidPDU:
+    return InvalidPDU(message)
+
+
+def _check_id_length(pdu: Mapping[str, Any], key: str) -> None:
+    value = pdu.get(key)
+    if value is not None and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise _fail(f"{key} is longer than {MAX_ID_BYTES} bytes")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_event_id_list(pdu: Mapping[str, Any], key: str, limit: int) -> None:
+    ids = pdu.get(key)
+    if not isinstance(ids, list):
+        raise _fail(f"{key} must be a list of event IDs")
+    if len(ids) > limit:
+        raise _fail(f"{key} lists {len(ids)} events; at most {limit} are allowed")
+    for event_id in ids:
+        if not isinstance(event_id, str) or not event_id.startswith("$"):
+            raise _fail(f"{key} holds something that is not an event ID: {event_id!r}")
+        if len(event_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+            raise _fail(f"an event ID in {key} is longer than {MAX_ID_BYTES} bytes")
+
+
+def check_pdu_format(
+    pdu: Any, room_version: str | RoomVersion, *, signed: bool = True
+) -> None:
+    """Raise :class:`InvalidPDU` unless ``pdu`` has the event format of ``room_version``.
+
+    Checks the types of the top-level keys, the size limits of the spec (65,536 bytes in
+    all, 255 bytes for IDs, type and state key), the lists of prev and auth events and,
+    with ``signed``, that ``hashes`` and ``signatures`` are present and well formed.
+    """
+    version = get(room_version)
+    if not isinstance(pdu, dict):
+        raise _fail("a PDU must be a JSON object")
+    for key in ("type", "sender"):
+        if not isinstance(pdu.get(key), str):
+            raise _fail(f"{key} must be a string")
+    if not is_valid_user_id(pdu["sender"]):
+        raise _fail(f"sender is not a user ID: {pdu['sender']!r}")
+    if "state_key" in pdu and not isinstance(pdu["state_key"], str):
+        raise _fail("state_key must be a string")
+    if not isinstance(pdu.get("content"), dict):
+        raise _fail("content must be an object")
+    for key in ("depth", "origin_server_ts"):
+        if not _is_int(pdu.get(key)):
+            raise _fail(f"{key} must be an integer")
+    if pdu["depth"] < 0:
+        raise _fail("depth must not be negative")
+    is_create = pdu["type"] == "m.room.create" and pdu.get("state_key") == ""
+    if version.room_id_is_create_hash and is_create:
+        if "room_id" in pdu:
+            raise _fail(f"the create event of a room-{version.identifier} room has no room_id")
+    else:
+        room_id = pdu.get("room_id")
+        if not isinstance(room_id, str) or not room_id.startswith("!"):
+            raise _fail("room_id must be a room ID")
+        if version.room_id_is_create_hash and ":" in room_id:
+            raise _fail(f"room-{version.identifier} room IDs have no server name")
+    _check_event_id_list(pdu, "prev_events", MAX_PREV_EVENTS)
+    _check_event_id_list(pdu, "auth_events", MAX_AUTH_EVENTS)
+    for key in ("sender", "room_id", "type", "state_key", "event_id"):
+        _check_id_length(pdu, key)
+    if "unsigned" in pdu and not isinstance(pdu["unsigned"], dict):
+        raise _fail("unsigned must be an object")
+    if "redacts" in pdu and not isinstance(pdu["redacts"], str):
+        raise _fail("redacts must be an event ID")
+    if signed:
+        hashes = pdu.get("hashes")
+        if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
+            raise _fail("hashes.sha256 must be a string")
+        signatures = pdu.get("signatures")
+        if not isinstance(signatures, dict) or not all(
+            isinstance(s, dict) and all(isinstance(v, str) for v in s.values())
+            for s in signatures.values()
+        ):
+            raise _fail("signatures must map server names to objects of key ID -> signature")
+    try:
+        size = len(encode_canonical_json(pdu))
+    except CanonicalJSONError as e:
+        raise _fail(str(e)) from e
+    if size > MAX_PDU_BYTES:
+        raise _fail(f"PDU is {size} bytes as canonical JSON; the limit is {MAX_PDU_BYTES}")
+
+
+def required_signers(pdu: Mapping[str, Any], room_version: str | RoomVersion) -> set[str]:
+    """Servers whose signature the event must carry.
+
+    The sender's server, and for a restricted join the server of the user named in
+    ``join_authorised_via_users_server``.
+    """
+    get(room_version)
+    servers = {domain_of(pdu["sender"])}
+    if pdu.get("type") == "m.room.member":
+        content = pdu.get("content", {})
+        authoriser = content.get("join_authorised_via_users_server")
+        if content.get("membership") == "join" and isinstance(authoriser, str):
+            servers.add(domain_of(authoriser))
+    return servers
+
+
+def verify_event_signatures(
+    pdu: Mapping[str, Any], room_version: str | RoomVersion, key_lookup: KeyLookup
+) -> None:
+    """Check the signatures of every required server on the redacted event.
+
+    For each required server every signature by a key that ``key_lookup`` knows must
+    verify, and at least one must; signatures by unknown or expired keys are skipped.
+    """
+    redacted = redact(dict(pdu), room_version)
+    message = signing_bytes(redacted)
+    signatures = pdu.get("signatures")
+    if not isinstance(signatures, dict):
+        raise SignatureError("event has no signatures")
+    ts = pdu.get("origin_server_ts", 0)
+    for server in sorted(required_signers(pdu, room_version)):
+        by_server = signatures.get(server)
+        if not isinstance(by_server, dict) or not by_server:
+            raise SignatureError(f"event is not signed by {server}")
+        verified = 0
+        for key_id in by_server:
+            if not key_id.startswith("ed25519:"):
+                continue
+            public_key = key_lookup(server, key_id, ts)
+            if public_key is None:
+                continue
+            verify_signature(
+                message,
+                get_signature(redacted, server, key_id),
+                decode_verify_key(public_key),
+                f"event signed by {server} {key_id}",
+            )
+            verified += 1
+        if not verified:
+            raise SignatureError(f"no signature of {server} by a known, unexpired key")
+
+
+@dataclass(frozen=True)
+class VerifiedPDU:
+    """A received PDU that passed the format and signature checks."""
+
+    event_id: str
+    #: The event to process: the original, or its redaction when the content hash failed.
+    pdu: dict[str, Any]
+    #: True when the content hash did not match and the event was redacted.
+    redacted: bool
+
+
+def verify_pdu(
+    data: bytes | str | dict[str, Any],
+    room_version: str | RoomVersion,
+    key_lookup: KeyLookup,
+) -> VerifiedPDU:
+    """Steps 1-3 of the spec's checks on receipt of a PDU.
+
+    Parses strictly (bytes or str), checks the event format and size, the signatures of
+    the required servers and the content hash.  An event with a bad content hash is
+    redacted, as the spec orders, and returned with ``redacted=True``.  Raises
+    :class:`CanonicalJSONError`, :class:`InvalidPDU` or :class:`SignatureError`.
+    """
+    version = get(room_version)
+    pdu = data if isinstance(data, dict) else parse_json(data)
+    check_pdu_format(pdu, version)
+    verify_event_signatures(pdu, version, key_lookup)
+    event_id = compute_event_id(pdu, version)
+    try:
+        check_content_hash(pdu)
+    except HashMismatch:
+        return VerifiedPDU(event_id, redact(pdu, version), True)
+    return VerifiedPDU(event_id, pdu, False)

@@ -1,0 +1,1 @@
+"""Interoperability tooling: running reference implementations (Synapse) beside Kairan."""

@@ -1,0 +1,1 @@
+"""Oracles: independent implementations that Kairan's engine is cross-checked against."""

@@ -93,7 +93,9 @@ def check_content_hash(pdu: Mapping[str, Any]) -> None:
         raise HashMismatch("event's sha256 content hash is not base64") from e
     actual = compute_content_hash(pdu)
     if decode_base64(actual) != claimed_bytes:
-        raise HashMismatch(f"content hash mismatch: event says {claimed}, content hashes to {actual}")
+        raise HashMismatch(
+            f"content hash mismatch: event says {claimed}, content hashes to {actual}"
+        )
 
 
 def reference_hash(pdu: Mapping[str, Any], room_version: str | RoomVersion) -> bytes:
@@ -212,9 +214,7 @@ def _check_event_id_list(pdu: Mapping[str, Any], key: str, limit: int) -> None:
             raise _fail(f"an event ID in {key} is longer than {MAX_ID_BYTES} bytes")
 
 
-def check_pdu_format(
-    pdu: Any, room_version: str | RoomVersion, *, signed: bool = True
-) -> None:
+def check_pdu_format(pdu: Any, room_version: str | RoomVersion, *, signed: bool = True) -> None:
     """Raise :class:`InvalidPDU` unless ``pdu`` has the event format of ``room_version``.
 
     Checks the types of the top-level keys, the size limits of the spec (65,536 bytes in

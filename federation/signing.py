@@ -106,7 +106,9 @@ def signing_key_from_seed(seed: bytes, version: str) -> SigningKey:
 def generate_signing_key(version: str | None = None) -> SigningKey:
     """A new random key; the version defaults to ``a_`` plus four random letters."""
     if version is None:
-        version = "a_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4))
+        version = "a_" + "".join(
+            secrets.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(4)
+        )
     return signing_key_from_seed(secrets.token_bytes(32), version)
 
 
@@ -211,7 +213,9 @@ def verify_json(obj: dict[str, Any], server_name: str, key_id: str, public_key: 
     if algorithm != ED25519:
         raise SignatureError(f"unsupported signature algorithm {algorithm!r}")
     signature = get_signature(obj, server_name, key_id)
-    verify_signature(signing_bytes(obj), signature, decode_verify_key(public_key), f"{server_name} {key_id}")
+    verify_signature(
+        signing_bytes(obj), signature, decode_verify_key(public_key), f"{server_name} {key_id}"
+    )
 
 
 # ---------------------------------------------------------------------------- server keys
@@ -276,31 +280,46 @@ def parse_server_keys(
     verify.  With ``now_ms`` a document whose ``valid_until_ts`` has passed is refused.
     """
     _expect(isinstance(doc, dict), "server key document is not a JSON object")
-    _expect(doc.get("server_name") == expected_server_name,
-            f"server key document is for {doc.get('server_name')!r}, not {expected_server_name!r}")
+    _expect(
+        doc.get("server_name") == expected_server_name,
+        f"server key document is for {doc.get('server_name')!r}, not {expected_server_name!r}",
+    )
     valid_until = doc.get("valid_until_ts")
-    _expect(isinstance(valid_until, int) and not isinstance(valid_until, bool),
-            "valid_until_ts must be an integer")
+    _expect(
+        isinstance(valid_until, int) and not isinstance(valid_until, bool),
+        "valid_until_ts must be an integer",
+    )
     if now_ms is not None:
-        _expect(valid_until >= now_ms, f"server keys of {expected_server_name} expired at {valid_until}")
+        _expect(
+            valid_until >= now_ms, f"server keys of {expected_server_name} expired at {valid_until}"
+        )
     verify_keys: dict[str, str] = {}
     raw_keys = doc.get("verify_keys")
     _expect(isinstance(raw_keys, dict) and bool(raw_keys), "verify_keys must be a non-empty object")
     for key_id, entry in raw_keys.items():
-        _expect(isinstance(entry, dict) and isinstance(entry.get("key"), str),
-                f"verify key {key_id} has no 'key' string")
+        _expect(
+            isinstance(entry, dict) and isinstance(entry.get("key"), str),
+            f"verify key {key_id} has no 'key' string",
+        )
         verify_keys[key_id] = entry["key"]
     old: dict[str, tuple[str, int]] = {}
     raw_old = doc.get("old_verify_keys", {})
     _expect(isinstance(raw_old, dict), "old_verify_keys must be an object")
     for key_id, entry in raw_old.items():
-        _expect(isinstance(entry, dict) and isinstance(entry.get("key"), str)
-                and isinstance(entry.get("expired_ts"), int), f"old verify key {key_id} is malformed")
+        _expect(
+            isinstance(entry, dict)
+            and isinstance(entry.get("key"), str)
+            and isinstance(entry.get("expired_ts"), int),
+            f"old verify key {key_id} is malformed",
+        )
         old[key_id] = (entry["key"], entry["expired_ts"])
     signatures = doc.get("signatures")
-    _expect(isinstance(signatures, dict) and isinstance(signatures.get(expected_server_name), dict)
-            and bool(signatures[expected_server_name]),
-            f"server key document is not signed by {expected_server_name}")
+    _expect(
+        isinstance(signatures, dict)
+        and isinstance(signatures.get(expected_server_name), dict)
+        and bool(signatures[expected_server_name]),
+        f"server key document is not signed by {expected_server_name}",
+    )
     for key_id in signatures[expected_server_name]:
         if not key_id.startswith(ED25519 + ":"):
             continue

@@ -91,10 +91,11 @@ def check_content_hash(pdu: Mapping[str, Any]) -> None:
         claimed_bytes = decode_base64(claimed)
     except Base64Error as e:
         raise HashMismatch("event's sha256 content hash is not base64") from e
-    actual = compute_content_hash(pdu)
-    if decode_base64(actual) != claimed_bytes:
+    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
+    actual = _sha256(encode_canonical_json(body))
+    if actual != claimed_bytes:
         raise HashMismatch(
-            f"content hash mismatch: event says {claimed}, content hashes to {actual}"
+            f"content hash mismatch: event says {claimed}, content hashes to {encode_base64(actual)}"
         )
 
 
@@ -191,9 +192,16 @@ def _fail(message: str) -> InvalidPDU:
     return InvalidPDU(message)
 
 
+def _too_long(value: str) -> bool:
+    # A character is at most 4 bytes of UTF-8: short strings need no encoding.
+    return (
+        len(value) * 4 > MAX_ID_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES
+    )
+
+
 def _check_id_length(pdu: Mapping[str, Any], key: str) -> None:
     value = pdu.get(key)
-    if value is not None and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+    if value is not None and _too_long(value):
         raise _fail(f"{key} is longer than {MAX_ID_BYTES} bytes")
 
 
@@ -210,16 +218,24 @@ def _check_event_id_list(pdu: Mapping[str, Any], key: str, limit: int) -> None:
     for event_id in ids:
         if not isinstance(event_id, str) or not event_id.startswith("$"):
             raise _fail(f"{key} holds something that is not an event ID: {event_id!r}")
-        if len(event_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        if _too_long(event_id):
             raise _fail(f"an event ID in {key} is longer than {MAX_ID_BYTES} bytes")
 
 
-def check_pdu_format(pdu: Any, room_version: str | RoomVersion, *, signed: bool = True) -> None:
+def check_pdu_format(
+    pdu: Any,
+    room_version: str | RoomVersion,
+    *,
+    signed: bool = True,
+    size_known_within_limit: bool = False,
+) -> None:
     """Raise :class:`InvalidPDU` unless ``pdu`` has the event format of ``room_version``.
 
     Checks the types of the top-level keys, the size limits of the spec (65,536 bytes in
     all, 255 bytes for IDs, type and state key), the lists of prev and auth events and,
     with ``signed``, that ``hashes`` and ``signatures`` are present and well formed.
+    ``size_known_within_limit`` skips encoding the event to measure it, for a caller that
+    parsed it from at most :data:`MAX_PDU_BYTES` of JSON text.
     """
     version = get(room_version)
     if not isinstance(pdu, dict):
@@ -266,6 +282,8 @@ def check_pdu_format(pdu: Any, room_version: str | RoomVersion, *, signed: bool 
             for s in signatures.values()
         ):
             raise _fail("signatures must map server names to objects of key ID -> signature")
+    if size_known_within_limit:
+        return
     try:
         size = len(encode_canonical_json(pdu))
     except CanonicalJSONError as e:
@@ -299,7 +317,16 @@ def verify_event_signatures(
     verify, and at least one must; signatures by unknown or expired keys are skipped.
     """
     redacted = redact(dict(pdu), room_version)
-    message = signing_bytes(redacted)
+    _verify_signatures(pdu, redacted, signing_bytes(redacted), room_version, key_lookup)
+
+
+def _verify_signatures(
+    pdu: Mapping[str, Any],
+    redacted: Mapping[str, Any],
+    message: bytes,
+    room_version: str | RoomVersion,
+    key_lookup: KeyLookup,
+) -> None:
     signatures = pdu.get("signatures")
     if not isinstance(signatures, dict):
         raise SignatureError("event has no signatures")
@@ -350,12 +377,21 @@ def verify_pdu(
     :class:`CanonicalJSONError`, :class:`InvalidPDU` or :class:`SignatureError`.
     """
     version = get(room_version)
-    pdu = data if isinstance(data, dict) else parse_json(data)
-    check_pdu_format(pdu, version)
-    verify_event_signatures(pdu, version, key_lookup)
-    event_id = compute_event_id(pdu, version)
+    if isinstance(data, dict):
+        pdu, raw_size = data, None
+    else:
+        pdu, raw_size = parse_json(data), len(data)
+    # Canonical JSON is never longer than the JSON it was parsed from, so input of at most
+    # MAX_PDU_BYTES needs no second encoding for the size check.
+    check_pdu_format(
+        pdu, version, size_known_within_limit=raw_size is not None and raw_size <= MAX_PDU_BYTES
+    )
+    redacted = redact(pdu, version)
+    message = signing_bytes(redacted)  # what is signed, and what the event ID hashes
+    _verify_signatures(pdu, redacted, message, version, key_lookup)
+    event_id = "$" + encode_base64(_sha256(message), urlsafe=True)
     try:
         check_content_hash(pdu)
     except HashMismatch:
-        return VerifiedPDU(event_id, redact(pdu, version), True)
+        return VerifiedPDU(event_id, redacted, True)
     return VerifiedPDU(event_id, pdu, False)

@@ -7,6 +7,7 @@ arbitrary strings onto user ID localparts and dot-separated property paths.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from federation.errors import FederationError
 
@@ -60,7 +61,14 @@ def is_valid_user_id(user_id: object, *, historical: bool = True) -> bool:
     localpart without ``:`` and NUL, as the spec requires; ``historical=False`` applies the
     strict grammar used for new accounts.
     """
-    if not isinstance(user_id, str) or not user_id.startswith("@") or ":" not in user_id:
+    if not isinstance(user_id, str):
+        return False
+    return _is_valid_user_id(user_id, historical)
+
+
+@lru_cache(maxsize=65_536)
+def _is_valid_user_id(user_id: str, historical: bool) -> bool:
+    if not user_id.startswith("@") or ":" not in user_id:
         return False
     if len(user_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
         return False

@@ -76,10 +76,13 @@ def resolve(
     if rv.uses_state_res_v2_1:
         full_conflicted |= conflicted_subgraph(graph, conflicted_events)
 
-    # Everything in play must be a state event of this room.
+    # Everything in play must be a well-formed state event of this room.
     room_ids: set[object] = set()
     for eid in full_conflicted:
         graph.key(eid)
+        graph.sender(eid)
+        graph.origin_server_ts(eid)
+        graph.content(eid)
         pdu = graph.pdu(eid)
         if "room_id" in pdu or not rv.room_id_is_create_hash:
             room_ids.add(pdu.get("room_id"))

@@ -78,16 +78,21 @@ class EventGraph:
             return cached
         pdu = self.pdu(event_id)
         raw = pdu.get("auth_events")
-        if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+        if type(raw) is not list:
             raise _bad(event_id, "auth_events is not a list of event IDs")
-        ids: list[str] = list(dict.fromkeys(raw))
-        if self._rv.room_id_is_create_hash and self.key(event_id) != CREATE_KEY:
+        for aid in raw:
+            if type(aid) is not str:
+                raise _bad(event_id, "auth_events is not a list of event IDs")
+        ids: list[str] = raw if len(set(raw)) == len(raw) else list(dict.fromkeys(raw))
+        if self._rv.room_id_is_create_hash and not (
+            pdu.get("type") == CREATE and pdu.get("state_key") == ""
+        ):
             room_id = pdu.get("room_id")
             if not isinstance(room_id, str) or not room_id.startswith("!") or len(room_id) < 2:
                 raise _bad(event_id, "room_id is missing or not a room ID")
             create_id = "$" + room_id[1:]
             if create_id not in ids:
-                ids.append(create_id)
+                ids = [*ids, create_id]
         result = tuple(ids)
         self._auth[event_id] = result
         return result

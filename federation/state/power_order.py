@@ -44,8 +44,9 @@ def sender_power_level(graph: EventGraph, event_id: str) -> int | float:
     with no power levels event the creator has 100 and everyone else 0.
     """
     auth_state = graph.auth_events_by_key(event_id, frozenset())
+    sender = graph.sender(event_id)
     try:
-        return user_power_level(graph.sender(event_id), auth_state, graph.room_version.identifier)
+        return user_power_level(sender, auth_state, graph.room_version.identifier)
     except FederationError:
         # A malformed power levels event in the auth events: rank the sender lowest
         # rather than fail (it will not pass the auth checks either).

@@ -1,0 +1,1 @@
+"""Benchmarks of the protocol engine (pure code; run with ``python -m``)."""

@@ -11,8 +11,16 @@ from federation.identifiers import InvalidIdentifier, domain_of
 from federation.room_versions import RoomVersion
 
 #: Room versions a create event's ``content.room_version`` may name (rule 1.3): the
-#: versions the spec defines, whether or not this server implements them.
-RECOGNISED_ROOM_VERSIONS = frozenset(str(n) for n in range(1, 13))
+#: versions the spec defines, whether or not this server implements them, plus the
+#: experimental identifiers Synapse knows (it accepts them here, so we must too).
+RECOGNISED_ROOM_VERSIONS = frozenset(str(n) for n in range(1, 13)) | {
+    "org.matrix.msc3389.10",
+    "org.matrix.msc1767.10",
+    "org.matrix.msc3757.10",
+    "org.matrix.msc3757.11",
+    "org.matrix.hydra.11",
+    "org.matrix.msc4242.12",
+}
 
 
 def check_create(pdu: dict[str, Any], rv: RoomVersion) -> None:

@@ -21,7 +21,7 @@ from federation.auth.create import create_event_id
 from federation.auth.power import named_level, user_power_level
 from federation.auth.third_party import check_third_party_invite
 from federation.errors import AuthError
-from federation.identifiers import domain_of, is_valid_user_id
+from federation.identifiers import domain_of
 from federation.room_versions import RoomVersion
 
 AUTHORISER_KEY = "join_authorised_via_users_server"
@@ -65,9 +65,8 @@ def _check_authoriser_signed(pdu: dict[str, Any], authoriser: object, rv: RoomVe
     (:func:`federation.events.required_signers` names that server). Like Synapse, the rule
     is applied to joins only.
     """
-    if not is_valid_user_id(authoriser):
+    if not isinstance(authoriser, str) or ":" not in authoriser:
         raise AuthError(f"{AUTHORISER_KEY} is not a user ID: {authoriser!r}", rule(rv, "4.2"))
-    assert isinstance(authoriser, str)
     signatures = pdu.get("signatures")
     server = domain_of(authoriser)
     if not isinstance(signatures, dict) or not signatures.get(server):

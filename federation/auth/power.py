@@ -18,7 +18,7 @@ from federation.auth._util import (
     is_int,
 )
 from federation.errors import AuthError
-from federation.identifiers import is_valid_user_id
+from federation.identifiers import is_valid_server_name
 from federation.room_versions import RoomVersion, get
 
 #: Defaults of the named levels when the power levels event does not set them.
@@ -128,5 +128,14 @@ def required_power_for_event(event_type: str, is_state: bool, auth_state: AuthSt
 
 
 def is_valid_creator_id(value: object) -> bool:
-    """Whether ``value`` passes the user ID validation applied to ``sender``."""
-    return is_valid_user_id(value, historical=True)
+    """Whether ``value`` is a valid entry of ``additional_creators`` (rule 1.4, room 12).
+
+    The spec asks for "the same user ID validation applied to ``sender``"; as in
+    Synapse: ``@localpart:server`` with a valid server name, at most 255 characters and
+    255 UTF-8 bytes (the localpart is not checked further).
+    """
+    if not isinstance(value, str) or not value.startswith("@") or ":" not in value[1:]:
+        return False
+    if len(value) > 255 or len(value.encode("utf-8", "surrogatepass")) > 255:
+        return False
+    return is_valid_server_name(value[1:].split(":", 1)[1])

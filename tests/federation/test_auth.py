@@ -376,3 +376,10 @@ def test_rule_helper_matches_engine(version: str) -> None:
     room = _room(version)
     err = room.rejects(room.event("m.room.message", DAVE, {}), "5")
     assert err.rule == rule(version, "5")
+
+
+@pytest.mark.parametrize("key", ["@x:bad domain!", "@:", "@x:", "@a\x00:b.example"])
+def test_power_levels_users_keys_read_as_synapse_does(version: str, key: str) -> None:
+    # "@localpart:domain" is enough; Synapse does not validate the server name here.
+    room = _room(version)
+    room.check(_pl(room, ALICE, users={**_users(room), key: 5}))

@@ -298,3 +298,25 @@ def test_rule_numbering_helper() -> None:
     assert rule("10", "4.3.2") == "4.3.2"
     assert rule("12", "4.3.2") == "5.3.2"
     assert rule("12", "1.2") == "1.2"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("experimental", ["org.matrix.hydra.11", "org.matrix.msc3757.10"])
+def test_create_accepts_versions_synapse_recognises(version: str, experimental: str) -> None:
+    check(make_create(version, room_version=experimental), {}, version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("unknown", ["13", "org.matrix.msc2176", "11 "])
+def test_create_rejects_unknown_versions(version: str, unknown: str) -> None:
+    with pytest.raises(AuthError) as info:
+        check(make_create(version, room_version=unknown), {}, version)
+    assert info.value.rule == "1.3"
+
+
+def test_room12_additional_creators_use_synapse_user_id_validation() -> None:
+    # Localparts are not checked further (historical IDs), server names are.
+    check(make_create("12", additional_creators=["@Odd Local:b.example"]), {}, "12")
+    with pytest.raises(AuthError) as info:
+        check(make_create("12", additional_creators=["@x:bad domain"]), {}, "12")
+    assert info.value.rule == "1.4"

@@ -497,3 +497,17 @@ def test_malformed_content_is_auth_error(version: str) -> None:
     with pytest.raises(AuthError) as info:
         room.check(pdu)
     assert info.value.rule == "event-format"
+
+
+def test_authoriser_signature_only_required_on_joins(version: str) -> None:
+    # Synapse applies rule 4.2 to joins only; a leave carrying the key needs no signature.
+    room = standard_room(version).set_member(BOB, "join")
+    room.check(room.member_event(BOB, "leave", join_authorised_via_users_server=CAROL))
+
+
+def test_creator_first_join_does_not_compare_sender(version: str) -> None:
+    # Rule 4.3.1 allows before 4.3.2 compares sender and state_key (as Synapse does).
+    room = Room(version)
+    pdu = room.member_event(ALICE, "join", sender=BOB)
+    pdu["prev_events"] = [room.create_id]
+    room.check(pdu)

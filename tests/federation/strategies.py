@@ -430,7 +430,7 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
         create_content["additional_creators"] = draw(
             st.lists(st.sampled_from(USERS), min_size=1, max_size=2, unique=True)
         )
-    if draw(st.integers(0, 4)) == 0:
+    if draw(st.integers(0, 9)) == 0:
         create_content["m.federate"] = False
     create: dict[str, Any] = {
         "type": "m.room.create",
@@ -601,6 +601,12 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     if state_key is not None:
         pdu["state_key"] = state_key
     pdu.update(extra)
+    # Signatures are present but not valid: auth checks only which servers signed.
+    signers = {sender.split(":", 1)[1]}
+    authoriser = content.get("join_authorised_via_users_server")
+    if isinstance(authoriser, str) and draw(st.integers(0, 3)) > 0:
+        signers.add(authoriser.split(":", 1)[1])
+    pdu["signatures"] = {s: {"ed25519:k": "c2ln"} for s in sorted(signers)}
 
     selected = spec_auth_types(pdu, version)
     auth_state = {k: v for k, v in state.items() if k in selected}

@@ -17,8 +17,13 @@ Operations (``room_version`` is a version string such as ``"11"``):
 * ``redact``        {pdu, room_version} -> the redacted event dict
 * ``sign_event``    {pdu, room_version, server_name, key_version, seed} -> the event with
                     ``hashes`` and ``signatures`` added (seed: unpadded base64 ed25519 seed)
-* ``auth``          {pdu, auth_state: [pdu...], room_version, [store_events: [pdu...]]}
-                    -> {"allowed": bool, "phase": ..., "error_type": ..., "reason": ...}
+* ``auth``          {pdu, auth_state: [pdu...], room_version, [store_events: [pdu...]],
+                    [validate: bool]} -> {"allowed": bool, "phase": ..., "error_type": ...,
+                    "reason": ...}; phases: "validate" (size limits and which servers
+                    signed: signatures are present, not verified), "independent" (create
+                    event rules and the auth_events list), "dependent" (the rules against
+                    the auth state)
+* ``auth_types``    {pdu, room_version} -> sorted [type, state_key] pairs
 * ``resolve``       {room_version, state_sets: [[[type, state_key, event_id]...]...],
                     events: [pdu...], [mode: "store"|"event_map"]}
                     -> [[type, state_key, event_id]...] sorted
@@ -51,6 +56,7 @@ from synapse.event_auth import (  # noqa: E402
     auth_types_for_event,
     check_state_dependent_auth_rules,
     check_state_independent_auth_rules,
+    validate_event_for_room_version,
 )
 from synapse.events import EventBase, make_event_from_dict  # noqa: E402
 from synapse.state import v2 as state_v2  # noqa: E402
@@ -191,6 +197,11 @@ def op_auth(req: JsonDict) -> Any:
     auth_state = [_event(p, version) for p in req.get("auth_state", [])]
     extra = [_event(p, version) for p in req.get("store_events", [])]
     store = _EventStore([*auth_state, *extra])
+    if req.get("validate", True):
+        try:
+            validate_event_for_room_version(event)
+        except (AuthError, SynapseError) as e:
+            return _auth_answer(False, "validate", e)
     try:
         _run(check_state_independent_auth_rules(store, event))
     except (AuthError, SynapseError) as e:

@@ -42,24 +42,38 @@ def public_keys(invite_event: dict[str, Any]) -> Iterator[str]:
 
 
 def signed_block_verifies(signed: dict[str, Any], keys: list[str]) -> bool:
-    """Whether any ed25519 signature in ``signed`` verifies with any of ``keys``."""
+    """Whether an ed25519 signature in ``signed`` verifies with one of ``keys`` (rule 4.4.1.7).
+
+    Read as Synapse does, so that rooms converge: for each public key in turn, the
+    signatures are tried in order and the first ed25519 one decides for that key (if it
+    does not verify, the next public key is tried; later signatures are not). With the
+    usual single signature this is exactly the spec's "any signature matches any key".
+    """
     signatures = signed.get("signatures")
     if not isinstance(signatures, dict):
         return False
+    for public_key in keys:
+        first = _first_ed25519_signature(signatures)
+        if first is None:
+            return False
+        server, key_id = first
+        try:
+            verify_json(signed, server, key_id, public_key)
+        except Exception:
+            # Any failure (bad signature, bad key, unencodable JSON) means no match.
+            continue
+        return True
+    return False
+
+
+def _first_ed25519_signature(signatures: dict[str, Any]) -> tuple[str, str] | None:
     for server, by_key in signatures.items():
         if not isinstance(by_key, dict):
             continue
         for key_id in by_key:
-            if not isinstance(key_id, str) or not key_id.startswith("ed25519:"):
-                continue
-            for public_key in keys:
-                try:
-                    verify_json(signed, server, key_id, public_key)
-                except Exception:
-                    # Any failure (bad signature, bad key, unencodable JSON) means no match.
-                    continue
-                return True
-    return False
+            if isinstance(key_id, str) and key_id.startswith("ed25519:"):
+                return server, key_id
+    return None
 
 
 def check_third_party_invite(pdu: dict[str, Any], auth_state: AuthState, rv: RoomVersion) -> None:

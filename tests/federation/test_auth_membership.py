@@ -511,3 +511,42 @@ def test_creator_first_join_does_not_compare_sender(version: str) -> None:
     pdu = room.member_event(ALICE, "join", sender=BOB)
     pdu["prev_events"] = [room.create_id]
     room.check(pdu)
+
+
+def _signed_with(*signers: tuple[str, str, nacl.signing.SigningKey]) -> dict[str, Any]:
+    """A signed block for Bob/"tok" carrying (server, key ID, key) signatures in order."""
+    signed: dict[str, Any] = {"mxid": BOB, "token": "tok"}
+    message = canonicaljson.encode_canonical_json(signed)
+    signatures: dict[str, dict[str, str]] = {}
+    for server, key_id, key in signers:
+        signatures.setdefault(server, {})[key_id] = _b64(key.sign(message).signature)
+    signed["signatures"] = signatures
+    return signed
+
+
+def test_third_party_invite_good_signature_first_allowed(version: str) -> None:
+    room = _tpi_room(version)
+    signed = _signed_with(
+        ("id.example", "ed25519:0", _IDENTITY_KEY), ("id.example", "ed25519:1", _OTHER_KEY)
+    )
+    room.check(_tpi_invite(room, signed))
+
+
+@pytest.mark.parametrize("second_server", ["id.example", "other.example"])
+def test_third_party_invite_only_first_signature_counts(version: str, second_server: str) -> None:
+    # Synapse's reading of rule 4.4.1.7, followed so rooms converge: per public key, the
+    # first ed25519 signature decides.
+    room = _tpi_room(version)
+    signed = _signed_with(
+        ("id.example", "ed25519:0", _OTHER_KEY), (second_server, "ed25519:1", _IDENTITY_KEY)
+    )
+    room.rejects(_tpi_invite(room, signed), "4.4.1.8")
+
+
+def test_third_party_invite_first_signature_checked_against_every_key(version: str) -> None:
+    room = _tpi_room(
+        version,
+        public_key=_b64(bytes(_OTHER_KEY.verify_key)),
+        public_keys=[{"public_key": _b64(bytes(_IDENTITY_KEY.verify_key))}],
+    )
+    room.check(_tpi_invite(room, _signed_with(("id.example", "ed25519:0", _IDENTITY_KEY))))

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from federation.auth import auth_types_for_event
 from federation.benchmarks.stateres import build_large_room
 from federation.errors import StateResolutionError, UnsupportedRoomVersion
+from federation.events import compute_content_hash, compute_event_id, compute_room_id
 from federation.room_versions import get as get_room_version
 from federation.state import resolve
 from federation.state._events import EventGraph
@@ -50,9 +51,10 @@ def member(user: str) -> StateKey:
 class Room:
     """A room under construction; state maps are plain dicts the caller forks by copying."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, real_ids: bool = False) -> None:
         self.version = version
         self.rv = get_room_version(version)
+        self.real_ids = real_ids
         self.events: dict[str, dict[str, Any]] = {}
         self.ts = 0
         self.create_id = "$create"
@@ -89,6 +91,18 @@ class Room:
         else:
             keys = sorted(auth_types_for_event(pdu, self.version))
             pdu["auth_events"] = [state[k] for k in keys if k in state]
+        if self.real_ids:
+            # Hashed event IDs, as Synapse computes them (for cross-checks).
+            del pdu["event_id"]
+            pdu["depth"] = len(self.events) + 1
+            if etype == "m.room.create" and self.rv.room_id_is_create_hash:
+                pdu.pop("room_id", None)
+            pdu["hashes"] = {"sha256": compute_content_hash(pdu)}
+            event_id = compute_event_id(pdu, self.version)
+            if etype == "m.room.create":
+                self.create_id = event_id
+                if self.rv.room_id_is_create_hash:
+                    self.room_id = compute_room_id(pdu)
         assert event_id not in self.events
         self.events[event_id] = pdu
         state[(etype, state_key)] = event_id
@@ -113,15 +127,15 @@ class Room:
         return resolve(self.version, list(state_sets), self.events, **kw)
 
 
-def bootstrap(version: str) -> tuple[Room, StateMap]:
+def bootstrap(version: str, real_ids: bool = False) -> tuple[Room, StateMap]:
     """Alice creates a public room (admin or, in room 12, creator); bob and dave are
     moderators (50), charlie a plain member."""
-    room = Room(version)
+    room = Room(version, real_ids)
     state: StateMap = {}
     content: dict[str, Any] = {"room_version": version}
     if room.rv.create_has_creator:
         content["creator"] = ALICE
-    room.send(state, "m.room.create", ALICE, content, eid=room.create_id)
+    room.send(state, "m.room.create", ALICE, content, eid=None if real_ids else room.create_id)
     room.join(state, ALICE)
     room.power_levels(state, ALICE, {BOB: 50, DAVE: 50})
     room.send(state, "m.room.join_rules", ALICE, {"join_rule": "public"})

@@ -105,6 +105,11 @@ def build_auth_state(
             raise AuthError(
                 f"auth event {event_id} belongs to room {event.get('room_id')!r}", rule(rv, "2.5")
             )
+        if not isinstance(key[0], str) or not isinstance(key[1], str):
+            raise AuthError(
+                f"auth event {event_id} is not a state event with a string type and state_key",
+                rule(rv, "2.2"),
+            )
         if key in state:
             raise AuthError(f"auth_events lists {key} twice", rule(rv, "2.1"))
         if key not in allowed:
@@ -114,7 +119,7 @@ def build_auth_state(
             )
         if event_id in rejected:
             raise AuthError(f"auth event {event_id} was rejected", rule(rv, "2.3"))
-        state[(str(key[0]), str(key[1]))] = event
+        state[(key[0], key[1])] = event
     if rv.room_id_is_create_hash:
         state[CREATE_KEY] = _room12_create(pdu, create_event, rejected)
     elif CREATE_KEY not in state:

@@ -258,3 +258,16 @@ def test_build_auth_state_of_restricted_join(version: str) -> None:
     with pytest.raises(AuthError) as info:
         check(pdu, state, version)
     assert info.value.rule == rule(version, "4.3.5.2")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("state_key", [None, ["x"], 5])
+def test_non_state_auth_event_rejected(version: str, state_key: Any) -> None:
+    room = standard_room(version)
+    by_id, ids = _stored(room)
+    by_id["$msg"] = room.event("m.room.message", ALICE, {}, state_key=state_key)
+    pdu = room.event("m.room.message", ALICE, {})
+    pdu["auth_events"] = [*_listing(room, ids, PL), "$msg"]
+    with pytest.raises(AuthError) as info:
+        build_auth_state(pdu, by_id, version, create_event=room.create)
+    assert info.value.rule == rule(version, "2.2")

@@ -83,7 +83,9 @@ class EventGraph:
         for aid in raw:
             if type(aid) is not str:
                 raise _bad(event_id, "auth_events is not a list of event IDs")
-        ids: list[str] = raw if len(set(raw)) == len(raw) else list(dict.fromkeys(raw))
+        # Duplicates are harmless to every step (sets, first match, last match), so
+        # the list is kept as it is.
+        ids: list[str] = raw
         if self._rv.room_id_is_create_hash and not (
             pdu.get("type") == CREATE and pdu.get("state_key") == ""
         ):

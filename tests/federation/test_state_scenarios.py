@@ -55,6 +55,7 @@ class Room:
         self.version = version
         self.rv = get_room_version(version)
         self.real_ids = real_ids
+        self.creators: set[str] = set()
         self.events: dict[str, dict[str, Any]] = {}
         self.ts = 0
         self.create_id = "$create"
@@ -117,6 +118,7 @@ class Room:
     def power_levels(self, state: StateMap, sender: str, users: dict[str, int], **kw: Any) -> str:
         if not self.rv.creators_have_infinite_power:
             users = {ALICE: 100, **users}
+        users = {u: level for u, level in users.items() if u not in self.creators}
         content = {"users": users, "state_default": 50, "ban": 50, "kick": 50, "invite": 0}
         return self.send(state, "m.room.power_levels", sender, content, **kw)
 
@@ -127,14 +129,19 @@ class Room:
         return resolve(self.version, list(state_sets), self.events, **kw)
 
 
-def bootstrap(version: str, real_ids: bool = False) -> tuple[Room, StateMap]:
+def bootstrap(
+    version: str, real_ids: bool = False, additional_creators: tuple[str, ...] = ()
+) -> tuple[Room, StateMap]:
     """Alice creates a public room (admin or, in room 12, creator); bob and dave are
-    moderators (50), charlie a plain member."""
+    moderators (50), charlie a plain member (or, in room 12, an additional creator)."""
     room = Room(version, real_ids)
     state: StateMap = {}
     content: dict[str, Any] = {"room_version": version}
     if room.rv.create_has_creator:
         content["creator"] = ALICE
+    if additional_creators:
+        content["additional_creators"] = list(additional_creators)
+    room.creators = {ALICE, *additional_creators} if room.rv.creators_have_infinite_power else set()
     room.send(state, "m.room.create", ALICE, content, eid=None if real_ids else room.create_id)
     room.join(state, ALICE)
     room.power_levels(state, ALICE, {BOB: 50, DAVE: 50})
@@ -627,7 +634,7 @@ def test_large_room_resolves_to_expected_state(version: str, members: int) -> No
 
 ACTORS = [ALICE, BOB, CHARLIE, DAVE, EVE]
 ACTION = st.tuples(
-    st.sampled_from(["topic", "pl", "ban", "kick", "join", "leave", "jr", "name"]),
+    st.sampled_from(["topic", "pl", "ban", "kick", "join", "leave", "jr", "name", "invite", "pl2"]),
     st.sampled_from(ACTORS),
     st.sampled_from(ACTORS),
     st.integers(min_value=0, max_value=5),
@@ -643,6 +650,21 @@ def _apply(room: Room, state: StateMap, action: tuple[str, str, str, int]) -> No
     elif kind == "pl":
         users = {u: 10 * n for u in (BOB, CHARLIE) if u != actor}
         room.power_levels(state, actor, {DAVE: 50, **users})
+    elif kind == "pl2":
+        # Raise the bar for topics and bans, or lower it.
+        content = {
+            "users": {} if room.rv.creators_have_infinite_power else {ALICE: 100},
+            "users_default": n % 2,
+            "events": {"m.room.topic": 10 * n},
+            "ban": 25 * (n % 3),
+            "state_default": 50,
+        }
+        content["users"].update({BOB: 50, DAVE: 10 * n})
+        for creator in room.creators:
+            content["users"].pop(creator, None)
+        room.send(state, "m.room.power_levels", actor, content)
+    elif kind == "invite":
+        room.membership(state, actor, target, "invite")
     elif kind == "ban":
         room.membership(state, actor, target, "ban")
     elif kind == "kick":

@@ -21,12 +21,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.state import resolve
-from tests.federation.test_state_scenarios import ACTION, ALL_VERSIONS, _apply, bootstrap
+from tests.federation.test_state_scenarios import (
+    ACTION,
+    ALL_VERSIONS,
+    CHARLIE,
+    Room,
+    _apply,
+    bootstrap,
+)
 from tests.oracle.client import SynapseOracle
 
 pytestmark = pytest.mark.oracle
 
 EXAMPLES = int(os.environ.get("KAIRAN_ORACLE_EXAMPLES", "150"))
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 StateMap = dict[tuple[str, str], str]
 
@@ -35,11 +47,7 @@ def _as_rows(state: StateMap) -> list[list[str]]:
     return sorted([t, sk, eid] for (t, sk), eid in state.items())
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@SETTINGS
 @given(
     version=st.sampled_from(ALL_VERSIONS),
     common=st.lists(ACTION, max_size=4),
@@ -70,15 +78,25 @@ def test_resolution_matches_synapse(
         forked = sorted(set(room.events) - before)
         rejected = set(random.Random(reject_seed).sample(forked, k=min(2, len(forked))))
 
-    ours = resolve(version, state_sets, room.events, rejected=rejected)
+    _compare(synapse_oracle, room, state_sets, rejected, mode)
+
+
+def _compare(
+    oracle: SynapseOracle,
+    room: Room,
+    state_sets: list[StateMap],
+    rejected: set[str],
+    mode: str,
+) -> StateMap:
+    ours = resolve(room.version, state_sets, room.events, rejected=rejected)
     request: dict[str, Any] = {
-        "room_version": version,
+        "room_version": room.version,
         "state_sets": [_as_rows(s) for s in state_sets],
         "events": list(room.events.values()),
         "rejected": sorted(rejected),
         "mode": mode,
     }
-    answer = synapse_oracle.request("resolve", **request)
+    answer = oracle.request("resolve", **request)
     assert answer["ok"], answer.get("error")
     theirs = {(t, sk): eid for t, sk, eid in answer["result"]}
     if ours != theirs:
@@ -88,3 +106,37 @@ def test_resolution_matches_synapse(
             if ours.get(k) != theirs.get(k)
         }
         pytest.fail(f"state differs from Synapse's (ours, synapse): {diff}")
+    return ours
+
+
+@SETTINGS
+@given(
+    version=st.sampled_from(ALL_VERSIONS),
+    rounds=st.lists(
+        st.lists(st.lists(ACTION, min_size=1, max_size=5), min_size=2, max_size=3),
+        min_size=2,
+        max_size=4,
+    ),
+    extra_creator=st.booleans(),
+)
+def test_repeated_forks_and_merges_match_synapse(
+    synapse_oracle: SynapseOracle,
+    version: str,
+    rounds: list[list[list[tuple[str, str, str, int]]]],
+    extra_creator: bool,
+) -> None:
+    """A DAG of several fork-and-merge rounds: each merge is resolved by both servers and
+    the next round forks from the merged state (so auth chains run through earlier
+    forks).  In room 12 charlie may be an additional creator."""
+    creators = (CHARLIE,) if extra_creator and version == "12" else ()
+    room, merged = bootstrap(version, real_ids=True, additional_creators=creators)
+    for i, sides in enumerate(rounds):
+        state_sets = []
+        for actions in sides:
+            s = dict(merged)
+            for action in actions:
+                _apply(room, s, action)
+            state_sets.append(s)
+        merged = _compare(
+            synapse_oracle, room, state_sets, set(), "event_map" if i % 2 else "store"
+        )

@@ -652,16 +652,14 @@ def _apply(room: Room, state: StateMap, action: tuple[str, str, str, int]) -> No
         room.power_levels(state, actor, {DAVE: 50, **users})
     elif kind == "pl2":
         # Raise the bar for topics and bans, or lower it.
-        content = {
-            "users": {} if room.rv.creators_have_infinite_power else {ALICE: 100},
+        levels = {ALICE: 100, BOB: 50, DAVE: 10 * n}
+        content: dict[str, Any] = {
+            "users": {u: v for u, v in levels.items() if u not in room.creators},
             "users_default": n % 2,
             "events": {"m.room.topic": 10 * n},
             "ban": 25 * (n % 3),
             "state_default": 50,
         }
-        content["users"].update({BOB: 50, DAVE: 10 * n})
-        for creator in room.creators:
-            content["users"].pop(creator, None)
         room.send(state, "m.room.power_levels", actor, content)
     elif kind == "invite":
         room.membership(state, actor, target, "invite")

@@ -93,6 +93,11 @@ class EventGraph:
             if not isinstance(room_id, str) or not room_id.startswith("!") or len(room_id) < 2:
                 raise _bad(event_id, "room_id is missing or not a room ID")
             create_id = "$" + room_id[1:]
+            if create_id not in self._events:
+                raise StateResolutionError(
+                    f"missing event {create_id!r}: the m.room.create event of room "
+                    f"{room_id!r}, an implicit auth event of {event_id!r}"
+                )
             if create_id not in ids:
                 ids = [*ids, create_id]
         result = tuple(ids)

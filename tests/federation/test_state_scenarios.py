@@ -506,7 +506,7 @@ def test_missing_auth_event(version: str) -> None:
 def test_missing_room12_create_event() -> None:
     room, a, b, _t = _conflict("12")
     del room.events[room.create_id]
-    with pytest.raises(StateResolutionError, match="create"):
+    with pytest.raises(StateResolutionError, match=r"missing event '\$create': the m.room.create"):
         room.resolve(a, b)
 
 

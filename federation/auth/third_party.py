@@ -44,10 +44,11 @@ def public_keys(invite_event: dict[str, Any]) -> Iterator[str]:
 def signed_block_verifies(signed: dict[str, Any], keys: list[str]) -> bool:
     """Whether an ed25519 signature in ``signed`` verifies with one of ``keys`` (rule 4.4.1.7).
 
-    Read as Synapse does, so that rooms converge: for each public key in turn, the
-    signatures are tried in order and the first ed25519 one decides for that key (if it
-    does not verify, the next public key is tried; later signatures are not). With the
-    usual single signature this is exactly the spec's "any signature matches any key".
+    Read as Synapse does, so that rooms converge: for each public key in turn, only the
+    first ed25519 signature (server names, then key IDs, in sorted order: Synapse holds
+    event content in sorted maps) is tried; if it does not verify, the next public key is
+    tried. With the usual single signature this is exactly the spec's "any signature
+    matches any key".
     """
     signatures = signed.get("signatures")
     if not isinstance(signatures, dict):
@@ -67,11 +68,12 @@ def signed_block_verifies(signed: dict[str, Any], keys: list[str]) -> bool:
 
 
 def _first_ed25519_signature(signatures: dict[str, Any]) -> tuple[str, str] | None:
-    for server, by_key in signatures.items():
+    for server in sorted(signatures):
+        by_key = signatures[server]
         if not isinstance(by_key, dict):
             continue
-        for key_id in by_key:
-            if isinstance(key_id, str) and key_id.startswith("ed25519:"):
+        for key_id in sorted(by_key):
+            if key_id.startswith("ed25519:"):
                 return server, key_id
     return None
 

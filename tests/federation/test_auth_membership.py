@@ -550,3 +550,17 @@ def test_third_party_invite_first_signature_checked_against_every_key(version: s
         public_keys=[{"public_key": _b64(bytes(_IDENTITY_KEY.verify_key))}],
     )
     room.check(_tpi_invite(room, _signed_with(("id.example", "ed25519:0", _IDENTITY_KEY))))
+
+
+def test_third_party_invite_signatures_taken_in_sorted_order(version: str) -> None:
+    # Synapse holds content in sorted maps: a.example's signature is "first" even when
+    # b.example's comes first on the wire.
+    room = _tpi_room(version)
+    wire_good_first = _signed_with(
+        ("b.example", "ed25519:0", _IDENTITY_KEY), ("a.example", "ed25519:0", _OTHER_KEY)
+    )
+    room.rejects(_tpi_invite(room, wire_good_first), "4.4.1.8")
+    sorted_good_first = _signed_with(
+        ("b.example", "ed25519:0", _OTHER_KEY), ("a.example", "ed25519:0", _IDENTITY_KEY)
+    )
+    room.check(_tpi_invite(room, sorted_good_first))

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.oracle
 CASES_PER_VERSION = 600
 USERS = (ALICE, BOB, CAROL, DAVE, EVE)
 _TPI_KEY = nacl.signing.SigningKey(bytes(32))
+_WRONG_KEY = nacl.signing.SigningKey(bytes(range(32)))
 
 
 def _b64(data: bytes) -> str:
@@ -113,24 +114,27 @@ def _odd_pdu(rng: random.Random, room: Room, sender: str, target: str) -> dict[s
             ["50", True, 50, {"a": "1"}, {"a": 1}, [], {"notauser": 5}, {"@x:y.z": "5"}]
         )
         return room.event("m.room.power_levels", sender, content, "")
-    public_key = _b64(bytes(_TPI_KEY.verify_key))
-    room.put(
-        room.event(
-            "m.room.third_party_invite",
-            rng.choice([ALICE, sender]),
-            {"public_key": public_key},
-            "tok",
-        )
+    good, wrong = _b64(bytes(_TPI_KEY.verify_key)), _b64(bytes(_WRONG_KEY.verify_key))
+    keys = rng.choice(
+        [
+            {"public_key": good},
+            {"public_key": wrong, "public_keys": [{"public_key": good}]},
+            {"public_keys": [{"public_key": wrong}]},
+        ]
     )
+    room.put(room.event("m.room.third_party_invite", rng.choice([ALICE, sender]), keys, "tok"))
     signed: dict[str, Any] = {
         "mxid": target if rng.random() < 0.8 else DAVE,
         "token": rng.choice(["tok", "tok", "no"]),
     }
-    signed["signatures"] = {
-        "id.example": {
-            "ed25519:0": _b64(_TPI_KEY.sign(canonicaljson.encode_canonical_json(signed)).signature)
-        }
-    }
+    message = canonicaljson.encode_canonical_json(signed)
+    signers = rng.sample(
+        [("id.example", "ed25519:0", _TPI_KEY), ("id2.example", "ed25519:1", _WRONG_KEY)],
+        rng.choice([1, 2]),
+    )
+    signed["signatures"] = {}
+    for server, key_id, key in signers:
+        signed["signatures"].setdefault(server, {})[key_id] = _b64(key.sign(message).signature)
     if rng.random() < 0.2:
         signed["mxid"] += "x"  # breaks the signature and the mxid match
     return room.member_event(

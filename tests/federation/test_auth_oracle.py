@@ -147,17 +147,22 @@ def _power_levels_change(
 ) -> dict[str, Any]:
     old = room.state.get(("m.room.power_levels", ""))
     content = copy.deepcopy(old["content"]) if old else {"users": {}}
-    roll = rng.random()
-    if roll < 0.3:
-        content["users"][target] = rng.choice([0, 50, 100, 101])
-    elif roll < 0.5:
-        content["users"].pop(target, None)
-    elif roll < 0.7:
-        content[rng.choice(["ban", "kick", "invite", "state_default"])] = rng.choice(
-            [0, 50, 100, 101]
-        )
-    else:
-        content.setdefault("events", {})["m.room.name"] = rng.choice([0, 50, 100, 101])
+    for _ in range(rng.choice([1, 1, 2])):
+        roll = rng.random()
+        level = rng.choice([0, 25, 50, 75, 100, 101])
+        if roll < 0.3:
+            content["users"][target] = level
+        elif roll < 0.45:
+            content["users"].pop(rng.choice([target, sender]), None)
+        elif roll < 0.65:
+            keys = ["ban", "kick", "invite", "redact", "state_default", "events_default"]
+            content[rng.choice([*keys, "users_default"])] = level
+        elif roll < 0.75:
+            content.pop(rng.choice(["ban", "kick", "state_default", "events"]), None)
+        else:
+            which = rng.choice(["events", "notifications"])
+            name = rng.choice(["m.room.name", "room", "m.room.power_levels"])
+            content.setdefault(which, {})[name] = level
     return room.event("m.room.power_levels", sender, content, "")
 
 
@@ -168,7 +173,8 @@ def _scenario(rng: random.Random, version: str) -> tuple[Room, dict[str, Any]]:
     if kind < 0.55:
         pdu = _member_pdu(rng, room, sender, target)
     elif kind < 0.7:
-        pdu = room.event("m.room.message", sender, {"body": "x"})
+        event_type = rng.choice(["m.room.message", "m.room.redaction", "m.reaction"])
+        pdu = room.event(event_type, sender, {"body": "x", "redacts": "$x"})
     elif kind < 0.8:
         state_key = rng.choice(["", sender, target])
         pdu = room.event(

@@ -23,7 +23,16 @@ import pytest
 
 from federation import auth
 from federation.events import compute_event_id
-from tests.federation.auth_rooms import ALICE, BOB, CAROL, DAVE, EVE, VERSIONS, Room
+from tests.federation.auth_rooms import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    EVE,
+    VERSIONS,
+    Room,
+    standard_room,
+)
 from tests.oracle.client import SynapseOracle
 
 pytestmark = pytest.mark.oracle
@@ -240,3 +249,52 @@ def test_auth_agrees_with_synapse(synapse_oracle: SynapseOracle, version: str) -
     assert not disagreements, "\n".join(disagreements[:10])
     # The scenarios must exercise both outcomes substantially.
     assert CASES_PER_VERSION * 0.1 < allowed < CASES_PER_VERSION * 0.9
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_auth_events_list_rules_agree_with_synapse(
+    synapse_oracle: SynapseOracle, version: str
+) -> None:
+    """Duplicates, unselected entries, other rooms, a missing or (room 12) listed create."""
+    room = standard_room(version, "public").set_member(CAROL, "join")
+    id_of = {
+        k: room.create_id if k[0] == "m.room.create" else compute_event_id(e, version)
+        for k, e in room.state.items()
+    }
+    by_id = {id_of[k]: e for k, e in room.state.items()}
+
+    def add(event: dict[str, Any]) -> str:
+        event_id = compute_event_id(event, version)
+        by_id[event_id] = event
+        return event_id
+
+    pl = room.state[("m.room.power_levels", "")]
+    second_pl = add({**pl, "content": {**pl["content"], "ban": 1}})
+    foreign_pl = add({**pl, "room_id": "!other:a.example"})
+    message = add(room.event("m.room.message", ALICE, {}))
+    base = [id_of[("m.room.power_levels", "")], id_of[("m.room.member", ALICE)]]
+    if version != "12":
+        base.append(room.create_id)
+    lists = {
+        "selected": (base, True),
+        "duplicate": ([*base, second_pl], False),
+        "join rules": ([*base, id_of[("m.room.join_rules", "")]], False),
+        "other member": ([*base, id_of[("m.room.member", CAROL)]], False),
+        "other room": ([foreign_pl, *base[1:]], False),
+        "not state": ([*base, message], False),
+        "without create": (base[:2], version == "12"),
+    }
+    if version == "12":
+        lists["listing create"] = ([*base, room.create_id], False)
+    for name, (listed, expected) in lists.items():
+        pdu = room.event("m.room.message", ALICE, {"body": "x"}, auth_events=listed)
+        answer = synapse_oracle.request(
+            "auth",
+            pdu=pdu,
+            auth_state=list(room.state.values()),
+            store_events=list(by_id.values()),
+            room_version=version,
+        )
+        theirs = answer["ok"] and answer["result"]["allowed"]
+        ours, why = _kairan_allows(room, pdu, version, by_id)
+        assert ours == theirs == expected, (name, why, answer)

@@ -1,19 +1,225 @@
-"""The ``kairan`` command."""
+"""The ``kairan`` command: thin click commands that load the config and call homeserver/."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from federation import signing
 from federation.errors import KeyFormatError
 
+T = TypeVar("T")
+
+DIR_OPTION = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The node's directory (holds kairan.yaml).",
+)
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _run_with_services(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Load the node's config and services, run ``action(services)``, close everything."""
+    from homeserver.app import build_services, close_services
+    from homeserver.config import ConfigError, load_config
+    from homeserver.errors import MatrixError
+    from homeserver.storage.database import StorageError
+
+    async def run() -> T:
+        config = load_config(directory)
+        services = await build_services(config)
+        try:
+            return await action(services)
+        finally:
+            await close_services(services)
+
+    try:
+        return asyncio.run(run())
+    except (ConfigError, StorageError) as e:
+        raise click.ClickException(str(e)) from None
+    except MatrixError as e:
+        raise click.ClickException(f"{e.errcode}: {e.message}") from None
+
 
 @click.group()
 @click.version_option(package_name="kairan")
 def main() -> None:
     """Kairan: a federated Matrix homeserver for municipalities."""
+
+
+# ---------------------------------------------------------------------- node
+
+
+@main.command()
+@click.option("--server-name", required=True, help="e.g. kairan.city.example.jp or 127.0.0.1:8448")
+@DIR_OPTION
+@click.option("--enable-registration", is_flag=True, help="Let anyone register (off by default).")
+@click.option("--tls-self-signed", is_flag=True, help="Make a self-signed certificate (testing).")
+def init(
+    server_name: str, directory: Path, enable_registration: bool, tls_self_signed: bool
+) -> None:
+    """Write DIR/kairan.yaml and a signing key for a new node."""
+    from homeserver.config import ConfigError
+    from homeserver.setup import init_node
+
+    try:
+        path = init_node(
+            server_name,
+            directory,
+            enable_registration=enable_registration,
+            tls_self_signed=tls_self_signed,
+        )
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}; start the node with: kairan serve --dir {directory}")
+
+
+@main.command()
+@DIR_OPTION
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Create a local development node (localhost:8008, open registration) if DIR has none.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def serve(directory: Path, dev: bool, log_level: str) -> None:
+    """Run the node in the foreground until SIGTERM or Ctrl-C."""
+    from homeserver.app import serve as serve_node
+    from homeserver.config import CONFIG_FILE, ConfigError, load_config
+    from homeserver.setup import init_node
+    from homeserver.storage.database import StorageError
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if dev and not (directory / CONFIG_FILE).exists():
+            init_node("localhost:8008", directory, enable_registration=True)
+            click.echo(f"created a development node in {directory} (http://localhost:8008)")
+        config = load_config(directory)
+        asyncio.run(serve_node(config))
+    except (ConfigError, StorageError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------------- users
+
+
+@main.group()
+def user() -> None:
+    """Manage local user accounts."""
+
+
+@user.command("add")
+@click.argument("localpart")
+@DIR_OPTION
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--admin", is_flag=True, help="Allow the admin API.")
+@click.option("--displayname", default=None)
+def user_add(
+    localpart: str, directory: Path, password: str, admin: bool, displayname: str | None
+) -> None:
+    """Create the account @LOCALPART:server_name."""
+    from homeserver.admin import ops
+
+    user_id = _run_with_services(
+        directory,
+        lambda s: ops.add_user(s, localpart, password, admin=admin, displayname=displayname),
+    )
+    click.echo(user_id)
+
+
+@user.command("list")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def user_list(directory: Path, as_json: bool) -> None:
+    """List accounts."""
+    from homeserver.admin import ops
+
+    users = _run_with_services(directory, lambda s: ops.list_users(s, limit=100_000))
+    if as_json:
+        click.echo(json.dumps(users, ensure_ascii=False, indent=2))
+        return
+    for entry in users:
+        flags = ",".join(
+            f for f, on in (("admin", entry["admin"]), ("deactivated", entry["deactivated"])) if on
+        )
+        click.echo(f"{entry['user_id']}\t{entry['displayname'] or ''}\t{flags}")
+
+
+@user.command("deactivate")
+@click.argument("user_id")
+@DIR_OPTION
+def user_deactivate(user_id: str, directory: Path) -> None:
+    """Deactivate an account: it leaves its rooms and can no longer log in."""
+    from homeserver.admin import ops
+
+    _run_with_services(directory, lambda s: ops.deactivate_user(s, user_id))
+    click.echo(f"deactivated {user_id}")
+
+
+@user.command("reset-password")
+@click.argument("user_id")
+@DIR_OPTION
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def user_reset_password(user_id: str, directory: Path, password: str) -> None:
+    """Set a new password and log out every device of the account."""
+    from homeserver.admin import ops
+
+    _run_with_services(directory, lambda s: ops.reset_password(s, user_id, password))
+    click.echo(f"password of {user_id} reset; all its devices were logged out")
+
+
+# ---------------------------------------------------------------------- rooms
+
+
+@main.group()
+def room() -> None:
+    """Inspect rooms."""
+
+
+@room.command("list")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def room_list(directory: Path, as_json: bool) -> None:
+    """List the rooms this node knows."""
+    from homeserver.admin import ops
+
+    rooms = _run_with_services(directory, ops.list_rooms)
+    if as_json:
+        click.echo(json.dumps(rooms, ensure_ascii=False, indent=2))
+        return
+    for entry in rooms:
+        click.echo(f"{entry['room_id']}\t{entry['joined_members']}\t{entry['name'] or ''}")
+
+
+@room.command("show")
+@click.argument("room_id")
+@DIR_OPTION
+def room_show(room_id: str, directory: Path) -> None:
+    """Show a room's version, members and current state as JSON."""
+    from homeserver.admin import ops
+
+    details = _run_with_services(directory, lambda s: ops.room_details(s, room_id))
+    click.echo(json.dumps(details, ensure_ascii=False, indent=2))
+
+
+# ---------------------------------------------------------------------- keys
 
 
 @main.group()
@@ -33,7 +239,7 @@ def key() -> None:
 def key_generate(out: Path, version: str | None) -> None:
     """Write a new ed25519 signing key to OUT."""
     if out.exists():
-        raise click.ClickException(f"{out} exists; refusing to overwrite a signing key")
+        _fail(f"{out} exists; refusing to overwrite a signing key")
     try:
         new_key = signing.generate_signing_key(version)
     except KeyFormatError as e:
@@ -58,6 +264,9 @@ def key_show(path: Path) -> None:
         click.echo(f"{loaded.key_id} {loaded.public_key_base64}")
 
 
+# ---------------------------------------------------------------------- benchmarks
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks that print figures."""
@@ -74,4 +283,4 @@ def bench_engine(seconds: float, repeat: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

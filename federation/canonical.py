@@ -30,6 +30,30 @@ def encode_canonical_json(value: Any) -> bytes:
         raise CanonicalJSONError(f"cannot encode as canonical JSON: {e}") from e
 
 
+def check_json_value(value: Any, path: str = "") -> None:
+    """Raise :class:`CanonicalJSONError` if ``value`` holds anything Matrix JSON forbids.
+
+    For values built in memory (a client's event content): floats, integers out of range,
+    non-string keys and types that are not JSON.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        _check_int(value, f"{path or 'value'}={value}")
+    elif isinstance(value, float):
+        raise CanonicalJSONError(f"floats are not allowed in Matrix JSON: {path or 'value'}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalJSONError(f"object keys must be strings: {path}")
+            check_json_value(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json_value(item, f"{path}[{index}]")
+    else:
+        raise CanonicalJSONError(f"not a JSON value: {type(value).__name__} at {path}")
+
+
 def _reject_float(text: str) -> Any:
     raise CanonicalJSONError(f"floats are not allowed in Matrix JSON: {text}")
 

@@ -84,3 +84,17 @@ def test_round_trip(value: object) -> None:
     encoded = encode_canonical_json(value)
     assert parse_json(encoded) == value
     assert encode_canonical_json(json.loads(encoded)) == encoded
+
+
+def test_check_json_value() -> None:
+    from federation.canonical import check_json_value
+
+    check_json_value({"a": [1, "x", None, True, {"b": MAX_INT}]})
+    with pytest.raises(CanonicalJSONError, match="floats are not allowed in Matrix JSON: a.b"):
+        check_json_value({"a": {"b": 1.0}})
+    with pytest.raises(CanonicalJSONError, match="out of range"):
+        check_json_value({"a": [MAX_INT + 1]})
+    with pytest.raises(CanonicalJSONError, match="keys must be strings"):
+        check_json_value({1: 2})
+    with pytest.raises(CanonicalJSONError, match="not a JSON value: set"):
+        check_json_value({"a": {1}})

@@ -1,0 +1,206 @@
+"""Accounts: registration, login, access tokens, devices, passwords, deactivation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from federation.identifiers import is_valid_localpart
+from homeserver.accounts.passwords import Passwords
+from homeserver.clock import Clock
+from homeserver.errors import MatrixError, forbidden, unknown_token
+from homeserver.storage import accounts as store
+from homeserver.storage.database import Database
+
+TOKEN_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who made a request: the user and device its access token belongs to."""
+
+    user_id: str
+    device_id: str
+    is_admin: bool = False
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def new_device_id() -> str:
+    return "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(10))
+
+
+class AccountService:
+    def __init__(
+        self,
+        db: Database,
+        server_name: str,
+        clock: Clock,
+        passwords: Passwords,
+        admin_localparts: tuple[str, ...] = (),
+    ) -> None:
+        self.db = db
+        self.server_name = server_name
+        self.clock = clock
+        self.passwords = passwords
+        self._admins = {f"@{lp}:{server_name}" for lp in admin_localparts}
+        #: token hash -> (requester, when cached); entries live briefly so that changes made
+        #: by another process (the ``kairan`` command) take effect within seconds.
+        self._token_cache: dict[bytes, tuple[Requester, float]] = {}
+
+    def user_id(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+    def is_local(self, user_id: str) -> bool:
+        return user_id.endswith(":" + self.server_name)
+
+    # ------------------------------------------------------------- accounts
+
+    def check_localpart(self, localpart: str) -> None:
+        if not localpart or not is_valid_localpart(localpart):
+            raise MatrixError(
+                400, "M_INVALID_USERNAME",
+                "User ID may only contain a-z, 0-9, and . _ = - / +",
+            )  # fmt: skip
+        if len(self.user_id(localpart).encode()) > 255:
+            raise MatrixError(400, "M_INVALID_USERNAME", "User ID is longer than 255 bytes")
+
+    async def username_available(self, localpart: str) -> bool:
+        self.check_localpart(localpart)
+        async with self.db.read() as conn:
+            return await store.get_user(conn, self.user_id(localpart)) is None
+
+    async def create_user(
+        self,
+        localpart: str,
+        password: str | None,
+        *,
+        admin: bool = False,
+        displayname: str | None = None,
+    ) -> str:
+        self.check_localpart(localpart)
+        user_id = self.user_id(localpart)
+        password_hash = await self.passwords.hash(password) if password else None
+        async with self.db.write() as conn:
+            if await store.get_user(conn, user_id) is not None:
+                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+            await store.insert_user(
+                conn,
+                user_id,
+                password_hash,
+                self.clock.now_ms(),
+                is_admin=admin,
+                displayname=displayname if displayname is not None else localpart,
+            )
+        return user_id
+
+    async def get_user(self, user_id: str) -> store.User | None:
+        async with self.db.read() as conn:
+            return await store.get_user(conn, user_id)
+
+    async def set_password(
+        self, user_id: str, password: str, *, logout_devices: bool, keep_device: str | None
+    ) -> None:
+        """Change the password; with ``logout_devices`` every other device is logged out."""
+        password_hash = await self.passwords.hash(password)
+        async with self.db.write() as conn:
+            await store.update_user(conn, user_id, password_hash=password_hash)
+            if logout_devices:
+                await store.delete_tokens_of_user(conn, user_id, except_device=keep_device)
+        if logout_devices:
+            self._drop_cached_tokens(user_id, except_device=keep_device)
+
+    def random_suffix(self) -> str:
+        return secrets.token_hex(5)
+
+    async def deactivate(self, user_id: str) -> None:
+        async with self.db.write() as conn:
+            await store.update_user(conn, user_id, deactivated=True, password_hash=None)
+            await store.delete_tokens_of_user(conn, user_id)
+        self._drop_cached_tokens(user_id)
+
+    async def set_admin(self, user_id: str, admin: bool) -> None:
+        async with self.db.write() as conn:
+            await store.update_user(conn, user_id, is_admin=admin)
+        self._drop_cached_tokens(user_id)
+
+    def _drop_cached_tokens(self, user_id: str, except_device: str | None = None) -> None:
+        for key, (requester, _) in list(self._token_cache.items()):
+            if requester.user_id == user_id and requester.device_id != except_device:
+                del self._token_cache[key]
+
+    def _drop_device_tokens(self, user_id: str, device_id: str) -> None:
+        for key, (requester, _) in list(self._token_cache.items()):
+            if requester.user_id == user_id and requester.device_id == device_id:
+                del self._token_cache[key]
+
+    # ------------------------------------------------------------- login and tokens
+
+    async def check_password(self, user_id: str, password: str) -> bool:
+        user = await self.get_user(user_id)
+        if user is None or user.deactivated:
+            # Spend the same time as a real check, so timing does not reveal accounts.
+            await self.passwords.verify(None, password)
+            return False
+        return await self.passwords.verify(user.password_hash, password)
+
+    async def login(
+        self,
+        user_id: str,
+        device_id: str | None,
+        display_name: str | None,
+        ip: str | None,
+    ) -> tuple[str, str]:
+        """A new access token for ``user_id`` on ``device_id`` (created if new)."""
+        device_id = device_id or new_device_id()
+        token = "kai_" + secrets.token_urlsafe(32)
+        now = self.clock.now_ms()
+        async with self.db.write() as conn:
+            await store.upsert_device(conn, user_id, device_id, display_name, now, ip)
+            await store.insert_token(conn, _token_hash(token), user_id, device_id, now)
+        return token, device_id
+
+    async def authenticate(self, token: str) -> Requester:
+        key = _token_hash(token)
+        cached = self._token_cache.get(key)
+        now = self.clock.monotonic()
+        if cached is not None and now - cached[1] < TOKEN_CACHE_SECONDS:
+            return cached[0]
+        async with self.db.read() as conn:
+            found = await store.lookup_token(conn, key)
+            user = await store.get_user(conn, found[0]) if found else None
+        if found is None or user is None or user.deactivated:
+            raise unknown_token()
+        requester = Requester(found[0], found[1], user.is_admin or found[0] in self._admins)
+        if len(self._token_cache) > 100_000:
+            self._token_cache.clear()
+        self._token_cache[key] = (requester, now)
+        return requester
+
+    async def logout(self, token: str) -> None:
+        key = _token_hash(token)
+        requester = await self.authenticate(token)
+        async with self.db.write() as conn:
+            await store.delete_device(conn, requester.user_id, requester.device_id)
+        self._token_cache.pop(key, None)
+        self._drop_device_tokens(requester.user_id, requester.device_id)
+
+    async def logout_all(self, user_id: str) -> None:
+        async with self.db.write() as conn:
+            for device in await store.get_devices(conn, user_id):
+                await store.delete_device(conn, user_id, device.device_id)
+        self._drop_cached_tokens(user_id)
+
+    async def delete_device(self, user_id: str, device_id: str) -> None:
+        async with self.db.write() as conn:
+            if await store.get_device(conn, user_id, device_id) is None:
+                raise MatrixError(404, "M_NOT_FOUND", "Unknown device")
+            await store.delete_device(conn, user_id, device_id)
+        self._drop_device_tokens(user_id, device_id)
+
+    def require_admin(self, requester: Requester) -> None:
+        if not requester.is_admin:
+            raise forbidden("You are not a server admin")

@@ -1,0 +1,173 @@
+"""The composition root: builds storage and services, wires the HTTP routes, runs the node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from federation.errors import KeyFormatError
+from federation.signing import SigningKey, load_signing_keys
+from homeserver.accounts.passwords import Passwords
+from homeserver.accounts.service import AccountService
+from homeserver.accounts.uia import UIA
+from homeserver.client_api import account, discovery, profile, rooms, sync
+from homeserver.clock import Clock
+from homeserver.config import Config, ConfigError
+from homeserver.directory import DirectoryService
+from homeserver.http import Handler, RateLimiter, error_middleware
+from homeserver.notifier import Notifier
+from homeserver.rooms.handler import RoomHandler
+from homeserver.rooms.history import HistoryService
+from homeserver.rooms.service import RoomService
+from homeserver.services import SERVICES, Services
+from homeserver.storage.database import Database, open_database
+from homeserver.storage.state import StateStore
+from homeserver.sync.service import SyncService
+from homeserver.sync.typing import TypingService
+from homeserver.userdata import UserDataService
+
+log = logging.getLogger(__name__)
+
+ROUTE_MODULES = [discovery, account, rooms, sync, profile]
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
+
+
+def load_key(config: Config) -> SigningKey:
+    try:
+        text = config.signing_key_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"signing key {config.signing_key_path} is missing (run 'kairan init' or restore it)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read signing key {config.signing_key_path}: {e.strerror}") from e
+    try:
+        return load_signing_keys(text)[0]
+    except KeyFormatError as e:
+        raise ConfigError(f"signing key {config.signing_key_path}: {e}") from e
+
+
+async def build_services(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    fast_passwords: bool = False,
+) -> Services:
+    clock = clock or Clock()
+    key = load_key(config)
+    db = database or await open_database(config.database)
+    state_store = StateStore()
+    async with db.read() as conn:
+        await state_store.load(conn)
+    notifier = Notifier()
+    accounts = AccountService(
+        db, config.server_name, clock, Passwords(fast=fast_passwords), config.admins
+    )
+    room_service = RoomService(db, state_store, notifier, clock, config.server_name, key)
+    history = HistoryService(room_service, clock)
+    typing = TypingService()
+
+    def typing_changed(room_id: str) -> None:
+        cached = room_service._rooms.get(room_id)
+        if cached is not None:
+            notifier.notify(cached.interested())
+
+    typing.on_change = typing_changed
+    return Services(
+        config=config,
+        db=db,
+        clock=clock,
+        signing_key=key,
+        notifier=notifier,
+        state_store=state_store,
+        accounts=accounts,
+        uia=UIA(),
+        rooms=room_service,
+        handler=RoomHandler(room_service, accounts),
+        history=history,
+        typing=typing,
+        userdata=UserDataService(db, room_service, notifier, clock),
+        sync=SyncService(room_service, history, typing, notifier, clock),
+        directory=DirectoryService(room_service, accounts),
+        rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
+    )
+
+
+def _rate_limit_middleware(services: Services) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in ("POST", "PUT", "DELETE") and request.path.startswith(
+            "/_matrix/client"
+        ):
+            header = request.headers.get("Authorization", "")
+            services.rate_limiter.check(header[-16:] if header else f"ip:{request.remote}")
+        return await handler(request)
+
+    return middleware
+
+
+def make_app(services: Services) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, _rate_limit_middleware(services)],
+        client_max_size=MAX_REQUEST_BYTES,
+    )
+    app[SERVICES] = services
+    for module in ROUTE_MODULES:
+        app.router.add_routes(module.routes)
+    return app
+
+
+async def close_services(services: Services) -> None:
+    services.typing.close()
+    await services.db.close()
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    listener = config.listener
+    if listener.tls_certificate is None or listener.tls_private_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(listener.tls_certificate, listener.tls_private_key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"cannot load TLS certificate/key: {e}") from e
+    return context
+
+
+async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    """Run the node until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
+    tls = ssl_context(config)
+    services = await build_services(config)
+    app = make_app(services)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        await close_services(services)
+        raise ConfigError(
+            f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
+        ) from e
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scheme = "https" if tls else "http"
+    log.info(
+        "Kairan %s listening on %s://%s:%d",
+        config.server_name, scheme, config.listener.host, config.listener.port,
+    )  # fmt: skip
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await close_services(services)

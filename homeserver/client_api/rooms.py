@@ -1,0 +1,396 @@
+"""Rooms: create, membership, send, state, redact, members, history, aliases, directory."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from homeserver.client_api.common import requester, services
+from homeserver.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.http import json_response, optional_string, query_int, read_json, required_string
+from homeserver.storage import rooms as room_store
+
+routes = web.RouteTableDef()
+R = "/_matrix/client/v3/rooms/{room_id}"
+
+
+@routes.post("/_matrix/client/v3/createRoom")
+async def create_room(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    room_id, alias = await svc.handler.create_room(who.user_id, body)
+    response: dict[str, Any] = {"room_id": room_id}
+    if alias:
+        response["room_alias"] = alias
+    return json_response(response)
+
+
+@routes.post("/_matrix/client/v3/join/{room_id_or_alias}")
+@routes.post(R + "/join")
+async def join(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    target = request.match_info.get("room_id_or_alias") or request.match_info["room_id"]
+    room_id = await svc.handler.join(who.user_id, target, optional_string(body, "reason"))
+    return json_response({"room_id": room_id})
+
+
+@routes.post(R + "/invite")
+async def invite(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.handler.invite(
+        who.user_id,
+        request.match_info["room_id"],
+        required_string(body, "user_id"),
+        reason=optional_string(body, "reason"),
+    )
+    return json_response({})
+
+
+@routes.post(R + "/leave")
+async def leave(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    await svc.handler.leave(
+        who.user_id, request.match_info["room_id"], optional_string(body, "reason")
+    )
+    return json_response({})
+
+
+@routes.post(R + "/forget")
+async def forget(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    await svc.handler.forget(who.user_id, request.match_info["room_id"])
+    return json_response({})
+
+
+async def _membership_action(request: web.Request, action: str) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.handler.set_membership(
+        who.user_id,
+        request.match_info["room_id"],
+        required_string(body, "user_id"),
+        action,
+        optional_string(body, "reason"),
+    )
+    return json_response({})
+
+
+@routes.post(R + "/kick")
+async def kick(request: web.Request) -> web.Response:
+    return await _membership_action(request, "kick")
+
+
+@routes.post(R + "/ban")
+async def ban(request: web.Request) -> web.Response:
+    return await _membership_action(request, "ban")
+
+
+@routes.post(R + "/unban")
+async def unban(request: web.Request) -> web.Response:
+    return await _membership_action(request, "unban")
+
+
+@routes.put(R + "/send/{event_type}/{txn_id}")
+async def send(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True, limit=65_536)
+    event_id = await svc.handler.send_message(
+        who.user_id,
+        who.device_id,
+        request.match_info["room_id"],
+        request.match_info["event_type"],
+        body,
+        request.match_info["txn_id"],
+    )
+    return json_response({"event_id": event_id})
+
+
+@routes.put(R + "/state/{event_type}")
+@routes.put(R + "/state/{event_type}/{state_key}")
+async def put_state(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True, limit=65_536)
+    event_id = await svc.handler.send_state(
+        who.user_id,
+        request.match_info["room_id"],
+        request.match_info["event_type"],
+        request.match_info.get("state_key", ""),
+        body,
+    )
+    return json_response({"event_id": event_id})
+
+
+@routes.get(R + "/state/{event_type}")
+@routes.get(R + "/state/{event_type}/{state_key}")
+async def get_state_event(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
+    if room.members.get(who.user_id) != "join":
+        raise forbidden("You are not joined to this room")
+    event = await svc.rooms.state_event(
+        room.room_id, request.match_info["event_type"], request.match_info.get("state_key", "")
+    )
+    if event is None:
+        raise not_found("Event not found")
+    if request.query.get("format") == "event":
+        return json_response((await svc.history.serialize([event], None))[0])
+    return json_response(event.pdu.get("content", {}))
+
+
+@routes.get(R + "/state")
+async def get_state(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
+    if room.members.get(who.user_id) != "join":
+        raise forbidden("You are not joined to this room")
+    events = await svc.rooms.current_state_events(room.room_id)
+    return json_response(await svc.history.serialize(events, None))
+
+
+@routes.get(R + "/members")
+async def members(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
+    if room.members.get(who.user_id) != "join":
+        raise forbidden("You are not joined to this room")
+    membership = request.query.get("membership")
+    not_membership = request.query.get("not_membership")
+    ids = [
+        event_id
+        for (event_type, user), event_id in room.state.items()
+        if event_type == "m.room.member"
+        and (membership is None or room.members.get(user) == membership)
+        and (not_membership is None or room.members.get(user) != not_membership)
+    ]
+    found = await svc.rooms.get_events(ids)
+    return json_response(
+        {"chunk": await svc.history.serialize([found[i] for i in ids if i in found], None)}
+    )
+
+
+@routes.get(R + "/joined_members")
+async def joined_members(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    room = await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
+    joined: dict[str, Any] = {}
+    ids = [
+        room.state[("m.room.member", u)]
+        for u in room.joined()
+        if ("m.room.member", u) in room.state
+    ]
+    for event in (await svc.rooms.get_events(ids)).values():
+        content = event.pdu.get("content", {})
+        joined[event.state_key or ""] = {
+            "display_name": content.get("displayname"),
+            "avatar_url": content.get("avatar_url"),
+        }
+    return json_response({"joined": joined})
+
+
+@routes.get("/_matrix/client/v3/joined_rooms")
+async def joined_rooms(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    async with svc.db.read() as conn:
+        found = await room_store.memberships_of_user(conn, who.user_id, ["join"])
+    return json_response({"joined_rooms": sorted(m.room_id for m in found)})
+
+
+def _parse_filter(request: web.Request) -> dict[str, Any]:
+    raw = request.query.get("filter")
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise bad_json("filter is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise bad_json("filter must be a JSON object")
+    return parsed
+
+
+@routes.get(R + "/messages")
+async def messages(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    direction = request.query.get("dir", "b")
+    if direction not in ("b", "f"):
+        raise MatrixError(400, "M_INVALID_PARAM", "dir must be 'b' or 'f'")
+    return json_response(
+        await svc.history.messages(
+            who.user_id,
+            who.device_id,
+            request.match_info["room_id"],
+            from_token=request.query.get("from"),
+            to_token=request.query.get("to"),
+            backwards=direction == "b",
+            limit=query_int(request, "limit", 10, minimum=1, maximum=1000),
+            event_filter=_parse_filter(request),
+        )
+    )
+
+
+@routes.get(R + "/context/{event_id}")
+async def context(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    return json_response(
+        await svc.history.context(
+            who.user_id,
+            who.device_id,
+            request.match_info["room_id"],
+            request.match_info["event_id"],
+            query_int(request, "limit", 10, minimum=0, maximum=100),
+        )
+    )
+
+
+@routes.get(R + "/event/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
+    event = await svc.rooms.get_event(request.match_info["event_id"])
+    if (
+        event is None
+        or event.room_id != room.room_id
+        or not await svc.history.visible(who.user_id, room, [event])
+    ):
+        raise not_found("Event not found")
+    return json_response((await svc.history.serialize([event], (who.user_id, who.device_id)))[0])
+
+
+@routes.put(R + "/redact/{event_id}/{txn_id}")
+async def redact(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    event_id = await svc.handler.redact(
+        who.user_id,
+        who.device_id,
+        request.match_info["room_id"],
+        request.match_info["event_id"],
+        optional_string(body, "reason"),
+        request.match_info["txn_id"],
+    )
+    return json_response({"event_id": event_id})
+
+
+# ------------------------------------------------------------------ aliases and directory
+
+
+@routes.get("/_matrix/client/v3/directory/room/{alias}")
+async def get_alias(request: web.Request) -> web.Response:
+    svc = services(request)
+    alias = request.match_info["alias"]
+    async with svc.db.read() as conn:
+        room_id = await room_store.get_alias(conn, alias)
+    if room_id is None:
+        raise not_found(f"Room alias {alias} not found")
+    return json_response({"room_id": room_id, "servers": [svc.config.server_name]})
+
+
+@routes.put("/_matrix/client/v3/directory/room/{alias}")
+async def put_alias(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    alias = request.match_info["alias"]
+    body = await read_json(request)
+    room_id = required_string(body, "room_id")
+    if not alias.startswith("#") or not alias.endswith(":" + svc.config.server_name):
+        raise MatrixError(400, "M_INVALID_PARAM", "Aliases must be local to this server")
+    await svc.rooms.require_joined(room_id, who.user_id)
+    async with svc.db.write() as conn:
+        if await room_store.get_alias(conn, alias) is not None:
+            raise MatrixError(409, "M_UNKNOWN", "Room alias already exists")
+        await room_store.insert_alias(conn, alias, room_id, who.user_id)
+    return json_response({})
+
+
+@routes.delete("/_matrix/client/v3/directory/room/{alias}")
+async def delete_alias(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    alias = request.match_info["alias"]
+    async with svc.db.write() as conn:
+        creator = await room_store.alias_creator(conn, alias)
+        if creator is None:
+            raise not_found(f"Room alias {alias} not found")
+        if creator != who.user_id and not who.is_admin:
+            raise forbidden("You may only delete aliases you created")
+        await room_store.delete_alias(conn, alias)
+    return json_response({})
+
+
+@routes.get(R + "/aliases")
+async def room_aliases(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
+    async with svc.db.read() as conn:
+        aliases = await room_store.aliases_of_room(conn, request.match_info["room_id"])
+    return json_response({"aliases": aliases})
+
+
+@routes.get("/_matrix/client/v3/directory/list/room/{room_id}")
+async def get_visibility(request: web.Request) -> web.Response:
+    svc = services(request)
+    async with svc.db.read() as conn:
+        room = await room_store.get_room(conn, request.match_info["room_id"])
+    if room is None:
+        raise not_found("Unknown room")
+    return json_response({"visibility": "public" if room.is_public else "private"})
+
+
+@routes.put("/_matrix/client/v3/directory/list/room/{room_id}")
+async def set_visibility(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    visibility = body.get("visibility")
+    if visibility not in ("public", "private"):
+        raise bad_json("visibility must be 'public' or 'private'")
+    room = await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
+    await svc.handler.check_state_power(who.user_id, room, "m.room.canonical_alias")
+    async with svc.db.write() as conn:
+        await room_store.set_room_public(conn, room.room_id, visibility == "public")
+    return json_response({})
+
+
+@routes.get("/_matrix/client/v3/publicRooms")
+@routes.post("/_matrix/client/v3/publicRooms")
+async def public_rooms(request: web.Request) -> web.Response:
+    svc = services(request)
+    body = await read_json(request, allow_empty=True) if request.method == "POST" else {}
+    if request.method == "POST":
+        await requester(request)
+    search = ""
+    room_filter = body.get("filter")
+    if isinstance(room_filter, dict) and isinstance(room_filter.get("generic_search_term"), str):
+        search = room_filter["generic_search_term"]
+    limit = (
+        body.get("limit")
+        if request.method == "POST"
+        else query_int(request, "limit", 100, minimum=1)
+    )
+    since = body.get("since") if request.method == "POST" else request.query.get("since")
+    return json_response(
+        await svc.directory.public_rooms(search, limit if isinstance(limit, int) else 100, since)
+    )

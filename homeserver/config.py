@@ -1,0 +1,274 @@
+"""The node's configuration: a YAML file read once into frozen dataclasses.
+
+Every problem with the file is a :class:`ConfigError` with a one-line message; the
+command line prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federation.identifiers import InvalidIdentifier, split_server_name
+
+DEFAULT_PORT = 8008
+CONFIG_FILE = "kairan.yaml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    host: str
+    port: int
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``per_second`` sustained, bursts of ``burst``."""
+
+    per_second: float = 10.0
+    burst: int = 50
+
+
+@dataclass(frozen=True)
+class Config:
+    server_name: str
+    directory: Path
+    listener: Listener
+    database: str
+    signing_key_path: Path
+    media_path: Path
+    max_upload_bytes: int = 50 * 1024 * 1024
+    enable_registration: bool = False
+    registration_requires_token: bool = True
+    public_baseurl: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    #: Accounts with these localparts are admins (besides those flagged in the database).
+    admins: tuple[str, ...] = ()
+    #: Extra settings for tests, never written by ``kairan init``.
+    testing: bool = False
+
+    @property
+    def base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        scheme = "https" if self.listener.tls_certificate else "http"
+        return f"{scheme}://{self.server_name}"
+
+
+def default_listener(server_name: str) -> Listener:
+    """The listener a server name implies: its port (8008 without one), its host when local."""
+    host, port = split_server_name(server_name)
+    bind = host.strip("[]")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        bind = "127.0.0.1" if bind == "localhost" else "0.0.0.0"
+    return Listener(bind, port or DEFAULT_PORT)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _size(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:].upper() in _SIZE_SUFFIXES:
+        return int(value[:-1]) * _SIZE_SUFFIXES[value[-1].upper()]
+    raise ConfigError(f"{name} must be a size such as 50M, got {value!r}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{name} must be {names}, got {value!r}")
+    return value
+
+
+_KNOWN_KEYS = {
+    "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
+    "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
+    "rate_limit", "admins", "testing",
+}  # fmt: skip
+
+
+def parse_config(raw: Any, directory: Path) -> Config:
+    """Validate a parsed YAML document; relative paths are relative to ``directory``."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a YAML mapping")
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+    server_name = _expect(raw.get("server_name"), str, "server_name")
+    try:
+        listener = default_listener(server_name)
+    except InvalidIdentifier as e:
+        raise ConfigError(str(e)) from e
+
+    def path(value: Any, name: str) -> Path:
+        p = Path(_expect(value, str, name)).expanduser()
+        return p if p.is_absolute() else directory / p
+
+    listen = _expect(raw.get("listen", {}), dict, "listen")
+    host = _expect(listen.get("host", listener.host), str, "listen.host")
+    port = _expect(listen.get("port", listener.port), int, "listen.port")
+    if not 0 < port < 65536:
+        raise ConfigError(f"listen.port must be 1-65535, got {port}")
+    tls = _expect(raw.get("tls") or {}, dict, "tls")
+    cert = path(tls["certificate"], "tls.certificate") if tls.get("certificate") else None
+    key = path(tls["private_key"], "tls.private_key") if tls.get("private_key") else None
+    if (cert is None) != (key is None):
+        raise ConfigError("tls needs both certificate and private_key")
+    metrics_raw = _expect(raw.get("metrics") or {}, dict, "metrics")
+    metrics = Metrics(
+        enabled=_expect(metrics_raw.get("enabled", False), bool, "metrics.enabled"),
+        host=_expect(metrics_raw.get("host", "127.0.0.1"), str, "metrics.host"),
+        port=_expect(metrics_raw.get("port", 9108), int, "metrics.port"),
+    )
+    rate_raw = _expect(raw.get("rate_limit") or {}, dict, "rate_limit")
+    rate = RateLimit(
+        per_second=float(
+            _expect(rate_raw.get("per_second", 10), (int, float), "rate_limit.per_second")
+        ),
+        burst=_expect(rate_raw.get("burst", 50), int, "rate_limit.burst"),
+    )
+    database = raw.get("database") or sqlite_url(directory / "kairan.db")
+    _expect(database, str, "database")
+    if not database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+        )
+    admins = raw.get("admins") or []
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise ConfigError("admins must be a list of user localparts")
+    return Config(
+        server_name=server_name,
+        directory=directory,
+        listener=Listener(host, port, cert, key),
+        database=database,
+        signing_key_path=path(raw.get("signing_key_path", "signing.key"), "signing_key_path"),
+        media_path=path(raw.get("media_path", "media"), "media_path"),
+        max_upload_bytes=_size(raw.get("max_upload_size", "50M"), "max_upload_size"),
+        enable_registration=_expect(
+            raw.get("enable_registration", False), bool, "enable_registration"
+        ),
+        registration_requires_token=_expect(
+            raw.get("registration_requires_token", True), bool, "registration_requires_token"
+        ),
+        public_baseurl=raw.get("public_baseurl"),
+        metrics=metrics,
+        rate_limit=rate,
+        admins=tuple(admins),
+        testing=bool(raw.get("testing", False)),
+    )
+
+
+def load_config(directory: Path) -> Config:
+    """Read ``DIRECTORY/kairan.yaml``."""
+    path = directory / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run 'kairan init' first") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+    try:
+        return parse_config(raw, directory.resolve())
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
+
+
+TEMPLATE = """\
+# Kairan node configuration.  Paths are relative to this file's directory.
+
+# The name other servers and users know this node by; user IDs end in it
+# (@yamada:{server_name}).  It cannot change once users and rooms exist.
+server_name: "{server_name}"
+
+# Where the node listens.  By default: the host and port of the server name,
+# or port 8008 when the name has none.
+listen:
+  host: "{host}"
+  port: {port}
+
+# Storage.  Default: an embedded SQLite file.  For production use PostgreSQL:
+#   database: "postgresql+asyncpg://kairan@127.0.0.1/kairan"
+database: "{database}"
+
+# The ed25519 key that signs this node's events (keep it secret and backed up).
+signing_key_path: "signing.key"
+
+# Uploaded files and their thumbnails.
+media_path: "media"
+max_upload_size: "50M"
+
+# Open registration: anyone who can reach the node can create an account.
+# Off by default; registration tokens (admin API) work either way.
+enable_registration: {enable_registration}
+registration_requires_token: {requires_token}
+{tls}
+# Prometheus metrics on a separate listener (off by default).
+metrics:
+  enabled: false
+  host: "127.0.0.1"
+  port: 9108
+
+# Requests per second per user (or per IP when not logged in), and the burst allowed.
+rate_limit:
+  per_second: 10
+  burst: 50
+
+# Localparts of accounts that may use the admin API.
+admins: []
+"""
+
+
+def render_config(
+    server_name: str,
+    directory: Path,
+    *,
+    enable_registration: bool = False,
+    tls: tuple[str, str] | None = None,
+) -> str:
+    listener = default_listener(server_name)
+    tls_text = (
+        f'\n# TLS for the listener.\ntls:\n  certificate: "{tls[0]}"\n  private_key: "{tls[1]}"\n'
+        if tls
+        else "\n# TLS for the listener (PEM files):\n# tls:\n#   certificate: tls.crt\n#   private_key: tls.key\n"
+    )
+    return TEMPLATE.format(
+        server_name=server_name,
+        host=listener.host,
+        port=listener.port,
+        database=sqlite_url(directory.resolve() / "kairan.db"),
+        enable_registration=str(enable_registration).lower(),
+        requires_token=str(not enable_registration).lower(),
+        tls=tls_text,
+    )

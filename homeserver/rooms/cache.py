@@ -1,0 +1,55 @@
+"""In-memory caches of events and of each room's current state (the database is the truth)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from federation.room_versions import RoomVersion
+from homeserver.storage.events import StoredEvent
+
+StateKey = tuple[str, str]
+
+
+class EventCache:
+    def __init__(self, size: int = 50_000) -> None:
+        self._events: OrderedDict[str, StoredEvent] = OrderedDict()
+        self._size = size
+
+    def get(self, event_id: str) -> StoredEvent | None:
+        found = self._events.get(event_id)
+        if found is not None:
+            self._events.move_to_end(event_id)
+        return found
+
+    def put(self, event: StoredEvent) -> None:
+        self._events[event.event_id] = event
+        self._events.move_to_end(event.event_id)
+        while len(self._events) > self._size:
+            self._events.popitem(last=False)
+
+    def invalidate(self, event_id: str) -> None:
+        self._events.pop(event_id, None)
+
+
+@dataclass
+class RoomCache:
+    """A room's current state, forward extremities and depth, and the lock for sending."""
+
+    room_id: str
+    version: RoomVersion
+    state: dict[StateKey, str]
+    state_group: int | None
+    extremities: list[str]
+    depth: int
+    #: user ID -> current membership (join, invite, leave, ban, knock)
+    members: dict[str, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def joined(self) -> list[str]:
+        return [u for u, m in self.members.items() if m == "join"]
+
+    def interested(self) -> set[str]:
+        """Users to wake for a new event: joined and invited members."""
+        return {u for u, m in self.members.items() if m in ("join", "invite", "knock")}

@@ -1,0 +1,353 @@
+"""Room operations as the Client-Server API offers them: create, join, invite, leave, kick,
+ban, send, state, redact.  Authorization itself is the engine's auth rules, applied by
+:class:`RoomService` to every event; this layer adds the checks the spec asks of a server
+beyond them (e.g. who may redact what) and the presets of ``/createRoom``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation import auth as engine_auth
+from federation import room_versions
+from federation.canonical import check_json_value
+from federation.errors import CanonicalJSONError, UnsupportedRoomVersion
+from federation.identifiers import is_valid_user_id
+from homeserver.accounts.service import AccountService
+from homeserver.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.service import RoomService
+from homeserver.storage import rooms as room_store
+
+PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
+
+
+def _check_content(content: Any) -> dict[str, Any]:
+    if not isinstance(content, dict):
+        raise bad_json("Event content must be a JSON object")
+    try:
+        check_json_value(content)
+    except CanonicalJSONError as e:
+        raise bad_json(f"Invalid event content: {e}") from e
+    return content
+
+
+class RoomHandler:
+    def __init__(self, rooms: RoomService, accounts: AccountService) -> None:
+        self.rooms = rooms
+        self.accounts = accounts
+        self.server_name = rooms.server_name
+
+    # ------------------------------------------------------------- create
+
+    async def create_room(self, user_id: str, body: dict[str, Any]) -> tuple[str, str | None]:
+        version_id = body.get("room_version", room_versions.DEFAULT_ROOM_VERSION)
+        try:
+            version = room_versions.get(version_id)
+        except UnsupportedRoomVersion:
+            raise MatrixError(
+                400, "M_UNSUPPORTED_ROOM_VERSION", f"Room version {version_id!r} is not supported"
+            ) from None
+        visibility = body.get("visibility", "private")
+        if visibility not in ("public", "private"):
+            raise bad_json("visibility must be 'public' or 'private'")
+        preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
+        if preset not in PRESETS:
+            raise bad_json(f"preset must be one of {', '.join(PRESETS)}")
+        creation_content = _check_content(body.get("creation_content", {}))
+        invites = body.get("invite", [])
+        if not isinstance(invites, list) or not all(is_valid_user_id(u) for u in invites):
+            raise bad_json("invite must be a list of user IDs")
+        initial_state = body.get("initial_state", [])
+        if not isinstance(initial_state, list):
+            raise bad_json("initial_state must be a list")
+        alias = None
+        alias_name = body.get("room_alias_name")
+        if alias_name is not None:
+            if (
+                not isinstance(alias_name, str)
+                or not alias_name
+                or ":" in alias_name
+                or " " in alias_name
+            ):
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid room_alias_name")
+            alias = f"#{alias_name}:{self.server_name}"
+            async with self.rooms.db.read() as conn:
+                if await room_store.get_alias(conn, alias) is not None:
+                    raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
+        is_direct = body.get("is_direct") is True
+
+        creators = {user_id}
+        if version.creators_have_infinite_power:
+            extra = creation_content.get("additional_creators", [])
+            if isinstance(extra, list):
+                creators.update(u for u in extra if isinstance(u, str))
+        power = self._power_levels(version, user_id, creators, preset, invites)
+        override = body.get("power_level_content_override")
+        if override is not None:
+            power.update(_check_content(override))
+
+        then: list[tuple[str, str | None, dict[str, Any]]] = [("m.room.power_levels", "", power)]
+        if alias:
+            then.append(("m.room.canonical_alias", "", {"alias": alias}))
+        join_rule = "public" if preset == "public_chat" else "invite"
+        preset_state = {
+            ("m.room.join_rules", ""): {"join_rule": join_rule},
+            ("m.room.history_visibility", ""): {"history_visibility": "shared"},
+        }
+        if preset != "public_chat":
+            preset_state[("m.room.guest_access", "")] = {"guest_access": "can_join"}
+        for item in initial_state:
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                raise bad_json("initial_state entries need a type")
+            key = (item["type"], item.get("state_key", ""))
+            if not isinstance(key[1], str):
+                raise bad_json("initial_state state_key must be a string")
+            preset_state[key] = _check_content(item.get("content", {}))
+        then.extend((t, k, c) for (t, k), c in preset_state.items())
+        for event_type, key_name, field in (
+            ("m.room.name", "name", "name"),
+            ("m.room.topic", "topic", "topic"),
+        ):
+            value = body.get(key_name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise bad_json(f"{key_name} must be a string")
+                then.append((event_type, "", {field: value}))
+        room_id = await self.rooms.create_room_events(
+            version.identifier, user_id, creation_content, visibility == "public", then
+        )
+        if alias:
+            async with self.rooms.db.write() as conn:
+                await room_store.insert_alias(conn, alias, room_id, user_id)
+        for invitee in invites:
+            await self.invite(user_id, room_id, invitee, is_direct=is_direct)
+        return room_id, alias
+
+    def _power_levels(
+        self,
+        version: room_versions.RoomVersion,
+        creator: str,
+        creators: set[str],
+        preset: str,
+        invites: list[str],
+    ) -> dict[str, Any]:
+        users: dict[str, int] = {}
+        if not version.creators_have_infinite_power:
+            users[creator] = 100
+        if preset == "trusted_private_chat":
+            for invitee in invites:
+                if invitee not in creators:
+                    users[invitee] = 100
+        events = {
+            "m.room.name": 50,
+            "m.room.power_levels": 100,
+            "m.room.history_visibility": 100,
+            "m.room.canonical_alias": 50,
+            "m.room.avatar": 50,
+            "m.room.tombstone": 100,
+            "m.room.server_acl": 100,
+            "m.room.encryption": 100,
+        }
+        if version.creators_have_infinite_power:
+            events["m.room.tombstone"] = 150
+        return {
+            "users": users,
+            "users_default": 0,
+            "events": events,
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
+            "invite": 50 if preset == "public_chat" else 0,
+            "notifications": {"room": 50},
+        }
+
+    # ------------------------------------------------------------- membership
+
+    async def _profile_content(self, user_id: str, membership: str) -> dict[str, Any]:
+        content: dict[str, Any] = {"membership": membership}
+        user = await self.accounts.get_user(user_id)
+        if user is not None:
+            if user.displayname is not None:
+                content["displayname"] = user.displayname
+            if user.avatar_url is not None:
+                content["avatar_url"] = user.avatar_url
+        return content
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        if room_id_or_alias.startswith("#"):
+            async with self.rooms.db.read() as conn:
+                room_id = await room_store.get_alias(conn, room_id_or_alias)
+            if room_id is None:
+                raise not_found(f"Room alias {room_id_or_alias} not found")
+            return room_id
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(400, "M_INVALID_PARAM", "Not a room ID or alias")
+        return room_id_or_alias
+
+    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
+        room_id = await self.resolve_room(room_id_or_alias)
+        room = await self.rooms.room(room_id)
+        if room is None:
+            raise not_found(f"No known servers for room {room_id}")
+        if room.members.get(user_id) == "join":
+            return room_id
+        content = await self._profile_content(user_id, "join")
+        if reason:
+            content["reason"] = reason
+        await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
+        return room_id
+
+    async def invite(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        *,
+        reason: str | None = None,
+        is_direct: bool = False,
+    ) -> None:
+        if not is_valid_user_id(target):
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid user ID")
+        room = await self.rooms.require_joined(room_id, sender)
+        if room.members.get(target) == "ban":
+            raise forbidden(f"{target} is banned from the room")
+        if room.members.get(target) == "join":
+            raise forbidden(f"{target} is already in the room")
+        if self.accounts.is_local(target) and await self.accounts.get_user(target) is None:
+            raise not_found(f"Unknown user {target}")
+        content = await self._profile_content(target, "invite")
+        if is_direct:
+            content["is_direct"] = True
+        if reason:
+            content["reason"] = reason
+        await self.rooms.send(room_id, sender, "m.room.member", content, state_key=target)
+
+    async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> None:
+        room = await self.rooms.require_room(room_id)
+        if room.members.get(user_id) not in ("join", "invite", "knock"):
+            if room.members.get(user_id) in ("leave", None):
+                return
+            raise forbidden("You cannot leave this room")
+        content: dict[str, Any] = {"membership": "leave"}
+        if reason:
+            content["reason"] = reason
+        await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
+
+    async def set_membership(
+        self, sender: str, room_id: str, target: str, membership: str, reason: str | None
+    ) -> None:
+        """kick (leave for another user), ban, unban (leave of a banned user)."""
+        if not is_valid_user_id(target):
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid user ID")
+        room = await self.rooms.require_room(room_id)
+        if membership == "unban" and room.members.get(target) != "ban":
+            raise forbidden(f"{target} is not banned")
+        if membership == "kick" and room.members.get(target) not in ("join", "invite", "knock"):
+            raise forbidden(f"{target} is not in the room")
+        content: dict[str, Any] = {"membership": "ban" if membership == "ban" else "leave"}
+        if reason:
+            content["reason"] = reason
+        await self.rooms.send(room_id, sender, "m.room.member", content, state_key=target)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        room = await self.rooms.room(room_id)
+        if room is not None and room.members.get(user_id) in ("join", "invite", "knock"):
+            raise MatrixError(400, "M_UNKNOWN", "You must leave the room before forgetting it")
+        async with self.rooms.db.write() as conn:
+            await room_store.forget(conn, room_id, user_id)
+
+    # ------------------------------------------------------------- events
+
+    async def send_message(
+        self, user_id: str, device_id: str, room_id: str, event_type: str, content: Any, txn_id: str
+    ) -> str:
+        content = _check_content(content)
+        await self.rooms.require_joined(room_id, user_id)
+        return await self.rooms.send(room_id, user_id, event_type, content, txn=(device_id, txn_id))
+
+    async def send_state(
+        self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
+    ) -> str:
+        content = _check_content(content)
+        room = await self.rooms.require_joined(room_id, user_id)
+        if event_type == "m.room.member":
+            raise forbidden("Use the membership endpoints to change membership")
+        if event_type == "m.room.canonical_alias":
+            await self._check_canonical_alias(room, content)
+        current = room.state.get((event_type, state_key))
+        if current is not None:
+            existing = await self.rooms.get_event(current)
+            if (
+                existing is not None
+                and existing.pdu.get("content") == content
+                and existing.sender == user_id
+            ):
+                return current  # idempotent, as Synapse does
+        return await self.rooms.send(room_id, user_id, event_type, content, state_key=state_key)
+
+    async def _check_canonical_alias(self, room: RoomCache, content: dict[str, Any]) -> None:
+        aliases = [content.get("alias")] if content.get("alias") else []
+        alt = content.get("alt_aliases", [])
+        if not isinstance(alt, list):
+            raise bad_json("alt_aliases must be a list")
+        for alias in [*aliases, *alt]:
+            if not isinstance(alias, str):
+                raise bad_json("aliases must be strings")
+            if alias.endswith(":" + self.server_name):
+                async with self.rooms.db.read() as conn:
+                    if await room_store.get_alias(conn, alias) != room.room_id:
+                        raise MatrixError(
+                            400, "M_BAD_ALIAS", f"{alias} does not point to this room"
+                        )
+
+    async def _power_state(self, room: RoomCache) -> dict[tuple[str, str], dict[str, Any]]:
+        keys = [("m.room.create", ""), ("m.room.power_levels", "")]
+        found = await self.rooms.get_events(room.state[k] for k in keys if k in room.state)
+        return {
+            k: found[room.state[k]].pdu for k in keys if k in room.state and room.state[k] in found
+        }
+
+    async def check_state_power(self, user_id: str, room: RoomCache, event_type: str) -> None:
+        """Raise 403 unless ``user_id`` could send a state event of ``event_type``."""
+        auth_state = await self._power_state(room)
+        level = engine_auth.user_power_level(user_id, auth_state, room.version)
+        if level < engine_auth.required_power_for_event(event_type, True, auth_state):
+            raise forbidden(f"You don't have permission to change {event_type}")
+
+    async def redact(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        event_id: str,
+        reason: str | None,
+        txn_id: str,
+    ) -> str:
+        room = await self.rooms.require_joined(room_id, user_id)
+        target = await self.rooms.get_event(event_id)
+        if target is None or target.room_id != room_id:
+            raise not_found("Event not found")
+        if target.sender != user_id:
+            auth_state = await self._power_state(room)
+            level = engine_auth.user_power_level(user_id, auth_state, room.version)
+            if level < engine_auth.named_level(auth_state, "redact"):
+                raise forbidden("You don't have permission to redact other users' events")
+        content: dict[str, Any] = {}
+        if reason:
+            content["reason"] = reason
+        extra = None
+        if room.version.redacts_in_content:
+            content["redacts"] = event_id
+        else:
+            extra = {"redacts": event_id}
+        return await self.rooms.send(
+            room_id,
+            user_id,
+            "m.room.redaction",
+            content,
+            txn=(device_id, "redact:" + txn_id),
+            extra=extra,
+        )

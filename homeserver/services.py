@@ -1,0 +1,47 @@
+"""The services of a node, built once by the composition root and passed to handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from federation.signing import SigningKey
+from homeserver.accounts.service import AccountService
+from homeserver.accounts.uia import UIA
+from homeserver.clock import Clock
+from homeserver.config import Config
+from homeserver.directory import DirectoryService
+from homeserver.http import RateLimiter
+from homeserver.notifier import Notifier
+from homeserver.rooms.handler import RoomHandler
+from homeserver.rooms.history import HistoryService
+from homeserver.rooms.service import RoomService
+from homeserver.storage.database import Database
+from homeserver.storage.state import StateStore
+from homeserver.sync.service import SyncService
+from homeserver.sync.typing import TypingService
+from homeserver.userdata import UserDataService
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    db: Database
+    clock: Clock
+    signing_key: SigningKey
+    notifier: Notifier
+    state_store: StateStore
+    accounts: AccountService
+    uia: UIA
+    rooms: RoomService
+    handler: RoomHandler
+    history: HistoryService
+    typing: TypingService
+    userdata: UserDataService
+    sync: SyncService
+    directory: DirectoryService
+    rate_limiter: RateLimiter
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,252 @@
+"""Users, devices, access tokens and registration tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homeserver.storage.schema import access_tokens, devices, registration_tokens, users
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    password_hash: str | None
+    is_admin: bool
+    deactivated: bool
+    created_ts: int
+    displayname: str | None
+    avatar_url: str | None
+
+
+@dataclass(frozen=True)
+class Device:
+    user_id: str
+    device_id: str
+    display_name: str | None
+    last_seen_ts: int | None
+    last_seen_ip: str | None
+
+
+async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
+    row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
+    return User(**row._mapping) if row else None
+
+
+async def list_users(conn: AsyncConnection, limit: int = 100, offset: int = 0) -> list[User]:
+    rows = await conn.execute(select(users).order_by(users.c.user_id).limit(limit).offset(offset))
+    return [User(**r._mapping) for r in rows]
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(users))).scalar() or 0)
+
+
+async def insert_user(
+    conn: AsyncConnection,
+    user_id: str,
+    password_hash: str | None,
+    created_ts: int,
+    *,
+    is_admin: bool = False,
+    displayname: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(users).values(
+            user_id=user_id,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            deactivated=False,
+            created_ts=created_ts,
+            displayname=displayname,
+        )
+    )
+
+
+async def update_user(conn: AsyncConnection, user_id: str, **values: object) -> None:
+    await conn.execute(update(users).where(users.c.user_id == user_id).values(**values))
+
+
+async def search_users(conn: AsyncConnection, term: str, limit: int) -> list[User]:
+    """Users whose ID or display name contains ``term`` (case-insensitive substring)."""
+    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await conn.execute(
+        select(users)
+        .where(~users.c.deactivated)
+        .where(
+            func.lower(users.c.user_id).like(pattern.lower(), escape="\\")
+            | func.lower(users.c.displayname).like(pattern.lower(), escape="\\")
+        )
+        .order_by(users.c.user_id)
+        .limit(limit)
+    )
+    return [User(**r._mapping) for r in rows]
+
+
+# ------------------------------------------------------------------ devices
+
+
+async def upsert_device(
+    conn: AsyncConnection,
+    user_id: str,
+    device_id: str,
+    display_name: str | None,
+    ts: int,
+    ip: str | None,
+) -> None:
+    existing = (
+        await conn.execute(
+            select(devices.c.device_id).where(
+                devices.c.user_id == user_id, devices.c.device_id == device_id
+            )
+        )
+    ).first()
+    if existing:
+        values: dict[str, object] = {"last_seen_ts": ts, "last_seen_ip": ip}
+        if display_name is not None:
+            values["display_name"] = display_name
+        await conn.execute(
+            update(devices)
+            .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+            .values(**values)
+        )
+    else:
+        await conn.execute(
+            insert(devices).values(
+                user_id=user_id,
+                device_id=device_id,
+                display_name=display_name,
+                last_seen_ts=ts,
+                last_seen_ip=ip,
+            )
+        )
+
+
+async def get_devices(conn: AsyncConnection, user_id: str) -> list[Device]:
+    rows = await conn.execute(
+        select(devices).where(devices.c.user_id == user_id).order_by(devices.c.device_id)
+    )
+    return [Device(**r._mapping) for r in rows]
+
+
+async def get_device(conn: AsyncConnection, user_id: str, device_id: str) -> Device | None:
+    row = (
+        await conn.execute(
+            select(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+        )
+    ).first()
+    return Device(**row._mapping) if row else None
+
+
+async def rename_device(conn: AsyncConnection, user_id: str, device_id: str, name: str) -> None:
+    await conn.execute(
+        update(devices)
+        .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+        .values(display_name=name)
+    )
+
+
+async def delete_device(conn: AsyncConnection, user_id: str, device_id: str) -> None:
+    await conn.execute(
+        delete(access_tokens).where(
+            access_tokens.c.user_id == user_id, access_tokens.c.device_id == device_id
+        )
+    )
+    await conn.execute(
+        delete(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+    )
+
+
+# ------------------------------------------------------------------ access tokens
+
+
+async def insert_token(
+    conn: AsyncConnection, token_sha256: bytes, user_id: str, device_id: str, ts: int
+) -> None:
+    await conn.execute(
+        insert(access_tokens).values(
+            token_sha256=token_sha256, user_id=user_id, device_id=device_id, created_ts=ts
+        )
+    )
+
+
+async def lookup_token(conn: AsyncConnection, token_sha256: bytes) -> tuple[str, str] | None:
+    row = (
+        await conn.execute(
+            select(access_tokens.c.user_id, access_tokens.c.device_id).where(
+                access_tokens.c.token_sha256 == token_sha256
+            )
+        )
+    ).first()
+    return (row.user_id, row.device_id) if row else None
+
+
+async def delete_token(conn: AsyncConnection, token_sha256: bytes) -> None:
+    await conn.execute(delete(access_tokens).where(access_tokens.c.token_sha256 == token_sha256))
+
+
+async def tokens_of_user(conn: AsyncConnection, user_id: str) -> list[bytes]:
+    rows = await conn.execute(
+        select(access_tokens.c.token_sha256).where(access_tokens.c.user_id == user_id)
+    )
+    return [bytes(r.token_sha256) for r in rows]
+
+
+async def delete_tokens_of_user(
+    conn: AsyncConnection, user_id: str, except_device: str | None = None
+) -> None:
+    query = delete(access_tokens).where(access_tokens.c.user_id == user_id)
+    if except_device is not None:
+        query = query.where(access_tokens.c.device_id != except_device)
+    await conn.execute(query)
+
+
+# ------------------------------------------------------------------ registration tokens
+
+
+@dataclass(frozen=True)
+class RegistrationToken:
+    token: str
+    uses_allowed: int | None
+    pending: int
+    completed: int
+    expiry_time: int | None
+
+
+async def get_registration_token(conn: AsyncConnection, token: str) -> RegistrationToken | None:
+    row = (
+        await conn.execute(select(registration_tokens).where(registration_tokens.c.token == token))
+    ).first()
+    return RegistrationToken(**row._mapping) if row else None
+
+
+async def list_registration_tokens(conn: AsyncConnection) -> list[RegistrationToken]:
+    rows = await conn.execute(select(registration_tokens).order_by(registration_tokens.c.token))
+    return [RegistrationToken(**r._mapping) for r in rows]
+
+
+async def insert_registration_token(
+    conn: AsyncConnection, token: str, uses_allowed: int | None, expiry_time: int | None
+) -> None:
+    await conn.execute(
+        insert(registration_tokens).values(
+            token=token, uses_allowed=uses_allowed, pending=0, completed=0, expiry_time=expiry_time
+        )
+    )
+
+
+async def use_registration_token(conn: AsyncConnection, token: str) -> None:
+    await conn.execute(
+        update(registration_tokens)
+        .where(registration_tokens.c.token == token)
+        .values(completed=registration_tokens.c.completed + 1)
+    )
+
+
+async def delete_registration_token(conn: AsyncConnection, token: str) -> bool:
+    result = await conn.execute(
+        delete(registration_tokens).where(registration_tokens.c.token == token)
+    )
+    return bool(result.rowcount)

@@ -1,0 +1,156 @@
+"""The database: one async engine for SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+Start-up runs the alembic migrations to head.  SQLite runs in WAL mode with
+``synchronous=FULL`` (a committed transaction survives a crash of the process and of the
+machine); its writes are serialised in-process, since SQLite has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from homeserver.storage import schema
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message says why in one line."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+class StreamIds:
+    """The node's single stream of positions, allocated in-process.
+
+    ``current`` is the highest position below which every allocated position has been
+    committed (or abandoned), so a reader at ``current`` never skips a row that commits
+    later.
+    """
+
+    def __init__(self, start: int) -> None:
+        self._last = start
+        self._in_flight: set[int] = set()
+        self._current = start
+        self.advanced = asyncio.Event()
+
+    @property
+    def current(self) -> int:
+        return self._current
+
+    @contextlib.contextmanager
+    def allocate(self) -> Any:
+        self._last += 1
+        position = self._last
+        self._in_flight.add(position)
+        try:
+            yield position
+        finally:
+            self._in_flight.discard(position)
+            new_current = min(self._in_flight) - 1 if self._in_flight else self._last
+            if new_current > self._current:
+                self._current = new_current
+                self.advanced.set()
+                self.advanced = asyncio.Event()
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock()
+        self.stream: StreamIds = StreamIds(0)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction, committed when the block ends without an exception."""
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _load_stream_position(self) -> None:
+        columns = [
+            schema.events.c.stream_ordering,
+            schema.receipts.c.stream_id,
+            schema.account_data.c.stream_id,
+            schema.to_device.c.stream_id,
+            schema.device_list_changes.c.stream_id,
+            schema.memberships.c.stream_ordering,
+        ]
+        async with self.read() as conn:
+            highest = 0
+            for column in columns:
+                value = (await conn.execute(select(func.max(column)))).scalar()
+                highest = max(highest, int(value or 0))
+        self.stream = StreamIds(highest)
+
+
+async def open_database(url: str) -> Database:
+    """Connect, run migrations, and return the database; StorageError if it can't be used."""
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    database = Database(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+        await database._load_stream_position()
+    except (OSError, OperationalError, DBAPIError) as e:
+        await engine.dispose()
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise StorageError(f"cannot use the database {_redact_url(url)}: {reason}") from e
+    except SQLAlchemyError as e:
+        await engine.dispose()
+        raise StorageError(f"database error at {_redact_url(url)}: {e}") from e
+    return database
+
+
+def _redact_url(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url

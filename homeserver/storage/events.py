@@ -1,0 +1,288 @@
+"""Events: persisting them with their edges, and reading them back for rooms and sync."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from federation.canonical import encode_canonical_json
+from homeserver.storage.schema import (
+    event_edges,
+    event_relations,
+    event_txn_ids,
+    events,
+    forward_extremities,
+)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the node keeps it: its PDU and where it sits in the node's stream."""
+
+    event_id: str
+    stream_ordering: int
+    room_id: str
+    pdu: dict[str, Any]
+    state_group: int | None
+    rejected_reason: str | None
+    outlier: bool
+    soft_failed: bool
+    redacted_by: str | None
+
+    @property
+    def type(self) -> str:
+        return str(self.pdu["type"])
+
+    @property
+    def state_key(self) -> str | None:
+        value = self.pdu.get("state_key")
+        return value if isinstance(value, str) else None
+
+    @property
+    def sender(self) -> str:
+        return str(self.pdu["sender"])
+
+
+_COLUMNS = (
+    events.c.event_id,
+    events.c.stream_ordering,
+    events.c.room_id,
+    events.c.json,
+    events.c.state_group,
+    events.c.rejected_reason,
+    events.c.outlier,
+    events.c.soft_failed,
+    events.c.redacted_by,
+)
+
+
+def _row(row: Any) -> StoredEvent:
+    return StoredEvent(
+        event_id=row.event_id,
+        stream_ordering=row.stream_ordering,
+        room_id=row.room_id,
+        pdu=json.loads(row.json),
+        state_group=row.state_group,
+        rejected_reason=row.rejected_reason,
+        outlier=bool(row.outlier),
+        soft_failed=bool(row.soft_failed),
+        redacted_by=row.redacted_by,
+    )
+
+
+async def insert_event(
+    conn: AsyncConnection,
+    *,
+    stream_ordering: int,
+    event_id: str,
+    room_id: str,
+    pdu: dict[str, Any],
+    state_group: int | None,
+    outlier: bool = False,
+    rejected_reason: str | None = None,
+    soft_failed: bool = False,
+) -> None:
+    await conn.execute(
+        insert(events).values(
+            stream_ordering=stream_ordering,
+            event_id=event_id,
+            room_id=room_id,
+            type=pdu["type"],
+            state_key=pdu.get("state_key"),
+            sender=pdu["sender"],
+            depth=pdu["depth"],
+            origin_server_ts=pdu["origin_server_ts"],
+            json=encode_canonical_json(pdu).decode("utf-8"),
+            state_group=state_group,
+            outlier=outlier,
+            rejected_reason=rejected_reason,
+            soft_failed=soft_failed,
+        )
+    )
+    prev = pdu.get("prev_events") or []
+    if prev:
+        await conn.execute(
+            insert(event_edges), [{"event_id": event_id, "prev_event_id": p} for p in set(prev)]
+        )
+    relates = pdu.get("content", {}).get("m.relates_to")
+    if isinstance(relates, dict) and isinstance(relates.get("event_id"), str):
+        rel_type = relates.get("rel_type")
+        if isinstance(rel_type, str):
+            await conn.execute(
+                insert(event_relations).values(
+                    event_id=event_id, relates_to_id=relates["event_id"], relation_type=rel_type
+                )
+            )
+
+
+async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+    ids = list(set(event_ids))
+    found: dict[str, StoredEvent] = {}
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            select(*_COLUMNS).where(events.c.event_id.in_(ids[start : start + 500]))
+        )
+        for row in rows:
+            found[row.event_id] = _row(row)
+    return found
+
+
+async def room_events(
+    conn: AsyncConnection,
+    room_id: str,
+    *,
+    after: int | None = None,
+    upto: int | None = None,
+    before: int | None = None,
+    limit: int,
+    backwards: bool,
+    types: Sequence[str] | None = None,
+    not_types: Sequence[str] | None = None,
+    senders: Sequence[str] | None = None,
+    not_senders: Sequence[str] | None = None,
+) -> list[StoredEvent]:
+    """Accepted, non-outlier events of a room in stream order within (after, upto] or < before."""
+    query = select(*_COLUMNS).where(
+        events.c.room_id == room_id,
+        ~events.c.outlier,
+        events.c.rejected_reason.is_(None),
+        ~events.c.soft_failed,
+    )
+    if after is not None:
+        query = query.where(events.c.stream_ordering > after)
+    if upto is not None:
+        query = query.where(events.c.stream_ordering <= upto)
+    if before is not None:
+        query = query.where(events.c.stream_ordering < before)
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    if not_types:
+        query = query.where(events.c.type.not_in(list(not_types)))
+    if senders:
+        query = query.where(events.c.sender.in_(list(senders)))
+    if not_senders:
+        query = query.where(events.c.sender.not_in(list(not_senders)))
+    order = events.c.stream_ordering.desc() if backwards else events.c.stream_ordering.asc()
+    rows = await conn.execute(query.order_by(order).limit(limit))
+    return [_row(r) for r in rows]
+
+
+async def rooms_with_events_after(
+    conn: AsyncConnection, room_ids: Sequence[str], after: int, upto: int
+) -> set[str]:
+    if not room_ids:
+        return set()
+    rows = await conn.execute(
+        select(events.c.room_id)
+        .where(
+            events.c.room_id.in_(list(room_ids)),
+            events.c.stream_ordering > after,
+            events.c.stream_ordering <= upto,
+            ~events.c.outlier,
+        )
+        .distinct()
+    )
+    return {r.room_id for r in rows}
+
+
+async def mark_redacted(
+    conn: AsyncConnection, event_id: str, redaction_id: str, pruned: dict[str, Any]
+) -> None:
+    await conn.execute(
+        update(events)
+        .where(and_(events.c.event_id == event_id, events.c.redacted_by.is_(None)))
+        .values(redacted_by=redaction_id, json=encode_canonical_json(pruned).decode("utf-8"))
+    )
+
+
+async def transaction_ids(
+    conn: AsyncConnection, event_ids: Sequence[str], user_id: str, device_id: str
+) -> dict[str, str]:
+    """The client transaction IDs of those events that ``device_id`` of ``user_id`` sent."""
+    if not event_ids:
+        return {}
+    rows = await conn.execute(
+        select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
+            event_txn_ids.c.event_id.in_(list(event_ids)),
+            event_txn_ids.c.user_id == user_id,
+            event_txn_ids.c.device_id == device_id,
+        )
+    )
+    return {r.event_id: r.txn_id for r in rows}
+
+
+async def count_unread(
+    conn: AsyncConnection, room_id: str, user_id: str, after: int, types: Sequence[str]
+) -> int:
+    query = (
+        select(func.count())
+        .select_from(events)
+        .where(
+            events.c.room_id == room_id,
+            events.c.stream_ordering > after,
+            events.c.sender != user_id,
+            events.c.type.in_(list(types)),
+            ~events.c.outlier,
+            events.c.rejected_reason.is_(None),
+            events.c.redacted_by.is_(None),
+        )
+    )
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+# ------------------------------------------------------------------ extremities and txn IDs
+
+
+async def get_forward_extremities(conn: AsyncConnection, room_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(forward_extremities.c.event_id).where(forward_extremities.c.room_id == room_id)
+    )
+    return [r.event_id for r in rows]
+
+
+async def set_forward_extremities(
+    conn: AsyncConnection, room_id: str, remove: Iterable[str], add: Iterable[str]
+) -> None:
+    removed = list(remove)
+    if removed:
+        await conn.execute(
+            delete(forward_extremities).where(
+                forward_extremities.c.room_id == room_id,
+                forward_extremities.c.event_id.in_(removed),
+            )
+        )
+    added = list(add)
+    if added:
+        await conn.execute(
+            insert(forward_extremities), [{"room_id": room_id, "event_id": e} for e in added]
+        )
+
+
+async def get_txn_event(
+    conn: AsyncConnection, user_id: str, device_id: str, txn_id: str
+) -> str | None:
+    row = (
+        await conn.execute(
+            select(event_txn_ids.c.event_id).where(
+                event_txn_ids.c.user_id == user_id,
+                event_txn_ids.c.device_id == device_id,
+                event_txn_ids.c.txn_id == txn_id,
+            )
+        )
+    ).first()
+    return row.event_id if row else None
+
+
+async def insert_txn_event(
+    conn: AsyncConnection, user_id: str, device_id: str, txn_id: str, event_id: str, ts: int
+) -> None:
+    await conn.execute(
+        insert(event_txn_ids).values(
+            user_id=user_id, device_id=device_id, txn_id=txn_id, event_id=event_id, created_ts=ts
+        )
+    )

@@ -1,0 +1,273 @@
+"""Every table of the node, in one SQLAlchemy MetaData (the alembic migrations mirror it).
+
+JSON is stored as text (canonical JSON for events).  Positions in the node's single stream
+(events, receipts, account data, to-device messages, device list changes) come from one
+in-process allocator, so a sync token is one integer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# ---------------------------------------------------------------- accounts
+
+users = Table(
+    "users", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("password_hash", Text, nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("deactivated", Boolean, nullable=False, default=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("displayname", Text, nullable=True),
+    Column("avatar_url", Text, nullable=True),
+)  # fmt: skip
+
+devices = Table(
+    "devices", metadata,
+    Column("user_id", String(255), ForeignKey("users.user_id"), primary_key=True),
+    Column("device_id", String(255), primary_key=True),
+    Column("display_name", Text, nullable=True),
+    Column("last_seen_ts", BigInteger, nullable=True),
+    Column("last_seen_ip", String(64), nullable=True),
+)  # fmt: skip
+
+access_tokens = Table(
+    "access_tokens", metadata,
+    Column("token_sha256", LargeBinary(32), primary_key=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("device_id", String(255), nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+)  # fmt: skip
+
+registration_tokens = Table(
+    "registration_tokens", metadata,
+    Column("token", String(64), primary_key=True),
+    Column("uses_allowed", Integer, nullable=True),
+    Column("pending", Integer, nullable=False, default=0),
+    Column("completed", Integer, nullable=False, default=0),
+    Column("expiry_time", BigInteger, nullable=True),
+)  # fmt: skip
+
+# ---------------------------------------------------------------- rooms and events
+
+rooms = Table(
+    "rooms", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("room_version", String(32), nullable=False),
+    Column("creator", String(255), nullable=False),
+    Column("is_public", Boolean, nullable=False, default=False),
+    Column("created_ts", BigInteger, nullable=False),
+)  # fmt: skip
+
+events = Table(
+    "events", metadata,
+    Column("stream_ordering", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(255), nullable=False, unique=True),
+    Column("room_id", String(255), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("state_key", String(255), nullable=True),
+    Column("sender", String(255), nullable=False),
+    Column("depth", BigInteger, nullable=False),
+    Column("origin_server_ts", BigInteger, nullable=False),
+    Column("json", Text, nullable=False),
+    #: The state group after this event (None for outliers and rejected events).
+    Column("state_group", BigInteger, nullable=True),
+    Column("outlier", Boolean, nullable=False, default=False),
+    Column("rejected_reason", Text, nullable=True),
+    Column("soft_failed", Boolean, nullable=False, default=False),
+    #: Event ID of the redaction that redacted this event, once applied.
+    Column("redacted_by", String(255), nullable=True),
+    Index("ix_events_room_stream", "room_id", "stream_ordering"),
+)  # fmt: skip
+
+event_edges = Table(
+    "event_edges", metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("prev_event_id", String(255), primary_key=True),
+    Index("ix_event_edges_prev", "prev_event_id"),
+)  # fmt: skip
+
+event_relations = Table(
+    "event_relations", metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("relates_to_id", String(255), nullable=False, index=True),
+    Column("relation_type", String(255), nullable=False),
+)  # fmt: skip
+
+forward_extremities = Table(
+    "forward_extremities", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+)  # fmt: skip
+
+event_txn_ids = Table(
+    "event_txn_ids", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("device_id", String(255), primary_key=True),
+    Column("txn_id", String(255), primary_key=True),
+    Column("event_id", String(255), nullable=False, index=True),
+    Column("created_ts", BigInteger, nullable=False),
+)  # fmt: skip
+
+# ---------------------------------------------------------------- state
+
+#: A state group is the state of a room at some point.  It is stored as a delta against
+#: ``base_id``, an ancestor chosen by binary lifting over ``chain_depth`` (the depth with
+#: its lowest set bit cleared), so any state is at most log2(depth) deltas away and all
+#: deltas together stay O(changes * log changes) rows, never O(events * room size).
+state_groups = Table(
+    "state_groups", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("room_id", String(255), nullable=False),
+    Column("parent_id", BigInteger, nullable=True),
+    Column("base_id", BigInteger, nullable=True),
+    Column("chain_depth", Integer, nullable=False),
+)  # fmt: skip
+
+state_group_deltas = Table(
+    "state_group_deltas", metadata,
+    Column("state_group", BigInteger, primary_key=True),
+    Column("type", String(255), primary_key=True),
+    Column("state_key", String(255), primary_key=True),
+    #: None: the key is absent from this state (removed relative to the base).
+    Column("event_id", String(255), nullable=True),
+)  # fmt: skip
+
+current_state = Table(
+    "current_state", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("type", String(255), primary_key=True),
+    Column("state_key", String(255), primary_key=True),
+    Column("event_id", String(255), nullable=False),
+)  # fmt: skip
+
+#: Every change of a room's current state, in stream order (None: the key was removed).
+state_deltas = Table(
+    "state_deltas", metadata,
+    Column("stream_id", BigInteger, nullable=False),
+    Column("room_id", String(255), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("state_key", String(255), nullable=False),
+    Column("event_id", String(255), nullable=True),
+    Index("ix_state_deltas_room_stream", "room_id", "stream_id"),
+)  # fmt: skip
+
+#: Each user's current membership of each room, with the stream position it took effect.
+memberships = Table(
+    "memberships", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("membership", String(32), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("stream_ordering", BigInteger, nullable=False),
+    Column("forgotten", Boolean, nullable=False, default=False),
+    Index("ix_memberships_user", "user_id", "membership"),
+)  # fmt: skip
+
+room_aliases = Table(
+    "room_aliases", metadata,
+    Column("alias", String(255), primary_key=True),
+    Column("room_id", String(255), nullable=False, index=True),
+    Column("creator", String(255), nullable=False),
+)  # fmt: skip
+
+# ---------------------------------------------------------------- per-user data
+
+receipts = Table(
+    "receipts", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("receipt_type", String(64), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("thread_id", String(255), primary_key=True),
+    Column("event_id", String(255), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("stream_id", BigInteger, nullable=False, index=True),
+)  # fmt: skip
+
+account_data = Table(
+    "account_data", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("room_id", String(255), primary_key=True),  # "" for global account data
+    Column("type", String(255), primary_key=True),
+    Column("content", Text, nullable=False),
+    Column("stream_id", BigInteger, nullable=False),
+    Index("ix_account_data_user_stream", "user_id", "stream_id"),
+)  # fmt: skip
+
+filters = Table(
+    "filters", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("filter_id", Integer, primary_key=True, autoincrement=False),
+    Column("json", Text, nullable=False),
+)  # fmt: skip
+
+to_device = Table(
+    "to_device", metadata,
+    Column("stream_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", String(255), nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("sender", String(255), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("content", Text, nullable=False),
+    Index("ix_to_device_target", "user_id", "device_id", "stream_id"),
+)  # fmt: skip
+
+device_keys = Table(
+    "device_keys", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("device_id", String(255), primary_key=True),
+    Column("json", Text, nullable=False),
+)  # fmt: skip
+
+one_time_keys = Table(
+    "one_time_keys", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("device_id", String(255), primary_key=True),
+    Column("key_id", String(255), primary_key=True),  # "algorithm:id"
+    Column("json", Text, nullable=False),
+    Column("fallback", Boolean, nullable=False, default=False),
+)  # fmt: skip
+
+device_list_changes = Table(
+    "device_list_changes", metadata,
+    Column("stream_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", String(255), nullable=False, index=True),
+)  # fmt: skip
+
+push_rules = Table(
+    "push_rules", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("json", Text, nullable=False),
+)  # fmt: skip
+
+media = Table(
+    "media", metadata,
+    Column("media_id", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("upload_name", Text, nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+)  # fmt: skip

@@ -1,0 +1,429 @@
+"""/sync: initial and incremental, long-polling, with filters and lazy-loaded members.
+
+A sync token is ``s<stream position>_<typing serial>``.  Everything persisted (events,
+state deltas, memberships, receipts, account data, to-device messages, device list
+changes) has a position in the node's single stream, so "what changed since" is a range
+query per kind of data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.accounts.service import Requester
+from homeserver.clock import Clock
+from homeserver.errors import MatrixError
+from homeserver.eventformat import STRIPPED_STATE_TYPES, stripped_event
+from homeserver.notifier import Notifier, wait_for
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
+from homeserver.storage import userdata as userdata_store
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.rooms import Membership
+from homeserver.sync.typing import TypingService
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMEOUT_MS = 300_000
+NOTIFYING_TYPES = ("m.room.message", "m.room.encrypted")
+
+
+@dataclass(frozen=True)
+class SyncToken:
+    position: int
+    typing: int
+
+    def __str__(self) -> str:
+        return f"s{self.position}_{self.typing}"
+
+    @classmethod
+    def parse(cls, text: str) -> SyncToken:
+        parts = text[1:].split("_") if text.startswith("s") else []
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise MatrixError(400, "M_INVALID_PARAM", f"Invalid since token {text!r}")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    timeline_limit: int = DEFAULT_TIMELINE_LIMIT
+    timeline_types: list[str] | None = None
+    timeline_not_types: list[str] | None = None
+    lazy_load_members: bool = False
+    include_leave: bool = False
+    rooms: list[str] | None = None
+    not_rooms: list[str] | None = None
+    account_data: bool = True
+    ephemeral: bool = True
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> SyncFilter:
+        room = body.get("room") or {}
+        timeline = room.get("timeline") or {}
+        state = room.get("state") or {}
+        limit = timeline.get("limit", DEFAULT_TIMELINE_LIMIT)
+        return cls(
+            timeline_limit=max(1, min(int(limit), 1000))
+            if isinstance(limit, int)
+            else DEFAULT_TIMELINE_LIMIT,
+            timeline_types=timeline.get("types"),
+            timeline_not_types=timeline.get("not_types"),
+            lazy_load_members=bool(state.get("lazy_load_members")),
+            include_leave=bool(room.get("include_leave")),
+            rooms=room.get("rooms"),
+            not_rooms=room.get("not_rooms"),
+            account_data=(body.get("account_data") or {}).get("not_types") != ["*"],
+            ephemeral=(room.get("ephemeral") or {}).get("not_types") != ["*"],
+        )
+
+
+class SyncService:
+    def __init__(
+        self,
+        rooms: RoomService,
+        history: HistoryService,
+        typing: TypingService,
+        notifier: Notifier,
+        clock: Clock,
+    ) -> None:
+        self.rooms = rooms
+        self.history = history
+        self.typing = typing
+        self.notifier = notifier
+        self.clock = clock
+        self.db = rooms.db
+        #: Extra sections contributed by other services (to-device, device lists, keys):
+        #: async callables (requester, since position or None, upto position, response).
+        self.extensions: list[Any] = []
+
+    def current_token(self) -> SyncToken:
+        return SyncToken(self.db.stream.current, self.typing.serial)
+
+    async def sync(
+        self,
+        requester: Requester,
+        since: str | None,
+        timeout_ms: int,
+        sync_filter: SyncFilter,
+        full_state: bool = False,
+    ) -> dict[str, Any]:
+        since_token = SyncToken.parse(since) if since else None
+        deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
+        while True:
+            with self.notifier.waiter(requester.user_id) as woken:
+                upto = self.current_token()
+                response = await self._sync_once(
+                    requester, since_token, upto, sync_filter, full_state
+                )
+                if since_token is None or full_state or _has_news(response):
+                    return response
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return response
+                if self.current_token() == upto:
+                    await wait_for(woken, remaining)
+
+    async def _sync_once(
+        self,
+        requester: Requester,
+        since: SyncToken | None,
+        upto: SyncToken,
+        sync_filter: SyncFilter,
+        full_state: bool,
+    ) -> dict[str, Any]:
+        user_id = requester.user_id
+        async with self.db.read() as conn:
+            memberships = await room_store.memberships_of_user(conn, user_id)
+        rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
+        since_pos = since.position if since else None
+        for membership in memberships:
+            if membership.forgotten or not _room_wanted(membership.room_id, sync_filter):
+                continue
+            if membership.stream_ordering > upto.position:
+                continue  # committed after our snapshot: the next sync will see it
+            room = await self.rooms.room(membership.room_id)
+            if room is None:
+                continue
+            changed = since_pos is None or membership.stream_ordering > since_pos
+            if membership.membership == "join":
+                entry = await self._joined_room(
+                    requester,
+                    room,
+                    since if not changed and not full_state else None,
+                    upto,
+                    sync_filter,
+                )
+                if entry is not None:
+                    rooms["join"][room.room_id] = entry
+            elif membership.membership in ("invite", "knock") and (changed or full_state):
+                key = "invite_state" if membership.membership == "invite" else "knock_state"
+                rooms[membership.membership][room.room_id] = {
+                    key: {"events": await self._stripped_state(room, membership)}
+                }
+            elif membership.membership in ("leave", "ban") and (
+                (since_pos is not None and changed)
+                or (sync_filter.include_leave and since_pos is None)
+            ):
+                rooms["leave"][room.room_id] = await self._left_room(
+                    requester, room, membership, since, sync_filter
+                )
+        response: dict[str, Any] = {
+            "next_batch": str(upto),
+            "rooms": {k: v for k, v in rooms.items() if v},
+            "account_data": {
+                "events": await self._global_account_data(user_id, since_pos, upto.position)
+            }
+            if sync_filter.account_data
+            else {"events": []},
+            "presence": {"events": []},
+        }
+        for extension in self.extensions:
+            await extension(requester, since_pos, upto.position, response)
+        return response
+
+    # ------------------------------------------------------------- joined rooms
+
+    async def _joined_room(
+        self,
+        requester: Requester,
+        room: RoomCache,
+        since: SyncToken | None,
+        upto: SyncToken,
+        sync_filter: SyncFilter,
+    ) -> dict[str, Any] | None:
+        user_id = requester.user_id
+        limit = sync_filter.timeline_limit
+        async with self.db.read() as conn:
+            recent = await event_store.room_events(
+                conn,
+                room.room_id,
+                after=since.position if since else None,
+                upto=upto.position,
+                limit=limit + 1,
+                backwards=True,
+                types=sync_filter.timeline_types,
+                not_types=sync_filter.timeline_not_types,
+            )
+            changed_state = (
+                await room_store.state_changes_after(
+                    conn, room.room_id, since.position, upto.position
+                )
+                if since
+                else None
+            )
+            receipts = await userdata_store.receipts_for_rooms(
+                conn, [room.room_id], since.position if since else None, upto.position
+            )
+            room_data = await userdata_store.account_data_since(
+                conn, user_id, since.position if since else None, upto.position
+            )
+        limited = len(recent) > limit
+        timeline = list(reversed(recent[:limit]))
+        timeline = await self.history.visible(user_id, room, timeline)
+        typing_changed = since is None or self.typing.changed_since(room.room_id, since.typing)
+        room_account_data = [
+            {"type": t, "content": c} for r, t, c in room_data if r == room.room_id
+        ]
+        if since is not None and not timeline and not changed_state and not receipts \
+                and not typing_changed and not room_account_data:  # fmt: skip
+            return None
+        state_events = await self._state_for(
+            room, user_id, timeline, since, changed_state, sync_filter
+        )
+        requester_key = (requester.user_id, requester.device_id)
+        prev_batch = (
+            stream_token(timeline[0].stream_ordering - 1)
+            if timeline
+            else stream_token(upto.position)
+        )
+        entry: dict[str, Any] = {
+            "timeline": {
+                "events": await self.history.serialize(
+                    timeline, requester_key, include_room_id=False
+                ),
+                "limited": limited,
+                "prev_batch": prev_batch,
+            },
+            "state": {
+                "events": await self.history.serialize(state_events, None, include_room_id=False)
+            },
+            "account_data": {"events": room_account_data},
+            "ephemeral": {"events": self._ephemeral(room, user_id, receipts, typing_changed)},
+            "unread_notifications": await self._unread(room, user_id),
+            "summary": self._summary(room, user_id),
+        }
+        return entry
+
+    async def _state_for(
+        self,
+        room: RoomCache,
+        user_id: str,
+        timeline: list[StoredEvent],
+        since: SyncToken | None,
+        changed: set[tuple[str, str]] | None,
+        sync_filter: SyncFilter,
+    ) -> list[StoredEvent]:
+        in_timeline = {e.event_id for e in timeline}
+        if since is None:
+            # The state at the start of the timeline.
+            if timeline:
+                first = timeline[0]
+                async with self.db.read() as conn:
+                    group = first.state_group
+                    state = await self.rooms.state_store.get_state(conn, group)
+                if first.state_key is not None:
+                    # The group is the state after the first event: take the state before it.
+                    state = await self._state_before(first, state)
+            else:
+                state = dict(room.state)
+            keys = list(state)
+        else:
+            keys = list(changed or ())
+            state = room.state
+        if sync_filter.lazy_load_members:
+            wanted = {e.sender for e in timeline} | {user_id}
+            keys = [k for k in keys if k[0] != "m.room.member" or k[1] in wanted]
+        ids = [state[k] for k in keys if k in state]
+        found = await self.rooms.get_events(ids)
+        return [found[i] for i in ids if i in found and i not in in_timeline]
+
+    async def _state_before(
+        self, event: StoredEvent, state_after: dict[tuple[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        """The state before a state event: its group's parent (see RoomService._persist)."""
+        async with self.db.read() as conn:
+            parent = await self.rooms.state_store.parent(conn, event.state_group)
+            return await self.rooms.state_store.get_state(conn, parent)
+
+    def _ephemeral(
+        self,
+        room: RoomCache,
+        user_id: str,
+        receipts: list[userdata_store.Receipt],
+        typing_changed: bool,
+    ) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if typing_changed:
+            events.append(
+                {
+                    "type": "m.typing",
+                    "content": {"user_ids": self.typing.typing_users(room.room_id)},
+                }
+            )
+        content: dict[str, dict[str, dict[str, Any]]] = {}
+        for receipt in receipts:
+            if receipt.receipt_type == "m.read.private" and receipt.user_id != user_id:
+                continue
+            data: dict[str, Any] = {"ts": receipt.ts}
+            if receipt.thread_id:
+                data["thread_id"] = receipt.thread_id
+            content.setdefault(receipt.event_id, {}).setdefault(receipt.receipt_type, {})[
+                receipt.user_id
+            ] = data
+        if content:
+            events.append({"type": "m.receipt", "content": content})
+        return events
+
+    async def _unread(self, room: RoomCache, user_id: str) -> dict[str, int]:
+        async with self.db.read() as conn:
+            mine = await userdata_store.get_receipt(
+                conn, room.room_id, user_id, ["m.read", "m.read.private"]
+            )
+            read_upto = 0
+            if mine:
+                found = await event_store.get_events(conn, [r.event_id for r in mine])
+                read_upto = max((e.stream_ordering for e in found.values()), default=0)
+            own = room.members.get(user_id)
+            if own is not None and not mine:
+                member_id = room.state.get(("m.room.member", user_id))
+                if member_id:
+                    member = await self.rooms.get_event(member_id)
+                    read_upto = member.stream_ordering if member else 0
+            count = await event_store.count_unread(
+                conn, room.room_id, user_id, read_upto, NOTIFYING_TYPES
+            )
+        return {"notification_count": count, "highlight_count": 0}
+
+    def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
+        joined = [u for u, m in room.members.items() if m == "join"]
+        invited = [u for u, m in room.members.items() if m == "invite"]
+        heroes = sorted(u for u in joined + invited if u != user_id)[:5]
+        return {
+            "m.heroes": heroes,
+            "m.joined_member_count": len(joined),
+            "m.invited_member_count": len(invited),
+        }
+
+    # ------------------------------------------------------------- other rooms
+
+    async def _stripped_state(
+        self, room: RoomCache, membership: Membership
+    ) -> list[dict[str, Any]]:
+        ids = [room.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in room.state]
+        found = await self.rooms.get_events([*ids, membership.event_id])
+        events = [stripped_event(found[i]) for i in ids if i in found]
+        own = found.get(membership.event_id)
+        if own is not None:
+            events.append(stripped_event(own))
+        return events
+
+    async def _left_room(
+        self,
+        requester: Requester,
+        room: RoomCache,
+        membership: Membership,
+        since: SyncToken | None,
+        sync_filter: SyncFilter,
+    ) -> dict[str, Any]:
+        limit = sync_filter.timeline_limit
+        async with self.db.read() as conn:
+            recent = await event_store.room_events(
+                conn,
+                room.room_id,
+                after=since.position if since else None,
+                upto=membership.stream_ordering,
+                limit=limit + 1,
+                backwards=True,
+            )
+        timeline = list(reversed(recent[:limit]))
+        timeline = await self.history.visible(requester.user_id, room, timeline)
+        return {
+            "timeline": {
+                "events": await self.history.serialize(
+                    timeline, (requester.user_id, requester.device_id), include_room_id=False
+                ),
+                "limited": len(recent) > limit,
+                "prev_batch": stream_token(
+                    (timeline[0].stream_ordering - 1) if timeline else membership.stream_ordering
+                ),
+            },
+            "state": {"events": []},
+            "account_data": {"events": []},
+        }
+
+    async def _global_account_data(
+        self, user_id: str, since: int | None, upto: int
+    ) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await userdata_store.account_data_since(conn, user_id, since, upto)
+        return [{"type": t, "content": c} for r, t, c in rows if r == ""]
+
+
+def _room_wanted(room_id: str, sync_filter: SyncFilter) -> bool:
+    if sync_filter.rooms is not None and room_id not in sync_filter.rooms:
+        return False
+    return not (sync_filter.not_rooms and room_id in sync_filter.not_rooms)
+
+
+def _has_news(response: dict[str, Any]) -> bool:
+    if response["rooms"] or response["account_data"]["events"]:
+        return True
+    for key in ("to_device", "device_lists"):
+        section = response.get(key)
+        if section and any(section.get(k) for k in ("events", "changed", "left")):
+            return True
+    return False

@@ -59,6 +59,10 @@ class EventGraph:
     def room_version(self) -> RoomVersion:
         return self._rv
 
+    @property
+    def events(self) -> Mapping[str, PDU]:
+        return self._events
+
     def pdu(self, event_id: str) -> PDU:
         """The PDU of ``event_id``; raises if it is missing or not a JSON object."""
         if not isinstance(event_id, str):

@@ -21,10 +21,11 @@ rule is run on the unconflicted state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 from ._events import EventGraph, StateKey
 
-__all__ = ["auth_difference", "closure"]
+__all__ = ["auth_difference", "closure", "unconflicted_closure"]
 
 
 def closure(
@@ -51,6 +52,35 @@ def closure(
     return result
 
 
+def unconflicted_closure(graph: EventGraph, roots: Iterable[str]) -> set[str]:
+    """:func:`closure` of the unconflicted events, tuned for rooms of many members.
+
+    The first level (the auth events the unconflicted events cite: create, the power
+    levels and join rules events, members' earlier memberships) is gathered by
+    comprehensions over the PDUs, without validating or caching each event; from there
+    on the (much smaller) rest is walked by :func:`closure`, which checks every event.
+    Malformed input still ends in :class:`~federation.errors.StateResolutionError`: any
+    oddity sends the first level back through the checked walk too.
+    """
+    root_ids = list(roots)
+    seen = set(root_ids)
+    events = graph.events
+    try:
+        pdus = [events[eid] for eid in seen]
+        lists = [pdu["auth_events"] for pdu in pdus]
+        if not all(type(ids) is list for ids in lists):
+            return closure(graph, root_ids)
+        cited = set(chain.from_iterable(lists))
+        if graph.room_version.room_id_is_create_hash:
+            room_ids = {pdu.get("room_id") for pdu in pdus}
+            cited.update("$" + rid[1:] for rid in room_ids if isinstance(rid, str) and rid)
+    except (KeyError, TypeError, AttributeError):
+        return closure(graph, root_ids)
+    if not all(type(eid) is str for eid in cited):
+        return closure(graph, root_ids)
+    return closure(graph, cited, seen=seen)
+
+
 def auth_difference(
     graph: EventGraph,
     state_sets: Sequence[Mapping[StateKey, str]],
@@ -58,7 +88,7 @@ def auth_difference(
     conflicted: Mapping[StateKey, set[str]],
 ) -> set[str]:
     """``∪ C_i − ∩ C_i`` over the state sets' full auth chains (state events included)."""
-    common = closure(graph, unconflicted.values())
+    common = unconflicted_closure(graph, unconflicted.values())
     per_set: list[set[str]] = []
     for state_set in state_sets:
         roots = [state_set[k] for k in conflicted if k in state_set]

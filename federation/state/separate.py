@@ -50,7 +50,9 @@ def separate(
         raise StateResolutionError(f"state set holds an unhashable key or value: {exc}") from None
     if not disputed_keys:
         return dict(first), {}
-    unconflicted = {k: v for k, v in first.items() if k not in disputed_keys}
+    unconflicted = dict(first)
+    for key in disputed_keys:
+        unconflicted.pop(key, None)
     conflicted: dict[StateKey, set[str]] = {}
     for key in disputed_keys:
         if not (

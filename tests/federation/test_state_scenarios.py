@@ -558,6 +558,25 @@ def test_malformed_pdu_and_state_sets(version: str) -> None:
         resolve(version, [a, {**a, ("m.room.name", ""): t}], room.events)
 
 
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+@pytest.mark.parametrize("value", [None, "not a list", [1, 2], ["$nowhere"], 5])
+def test_malformed_unconflicted_event(version: str, value: Any) -> None:
+    """The unconflicted events are read by a fast path; bad input still gets caught."""
+    room, a, b, _t = _conflict(version)
+    room.events[a[member(CHARLIE)]]["auth_events"] = value
+    with pytest.raises(StateResolutionError):
+        room.resolve(a, b)
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_missing_unconflicted_event(version: str) -> None:
+    room, a, b, _t = _conflict(version)
+    gone = a[member(DAVE)]
+    del room.events[gone]
+    with pytest.raises(StateResolutionError, match=gone.replace("$", r"\$")):
+        room.resolve(a, b)
+
+
 def test_unsupported_room_version() -> None:
     room, a, b, _t = _conflict("11")
     with pytest.raises(UnsupportedRoomVersion):

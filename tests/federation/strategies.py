@@ -23,6 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from federation.events import compute_event_id, compute_room_id
+from federation.signing import sign_json, signing_key_from_seed
 
 ROOM_VERSIONS = ("10", "11", "12")
 
@@ -45,6 +46,10 @@ HISTORY_VISIBILITIES = ("invited", "joined", "shared", "world_readable")
 # Power level edge values: the canonical JSON extremes, zero, the usual thresholds and
 # their neighbours.
 EDGE_LEVELS = (MIN_INT, -1, 0, 1, 49, 50, 51, 99, 100, 101, MAX_INT)
+
+#: The identity server key behind third-party invites, and a key that is not it.
+THIRD_PARTY_KEY = signing_key_from_seed(bytes(range(32)), "0")
+OTHER_KEY = signing_key_from_seed(bytes(range(1, 33)), "0")
 
 # --------------------------------------------------------------------------- primitives
 
@@ -169,7 +174,19 @@ def power_levels_contents(
     return st.fixed_dictionaries(
         {},
         optional={
-            "users": st.dictionaries(st.sampled_from(user_pool), level, max_size=4),
+            "users": st.dictionaries(
+                st.one_of(
+                    st.sampled_from(user_pool),
+                    st.sampled_from(user_pool),
+                    st.sampled_from(
+                        ["notauser", "@nocolon", "@x:", "@UPPER:a.example", "@x:bad host"]
+                    ),
+                )
+                if allow_strings
+                else st.sampled_from(user_pool),
+                level,
+                max_size=4,
+            ),
             "users_default": level,
             "events": st.dictionaries(event_types, level, max_size=4),
             "events_default": level,
@@ -197,7 +214,7 @@ def allow_lists() -> st.SearchStrategy[Any]:
 
 def join_rules_contents() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"join_rule": st.one_of(st.sampled_from(JOIN_RULES), text)},
+        {"join_rule": st.one_of(st.sampled_from(JOIN_RULES), text, json_values(2))},
         optional={"allow": allow_lists(), "x": json_values(3)},
     )
 
@@ -360,11 +377,25 @@ class AuthScenario:
     pdu: dict[str, Any]
     #: The part of ``state`` the candidate's auth_events name (the spec's selection).
     auth_state: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: The events ``pdu["auth_events"]`` names, in order (duplicates possible).
+    auth_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def auth_event_pdus(self) -> list[dict[str, Any]]:
+        """Every event the candidate may refer to: listed ones plus the create event."""
+        return [*self.auth_events, self.create]
 
     def describe(self) -> str:
         lines = [f"room version {self.room_version}", f"candidate: {self.pdu}"]
-        for key, ev in sorted(self.auth_state.items()):
-            lines.append(f"  auth {key}: sender={ev['sender']} content={ev['content']}")
+        for ev in self.auth_event_pdus():
+            lines.append(
+                f"  auth event {compute_event_id(ev, self.room_version)}: {ev['type']} "
+                f"[{ev.get('state_key')!r}] sender={ev['sender']} content={ev['content']}"
+                + (
+                    f" room_id={ev.get('room_id')}"
+                    if ev.get("room_id") != self.pdu.get("room_id")
+                    else ""
+                )
+            )
         return "\n".join(lines)
 
 
@@ -499,7 +530,14 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
                 content["join_authorised_via_users_server"] = creator
             add("m.room.member", user, draw(st.sampled_from([user, creator])), content)
     if draw(st.integers(0, 3)) == 0:
-        add("m.room.third_party_invite", "tok1", draw(users), draw(third_party_invite_contents()))
+        tpi = draw(third_party_invite_contents())
+        if draw(st.integers(0, 3)) > 0:
+            where = draw(st.sampled_from(["public_key", "public_keys"]))
+            if where == "public_key":
+                tpi["public_key"] = THIRD_PARTY_KEY.public_key_base64
+            else:
+                tpi["public_keys"] = [{"public_key": THIRD_PARTY_KEY.public_key_base64}]
+        add("m.room.third_party_invite", "tok1", draw(users), tpi)
 
     # The candidate.
     sender = draw(st.one_of(users, st.just(creator)))
@@ -510,15 +548,20 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     prev_events = [last_id]
     if kind == "member":
         target = draw(st.one_of(st.just(sender), users))
-        membership = draw(st.sampled_from(MEMBERSHIPS))
+        membership = draw(st.one_of(st.sampled_from(MEMBERSHIPS), st.sampled_from(["foo", "JOIN"])))
         content = {"membership": membership}
         if membership == "join" and draw(st.integers(0, 2)) == 0:
             content["join_authorised_via_users_server"] = draw(users)
-        if membership == "invite" and draw(st.integers(0, 4)) == 0:
-            content["third_party_invite"] = {
-                "display_name": "x",
-                "signed": {"mxid": target, "token": "tok1", "signatures": {}},
+        if membership == "invite" and draw(st.integers(0, 2)) == 0:
+            signed: dict[str, Any] = {
+                "mxid": draw(st.sampled_from([target, target, sender])),
+                "token": draw(st.sampled_from(["tok1", "tok1", "tok2"])),
             }
+            signing_key = draw(st.sampled_from([THIRD_PARTY_KEY, THIRD_PARTY_KEY, OTHER_KEY]))
+            signed = sign_json(signed, "id.example", signing_key)
+            if draw(st.integers(0, 5)) == 0:
+                signed["mxid"] = "@mallory:a.example"  # tampered after signing
+            content["third_party_invite"] = {"display_name": "x", "signed": signed}
         if draw(st.integers(0, 4)) == 0:
             # a creator joining straight after the create event
             prev_events = [create_id]
@@ -609,16 +652,35 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     pdu["signatures"] = {s: {"ed25519:k": "c2ln"} for s in sorted(signers)}
 
     selected = spec_auth_types(pdu, version)
-    auth_state = {k: v for k, v in state.items() if k in selected}
+    listed = [ev for k, ev in state.items() if k in selected]
+    # (three booleans: Hypothesis favours False, so this stays rare)
+    if kind != "create" and all(draw(st.booleans()) for _ in range(3)):
+        # Break the rules about the auth_events list itself.
+        mutation = draw(st.sampled_from(["drop", "extra", "duplicate", "create12", "other_room"]))
+        if mutation == "drop" and listed:
+            listed.remove(draw(st.sampled_from(listed)))
+        elif mutation == "extra":
+            unselected = [ev for k, ev in state.items() if k not in selected]
+            if unselected:
+                listed.append(draw(st.sampled_from(unselected)))
+        elif mutation == "duplicate" and listed:
+            twin = dict(draw(st.sampled_from(listed)))
+            twin["origin_server_ts"] += 1
+            listed.append(twin)
+        elif mutation == "create12" and version == "12":
+            listed.append(create)
+        elif mutation == "other_room" and listed:
+            i = draw(st.integers(0, len(listed) - 1))
+            stranger = dict(listed[i])
+            if stranger["type"] != "m.room.create" or version != "12":
+                stranger["room_id"] = "!elsewhere:b.example"
+                listed[i] = stranger
+    auth_state = {(ev["type"], ev["state_key"]): ev for ev in listed}
     if version == "12" and kind != "create":
         # the create event is implied by the room ID but still part of the auth state
         auth_state[("m.room.create", "")] = create
-    pdu["auth_events"] = sorted(
-        compute_event_id(ev, version)
-        for k, ev in auth_state.items()
-        if not (version == "12" and k == ("m.room.create", ""))
-    )
-    return AuthScenario(version, create, state, pdu, auth_state)
+    pdu["auth_events"] = [compute_event_id(ev, version) for ev in listed]
+    return AuthScenario(version, create, state, pdu, auth_state, listed)
 
 
 # --------------------------------------------------------------------------- signing keys

@@ -155,22 +155,13 @@ def test_event_signatures(
 
 
 def _kairan_auth(scn: S.AuthScenario) -> tuple[bool, str]:
+    """Kairan's decision: the rules about the auth_events list, then the auth rules."""
     version = scn.room_version
     try:
-        if scn.pdu["type"] == "m.room.create":
-            state: dict[tuple[str, str], dict[str, Any]] = {}
-        else:
-            by_id = {
-                compute_event_id(ev, version): ev
-                for key, ev in scn.auth_state.items()
-                if not (version == "12" and key == ("m.room.create", ""))
-            }
-            state = kauth.build_auth_state(
-                scn.pdu,
-                by_id,
-                version,
-                create_event=scn.create if version == "12" else None,
-            )
+        by_id = {compute_event_id(ev, version): ev for ev in scn.auth_events}
+        state = kauth.build_auth_state(
+            scn.pdu, by_id, version, create_event=scn.create if version == "12" else None
+        )
         kauth.check(scn.pdu, state, version)
     except kauth.AuthError as e:
         return False, f"{type(e).__name__}: {e}"
@@ -181,7 +172,7 @@ def _synapse_auth(oracle: SynapseOracle, scn: S.AuthScenario) -> dict[str, Any]:
     answer = oracle.request(
         "auth",
         pdu=scn.pdu,
-        auth_state=list(scn.auth_state.values()),
+        auth_state=scn.auth_event_pdus(),
         room_version=scn.room_version,
     )
     assert answer["ok"], f"the oracle failed: {answer['error']}\n{scn.describe()}"

@@ -192,24 +192,42 @@ def _auth_answer(allowed: bool, phase: str | None, exc: BaseException | None) ->
 
 
 def op_auth(req: JsonDict) -> Any:
+    """Synapse's decision on receipt.
+
+    An exception other than Synapse's own auth errors (e.g. the RuntimeError Synapse
+    raises for a room-12 event listing its create event) counts as a rejection too,
+    since Synapse then never accepts the event; its phase is marked ``"(crash)"``.
+    """
     version = req["room_version"]
     event = _event(req["pdu"], version)
     auth_state = [_event(p, version) for p in req.get("auth_state", [])]
     extra = [_event(p, version) for p in req.get("store_events", [])]
     store = _EventStore([*auth_state, *extra])
-    if req.get("validate", True):
-        try:
+
+    def validate() -> None:
+        if req.get("validate", True):
             validate_event_for_room_version(event)
-        except (AuthError, SynapseError) as e:
-            return _auth_answer(False, "validate", e)
-    try:
+
+    def independent() -> None:
         _run(check_state_independent_auth_rules(store, event))
-    except (AuthError, SynapseError) as e:
-        return _auth_answer(False, "independent", e)
-    try:
-        check_state_dependent_auth_rules(event, auth_state)
-    except (AuthError, SynapseError) as e:
-        return _auth_answer(False, "dependent", e)
+
+    def dependent() -> None:
+        # The rules run against the events the PDU names (in room 12 that includes the
+        # create event implied by the room ID), as Synapse does on receipt.
+        named = [store.events[eid] for eid in event.auth_event_ids() if eid in store.events]
+        check_state_dependent_auth_rules(event, named)
+
+    for phase, step in (
+        ("validate", validate),
+        ("independent", independent),
+        ("dependent", dependent),
+    ):
+        try:
+            step()
+        except (AuthError, SynapseError) as e:
+            return _auth_answer(False, phase, e)
+        except Exception as e:
+            return _auth_answer(False, phase + " (crash)", e)
     return _auth_answer(True, None, None)
 
 

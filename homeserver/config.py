@@ -7,6 +7,7 @@ command line prints it and exits non-zero.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,21 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    enabled: bool = True
+    #: Verify peers' TLS certificates (turning this off is logged loudly at start-up).
+    verify_tls: bool = True
+    #: Extra CA certificates (PEM) trusted for outbound federation, for closed networks.
+    ca_file: Path | None = None
+    #: Allow outbound federation to private, loopback and link-local addresses (SSRF guard).
+    allow_private_addresses: bool = False
+    #: server name -> "host:port" to connect to, bypassing .well-known and SRV.
+    server_overrides: tuple[tuple[str, str], ...] = ()
+    #: Notary servers asked for keys ({server_name, verify_keys}); none by default.
+    trusted_key_servers: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -62,6 +78,7 @@ class Config:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     #: Accounts with these localparts are admins (besides those flagged in the database).
     admins: tuple[str, ...] = ()
+    federation: FederationSettings = field(default_factory=FederationSettings)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 
@@ -109,7 +126,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
 _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
-    "rate_limit", "admins", "testing",
+    "rate_limit", "admins", "testing", "federation",
 }  # fmt: skip
 
 
@@ -159,6 +176,7 @@ def parse_config(raw: Any, directory: Path) -> Config:
         raise ConfigError(
             "database must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
         )
+    federation = _federation(raw.get("federation") or {}, path)
     admins = raw.get("admins") or []
     if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
         raise ConfigError("admins must be a list of user localparts")
@@ -181,6 +199,47 @@ def parse_config(raw: Any, directory: Path) -> Config:
         rate_limit=rate,
         admins=tuple(admins),
         testing=bool(raw.get("testing", False)),
+        federation=federation,
+    )
+
+
+def _federation(raw: Any, path: Callable[[Any, str], Path]) -> FederationSettings:
+    _expect(raw, dict, "federation")
+    unknown = sorted(
+        set(raw)
+        - {
+            "enabled",
+            "verify_tls",
+            "ca_file",
+            "allow_private_addresses",
+            "server_overrides",
+            "trusted_key_servers",
+        }
+    )
+    if unknown:
+        raise ConfigError(f"unknown federation keys: {', '.join(unknown)}")
+    overrides = _expect(raw.get("server_overrides") or {}, dict, "federation.server_overrides")
+    for name, target in overrides.items():
+        _expect(target, str, f"federation.server_overrides[{name}]")
+        if ":" not in target:
+            raise ConfigError(f"federation.server_overrides[{name}] must be host:port")
+    notaries = []
+    for entry in _expect(
+        raw.get("trusted_key_servers") or [], list, "federation.trusted_key_servers"
+    ):
+        _expect(entry, dict, "federation.trusted_key_servers entry")
+        name = _expect(entry.get("server_name"), str, "trusted_key_servers.server_name")
+        keys = _expect(entry.get("verify_keys") or {}, dict, "trusted_key_servers.verify_keys")
+        notaries.append((name, tuple(sorted((str(k), str(v)) for k, v in keys.items()))))
+    return FederationSettings(
+        enabled=_expect(raw.get("enabled", True), bool, "federation.enabled"),
+        verify_tls=_expect(raw.get("verify_tls", True), bool, "federation.verify_tls"),
+        ca_file=path(raw["ca_file"], "federation.ca_file") if raw.get("ca_file") else None,
+        allow_private_addresses=_expect(
+            raw.get("allow_private_addresses", False), bool, "federation.allow_private_addresses"
+        ),
+        server_overrides=tuple(sorted(overrides.items())),
+        trusted_key_servers=tuple(notaries),
     )
 
 
@@ -247,6 +306,21 @@ rate_limit:
 
 # Localparts of accounts that may use the admin API.
 admins: []
+
+# Federation with other Matrix servers (over TLS on the listener above).
+federation:
+  enabled: true
+  # Verify peers' certificates.  Turn off only on a closed test network.
+  verify_tls: true
+  # Trust an extra CA (PEM file) for outbound federation, e.g. a prefecture's private CA.
+  # ca_file: ca.pem
+  # Outbound federation to private/loopback addresses is refused unless allowed (SSRF guard).
+  allow_private_addresses: {allow_private}
+  # Connect to these servers at fixed addresses (closed networks without DNS):
+  # server_overrides:
+  #   town-a.example.jp: "10.0.0.5:8448"
+  # Notary servers to ask for other servers' keys (none by default).
+  trusted_key_servers: []
 """
 
 
@@ -271,4 +345,15 @@ def render_config(
         enable_registration=str(enable_registration).lower(),
         requires_token=str(not enable_registration).lower(),
         tls=tls_text,
+        allow_private=str(_is_loopback_name(server_name)).lower(),
     )
+
+
+def _is_loopback_name(server_name: str) -> bool:
+    host = split_server_name(server_name)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -347,10 +347,15 @@ def pdus(
         pdu["unsigned"] = draw(
             st.fixed_dictionaries({}, optional={"age": st.integers(0, 10**6), "x": json_values(3)})
         )
-    if version == "10" and draw(st.booleans()):
+    # Top-level keys some redaction algorithms keep (room 10) and others drop (11+).
+    if draw(st.booleans()):
         pdu["origin"] = server
     if draw(st.integers(0, 4)) == 0:
         pdu["prev_state"] = []
+    if draw(st.integers(0, 4)) == 0:
+        pdu.setdefault("membership", draw(st.sampled_from(MEMBERSHIPS)))
+    if draw(st.integers(0, 5)) == 0:
+        pdu.setdefault("redacts", draw(event_ids))
     pdu.update(extra)
     # Extra top-level keys that no algorithm knows (never the ones we set above).
     for k, v in draw(
@@ -687,3 +692,145 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
 
 seeds = st.binary(min_size=32, max_size=32)
 key_versions = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=8)
+
+
+# --------------------------------------------------------------------------- state resolution
+
+
+@dataclass
+class StateResScenario:
+    """A small room DAG that forks into branches; the branches' states are to be resolved."""
+
+    room_version: str
+    #: event ID -> PDU, every event of the room
+    events: dict[str, dict[str, Any]]
+    #: one state map per branch: (type, state_key) -> event ID
+    state_sets: list[dict[tuple[str, str], str]]
+
+
+_STATE_ACTIONS = (
+    "member",
+    "member",
+    "member",
+    "power_levels",
+    "power_levels",
+    "join_rules",
+    "topic",
+)
+
+
+@st.composite
+def state_res_scenarios(draw: st.DrawFn, room_version: str | None = None) -> StateResScenario:
+    """A room whose events fork into 2-3 branches of random (often unauthorised) changes.
+
+    Each branch event lists the auth events the spec's selection picks from its branch's
+    state at that point, whether or not it would pass the rules, so the resolution's
+    iterative auth checks have work to do.  Timestamps collide on purpose (ties are broken
+    by event ID), and a branch may start from another branch's middle.
+    """
+    version = room_version or draw(st.sampled_from(ROOM_VERSIONS))
+    creator = USERS[0]
+    create_content: dict[str, Any] = {"room_version": version}
+    if version == "10":
+        create_content["creator"] = creator
+    if version == "12" and draw(st.booleans()):
+        create_content["additional_creators"] = [USERS[1]]
+    create: dict[str, Any] = {
+        "type": "m.room.create",
+        "state_key": "",
+        "sender": creator,
+        "content": create_content,
+        "depth": 1,
+        "origin_server_ts": 0,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {"sha256": "x" * 43},
+    }
+    if version == "12":
+        room_id = compute_room_id(create)
+    else:
+        room_id = legacy_room_id("a.example")
+        create["room_id"] = room_id
+    create_id = compute_event_id(create, version)
+    events: dict[str, dict[str, Any]] = {create_id: create}
+
+    def emit(
+        state: dict[tuple[str, str], str],
+        last: str,
+        event_type: str,
+        state_key: str,
+        sender: str,
+        content: dict[str, Any],
+        ts: int,
+    ) -> str:
+        pdu: dict[str, Any] = {
+            "type": event_type,
+            "state_key": state_key,
+            "sender": sender,
+            "content": content,
+            "room_id": room_id,
+            "depth": events[last]["depth"] + 1,
+            "origin_server_ts": ts,
+            "prev_events": [last],
+            "auth_events": [],
+            "hashes": {"sha256": "x" * 43},
+        }
+        selected = spec_auth_types(pdu, version)
+        pdu["auth_events"] = sorted(state[k] for k in selected if k in state)
+        event_id = compute_event_id(pdu, version)
+        events[event_id] = pdu
+        state[(event_type, state_key)] = event_id
+        return event_id
+
+    base: dict[tuple[str, str], str] = {("m.room.create", ""): create_id}
+    last = emit(base, create_id, "m.room.member", creator, creator, {"membership": "join"}, 1)
+    pl_users = {} if version == "12" else {creator: 100}
+    pl_users[USERS[2]] = draw(st.sampled_from([0, 50, 100]))
+    last = emit(
+        base, last, "m.room.power_levels", "", creator,
+        {"users": pl_users, "state_default": 50, "ban": 50, "kick": 50, "invite": 0},
+        2,
+    )  # fmt: skip
+    last = emit(base, last, "m.room.join_rules", "", creator, {"join_rule": "public"}, 3)
+    for i, user in enumerate(USERS[1:4], start=4):
+        last = emit(base, last, "m.room.member", user, user, {"membership": "join"}, i)
+
+    timestamps = st.sampled_from([10, 10, 11, 12, 20])
+    branches: list[tuple[dict[tuple[str, str], str], str]] = []
+    points: list[tuple[dict[tuple[str, str], str], str]] = [(dict(base), last)]
+    for _ in range(draw(st.integers(2, 3))):
+        start_state, start_last = draw(st.sampled_from(points))
+        state, cur = dict(start_state), start_last
+        for _ in range(draw(st.integers(1, 5))):
+            action = draw(st.sampled_from(_STATE_ACTIONS))
+            sender = draw(st.sampled_from(USERS[:4]))
+            ts = draw(timestamps)
+            if action == "member":
+                target = draw(st.sampled_from([sender, *USERS]))
+                membership = draw(st.sampled_from(MEMBERSHIPS))
+                cur = emit(
+                    state, cur, "m.room.member", target, sender, {"membership": membership}, ts
+                )
+            elif action == "power_levels":
+                new_users = {
+                    u: draw(st.sampled_from([0, 50, 75, 100]))
+                    for u in draw(st.lists(st.sampled_from(USERS), max_size=3, unique=True))
+                    if not (
+                        version == "12"
+                        and u in (creator, *create_content.get("additional_creators", []))
+                    )
+                }
+                content = {
+                    "users": new_users,
+                    "state_default": 50,
+                    "ban": draw(st.sampled_from([0, 50, 100])),
+                }
+                cur = emit(state, cur, "m.room.power_levels", "", sender, content, ts)
+            elif action == "join_rules":
+                rule_ = draw(st.sampled_from(["public", "invite", "knock"]))
+                cur = emit(state, cur, "m.room.join_rules", "", sender, {"join_rule": rule_}, ts)
+            else:
+                cur = emit(state, cur, "m.room.topic", "", sender, {"topic": draw(text)}, ts)
+            points.append((dict(state), cur))
+        branches.append((state, cur))
+    return StateResScenario(version, events, [s for s, _ in branches])

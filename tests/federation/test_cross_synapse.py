@@ -31,6 +31,7 @@ from federation.events import (
     sign_event,
 )
 from federation.signing import encode_base64, signing_key_from_seed
+from federation.state import resolve
 from tests.federation import strategies as S
 from tests.oracle.client import SynapseOracle
 
@@ -241,4 +242,77 @@ def test_auth_events_selection(
     ours = kauth.auth_types_for_event(pdu, version)
     assert ours == expected, (
         f"auth events selection differs for {_show(pdu)}\n kairan:  {sorted(ours)}\n synapse: {sorted(expected)}"
+    )
+
+
+# --------------------------------------------------------------------------- state resolution
+
+
+@SETTINGS
+@given(scn=S.state_res_scenarios(), mode=st.sampled_from(["store", "event_map"]))
+def test_state_resolution(
+    synapse_oracle: SynapseOracle, scn: S.StateResScenario, mode: str
+) -> None:
+    answer = synapse_oracle.request(
+        "resolve",
+        room_version=scn.room_version,
+        state_sets=[sorted([t, sk, eid] for (t, sk), eid in s.items()) for s in scn.state_sets],
+        events=list(scn.events.values()),
+        mode=mode,
+    )
+    assert answer["ok"], f"the oracle failed: {answer['error']}"
+    theirs = {(t, sk): eid for t, sk, eid in answer["result"]}
+    ours = resolve(scn.room_version, scn.state_sets, scn.events)
+    if ours != theirs:
+        diff = {
+            k: {"kairan": ours.get(k), "synapse": theirs.get(k)}
+            for k in sorted(ours.keys() | theirs.keys())
+            if ours.get(k) != theirs.get(k)
+        }
+        described = "\n".join(
+            f"  {eid}: {ev['type']} [{ev['state_key']}] by {ev['sender']} ts={ev['origin_server_ts']} "
+            f"{_show(ev['content'])} auth={ev['auth_events']}"
+            for eid, ev in scn.events.items()
+        )
+        pytest.fail(
+            f"state resolution (room {scn.room_version}, oracle mode {mode}) differs: {diff}\n"
+            f"state sets: {scn.state_sets}\nevents:\n{described}"
+        )
+
+
+# --------------------------------------------------------------------------- known divergences
+
+#: Top-level keys that Synapse leaves out of the content hash besides ``unsigned``,
+#: ``signatures`` and ``hashes`` (remnants of its old internal event format).  The spec
+#: removes only those three, and so does Kairan.
+SYNAPSE_EXTRA_HASH_EXCLUSIONS = ("age_ts", "outlier", "destinations")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known divergence: Synapse also strips top-level age_ts/outlier/destinations before "
+        "computing the content hash; the spec (and Kairan) hash them. A PDU carrying one of "
+        "them with a spec-computed hash fails Synapse's hash check (Synapse redacts it) but "
+        "passes Kairan's. Owner of federation.events to decide whether to mirror Synapse."
+    ),
+)
+@pytest.mark.parametrize("key", SYNAPSE_EXTRA_HASH_EXCLUSIONS)
+def test_content_hash_of_legacy_top_level_keys(synapse_oracle: SynapseOracle, key: str) -> None:
+    pdu = {
+        "type": "m.room.message",
+        "sender": "@alice:a.example",
+        "room_id": "!room:a.example",
+        "content": {"body": "hi"},
+        "depth": 3,
+        "origin_server_ts": 1,
+        "prev_events": [],
+        "auth_events": [],
+        key: 1,
+    }
+    _agree(
+        f"content hash with top-level {key!r}",
+        pdu,
+        _ours(compute_content_hash, pdu),
+        _theirs(synapse_oracle.request("content_hash", pdu=pdu)),
     )

@@ -62,3 +62,20 @@ class MissingAuthEvent(AuthError):
 
 class StateResolutionError(FederationError):
     """State resolution was given an inconsistent event graph (e.g. a missing event)."""
+
+
+class MatrixError(Exception):
+    """An error answered to a client or a remote server as Matrix JSON ``{errcode, error}``.
+
+    Raised by request handlers of both APIs; one middleware renders it.
+    """
+
+    def __init__(self, status: int, errcode: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+        self.extra = extra
+
+    def to_json(self) -> dict[str, object]:
+        return {"errcode": self.errcode, "error": self.message, **self.extra}

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from federation.errors import MatrixError
 
-
-class MatrixError(Exception):
-    """An error to return to a client (or a remote server) as Matrix JSON."""
-
-    def __init__(self, status: int, errcode: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errcode = errcode
-        self.message = message
-        self.extra = extra
-
-    def to_json(self) -> dict[str, Any]:
-        return {"errcode": self.errcode, "error": self.message, **self.extra}
+__all__ = ["MatrixError"]
 
 
 def forbidden(message: str) -> MatrixError:

@@ -44,7 +44,8 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 def error_response(error: MatrixError) -> web.Response:
     response = json_response(error.to_json(), error.status)
     if error.errcode == "M_LIMIT_EXCEEDED":
-        retry_ms = int(error.extra.get("retry_after_ms", 1000))
+        value = error.extra.get("retry_after_ms", 1000)
+        retry_ms = value if isinstance(value, int) else 1000
         response.headers["Retry-After"] = str(max(1, (retry_ms + 999) // 1000))
     return response
 

@@ -1,0 +1,226 @@
+"""The outbound federation client: resolves server names, signs requests, guards addresses.
+
+I/O module (aiohttp).  Every request is signed with X-Matrix.  Before connecting, the
+destination's addresses are resolved and refused when private, loopback or link-local
+unless ``allow_private_addresses`` (an SSRF guard: a room member must not make the node
+probe the municipality's internal network).  TLS certificates are verified against the
+system store plus an optional CA file; verification can be turned off for test networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from federation.discovery import Destination, Resolver, dns_srv
+from federation.signing import SigningKey
+from federation.xmatrix import authorization_header
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+USER_AGENT = "Kairan"
+
+
+class FederationClientError(Exception):
+    """A request to another server failed."""
+
+
+class UnreachableError(FederationClientError):
+    """The destination could not be reached (DNS, connection, TLS, timeout)."""
+
+
+class ForbiddenDestination(UnreachableError):
+    """The destination resolves to an address the SSRF guard refuses."""
+
+
+class RemoteError(FederationClientError):
+    """The destination answered with an HTTP error (its Matrix errcode if any)."""
+
+    def __init__(self, status: int, errcode: str | None, message: str) -> None:
+        super().__init__(f"{status} {errcode or ''} {message}".strip())
+        self.status = status
+        self.errcode = errcode
+        self.message = message
+
+
+def is_private(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+        or ip.is_reserved or ip.is_unspecified
+    )  # fmt: skip
+
+
+def make_ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class FederationClient:
+    def __init__(
+        self,
+        server_name: str,
+        signing_key: SigningKey,
+        *,
+        verify_tls: bool = True,
+        ca_file: str | None = None,
+        allow_private_addresses: bool = False,
+        overrides: Mapping[str, str] | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.server_name = server_name
+        self.signing_key = signing_key
+        self.allow_private = allow_private_addresses
+        self._ssl = make_ssl_context(verify_tls, ca_file)
+        if not verify_tls:
+            log.warning("federation TLS certificate verification is OFF: use only on test networks")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=15)
+        self._session: aiohttp.ClientSession | None = None
+        self.resolver = Resolver(self._fetch_well_known, dns_srv, overrides)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=200, limit_per_host=10)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, headers={"User-Agent": USER_AGENT}
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+            candidates = [host]
+        except ValueError:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as e:
+                raise UnreachableError(f"cannot resolve {host}: {e}") from e
+            candidates = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        allowed = [a for a in candidates if self.allow_private or not is_private(a)]
+        if not allowed:
+            raise ForbiddenDestination(
+                f"{host} resolves only to private or loopback addresses ({', '.join(candidates)});"
+                " set federation.allow_private_addresses to allow them"
+            )
+        return allowed
+
+    async def _fetch_well_known(self, host: str) -> bytes | None:
+        try:
+            addresses = await self._addresses(host, 443)
+            url = f"https://{_bracket(addresses[0])}:443/.well-known/matrix/server"
+            async with self._http().get(
+                url, headers={"Host": host}, server_hostname=host, allow_redirects=False
+            ) as response:
+                if response.status != 200:
+                    return None
+                return await response.content.read(64 * 1024)
+        except (aiohttp.ClientError, TimeoutError, UnreachableError, ssl.SSLError):
+            return None
+
+    async def request(
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | list[str]] | None = None,
+        body: Any | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Send a signed request and return the parsed JSON response."""
+        target = await self.resolver.resolve(destination)
+        uri = path
+        if query:
+            uri += "?" + urllib.parse.urlencode(query, doseq=True)
+        header = authorization_header(
+            self.server_name, self.signing_key, destination, method, uri, body
+        )
+        return await self._send(target, method, uri, body, header, timeout_s)
+
+    async def get_unsigned(self, destination: str, path: str) -> Any:
+        """An unauthenticated GET (the key server endpoint)."""
+        target = await self.resolver.resolve(destination)
+        return await self._send(target, "GET", path, None, None, None)
+
+    async def _send(
+        self,
+        target: Destination,
+        method: str,
+        uri: str,
+        body: Any | None,
+        authorization: str | None,
+        timeout_s: float | None,
+    ) -> Any:
+        address = (await self._addresses(target.host, target.port))[0]
+        url = f"https://{_bracket(address)}:{target.port}{uri}"
+        headers = {"Host": target.host_header}
+        if authorization:
+            headers["Authorization"] = authorization
+        data = None
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else None
+        try:
+            async with self._http().request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                server_hostname=target.tls_name,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                if len(raw) > MAX_RESPONSE_BYTES:
+                    raise RemoteError(response.status, None, "response too large")
+                parsed = _parse(raw)
+                if response.status >= 400:
+                    errcode = parsed.get("errcode") if isinstance(parsed, dict) else None
+                    message = parsed.get("error") if isinstance(parsed, dict) else None
+                    raise RemoteError(
+                        response.status,
+                        errcode if isinstance(errcode, str) else None,
+                        message if isinstance(message, str) else response.reason or "",
+                    )
+                if parsed is _INVALID:
+                    raise RemoteError(response.status, None, "response is not JSON")
+                return parsed
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as e:
+            raise UnreachableError(f"{target.address}: {type(e).__name__}: {e}") from e
+
+
+_INVALID: Any = object()
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _INVALID
+
+
+def _bracket(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -245,6 +245,13 @@ async def use_registration_token(conn: AsyncConnection, token: str) -> None:
     )
 
 
+async def update_registration_token(conn: AsyncConnection, token: str, **values: object) -> None:
+    """Set ``uses_allowed`` and/or ``expiry_time`` (None clears the limit)."""
+    await conn.execute(
+        update(registration_tokens).where(registration_tokens.c.token == token).values(**values)
+    )
+
+
 async def delete_registration_token(conn: AsyncConnection, token: str) -> bool:
     result = await conn.execute(
         delete(registration_tokens).where(registration_tokens.c.token == token)

@@ -1,0 +1,222 @@
+"""The admin API under ``/_kairan/admin/v1/``: users, devices, rooms, registration tokens.
+
+Only accounts with the admin flag (or listed under ``admins`` in the config) may use it:
+401 without a valid access token, 403 ``M_FORBIDDEN`` for everyone else.  The handlers
+check the shape of the request and call :mod:`homeserver.admin.ops`, which the ``kairan``
+command uses too.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from homeserver.admin import ops
+from homeserver.client_api.common import requester, services
+from homeserver.errors import MatrixError, bad_json, invalid_param
+from homeserver.http import json_response, query_int, read_json
+from homeserver.services import Services
+
+routes = web.RouteTableDef()
+PREFIX = "/_kairan/admin/v1"
+MAX_PAGE = 1000
+
+
+async def _admin(request: web.Request) -> Services:
+    """The services, once the requester is known to be an admin."""
+    svc = services(request)
+    svc.accounts.require_admin(await requester(request))
+    return svc
+
+
+def _page(request: web.Request, total: int, items: list[Any], key: str) -> web.Response:
+    """A page of ``items`` with ``total`` and, when more follow, ``next_token``."""
+    start = query_int(request, "from", 0)
+    body: dict[str, Any] = {key: items, "total": total}
+    if start + len(items) < total:
+        body["next_token"] = str(start + len(items))
+    return json_response(body)
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    return query_int(request, "from", 0), query_int(
+        request, "limit", 100, minimum=1, maximum=MAX_PAGE
+    )
+
+
+def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise bad_json(f"'{key}' must be {'a boolean' if kind is bool else kind.__name__}")
+    return value
+
+
+def _query_bool(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise invalid_param(f"'{name}' must be true or false")
+    return raw == "true"
+
+
+# ---------------------------------------------------------------------- server
+
+
+@routes.get(PREFIX + "/server_version")
+async def server_version(request: web.Request) -> web.Response:
+    await _admin(request)
+    try:
+        version = metadata.version("kairan")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return json_response(
+        {"server_version": f"Kairan {version}", "python_version": platform.python_version()}
+    )
+
+
+# ---------------------------------------------------------------------- users
+
+
+@routes.get(PREFIX + "/users")
+async def list_users(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    start, limit = _paging(request)
+    users = await ops.list_users(svc, limit, start)
+    return _page(request, await ops.count_users(svc), users, "users")
+
+
+@routes.get(PREFIX + "/users/{user_id}")
+async def get_user(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    return json_response(await ops.get_user(svc, request.match_info["user_id"]))
+
+
+@routes.put(PREFIX + "/users/{user_id}")
+async def put_user(request: web.Request) -> web.Response:
+    """Create or modify an account: password, displayname, admin, deactivated."""
+    svc = await _admin(request)
+    user_id = request.match_info["user_id"]
+    body = await read_json(request, allow_empty=True)
+    logout = body.get("logout_devices", True)
+    if not isinstance(logout, bool):
+        raise bad_json("'logout_devices' must be a boolean")
+    created = await ops.modify_user(
+        svc,
+        user_id,
+        password=_optional(body, "password", str),
+        displayname=_optional(body, "displayname", str),
+        admin=_optional(body, "admin", bool),
+        deactivated=_optional(body, "deactivated", bool),
+        logout_devices=logout,
+    )
+    return json_response(await ops.get_user(svc, user_id), status=201 if created else 200)
+
+
+@routes.post(PREFIX + "/users/{user_id}/deactivate")
+async def deactivate_user(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    await read_json(request, allow_empty=True)
+    await ops.deactivate_user(svc, request.match_info["user_id"])
+    return json_response({})
+
+
+@routes.get(PREFIX + "/users/{user_id}/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    devices = await ops.list_devices(svc, request.match_info["user_id"])
+    return json_response({"devices": devices, "total": len(devices)})
+
+
+@routes.delete(PREFIX + "/users/{user_id}/devices/{device_id}")
+async def delete_device(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    await ops.delete_device(svc, request.match_info["user_id"], request.match_info["device_id"])
+    return json_response({})
+
+
+# ---------------------------------------------------------------------- rooms
+
+
+@routes.get(PREFIX + "/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    start, limit = _paging(request)
+    rooms = await ops.list_rooms(svc)
+    return _page(request, len(rooms), rooms[start : start + limit], "rooms")
+
+
+@routes.get(PREFIX + "/rooms/{room_id}")
+async def get_room(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    return json_response(await ops.room_details(svc, request.match_info["room_id"]))
+
+
+@routes.delete(PREFIX + "/rooms/{room_id}")
+async def shutdown_room(request: web.Request) -> web.Response:
+    """Shut the room down: every local member leaves, and it leaves the directory."""
+    svc = await _admin(request)
+    await read_json(request, allow_empty=True)
+    return json_response(await ops.shutdown_room(svc, request.match_info["room_id"]))
+
+
+# ---------------------------------------------------------------------- registration tokens
+
+
+def _limits(body: dict[str, Any]) -> dict[str, Any]:
+    """``uses_allowed``/``expiry_time`` present in ``body`` (null clears a limit)."""
+    limits: dict[str, Any] = {}
+    for key in ("uses_allowed", "expiry_time"):
+        if key in body:
+            limits[key] = _optional(body, key, int)
+    return limits
+
+
+@routes.get(PREFIX + "/registration_tokens")
+async def list_tokens(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    tokens = await ops.list_registration_tokens(svc, _query_bool(request, "valid"))
+    return json_response({"registration_tokens": tokens})
+
+
+@routes.post(PREFIX + "/registration_tokens/new")
+async def create_token(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    body = await read_json(request, allow_empty=True)
+    length = _optional(body, "length", int)
+    created = await ops.create_registration_token(
+        svc,
+        _optional(body, "token", str),
+        length=16 if length is None else length,
+        **_limits(body),
+    )
+    return json_response(created)
+
+
+@routes.get(PREFIX + "/registration_tokens/{token}")
+async def get_token(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    return json_response(await ops.get_registration_token(svc, request.match_info["token"]))
+
+
+@routes.put(PREFIX + "/registration_tokens/{token}")
+async def update_token(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    body = await read_json(request)
+    unknown = sorted(set(body) - {"uses_allowed", "expiry_time"})
+    if unknown:
+        raise MatrixError(400, "M_INVALID_PARAM", f"Unknown fields: {', '.join(unknown)}")
+    updated = await ops.update_registration_token(svc, request.match_info["token"], **_limits(body))
+    return json_response(updated)
+
+
+@routes.delete(PREFIX + "/registration_tokens/{token}")
+async def delete_token(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    await ops.delete_registration_token(svc, request.match_info["token"])
+    return json_response({})

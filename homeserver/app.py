@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -15,11 +16,14 @@ from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.uia import UIA
-from homeserver.client_api import account, discovery, profile, rooms, sync
+from homeserver.client_api import account, admin, discovery, profile, rooms, sync
+from homeserver.client_api.common import requester
 from homeserver.clock import Clock
 from homeserver.config import Config, ConfigError
 from homeserver.directory import DirectoryService
+from homeserver.errors import MatrixError
 from homeserver.http import Handler, RateLimiter, error_middleware
+from homeserver.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.notifier import Notifier
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
@@ -33,7 +37,7 @@ from homeserver.userdata import UserDataService
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES = [discovery, account, rooms, sync, profile]
+ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 
@@ -105,19 +109,26 @@ def _rate_limit_middleware(services: Services) -> Middleware:
         if request.method in ("POST", "PUT", "DELETE") and request.path.startswith(
             "/_matrix/client"
         ):
-            header = request.headers.get("Authorization", "")
-            services.rate_limiter.check(header[-16:] if header else f"ip:{request.remote}")
+            # Per user when the token is valid (all devices share a bucket), else per IP.
+            key = f"ip:{request.remote}"
+            if "Authorization" in request.headers:
+                with contextlib.suppress(MatrixError):  # the handler answers a bad token
+                    key = "user:" + (await requester(request)).user_id
+            services.rate_limiter.check(key)
         return await handler(request)
 
     return middleware
 
 
 def make_app(services: Services) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, _rate_limit_middleware(services)],
-        client_max_size=MAX_REQUEST_BYTES,
-    )
+    middlewares = [error_middleware, _rate_limit_middleware(services)]
+    metrics = NodeMetrics(services) if services.config.metrics.enabled else None
+    if metrics is not None:
+        middlewares.insert(0, metrics.middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[SERVICES] = services
+    if metrics is not None:
+        app[METRICS] = metrics
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
     return app
@@ -156,6 +167,16 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         raise ConfigError(
             f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
         ) from e
+    metrics_runner = None
+    if METRICS in app:
+        try:
+            metrics_runner = await start_listener(
+                app[METRICS], config.metrics.host, config.metrics.port
+            )
+        except ConfigError:
+            await runner.cleanup()
+            await close_services(services)
+            raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -169,5 +190,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         await close_services(services)

@@ -316,3 +316,33 @@ def test_content_hash_of_legacy_top_level_keys(synapse_oracle: SynapseOracle, ke
         _ours(compute_content_hash, pdu),
         _theirs(synapse_oracle.request("content_hash", pdu=pdu)),
     )
+
+
+def test_signing_keeps_hashes_of_other_algorithms(synapse_oracle: SynapseOracle) -> None:
+    """Synapse sets ``hashes.sha256`` and keeps any other entry of ``hashes``; since
+    ``hashes`` survives redaction, the signature covers them, so dropping them changes
+    the signature."""
+    seed = bytes(range(32))
+    pdu = {
+        "type": "m.room.message",
+        "sender": "@alice:a.example",
+        "room_id": "!room:a.example",
+        "content": {"body": "hi"},
+        "depth": 3,
+        "origin_server_ts": 1,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {"sha512": "b3RoZXI"},
+    }
+    theirs = synapse_oracle.request(
+        "sign_event",
+        pdu=pdu,
+        room_version="11",
+        server_name="a.example",
+        key_version="k",
+        seed=encode_base64(seed),
+    )
+    ours = _ours(
+        sign_event, copy.deepcopy(pdu), "11", "a.example", signing_key_from_seed(seed, "k")
+    )
+    _agree("signed event with an extra hash algorithm", pdu, ours, _theirs(theirs))

@@ -68,10 +68,22 @@ def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+#: Top-level keys left out of the content hash.  The spec names the first three; Synapse
+#: also leaves out the legacy ``age_ts``, ``outlier`` and ``destinations``, and rooms shared
+#: with Synapse must agree on which events have a valid hash, so Kairan does the same.
+CONTENT_HASH_EXCLUDED = frozenset(
+    {"unsigned", "signatures", "hashes", "age_ts", "outlier", "destinations"}
+)
+
+
+def _content_hash_bytes(pdu: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in pdu.items() if k not in CONTENT_HASH_EXCLUDED}
+    return _sha256(encode_canonical_json(body))
+
+
 def compute_content_hash(pdu: Mapping[str, Any]) -> str:
-    """SHA-256 over the event without ``unsigned``, ``signatures`` and ``hashes`` (unpadded b64)."""
-    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
-    return encode_base64(_sha256(encode_canonical_json(body)))
+    """SHA-256 over the event without the keys in :data:`CONTENT_HASH_EXCLUDED` (unpadded b64)."""
+    return encode_base64(_content_hash_bytes(pdu))
 
 
 def add_content_hash(pdu: dict[str, Any]) -> dict[str, Any]:
@@ -91,8 +103,7 @@ def check_content_hash(pdu: Mapping[str, Any]) -> None:
         claimed_bytes = decode_base64(claimed)
     except Base64Error as e:
         raise HashMismatch("event's sha256 content hash is not base64") from e
-    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
-    actual = _sha256(encode_canonical_json(body))
+    actual = _content_hash_bytes(pdu)
     if actual != claimed_bytes:
         raise HashMismatch(
             f"content hash mismatch: event says {claimed}, content hashes to {encode_base64(actual)}"

@@ -192,3 +192,10 @@ def test_unsupported_room_version() -> None:
         events.compute_event_id(pdu, "9")
     with pytest.raises(UnsupportedRoomVersion):
         events.verify_pdu(pdu, "org.example.custom", lookup)
+
+
+@pytest.mark.parametrize("key", ["age_ts", "outlier", "destinations"])
+def test_legacy_keys_outside_content_hash_like_synapse(key: str) -> None:
+    _, pdu = make()
+    assert events.compute_content_hash({**pdu, key: 123}) == events.compute_content_hash(pdu)
+    events.check_content_hash({**pdu, key: 123})

@@ -118,7 +118,7 @@ async def send(request: web.Request) -> web.Response:
 
 
 @routes.put(R + "/state/{event_type}")
-@routes.put(R + "/state/{event_type}/{state_key}")
+@routes.put(R + "/state/{event_type}/{state_key:[^/]*}")
 async def put_state(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
@@ -134,7 +134,7 @@ async def put_state(request: web.Request) -> web.Response:
 
 
 @routes.get(R + "/state/{event_type}")
-@routes.get(R + "/state/{event_type}/{state_key}")
+@routes.get(R + "/state/{event_type}/{state_key:[^/]*}")
 async def get_state_event(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
@@ -197,9 +197,11 @@ async def joined_members(request: web.Request) -> web.Response:
     ]
     for event in (await svc.rooms.get_events(ids)).values():
         content = event.pdu.get("content", {})
+        # The spec types both as strings: leave out what is unset (or not a string).
         joined[event.state_key or ""] = {
-            "display_name": content.get("displayname"),
-            "avatar_url": content.get("avatar_url"),
+            key: content[field]
+            for key, field in (("display_name", "displayname"), ("avatar_url", "avatar_url"))
+            if isinstance(content.get(field), str)
         }
     return json_response({"joined": joined})
 

@@ -34,6 +34,15 @@ def _postgres_reachable() -> bool:
 POSTGRES = _postgres_reachable()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--matrix-spec",
+        default=None,
+        help="matrix-spec checkout for the Client-Server conformance tests "
+        "(default: $KAIRAN_MATRIX_SPEC, else ../shared/matrix-spec)",
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if POSTGRES:
         return f"databases: SQLite and PostgreSQL at {PG_HOST}:{PG_PORT}"

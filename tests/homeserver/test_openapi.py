@@ -1,0 +1,573 @@
+"""Conformance: real flows over HTTP, every response validated against the spec's OpenAPI.
+
+Every request of these tests goes through :class:`ValidatingClient`, which checks the body
+of each response against the schema the spec gives for (method, path, status) and
+remembers which operations were exercised; each test asserts that nothing mismatched and
+that the operations it is about were really reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.homeserver.client import Client, Response, User
+from tests.homeserver.conftest import Node
+from tests.homeserver.openapi import ClientServerSpec, SchemaMismatch, SpecNotFound, spec_root
+
+V3 = "/_matrix/client/v3"
+
+
+@pytest.fixture(scope="session")
+def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
+    try:
+        root = spec_root(request.config.getoption("--matrix-spec"))
+    except SpecNotFound as e:
+        pytest.fail(str(e), pytrace=False)
+    return ClientServerSpec(root)
+
+
+class ValidatingClient(Client):
+    """A test client that validates every response against the spec."""
+
+    def __init__(self, base_url: str, spec: ClientServerSpec) -> None:
+        super().__init__(base_url)
+        self.spec = spec
+        self.mismatches: list[str] = []
+        self.seen: set[tuple[str, str]] = set()  # (METHOD, template)
+
+    async def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Response:
+        response = await super().request(method, path, body, **kwargs)
+        assert response.status < 500, (method, path, response)
+        if response.status >= 400 or response.body not in (None, b""):
+            assert isinstance(response.body, dict | list), (method, path, response)
+        try:
+            op = self.spec.validate(method, path, response.status, response.body)
+        except (SchemaMismatch, KeyError) as e:
+            self.mismatches.append(f"{method} {path} -> {response.status}: {e}")
+        else:
+            self.seen.add((method.upper(), op.template))
+        return response
+
+    def check(self, *expected: str) -> None:
+        """No mismatches so far, and each of ``expected`` ("GET /template") was exercised."""
+        assert not self.mismatches, "\n".join(self.mismatches)
+        seen = {f"{m} {t}" for m, t in self.seen}
+        missing = [e for e in expected if e not in seen]
+        assert not missing, f"not exercised: {missing}"
+
+
+@pytest.fixture
+async def vclient(node: Node, spec: ClientServerSpec) -> AsyncIterator[ValidatingClient]:
+    c = ValidatingClient(node.base_url, spec)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def room_path(room_id: str, rest: str = "") -> str:
+    return f"{V3}/rooms/{quote(room_id, safe='')}{rest}"
+
+
+# ----------------------------------------------------------------------------- discovery
+
+
+async def test_spec_loader_resolves_and_rejects(spec: ClientServerSpec) -> None:
+    op = spec.find("GET", "/_matrix/client/v3/rooms/!r:x/state/m.room.name")
+    assert op.template == "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"
+    assert spec.find("GET", "/_matrix/client/v3/rooms/!r:x/state").template.endswith("/state")
+    # A sync body with a timeline event lacking required fields must be refused: proves the
+    # cross-file refs (sync.yaml -> client_event -> event-schemas) are followed.
+    with pytest.raises(SchemaMismatch, match="event_id"):
+        spec.validate(
+            "GET",
+            f"{V3}/sync",
+            200,
+            {
+                "next_batch": "s1",
+                "rooms": {"join": {"!a": {"timeline": {"events": [{"type": "m.x"}]}}}},
+            },
+        )
+    with pytest.raises(SchemaMismatch, match="user_id"):
+        spec.validate("GET", f"{V3}/account/whoami", 200, {"user_id": "not-a-user-id"})
+    with pytest.raises(SchemaMismatch, match="errcode"):
+        spec.validate("GET", f"{V3}/account/whoami", 401, {"error": "no errcode"})
+    with pytest.raises(KeyError):
+        spec.find("GET", "/_matrix/client/v3/no/such/endpoint")
+
+
+async def test_spec_root_fails_clearly_without_a_spec(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAIRAN_MATRIX_SPEC", str(tmp_path / "nowhere"))
+    with pytest.raises(SpecNotFound, match="KAIRAN_MATRIX_SPEC"):
+        spec_root()
+    with pytest.raises(SpecNotFound, match="--matrix-spec"):
+        spec_root(str(tmp_path))
+
+
+async def test_discovery_accounts_and_profiles(node: Node, vclient: ValidatingClient) -> None:
+    c = vclient
+    versions = await c.ok("GET", "/_matrix/client/versions")
+    assert "v1.12" in versions["versions"]
+    well_known = await c.ok("GET", "/.well-known/matrix/client")
+    assert well_known["m.homeserver"]["base_url"].startswith("http")
+
+    # Registration: UIA first (401 with flows), then with the dummy stage.
+    start = await c.request("POST", f"{V3}/register", {"username": "alice", "password": "pw"})
+    assert start.status == 401 and {"flows", "session"} <= set(start.body)
+    assert (
+        await c.request("GET", f"{V3}/register/available", params={"username": "alice"})
+    ).status == 200
+    alice = await c.register("alice")
+    taken = await c.request("GET", f"{V3}/register/available", params={"username": "alice"})
+    assert taken.status == 400 and taken.body["errcode"] == "M_USER_IN_USE"
+    again = await c.request(
+        "POST",
+        f"{V3}/register",
+        {"username": "alice", "password": "pw", "auth": {"type": "m.login.dummy"}},
+    )
+    assert again.status == 400 and again.body["errcode"] == "M_USER_IN_USE"
+    bob = await c.register("bob")
+
+    flows = await c.ok("GET", f"{V3}/login")
+    assert {"type": "m.login.password"} in flows["flows"]
+    login = await c.ok(
+        "POST",
+        f"{V3}/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "correct horse",
+            "initial_device_display_name": "端末",
+        },
+    )
+    assert login["user_id"] == alice.user_id
+    wrong = await c.request(
+        "POST",
+        f"{V3}/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "wrong",
+        },
+    )
+    assert wrong.status == 403 and wrong.body["errcode"] == "M_FORBIDDEN"
+
+    me = await c.ok("GET", f"{V3}/account/whoami", token=login["access_token"])
+    assert me == {"user_id": alice.user_id, "device_id": login["device_id"], "is_guest": False}
+    missing = await c.request("GET", f"{V3}/account/whoami")
+    assert missing.status == 401 and missing.body["errcode"] == "M_MISSING_TOKEN"
+    unknown = await c.request("GET", f"{V3}/account/whoami", token="nope")
+    assert unknown.status == 401 and unknown.body["errcode"] == "M_UNKNOWN_TOKEN"
+
+    caps = await alice.ok("GET", f"{V3}/capabilities")
+    assert (
+        caps["capabilities"]["m.room_versions"]["default"]
+        in (caps["capabilities"]["m.room_versions"]["available"])
+    )
+
+    # Profiles and the user directory.
+    profile = f"{V3}/profile/{quote(alice.user_id)}"
+    await alice.ok("PUT", profile + "/displayname", {"displayname": "山田 太郎"})
+    await alice.ok("PUT", profile + "/avatar_url", {"avatar_url": "mxc://example.org/abc"})
+    assert await c.ok("GET", profile) == {
+        "displayname": "山田 太郎",
+        "avatar_url": "mxc://example.org/abc",
+    }
+    assert await c.ok("GET", profile + "/displayname") == {"displayname": "山田 太郎"}
+    assert await c.ok("GET", profile + "/avatar_url") == {"avatar_url": "mxc://example.org/abc"}
+    other = await bob.request("PUT", profile + "/displayname", {"displayname": "x"})
+    assert other.status == 403 and other.body["errcode"] == "M_FORBIDDEN"
+    nobody = await c.request("GET", f"{V3}/profile/{quote('@nobody:' + node.server_name)}")
+    assert nobody.status == 404 and nobody.body["errcode"] == "M_NOT_FOUND"
+    found = await bob.ok("POST", f"{V3}/user_directory/search", {"search_term": "やまだ"})
+    assert [r["user_id"] for r in found["results"]] == [alice.user_id]
+    assert found["limited"] is False
+
+    # Password change (UIA), logout, logout/all.
+    uia = await alice.request("POST", f"{V3}/account/password", {"new_password": "new pw"})
+    assert uia.status == 401 and "flows" in uia.body
+    await alice.ok(
+        "POST",
+        f"{V3}/account/password",
+        {
+            "new_password": "new pw",
+            "logout_devices": False,
+            "auth": {
+                "type": "m.login.password",
+                "password": "correct horse",
+                "session": uia.body["session"],
+            },
+        },
+    )
+    await c.ok("POST", f"{V3}/logout", {}, token=login["access_token"])
+    gone = await c.request("GET", f"{V3}/account/whoami", token=login["access_token"])
+    assert gone.status == 401 and gone.body["errcode"] == "M_UNKNOWN_TOKEN"
+    await bob.ok("POST", f"{V3}/logout/all", {})
+    assert (await bob.request("GET", f"{V3}/account/whoami")).status == 401
+
+    c.check(
+        "GET /_matrix/client/versions",
+        "GET /.well-known/matrix/client",
+        "POST /_matrix/client/v3/register",
+        "GET /_matrix/client/v3/register/available",
+        "GET /_matrix/client/v3/login",
+        "POST /_matrix/client/v3/login",
+        "GET /_matrix/client/v3/account/whoami",
+        "GET /_matrix/client/v3/capabilities",
+        "PUT /_matrix/client/v3/profile/{userId}/{keyName}",
+        "PUT /_matrix/client/v3/profile/{userId}/{keyName}",
+        "GET /_matrix/client/v3/profile/{userId}",
+        "GET /_matrix/client/v3/profile/{userId}/{keyName}",
+        "GET /_matrix/client/v3/profile/{userId}/{keyName}",
+        "POST /_matrix/client/v3/user_directory/search",
+        "POST /_matrix/client/v3/account/password",
+        "POST /_matrix/client/v3/logout",
+        "POST /_matrix/client/v3/logout/all",
+    )
+
+
+# ----------------------------------------------------------------------------- rooms
+
+
+async def test_room_lifecycle(node: Node, vclient: ValidatingClient) -> None:
+    c = vclient
+    alice = await c.register("alice")
+    bob = await c.register("bob")
+    carol = await c.register("carol")
+    created = await alice.ok(
+        "POST",
+        f"{V3}/createRoom",
+        {
+            "name": "防災連絡",
+            "topic": "訓練",
+            "preset": "public_chat",
+            "room_alias_name": "bousai",
+            "visibility": "public",
+        },
+    )
+    room_id = created["room_id"]
+    alias = f"#bousai:{node.server_name}"
+    assert created["room_alias"] == alias
+    qalias = quote(alias, safe="")
+
+    # Aliases and the directory.
+    assert (await c.ok("GET", f"{V3}/directory/room/{qalias}"))["room_id"] == room_id
+    second = f"#second:{node.server_name}"
+    await alice.ok("PUT", f"{V3}/directory/room/{quote(second, safe='')}", {"room_id": room_id})
+    assert sorted((await alice.ok("GET", room_path(room_id, "/aliases")))["aliases"]) == sorted(
+        [alias, second]
+    )
+    dup = await alice.request(
+        "PUT", f"{V3}/directory/room/{quote(second, safe='')}", {"room_id": room_id}
+    )
+    assert dup.status == 409
+    await alice.ok("DELETE", f"{V3}/directory/room/{quote(second, safe='')}")
+    missing = await c.request("GET", f"{V3}/directory/room/{quote(second, safe='')}")
+    assert missing.status == 404 and missing.body["errcode"] == "M_NOT_FOUND"
+    vis = f"{V3}/directory/list/room/{quote(room_id, safe='')}"
+    assert await c.ok("GET", vis) == {"visibility": "public"}
+    public = await c.ok("GET", f"{V3}/publicRooms")
+    assert [r["room_id"] for r in public["chunk"]] == [room_id]
+    searched = await bob.ok(
+        "POST", f"{V3}/publicRooms", {"limit": 5, "filter": {"generic_search_term": "防災"}}
+    )
+    assert [r["room_id"] for r in searched["chunk"]] == [room_id]
+    await alice.ok("PUT", vis, {"visibility": "private"})
+    assert (await c.ok("GET", f"{V3}/publicRooms"))["chunk"] == []
+
+    # Membership: join by alias, invite, leave, kick, ban, unban.
+    assert (await bob.ok("POST", f"{V3}/join/{qalias}", {}))["room_id"] == room_id
+    await alice.ok("POST", room_path(room_id, "/invite"), {"user_id": carol.user_id})
+    await carol.ok("POST", room_path(room_id, "/join"), {})
+    await carol.ok("POST", room_path(room_id, "/leave"), {"reason": "bye"})
+    await carol.ok("POST", f"{V3}/join/{quote(room_id, safe='')}", {})
+    await alice.ok("POST", room_path(room_id, "/kick"), {"user_id": carol.user_id, "reason": "r"})
+    await alice.ok("POST", room_path(room_id, "/ban"), {"user_id": carol.user_id})
+    banned = await carol.request("POST", room_path(room_id, "/join"), {})
+    assert banned.status == 403 and banned.body["errcode"] == "M_FORBIDDEN"
+    await alice.ok("POST", room_path(room_id, "/unban"), {"user_id": carol.user_id})
+    not_allowed = await bob.request("POST", room_path(room_id, "/kick"), {"user_id": alice.user_id})
+    assert not_allowed.status == 403
+    assert (await carol.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"] == []
+    await carol.ok("POST", room_path(room_id, "/forget"), {})
+    assert (await bob.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"] == [room_id]
+
+    # Messages and state.
+    sent = await alice.ok(
+        "PUT", room_path(room_id, "/send/m.room.message/txn1"), {"msgtype": "m.text", "body": "一"}
+    )
+    second_id = await bob.send(room_id, "二")
+    state_put = await alice.ok(
+        "PUT", room_path(room_id, "/state/m.room.topic"), {"topic": "新しい話題"}
+    )
+    assert state_put["event_id"].startswith("$")
+    await alice.ok("PUT", room_path(room_id, "/state/org.example.custom/key"), {"k": 1})
+    assert await bob.ok("GET", room_path(room_id, "/state/m.room.topic")) == {"topic": "新しい話題"}
+    assert await bob.ok("GET", room_path(room_id, "/state/m.room.topic/")) == {
+        "topic": "新しい話題"
+    }
+    as_event = await bob.ok(
+        "GET", room_path(room_id, "/state/org.example.custom/key"), params={"format": "event"}
+    )
+    assert as_event["content"] == {"k": 1} and as_event["state_key"] == "key"
+    absent = await bob.request("GET", room_path(room_id, "/state/m.room.avatar"))
+    assert absent.status == 404 and absent.body["errcode"] == "M_NOT_FOUND"
+    state = await bob.ok("GET", room_path(room_id, "/state"))
+    assert {(e["type"], e["state_key"]) for e in state} >= {
+        ("m.room.create", ""),
+        ("m.room.topic", ""),
+        ("m.room.member", bob.user_id),
+    }
+    members = await bob.ok("GET", room_path(room_id, "/members"))
+    assert {e["state_key"] for e in members["chunk"]} == {alice.user_id, bob.user_id, carol.user_id}
+    joined_only = await bob.ok("GET", room_path(room_id, "/members"), params={"membership": "join"})
+    assert {e["state_key"] for e in joined_only["chunk"]} == {alice.user_id, bob.user_id}
+    joined = await bob.ok("GET", room_path(room_id, "/joined_members"))
+    assert set(joined["joined"]) == {alice.user_id, bob.user_id}
+    # No avatar: the key is left out, not null (the spec types it as a string).
+    assert joined["joined"][bob.user_id] == {"display_name": "bob"}
+
+    event = await bob.ok("GET", room_path(room_id, f"/event/{quote(sent['event_id'])}"))
+    assert event["content"]["body"] == "一" and event["room_id"] == room_id
+    unknown_event = await bob.request("GET", room_path(room_id, "/event/$nope"))
+    assert unknown_event.status == 404 and unknown_event.body["errcode"] == "M_NOT_FOUND"
+    history = await bob.ok(
+        "GET", room_path(room_id, "/messages"), params={"dir": "b", "limit": "3"}
+    )
+    assert len(history["chunk"]) == 3 and "end" in history
+    forward = await bob.ok("GET", room_path(room_id, "/messages"), params={"dir": "f"})
+    assert forward["chunk"][0]["type"] == "m.room.create"
+    context = await bob.ok(
+        "GET", room_path(room_id, f"/context/{quote(second_id)}"), params={"limit": "4"}
+    )
+    assert context["event"]["event_id"] == second_id
+    assert context["events_before"][0]["event_id"] == sent["event_id"]
+
+    redaction = await alice.ok(
+        "PUT", room_path(room_id, f"/redact/{quote(second_id)}/r1"), {"reason": "spam"}
+    )
+    redacted = await bob.ok("GET", room_path(room_id, f"/event/{quote(second_id)}"))
+    assert redacted["content"] == {}
+    assert redacted["unsigned"]["redacted_because"]["event_id"] == redaction["event_id"]
+    not_mine = await bob.request(
+        "PUT", room_path(room_id, f"/redact/{quote(sent['event_id'])}/r2"), {}
+    )
+    assert not_mine.status == 403 and not_mine.body["errcode"] == "M_FORBIDDEN"
+
+    # A user outside the room.
+    outsider = await carol.request("GET", room_path(room_id, "/members"))
+    assert outsider.status == 403 and outsider.body["errcode"] == "M_FORBIDDEN"
+    nosend = await carol.request(
+        "PUT", room_path(room_id, "/send/m.room.message/x"), {"msgtype": "m.text", "body": "x"}
+    )
+    assert nosend.status == 403 and nosend.body["errcode"] == "M_FORBIDDEN"
+
+    c.check(
+        "POST /_matrix/client/v3/createRoom",
+        "GET /_matrix/client/v3/directory/room/{roomAlias}",
+        "PUT /_matrix/client/v3/directory/room/{roomAlias}",
+        "DELETE /_matrix/client/v3/directory/room/{roomAlias}",
+        "GET /_matrix/client/v3/rooms/{roomId}/aliases",
+        "GET /_matrix/client/v3/directory/list/room/{roomId}",
+        "PUT /_matrix/client/v3/directory/list/room/{roomId}",
+        "GET /_matrix/client/v3/publicRooms",
+        "POST /_matrix/client/v3/publicRooms",
+        "POST /_matrix/client/v3/join/{roomIdOrAlias}",
+        "POST /_matrix/client/v3/rooms/{roomId}/join",
+        "POST /_matrix/client/v3/rooms/{roomId}/invite",
+        "POST /_matrix/client/v3/rooms/{roomId}/leave",
+        "POST /_matrix/client/v3/rooms/{roomId}/kick",
+        "POST /_matrix/client/v3/rooms/{roomId}/ban",
+        "POST /_matrix/client/v3/rooms/{roomId}/unban",
+        "POST /_matrix/client/v3/rooms/{roomId}/forget",
+        "GET /_matrix/client/v3/joined_rooms",
+        "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
+        "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+        "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+        "GET /_matrix/client/v3/rooms/{roomId}/state",
+        "GET /_matrix/client/v3/rooms/{roomId}/members",
+        "GET /_matrix/client/v3/rooms/{roomId}/joined_members",
+        "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}",
+        "GET /_matrix/client/v3/rooms/{roomId}/messages",
+        "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}",
+        "PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}",
+    )
+
+
+# ----------------------------------------------------------------------------- sync
+
+
+async def test_sync_and_user_data(node: Node, vclient: ValidatingClient) -> None:
+    c = vclient
+    alice = await c.register("alice")
+    bob = await c.register("bob")
+    user_path = f"{V3}/user/{quote(alice.user_id)}"
+    room_id = await alice.create_room(name="連絡", preset="private_chat")
+    await alice.invite(room_id, bob.user_id)
+
+    invited = await bob.sync()
+    assert room_id in invited["rooms"]["invite"]
+    await bob.join(room_id)
+    first = await alice.send(room_id, "おはよう")
+
+    initial = await alice.sync()
+    joined = initial["rooms"]["join"][room_id]
+    assert first in [e["event_id"] for e in joined["timeline"]["events"]]
+
+    # Account data, global and per room, set and read back.
+    await alice.ok("PUT", f"{user_path}/account_data/org.example.settings", {"theme": "dark"})
+    assert await alice.ok("GET", f"{user_path}/account_data/org.example.settings") == {
+        "theme": "dark"
+    }
+    room_data = f"{user_path}/rooms/{quote(room_id, safe='')}/account_data/org.example.note"
+    await alice.ok("PUT", room_data, {"note": "重要"})
+    assert await alice.ok("GET", room_data) == {"note": "重要"}
+    none = await alice.request("GET", f"{user_path}/account_data/org.example.none")
+    assert none.status == 404 and none.body["errcode"] == "M_NOT_FOUND"
+    not_own = await bob.request("GET", f"{user_path}/account_data/org.example.settings")
+    assert not_own.status == 403 and not_own.body["errcode"] == "M_FORBIDDEN"
+
+    # Receipts, read markers, typing.
+    second = await bob.send(room_id, "こんにちは")
+    await alice.ok("POST", room_path(room_id, f"/receipt/m.read/{quote(second)}"), {})
+    await alice.ok(
+        "POST",
+        room_path(room_id, "/read_markers"),
+        {"m.fully_read": second, "m.read.private": second},
+    )
+    await bob.ok(
+        "PUT",
+        room_path(room_id, f"/typing/{quote(bob.user_id)}"),
+        {"typing": True, "timeout": 30000},
+    )
+
+    incremental = await alice.sync(since=initial["next_batch"])
+    entry = incremental["rooms"]["join"][room_id]
+    assert [e["event_id"] for e in entry["timeline"]["events"]] == [second]
+    ephemeral = {e["type"]: e["content"] for e in entry["ephemeral"]["events"]}
+    assert ephemeral["m.typing"] == {"user_ids": [bob.user_id]}
+    assert alice.user_id in ephemeral["m.receipt"][second]["m.read"]
+    assert alice.user_id in ephemeral["m.receipt"][second]["m.read.private"]
+    room_types = {e["type"] for e in entry["account_data"]["events"]}
+    assert {"org.example.note", "m.fully_read"} <= room_types
+    assert {"type": "org.example.settings", "content": {"theme": "dark"}} in incremental[
+        "account_data"
+    ]["events"]
+    # Bob sees Alice's public receipt, never her private one.
+    bob_view = await bob.sync(since=invited["next_batch"])
+    bob_receipts = next(
+        e["content"]
+        for e in bob_view["rooms"]["join"][room_id]["ephemeral"]["events"]
+        if e["type"] == "m.receipt"
+    )
+    assert "m.read.private" not in bob_receipts[second]
+
+    # Filters: stored and inline.
+    created = await alice.ok(
+        "POST",
+        f"{user_path}/filter",
+        {"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": True}}},
+    )
+    stored = await alice.ok("GET", f"{user_path}/filter/{created['filter_id']}")
+    assert stored["room"]["timeline"]["limit"] == 1
+    unknown_filter = await alice.request("GET", f"{user_path}/filter/99999")
+    assert unknown_filter.status == 404
+    filtered = await alice.sync(filter=created["filter_id"])
+    timeline = filtered["rooms"]["join"][room_id]["timeline"]
+    assert len(timeline["events"]) == 1 and timeline["limited"] is True
+    inline = await alice.sync(filter='{"room":{"timeline":{"limit":2}}}')
+    assert len(inline["rooms"]["join"][room_id]["timeline"]["events"]) == 2
+
+    # Leaving shows up in the leave section; long-polling wakes on news.
+    await bob.ok("POST", room_path(room_id, "/leave"), {})
+    after_leave = await bob.sync(since=bob_view["next_batch"])
+    assert room_id in after_leave["rooms"]["leave"]
+    caught_up = await alice.sync(since=incremental["next_batch"])
+    waiting = asyncio.create_task(alice.sync(since=caught_up["next_batch"], timeout=10_000))
+    await asyncio.sleep(0.1)
+    woke = await alice.send(room_id, "起きて")
+    woken = await asyncio.wait_for(waiting, 10)
+    assert woke in [e["event_id"] for e in woken["rooms"]["join"][room_id]["timeline"]["events"]]
+    bad_since = await alice.request("GET", f"{V3}/sync", params={"since": "garbage"})
+    assert bad_since.status == 400
+
+    c.check(
+        "GET /_matrix/client/v3/sync",
+        "PUT /_matrix/client/v3/user/{userId}/account_data/{type}",
+        "GET /_matrix/client/v3/user/{userId}/account_data/{type}",
+        "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
+        "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}",
+        "POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}",
+        "POST /_matrix/client/v3/rooms/{roomId}/read_markers",
+        "PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}",
+        "POST /_matrix/client/v3/user/{userId}/filter",
+        "GET /_matrix/client/v3/user/{userId}/filter/{filterId}",
+    )
+
+
+async def test_error_responses_match_the_spec(node: Node, vclient: ValidatingClient) -> None:
+    c = vclient
+    alice = await c.register("alice")
+    room_id = await alice.create_room()
+    cases: list[tuple[str, str, Any, int, str]] = [
+        ("GET", f"{V3}/joined_rooms", None, 401, "M_MISSING_TOKEN"),
+        ("POST", f"{V3}/createRoom", {"room_version": "999"}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
+        ("POST", f"{V3}/createRoom", {"preset": "nope"}, 400, "M_BAD_JSON"),
+        ("POST", f"{V3}/join/{quote('!unknown:example.org')}", {}, 404, "M_NOT_FOUND"),
+        ("POST", room_path(room_id, "/invite"), {"user_id": "not a user"}, 400, "M_INVALID_PARAM"),
+        ("POST", room_path(room_id, "/invite"), {}, 400, "M_MISSING_PARAM"),
+        ("GET", room_path("!nope:x", "/messages"), None, 403, "M_FORBIDDEN"),
+        ("GET", room_path(room_id, "/messages"), None, 200, ""),
+        ("GET", f"{V3}/directory/room/{quote('#nope:x', safe='')}", None, 404, "M_NOT_FOUND"),
+        ("GET", f"{V3}/no_such_endpoint", None, 404, "M_UNRECOGNIZED"),
+    ]
+    for method, path, body, status, errcode in cases:
+        response = (
+            await alice.request(method, path, body)
+            if status != 401
+            else await c.request(method, path, body)
+        )
+        assert response.status == status, (method, path, response)
+        if errcode:
+            assert response.body["errcode"] == errcode, (method, path, response)
+    # An unknown endpoint is not in the spec at all, which the validator records: drop it.
+    c.mismatches = [m for m in c.mismatches if "no_such_endpoint" not in m]
+    c.check("GET /_matrix/client/v3/joined_rooms", "POST /_matrix/client/v3/createRoom")
+
+
+async def test_every_user_can_use_a_second_device(node: Node, vclient: ValidatingClient) -> None:
+    """Two devices of one user: both sync, both see the message, transaction IDs per device."""
+    alice = await vclient.register("alice")
+    login = await vclient.ok(
+        "POST",
+        f"{V3}/login",
+        {"type": "m.login.password", "user": "alice", "password": "correct horse"},
+    )
+    phone = User(vclient, alice.user_id, login["access_token"], login["device_id"])
+    room_id = await alice.create_room()
+    sent = await alice.send(room_id, "from the laptop")
+    laptop_view = await alice.sync()
+    phone_view = await phone.sync()
+    laptop_event = next(
+        e
+        for e in laptop_view["rooms"]["join"][room_id]["timeline"]["events"]
+        if e["event_id"] == sent
+    )
+    phone_event = next(
+        e
+        for e in phone_view["rooms"]["join"][room_id]["timeline"]["events"]
+        if e["event_id"] == sent
+    )
+    assert "transaction_id" in laptop_event["unsigned"]
+    assert "transaction_id" not in phone_event["unsigned"]
+    vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
+
+
+__all__ = ["ValidatingClient"]

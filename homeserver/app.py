@@ -16,13 +16,14 @@ from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.uia import UIA
-from homeserver.client_api import account, admin, discovery, profile, rooms, sync
+from homeserver.client_api import account, admin, discovery, media, profile, rooms, sync
 from homeserver.client_api.common import requester
 from homeserver.clock import Clock
 from homeserver.config import Config, ConfigError
 from homeserver.directory import DirectoryService
 from homeserver.errors import MatrixError
 from homeserver.http import Handler, RateLimiter, error_middleware
+from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.notifier import Notifier
 from homeserver.rooms.handler import RoomHandler
@@ -37,7 +38,7 @@ from homeserver.userdata import UserDataService
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin]
+ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 
@@ -100,6 +101,7 @@ async def build_services(
         sync=SyncService(room_service, history, typing, notifier, clock),
         directory=DirectoryService(room_service, accounts),
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
+        media=MediaService(db, config, clock),
     )
 
 

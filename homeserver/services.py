@@ -13,6 +13,7 @@ from homeserver.clock import Clock
 from homeserver.config import Config
 from homeserver.directory import DirectoryService
 from homeserver.http import RateLimiter
+from homeserver.media import MediaService
 from homeserver.notifier import Notifier
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
@@ -42,6 +43,7 @@ class Services:
     sync: SyncService
     directory: DirectoryService
     rate_limiter: RateLimiter
+    media: MediaService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,385 @@
+"""The content repository: uploads on disk, their rows in the database, thumbnails.
+
+Files live under ``config.media_path``:
+
+- ``local_content/<id[0:2]>/<id[2:4]>/<media_id>``: the uploaded bytes;
+- ``thumbnails/<id[0:2]>/<id[2:4]>/<media_id>/<w>x<h>-<method>.<jpg|png>``: cached thumbnails;
+- ``tmp/``: files being written.
+
+Every file is written to ``tmp/``, flushed and fsynced, then renamed into place; an upload's
+row is written only after its file is in place, so a crash can leave an orphan file but
+never a row pointing at a missing or half-written one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import secrets
+import string
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from homeserver.clock import Clock
+from homeserver.config import Config
+from homeserver.errors import MatrixError, forbidden, invalid_param, not_found, too_large
+from homeserver.media import thumbnailer
+from homeserver.media.thumbnailer import Method, ThumbnailError
+from homeserver.storage import media as store
+from homeserver.storage.database import Database
+from homeserver.storage.media import MediaRecord
+
+log = logging.getLogger(__name__)
+
+MEDIA_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MEDIA_ID_LENGTH = 24
+_ALPHABET = string.ascii_letters + string.digits
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_FILENAME_CHARS = 255
+#: How long a media ID from ``/create`` waits for its content.
+PENDING_LIFETIME_MS = 24 * 60 * 60 * 1000
+MAX_PENDING_PER_USER = 20
+#: The longest a download of pending media waits for it (the client's ``timeout_ms`` is capped).
+MAX_WAIT_MS = 60_000
+#: Thumbnails generated at once (each can hold a decoded image in memory).
+THUMBNAIL_CONCURRENCY = 4
+#: Beyond this many cached thumbnails of one media, new sizes are generated but not kept.
+MAX_CACHED_THUMBNAILS = 32
+_WRITE_CHUNK = 1024 * 1024
+
+
+def not_yet_uploaded() -> MatrixError:
+    return MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
+
+
+def cannot_thumbnail(message: str) -> MatrixError:
+    return MatrixError(400, "M_UNKNOWN", f"Cannot generate thumbnails for this content: {message}")
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """Content to send: a file on disk (or, for an uncached thumbnail, bytes), its content
+    type and the name for Content-Disposition."""
+
+    path: Path | None
+    content_type: str
+    filename: str | None
+    size: int
+    data: bytes | None = None
+
+
+class MediaService:
+    def __init__(self, db: Database, config: Config, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.server_name = config.server_name
+        self.max_upload_bytes = config.max_upload_bytes
+        self.root = config.media_path
+        self.tmp_dir = self.root / "tmp"
+        self._uploaded: dict[str, asyncio.Event] = {}
+        self._uploading: set[str] = set()
+        self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+
+    # ------------------------------------------------------------ names and paths
+
+    def mxc(self, media_id: str) -> str:
+        return f"mxc://{self.server_name}/{media_id}"
+
+    def content_path(self, media_id: str) -> Path:
+        return self.root / "local_content" / media_id[0:2] / media_id[2:4] / media_id
+
+    def thumbnail_dir(self, media_id: str) -> Path:
+        return self.root / "thumbnails" / media_id[0:2] / media_id[2:4] / media_id
+
+    def _local_id(self, server_name: str, media_id: str) -> str:
+        """The media ID if it names local media that could exist; else M_NOT_FOUND."""
+        if server_name != self.server_name:
+            # Remote media needs federation (GET /_matrix/federation/v1/media/download).
+            raise not_found("Remote media is not available from this server")
+        if not MEDIA_ID_RE.fullmatch(media_id):
+            raise not_found("Unknown media")
+        return media_id
+
+    # ------------------------------------------------------------ uploads
+
+    async def upload(
+        self,
+        user_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None,
+        filename: str | None,
+        content_length: int | None,
+    ) -> str:
+        """Store new content; its ``mxc://`` URI."""
+        content_type, filename = _check_metadata(content_type, filename)
+        self._check_length(content_length)
+        media_id = _new_media_id()
+        tmp, size, digest = await self._receive(chunks)
+        await _install(tmp, self.content_path(media_id))
+        async with self.db.write() as conn:
+            await store.insert_media(
+                conn,
+                MediaRecord(
+                    media_id, user_id, content_type, filename, size, digest, self.clock.now_ms()
+                ),
+            )
+        return self.mxc(media_id)
+
+    async def create(self, user_id: str) -> tuple[str, int]:
+        """A new media ID whose content comes later: its ``mxc://`` URI and expiry (ms)."""
+        now = self.clock.now_ms()
+        media_id = _new_media_id()
+        async with self.db.write() as conn:
+            await store.delete_expired_pending(conn, user_id, now - PENDING_LIFETIME_MS)
+            if await store.count_pending(conn, user_id, now - PENDING_LIFETIME_MS) >= (
+                MAX_PENDING_PER_USER
+            ):
+                raise MatrixError(
+                    429,
+                    "M_LIMIT_EXCEEDED",
+                    f"At most {MAX_PENDING_PER_USER} pending uploads at a time",
+                    retry_after_ms=60_000,
+                )
+            await store.insert_pending(conn, media_id, user_id, now)
+        return self.mxc(media_id), now + PENDING_LIFETIME_MS
+
+    async def upload_to(
+        self,
+        user_id: str,
+        server_name: str,
+        media_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None,
+        filename: str | None,
+        content_length: int | None,
+    ) -> None:
+        """Give content to a media ID made by :meth:`create`."""
+        media_id = self._local_id(server_name, media_id)
+        content_type, filename = _check_metadata(content_type, filename)
+        self._check_length(content_length)
+        async with self.db.read() as conn:
+            record = await store.get_media(conn, media_id)
+        if record is None or self._expired(record):
+            raise not_found("Unknown media ID (or it expired)")
+        if record.user_id != user_id:
+            raise forbidden("This media ID was created by another user")
+        if not record.pending or media_id in self._uploading:
+            raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
+        self._uploading.add(media_id)
+        try:
+            tmp, size, digest = await self._receive(chunks)
+            await _install(tmp, self.content_path(media_id))
+            async with self.db.write() as conn:
+                done = await store.complete_pending(
+                    conn,
+                    media_id,
+                    content_type=content_type,
+                    upload_name=filename,
+                    size=size,
+                    sha256=digest,
+                    uploaded_ts=self.clock.now_ms(),
+                )
+            if not done:
+                raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
+        finally:
+            self._uploading.discard(media_id)
+        waiting = self._uploaded.pop(media_id, None)
+        if waiting is not None:
+            waiting.set()
+
+    def _check_length(self, content_length: int | None) -> None:
+        if content_length is not None and content_length > self.max_upload_bytes:
+            raise self._too_large()
+
+    def _too_large(self) -> MatrixError:
+        return too_large(f"Cannot upload files larger than {self.max_upload_bytes} bytes")
+
+    async def _receive(self, chunks: AsyncIterable[bytes]) -> tuple[Path, int, str]:
+        """Write the body to a new file in ``tmp/``: its path, size and SHA-256 (hex)."""
+        await asyncio.to_thread(self.tmp_dir.mkdir, parents=True, exist_ok=True)
+        tmp = self.tmp_dir / secrets.token_hex(16)
+        file: BinaryIO = await asyncio.to_thread(open, tmp, "xb")
+        try:
+            size = 0
+            digest = hashlib.sha256()
+            buffer = bytearray()
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self.max_upload_bytes:
+                    raise self._too_large()
+                digest.update(chunk)
+                buffer += chunk
+                if len(buffer) >= _WRITE_CHUNK:
+                    await asyncio.to_thread(file.write, bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                await asyncio.to_thread(file.write, bytes(buffer))
+            await asyncio.to_thread(_flush_and_sync, file)
+        except BaseException:
+            file.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        file.close()
+        return tmp, size, digest.hexdigest()
+
+    # ------------------------------------------------------------ downloads
+
+    async def download(self, server_name: str, media_id: str, *, timeout_ms: int) -> MediaFile:
+        """The stored content of local media (waiting up to ``timeout_ms`` if pending)."""
+        record = await self._uploaded_record(server_name, media_id, timeout_ms)
+        path = self.content_path(record.media_id)
+        if not await asyncio.to_thread(path.is_file):
+            log.error("media %s is in the database but %s is missing", record.media_id, path)
+            raise not_found("The content of this media is missing")
+        return MediaFile(path, record.content_type, record.upload_name, record.size)
+
+    async def thumbnail(
+        self,
+        server_name: str,
+        media_id: str,
+        *,
+        width: int,
+        height: int,
+        method: Method,
+        timeout_ms: int,
+    ) -> MediaFile:
+        """A thumbnail of local image media, generated on first request and cached."""
+        if width < 1 or height < 1:
+            raise invalid_param("width and height must be positive")
+        record = await self._uploaded_record(server_name, media_id, timeout_ms)
+        if record.content_type.split(";")[0].strip().lower() not in thumbnailer.IMAGE_FORMATS:
+            raise cannot_thumbnail(f"{record.content_type} is not a supported image type")
+        out_type = thumbnailer.output_type(record.content_type.split(";")[0].strip().lower())
+        extension = "jpg" if out_type == "image/jpeg" else "png"
+        cached = self.thumbnail_dir(record.media_id) / f"{width}x{height}-{method}.{extension}"
+        if await asyncio.to_thread(cached.is_file):
+            size = (await asyncio.to_thread(cached.stat)).st_size
+            return MediaFile(cached, out_type, f"thumbnail.{extension}", size)
+        source = self.content_path(record.media_id)
+        if not await asyncio.to_thread(source.is_file):
+            log.error("media %s is in the database but %s is missing", record.media_id, source)
+            raise not_found("The content of this media is missing")
+        async with self._thumbnail_slots:
+            try:
+                made = await asyncio.to_thread(
+                    thumbnailer.make_thumbnail, source, width, height, method, out_type
+                )
+            except thumbnailer.ImageTooLarge as e:
+                raise too_large(str(e)) from None
+            except ThumbnailError as e:
+                raise cannot_thumbnail(str(e)) from None
+        if made.data is None:
+            return MediaFile(source, record.content_type, None, record.size)
+        name = f"thumbnail.{extension}"
+        if await asyncio.to_thread(self._store_thumbnail, cached, made.data):
+            return MediaFile(cached, out_type, name, len(made.data))
+        return MediaFile(None, out_type, name, len(made.data), data=made.data)
+
+    def _store_thumbnail(self, path: Path, data: bytes) -> bool:
+        """Cache a thumbnail (blocking); False if it was not kept.
+
+        A media with many cached sizes already gets no more: arbitrary sizes must not fill
+        the disk.  A thumbnail is a cache, so failing to keep one is logged, not raised.
+        """
+        tmp = self.tmp_dir / secrets.token_hex(16)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if len(os.listdir(path.parent)) >= MAX_CACHED_THUMBNAILS:
+                return False
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "xb") as file:
+                file.write(data)
+                _flush_and_sync(file)
+            os.replace(tmp, path)
+            return True
+        except OSError:
+            log.exception("cannot cache thumbnail %s", path)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+
+    async def _uploaded_record(
+        self, server_name: str, media_id: str, timeout_ms: int
+    ) -> MediaRecord:
+        media_id = self._local_id(server_name, media_id)
+        record = await self._record(media_id)
+        if record is None or (record.pending and self._expired(record)):
+            raise not_found("Unknown media")
+        if not record.pending:
+            return record
+        # Register interest before looking again, so an upload finishing in between is seen.
+        event = self._uploaded.setdefault(media_id, asyncio.Event())
+        record = await self._record(media_id)
+        if record is not None and record.pending and timeout_ms > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(timeout_ms, MAX_WAIT_MS) / 1000)
+            record = await self._record(media_id)
+        if record is None:
+            raise not_found("Unknown media")
+        if record.pending:
+            raise not_yet_uploaded()
+        return record
+
+    async def _record(self, media_id: str) -> MediaRecord | None:
+        async with self.db.read() as conn:
+            return await store.get_media(conn, media_id)
+
+    def _expired(self, record: MediaRecord) -> bool:
+        return record.pending and record.created_ts + PENDING_LIFETIME_MS <= self.clock.now_ms()
+
+
+def _new_media_id() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(MEDIA_ID_LENGTH))
+
+
+def _check_metadata(content_type: str | None, filename: str | None) -> tuple[str, str | None]:
+    content_type = (content_type or "").strip() or DEFAULT_CONTENT_TYPE
+    if len(content_type) > 255 or not content_type.isascii() or not content_type.isprintable():
+        raise invalid_param("Content-Type must be printable ASCII of at most 255 characters")
+    if filename is not None and len(filename) > MAX_FILENAME_CHARS:
+        raise invalid_param(f"filename must be at most {MAX_FILENAME_CHARS} characters")
+    if filename is not None and ("\x00" in filename or not _is_utf8(filename)):
+        raise invalid_param("filename must be valid UTF-8 without NUL characters")
+    return content_type, filename or None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _flush_and_sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+async def _install(tmp: Path, final: Path) -> None:
+    """Rename a complete, synced file into place (and make the rename durable)."""
+
+    def install() -> None:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            directory = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    await asyncio.to_thread(install)

@@ -43,6 +43,8 @@ class KeyRing:
             self._memory[(local.server_name, local.key_id)] = local
         self._misses: dict[tuple[str, str], int] = {}
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        #: server -> its last verified key document (for answering notary queries)
+        self._documents: dict[str, dict[str, Any]] = {}
 
     def cached(self, server: str, key_id: str, valid_at_ts: int) -> str | None:
         """A key already in memory that is valid at ``valid_at_ts`` (no I/O)."""
@@ -101,6 +103,14 @@ class KeyRing:
             del self._inflight[server]
             future.set_result(None)
 
+    async def fetch_document(self, server: str) -> dict[str, Any] | None:
+        """``server``'s own verified key document, still valid, fetched if needed."""
+        doc = self._documents.get(server)
+        if doc is None or doc.get("valid_until_ts", 0) < self.clock.now_ms():
+            await self._fetch_direct(server)
+            doc = self._documents.get(server)
+        return doc
+
     def _stored(self, parsed: ServerKeys, fetched_at: int) -> list[StoredKey]:
         valid = parsed.effective_valid_until(fetched_at)
         keys = [StoredKey(parsed.server_name, k, v, valid) for k, v in parsed.verify_keys.items()]
@@ -114,7 +124,9 @@ class KeyRing:
         now = self.clock.now_ms()
         try:
             doc = await self.client.get_unsigned(server, "/_matrix/key/v2/server")
-            return self._stored(parse_server_keys(doc, server), now)
+            stored = self._stored(parse_server_keys(doc, server), now)
+            self._documents[server] = doc
+            return stored
         except (FederationClientError, FederationError) as e:
             log.info("could not fetch keys of %s directly: %s", server, e)
             return []

@@ -6,7 +6,7 @@ The federation package never imports homeserver/; the node implements these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,24 @@ class KeyStore(Protocol):
 
 class Clock(Protocol):
     def now_ms(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    id: int
+    kind: str  # "pdu" or "edu"
+    payload: dict[str, Any]
+
+
+class QueueStore(Protocol):
+    """The persisted outbound queues, one per destination."""
+
+    async def enqueue(
+        self, destinations: list[str], kind: str, payload: dict[str, Any]
+    ) -> None: ...
+
+    async def pending(self, destination: str, max_pdus: int, max_edus: int) -> list[QueuedItem]: ...
+
+    async def remove(self, destination: str, ids: list[int]) -> None: ...
+
+    async def destinations(self) -> list[str]: ...

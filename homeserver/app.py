@@ -16,16 +16,30 @@ from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.uia import UIA
-from homeserver.client_api import account, admin, discovery, media, profile, rooms, sync
+from homeserver.client_api import (
+    account,
+    admin,
+    devices,
+    discovery,
+    keys,
+    media,
+    profile,
+    push,
+    rooms,
+    sync,
+    to_device,
+)
 from homeserver.client_api.common import requester
 from homeserver.clock import Clock
 from homeserver.config import Config, ConfigError
 from homeserver.directory import DirectoryService
+from homeserver.e2ee.service import KeysService
 from homeserver.errors import MatrixError
 from homeserver.http import Handler, RateLimiter, error_middleware
 from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.notifier import Notifier
+from homeserver.push.rules import PushRulesService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
@@ -39,6 +53,7 @@ from homeserver.userdata import UserDataService
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
+ROUTE_MODULES += [devices, keys, to_device, push]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 
@@ -84,6 +99,10 @@ async def build_services(
             notifier.notify(cached.interested())
 
     typing.on_change = typing_changed
+    sync_service = SyncService(room_service, history, typing, notifier, clock)
+    keys_service = KeysService(db, accounts, notifier, clock, config.server_name)
+    push_rules = PushRulesService(db, notifier)
+    sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
     return Services(
         config=config,
         db=db,
@@ -98,10 +117,12 @@ async def build_services(
         history=history,
         typing=typing,
         userdata=UserDataService(db, room_service, notifier, clock),
-        sync=SyncService(room_service, history, typing, notifier, clock),
+        sync=sync_service,
         directory=DirectoryService(room_service, accounts),
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
         media=MediaService(db, config, clock),
+        keys=keys_service,
+        push_rules=push_rules,
     )
 
 

@@ -12,9 +12,11 @@ from homeserver.accounts.uia import UIA
 from homeserver.clock import Clock
 from homeserver.config import Config
 from homeserver.directory import DirectoryService
+from homeserver.e2ee.service import KeysService
 from homeserver.http import RateLimiter
 from homeserver.media import MediaService
 from homeserver.notifier import Notifier
+from homeserver.push.rules import PushRulesService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
@@ -43,6 +45,8 @@ class Services:
     sync: SyncService
     directory: DirectoryService
     rate_limiter: RateLimiter
+    keys: KeysService
+    push_rules: PushRulesService
     media: MediaService
 
 

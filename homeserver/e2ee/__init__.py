@@ -1,0 +1,1 @@
+"""End-to-end encryption support: devices, keys, device lists and to-device messages."""

@@ -1,0 +1,1 @@
+"""Push rules (notification settings); pushers and push gateways are not implemented yet."""

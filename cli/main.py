@@ -282,5 +282,41 @@ def bench_engine(seconds: float, repeat: int) -> None:
     engine_bench.main(seconds, repeat)
 
 
+COUNT = click.IntRange(min=0)
+
+
+@bench.command("client")
+@click.option("--url", required=True, help="The homeserver's client base URL.")
+@click.option("--users", default=10, type=COUNT, show_default=True, help="Extra room members.")
+@click.option("--messages", default=500, type=COUNT, show_default=True, help="Sequential sends.")
+@click.option("--senders", default=20, type=COUNT, show_default=True, help="Concurrent senders.")
+@click.option("--per-sender", default=100, type=COUNT, show_default=True, help="Per sender.")
+@click.option("--rooms", default=20, type=COUNT, show_default=True, help="Rooms to create.")
+@click.option("--deliveries", default=100, type=COUNT, show_default=True, help="Sync samples.")
+@click.option("--registration-token", default=None, help="Register with this token.")
+@click.option("--pid", type=int, default=None, help="Server PID, to report its RSS.")
+def bench_client(
+    url: str,
+    users: int,
+    messages: int,
+    senders: int,
+    per_sender: int,
+    rooms: int,
+    deliveries: int,
+    registration_token: str | None,
+    pid: int | None,
+) -> None:
+    """Any homeserver over the Client-Server API: latencies, throughput, sync, RSS."""
+    from homeserver import bench_client as client_bench
+
+    options = client_bench.BenchOptions(
+        url, users, messages, senders, per_sender, rooms, deliveries, registration_token, pid
+    )
+    try:
+        asyncio.run(client_bench.run(options, click.echo))
+    except client_bench.BenchError as e:
+        raise click.ClickException(str(e)) from None
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""The black-box interop scenarios; run them with ``kairan interop run``."""

@@ -47,6 +47,9 @@ HISTORY_VISIBILITIES = ("invited", "joined", "shared", "world_readable")
 # their neighbours.
 EDGE_LEVELS = (MIN_INT, -1, 0, 1, 49, 50, 51, 99, 100, 101, MAX_INT)
 
+#: Strings that are not (strictly) user IDs, for state keys and user fields.
+ODD_USER_IDS = ("notauser", "@nocolon", "@x:", "", "@UPPER:a.example", "@sp ace:a.example")
+
 #: The identity server key behind third-party invites, and a key that is not it.
 THIRD_PARTY_KEY = signing_key_from_seed(bytes(range(32)), "0")
 OTHER_KEY = signing_key_from_seed(bytes(range(1, 33)), "0")
@@ -159,7 +162,12 @@ levels = st.one_of(st.sampled_from(EDGE_LEVELS), st.integers(-5, 120))
 def power_levels_contents(
     user_pool: tuple[str, ...] = USERS, allow_strings: bool = True
 ) -> st.SearchStrategy[dict[str, Any]]:
-    level = st.one_of(levels, st.sampled_from(["50", "x"])) if allow_strings else levels
+    # Malformed levels: numeric and other strings, booleans (an int subclass in Python), null.
+    level = (
+        st.one_of(levels, st.sampled_from(["50", "x", " 7", True, False, None]))
+        if allow_strings
+        else levels
+    )
     event_types = st.sampled_from(
         [
             "m.room.message",
@@ -380,11 +388,11 @@ class AuthScenario:
     room_version: str
     create: dict[str, Any]
     #: Every state event of the room, create included, by (type, state_key).
-    state: dict[tuple[str, str], dict[str, Any]]
+    state: dict[tuple[str, str], dict[str, Any]] = field(repr=False)
     #: The candidate event, auth_events filled in (event IDs of the selected state).
     pdu: dict[str, Any]
     #: The part of ``state`` the candidate's auth_events name (the spec's selection).
-    auth_state: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    auth_state: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
     #: The events ``pdu["auth_events"]`` names, in order (duplicates possible).
     auth_events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -555,11 +563,21 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     extra: dict[str, Any] = {}
     prev_events = [last_id]
     if kind == "member":
-        target = draw(st.one_of(st.just(sender), users))
-        membership = draw(st.one_of(st.sampled_from(MEMBERSHIPS), st.sampled_from(["foo", "JOIN"])))
+        target = draw(
+            st.one_of(st.just(sender), users, st.just(sender), st.sampled_from(ODD_USER_IDS))
+        )
+        membership = draw(
+            st.one_of(
+                st.sampled_from(MEMBERSHIPS),
+                st.sampled_from(MEMBERSHIPS),
+                st.sampled_from(["foo", "JOIN", None, 1, ["join"]]),
+            )
+        )
         content = {"membership": membership}
         if membership == "join" and draw(st.integers(0, 2)) == 0:
-            content["join_authorised_via_users_server"] = draw(users)
+            content["join_authorised_via_users_server"] = draw(
+                st.one_of(users, users, st.sampled_from([*ODD_USER_IDS, None, 5]))
+            )
         if membership == "invite" and draw(st.integers(0, 2)) == 0:
             signed: dict[str, Any] = {
                 "mxid": draw(st.sampled_from([target, target, sender])),
@@ -598,6 +616,10 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
                 content[field_] = draw(levels)
         else:
             content = draw(power_levels_contents())
+            if draw(st.integers(0, 9)) == 0:
+                content[draw(st.sampled_from(["users", "events", "notifications"]))] = draw(
+                    st.sampled_from([[], "x", 5, None])
+                )
     elif kind == "join_rules":
         event_type, state_key = "m.room.join_rules", ""
         content = draw(join_rules_contents())
@@ -655,7 +677,7 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     # Signatures are present but not valid: auth checks only which servers signed.
     signers = {sender.split(":", 1)[1]}
     authoriser = content.get("join_authorised_via_users_server")
-    if isinstance(authoriser, str) and draw(st.integers(0, 3)) > 0:
+    if isinstance(authoriser, str) and ":" in authoriser and draw(st.integers(0, 3)) > 0:
         signers.add(authoriser.split(":", 1)[1])
     pdu["signatures"] = {s: {"ed25519:k": "c2ln"} for s in sorted(signers)}
 

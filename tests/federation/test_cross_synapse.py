@@ -346,3 +346,82 @@ def test_signing_keeps_hashes_of_other_algorithms(synapse_oracle: SynapseOracle)
         sign_event, copy.deepcopy(pdu), "11", "a.example", signing_key_from_seed(seed, "k")
     )
     _agree("signed event with an extra hash algorithm", pdu, ours, _theirs(theirs))
+
+
+def _small_room(version: str) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """A public room of ``version`` where @alice (the creator) holds power 100."""
+    alice = "@alice:a.example"
+    create: dict[str, Any] = {
+        "type": "m.room.create",
+        "state_key": "",
+        "sender": alice,
+        "content": {"room_version": version, **({"creator": alice} if version == "10" else {})},
+        "depth": 1,
+        "origin_server_ts": 1,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {"sha256": "x" * 43},
+    }
+    room_id = compute_room_id(create) if version == "12" else "!room:a.example"
+    if version != "12":
+        create["room_id"] = room_id
+
+    def ev(
+        event_type: str, content: dict[str, Any], depth: int, state_key: str = ""
+    ) -> dict[str, Any]:
+        return {
+            "type": event_type,
+            "state_key": state_key,
+            "sender": alice,
+            "content": content,
+            "room_id": room_id,
+            "depth": depth,
+            "origin_server_ts": depth,
+            "prev_events": [],
+            "auth_events": [],
+            "hashes": {"sha256": "x" * 43},
+        }
+
+    state = {
+        ("m.room.create", ""): create,
+        ("m.room.member", alice): ev("m.room.member", {"membership": "join"}, 2, alice),
+        ("m.room.power_levels", ""): ev(
+            "m.room.power_levels", {"users": {} if version == "12" else {alice: 100}}, 3
+        ),
+        ("m.room.join_rules", ""): ev("m.room.join_rules", {"join_rule": "public"}, 4),
+    }
+    return create, state
+
+
+def test_member_events_whose_state_key_is_not_a_user_id(synapse_oracle: SynapseOracle) -> None:
+    """Invites, bans and kicks of a target that is not a user ID (no ``:``): Synapse
+    rejects them all ("Invalid ID"); both must decide alike."""
+    disagreements = []
+    for version in S.ROOM_VERSIONS:
+        create, state = _small_room(version)
+        for target in ("notauser", "@nocolon", ""):
+            for membership in ("invite", "ban", "leave"):
+                pdu: dict[str, Any] = {
+                    "type": "m.room.member",
+                    "state_key": target,
+                    "sender": "@alice:a.example",
+                    "content": {"membership": membership},
+                    "room_id": state[("m.room.member", "@alice:a.example")]["room_id"],
+                    "depth": 5,
+                    "origin_server_ts": 5,
+                    "prev_events": [],
+                    "hashes": {"sha256": "x" * 43},
+                    "signatures": {"a.example": {"ed25519:k": "c2ln"}},
+                }
+                selected = S.spec_auth_types(pdu, version)
+                listed = [e for k, e in state.items() if k in selected]
+                pdu["auth_events"] = [compute_event_id(e, version) for e in listed]
+                scn = S.AuthScenario(version, create, state, pdu, {}, listed)
+                theirs = _synapse_auth(synapse_oracle, scn)
+                ours_ok, ours_reason = _kairan_auth(scn)
+                if ours_ok != theirs["allowed"]:
+                    disagreements.append(
+                        f"room {version} {membership} of {target!r}: kairan {ours_reason}; "
+                        f"synapse {theirs.get('reason') or 'allowed'}"
+                    )
+    assert not disagreements, "auth decisions differ:\n" + "\n".join(disagreements)

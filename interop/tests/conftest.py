@@ -9,7 +9,9 @@ runs, and stop after its last.  A failing scenario's report ends with the nodes'
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator, Generator, Iterator
+from types import FrameType
 
 import pytest
 
@@ -24,6 +26,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"server pairs A-B to run: all, or a comma-separated list of {', '.join(PAIRS)} "
         f"(default: $KAIRAN_INTEROP_PAIRS or {DEFAULT_PAIRS})",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (e.g. from ``kairan interop run``) becomes an interrupt, so the session's
+    # finalizers stop every node; the harness's atexit hook is the second line of defence.
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
 
 
 def selected_pairs(config: pytest.Config) -> list[str]:

@@ -103,7 +103,7 @@ class DirectoryService:
         chunk.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
         start = 0
         if since is not None:
-            if not isinstance(since, str) or not since.isdigit():
+            if not isinstance(since, str) or not (since.isascii() and since.isdigit()):
                 raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
             start = int(since)
         limit = max(1, min(limit, 500))

@@ -102,7 +102,7 @@ class UserDataService:
             return str(await store.insert_filter(conn, user_id, body))
 
     async def get_filter(self, user_id: str, filter_id: str) -> dict[str, Any]:
-        if not filter_id.isdigit():
+        if not (filter_id.isascii() and filter_id.isdigit() and len(filter_id) <= 18):
             raise not_found("Unknown filter")
         async with self.db.read() as conn:
             found = await store.get_filter(conn, user_id, int(filter_id))

@@ -43,7 +43,8 @@ class SyncToken:
     @classmethod
     def parse(cls, text: str) -> SyncToken:
         parts = text[1:].split("_") if text.startswith("s") else []
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        # ASCII digits within int64: anything else would fail in int() or in the database.
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
             raise MatrixError(400, "M_INVALID_PARAM", f"Invalid since token {text!r}")
         return cls(int(parts[0]), int(parts[1]))
 

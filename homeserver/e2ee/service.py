@@ -48,8 +48,9 @@ class KeysService:
         self.notifier = notifier
         self.clock = clock
         self.server_name = server_name
-        #: (sender, device, txn ID) -> when it was sent, for idempotent /sendToDevice.
-        self._txns: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        #: (sender, device, event type, txn ID) -> when it was sent, so that a retried
+        #: /sendToDevice (same path, same access token's device) is delivered once.
+        self._txns: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
 
     # ------------------------------------------------------------- change tracking
 
@@ -348,8 +349,8 @@ class KeysService:
         for kid, signature in sigs[signer].items():
             if not isinstance(signature, str):
                 raise bad_json("A signature must be a string")
-            if kid in stored.get("signatures", {}).get(signer, {}):
-                continue
+            if stored.get("signatures", {}).get(signer, {}).get(kid) == signature:
+                continue  # already there
             if kid not in signer_keys:
                 raise invalid_param(f"Unknown signing key {kid}")
             public, kind = signer_keys[kid]
@@ -415,7 +416,7 @@ class KeysService:
 
     # ------------------------------------------------------------- to-device
 
-    def _seen_txn(self, key: tuple[str, str, str]) -> bool:
+    def _seen_txn(self, key: tuple[str, str, str, str]) -> bool:
         now = time.monotonic()
         while self._txns:
             oldest, when = next(iter(self._txns.items()))
@@ -440,7 +441,7 @@ class KeysService:
                 isinstance(c, dict) for c in per_device.values()
             ):
                 raise bad_json(f"messages.{user_id} must be an object of device IDs to contents")
-        key = (who.user_id, who.device_id, txn_id)
+        key = (who.user_id, who.device_id, event_type, txn_id)
         if self._seen_txn(key):
             return
         try:

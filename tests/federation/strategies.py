@@ -371,7 +371,9 @@ def pdus(
     # Extra top-level keys that no algorithm knows (never the ones we set above).
     for k, v in draw(
         st.dictionaries(
-            st.sampled_from(["org.example.top", "zzz", "é"]), json_values(3), max_size=2
+            st.sampled_from(["org.example.top", "zzz", "é", "age_ts", "outlier", "destinations"]),
+            json_values(3),
+            max_size=2,
         )
     ).items():
         pdu.setdefault(k, v)

@@ -280,23 +280,15 @@ def test_state_resolution(
         )
 
 
-# --------------------------------------------------------------------------- known divergences
+# --------------------------------------------------------------------------- legacy keys
 
 #: Top-level keys that Synapse leaves out of the content hash besides ``unsigned``,
 #: ``signatures`` and ``hashes`` (remnants of its old internal event format).  The spec
-#: removes only those three, and so does Kairan.
+#: names only those three; Kairan follows Synapse here so that both agree on which
+#: events fail their hash check (and get redacted).
 SYNAPSE_EXTRA_HASH_EXCLUSIONS = ("age_ts", "outlier", "destinations")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known divergence: Synapse also strips top-level age_ts/outlier/destinations before "
-        "computing the content hash; the spec (and Kairan) hash them. A PDU carrying one of "
-        "them with a spec-computed hash fails Synapse's hash check (Synapse redacts it) but "
-        "passes Kairan's. Owner of federation.events to decide whether to mirror Synapse."
-    ),
-)
 @pytest.mark.parametrize("key", SYNAPSE_EXTRA_HASH_EXCLUSIONS)
 def test_content_hash_of_legacy_top_level_keys(synapse_oracle: SynapseOracle, key: str) -> None:
     pdu = {

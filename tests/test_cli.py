@@ -1,0 +1,337 @@
+"""The real ``kairan`` command in subprocesses: init, serve and shutdown, config errors,
+user and room administration against a node directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from homeserver.admin import ops
+from homeserver.app import build_services, close_services
+from homeserver.config import load_config
+from tests.homeserver.conftest import db_url
+
+__all__ = ["db_url"]  # the fixture: administration runs on SQLite and PostgreSQL
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = Path(sys.executable).parent / "kairan"
+KAIRAN = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "cli.main"]
+#: A log record as ``kairan serve`` writes them (``2026-01-01 10:00:00,000 INFO name: ...``).
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO) ")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kairan(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KAIRAN, *map(str, args)],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def init(directory: Path, port: int | None = None) -> Path:
+    result = kairan("init", "--server-name", f"127.0.0.1:{port or free_port()}", "--dir", directory)
+    assert result.returncode == 0, result.stderr
+    return directory / "kairan.yaml"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Non-zero exit, no traceback, and one line (besides INFO log records) saying why."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if not LOG_RECORD.match(line)]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_until_up(process: subprocess.Popen[str], url: str) -> bytes:
+    """Poll ``url`` until it answers 200 (the node failing to start fails the test)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"kairan serve exited with {process.returncode}: {stderr}")
+        try:
+            status, body = get(url)
+            if status == 200:
+                return body
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"{url} never answered")
+
+
+@pytest.fixture
+def served() -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start(processes: list[subprocess.Popen[str]], directory: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [*KAIRAN, "serve", "--dir", str(directory)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    processes.append(process)
+    return process
+
+
+# ---------------------------------------------------------------------- init and serve
+
+
+def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    metrics_port = free_port()
+    config = init(tmp_path / "node", port)
+    assert (tmp_path / "node" / "signing.key").exists()
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            'metrics:\n  enabled: false\n  host: "127.0.0.1"\n  port: 9108',
+            f'metrics:\n  enabled: true\n  host: "127.0.0.1"\n  port: {metrics_port}',
+        )
+    )
+    assert f"port: {metrics_port}" in config.read_text()
+    process = start(served, tmp_path / "node")
+    versions = json.loads(
+        wait_until_up(process, f"http://127.0.0.1:{port}/_matrix/client/versions")
+    )
+    assert "v1.11" in versions["versions"]
+    status, scraped = get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert status == 200
+    assert b'kairan_http_requests_total{method="GET",route="/_matrix/client/versions"' in scraped
+
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kairan serve did not stop within 15 s of SIGTERM")
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "shutting down" in stderr
+    with pytest.raises(OSError):
+        get(f"http://127.0.0.1:{port}/_matrix/client/versions")
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    before = config.read_text()
+    key = (tmp_path / "node" / "signing.key").read_text()
+    again = kairan("init", "--server-name", "other.example", "--dir", tmp_path / "node")
+    assert_one_line_error(again, "already exists", "refusing to overwrite")
+    assert config.read_text() == before
+    assert (tmp_path / "node" / "signing.key").read_text() == key
+    assert_one_line_error(kairan("init", "--server-name", "bad name!", "--dir", tmp_path / "other"))
+
+
+# ---------------------------------------------------------------------- configuration errors
+
+
+def test_bad_yaml(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    config.write_text(config.read_text() + "\nlisten: [unclosed\n")
+    assert_one_line_error(kairan("serve", "--dir", tmp_path / "node"), "not valid YAML")
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    config.write_text(config.read_text() + "\nfederation_whitelist: []\n")
+    assert_one_line_error(
+        kairan("serve", "--dir", tmp_path / "node"),
+        "unknown configuration keys: federation_whitelist",
+    )
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    config.write_text(config.read_text().replace("burst: 50", "burst: lots"))
+    assert_one_line_error(kairan("serve", "--dir", tmp_path / "node"), "rate_limit.burst")
+
+
+def test_no_config(tmp_path: Path) -> None:
+    assert_one_line_error(kairan("serve", "--dir", tmp_path / "empty"), "kairan init")
+
+
+def test_missing_signing_key(tmp_path: Path) -> None:
+    init(tmp_path / "node")
+    (tmp_path / "node" / "signing.key").unlink()
+    assert_one_line_error(kairan("serve", "--dir", tmp_path / "node"), "signing key", "missing")
+
+
+def test_unreachable_postgresql(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    text = re.sub(
+        r'database: ".*"',
+        f'database: "postgresql+asyncpg://kairan:secret@127.0.0.1:{free_port()}/kairan"',
+        config.read_text(),
+    )
+    config.write_text(text)
+    result = kairan("serve", "--dir", tmp_path / "node")
+    assert_one_line_error(result, "cannot use the database", "127.0.0.1")
+    assert "secret" not in result.stderr
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        init(tmp_path / "node", port)
+        assert_one_line_error(
+            kairan("serve", "--dir", tmp_path / "node"), f"cannot listen on 127.0.0.1:{port}"
+        )
+
+
+def test_metrics_port_in_use(tmp_path: Path) -> None:
+    config = init(tmp_path / "node")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        config.write_text(
+            config.read_text()
+            .replace("enabled: false", "enabled: true")
+            .replace("port: 9108", f"port: {port}")
+        )
+        assert_one_line_error(
+            kairan("serve", "--dir", tmp_path / "node"),
+            f"cannot listen for metrics on 127.0.0.1:{port}",
+        )
+
+
+# ---------------------------------------------------------------------- administration
+
+
+def node_with_room(directory: Path, db_url: str) -> tuple[str, str]:
+    """A node directory on ``db_url`` whose user @owner has a room; (server_name, room_id)."""
+    config = init(directory)
+    config.write_text(re.sub(r'database: ".*"', f'database: "{db_url}"', config.read_text()))
+
+    async def make() -> tuple[str, str]:
+        svc = await build_services(load_config(directory), fast_passwords=True)
+        try:
+            owner = await ops.add_user(svc, "owner", "owner pw")
+            room_id, _ = await svc.handler.create_room(owner, {"name": "防災"})
+            return svc.config.server_name, room_id
+        finally:
+            await close_services(svc)
+
+    return asyncio.run(make())
+
+
+async def check_password(directory: Path, user_id: str, password: str) -> bool:
+    svc = await build_services(load_config(directory), fast_passwords=True)
+    try:
+        return await svc.accounts.check_password(user_id, password)
+    finally:
+        await close_services(svc)
+
+
+def test_user_commands(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, room_id = node_with_room(directory, db_url)
+    d = ("--dir", directory)
+
+    added = kairan("user", "add", "suzuki", *d, "--password", "first pw", "--displayname", "鈴木")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == f"@suzuki:{server_name}"
+    admin = kairan("user", "add", "chief", *d, stdin="chief pw\nchief pw\n")  # prompted
+    assert admin.returncode == 0, admin.stderr
+    made_admin = kairan("user", "add", "boss", *d, "--password", "pw", "--admin")
+    assert made_admin.returncode == 0, made_admin.stderr
+    assert_one_line_error(kairan("user", "add", "suzuki", *d, "--password", "x"), "M_USER_IN_USE")
+    assert_one_line_error(kairan("user", "add", "Bad Name", *d, "--password", "x"))
+
+    listed = kairan("user", "list", *d, "--json")
+    assert listed.returncode == 0, listed.stderr
+    users = {u["user_id"]: u for u in json.loads(listed.stdout)}
+    assert set(users) == {f"@{n}:{server_name}" for n in ("owner", "suzuki", "chief", "boss")}
+    assert users[f"@suzuki:{server_name}"]["displayname"] == "鈴木"
+    assert users[f"@boss:{server_name}"]["admin"] is True
+    plain = kairan("user", "list", *d).stdout.splitlines()
+    assert f"@boss:{server_name}\tboss\tadmin" in plain
+
+    suzuki = f"@suzuki:{server_name}"
+    reset = kairan("user", "reset-password", suzuki, *d, "--password", "second pw")
+    assert reset.returncode == 0, reset.stderr
+    assert asyncio.run(check_password(directory, suzuki, "second pw"))
+    assert not asyncio.run(check_password(directory, suzuki, "first pw"))
+    assert_one_line_error(
+        kairan("user", "reset-password", f"@ghost:{server_name}", *d, "--password", "x"),
+        "M_NOT_FOUND",
+    )
+
+    owner = f"@owner:{server_name}"
+    gone = kairan("user", "deactivate", owner, *d)
+    assert gone.returncode == 0, gone.stderr
+    users = {u["user_id"]: u for u in json.loads(kairan("user", "list", *d, "--json").stdout)}
+    assert users[owner]["deactivated"] is True
+    assert not asyncio.run(check_password(directory, owner, "owner pw"))
+    shown = json.loads(kairan("room", "show", room_id, *d).stdout)
+    assert shown["members"][owner] == "leave"  # deactivation left the room
+    assert_one_line_error(
+        kairan("user", "deactivate", "@x:elsewhere.example", *d), "M_INVALID_PARAM"
+    )
+
+
+def test_room_commands(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, room_id = node_with_room(directory, db_url)
+    d = ("--dir", directory)
+
+    listed = kairan("room", "list", *d)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"{room_id}\t1\t防災"]
+    rooms: list[dict[str, Any]] = json.loads(kairan("room", "list", *d, "--json").stdout)
+    assert [(r["room_id"], r["creator"], r["joined_members"]) for r in rooms] == [
+        (room_id, f"@owner:{server_name}", 1)
+    ]
+
+    shown = kairan("room", "show", room_id, *d)
+    assert shown.returncode == 0, shown.stderr
+    details = json.loads(shown.stdout)
+    assert details["members"] == {f"@owner:{server_name}": "join"}
+    types = {e["type"] for e in details["state"]}
+    assert {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.name"} <= types
+    assert_one_line_error(kairan("room", "show", "!nowhere", *d), "M_NOT_FOUND")
+    assert_one_line_error(kairan("room", "list", "--dir", tmp_path / "none"), "kairan init")

@@ -62,7 +62,7 @@ _special_chars = st.sampled_from(
     ["\x00", "\x1f", '"', "\\", "/", "\u007f", "\u2028", "é", "日本", "🎉", "\ufeff", "Ω"]
 )
 text = st.one_of(
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=12),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
     st.lists(_special_chars, max_size=4).map("".join),
 )
 keys = st.one_of(text, st.sampled_from(["body", "msgtype", "m.relates_to", "a", "b", "A", "é"]))
@@ -329,7 +329,7 @@ def pdus(
                 st.sampled_from(
                     ["org.example.custom", "m.room.name", "m.room.topic", "m.room.server_acl"]
                 ),
-                st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20),
+                st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20),
             )
         )
         content = draw(json_objects)
@@ -541,12 +541,12 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
     for user in USERS:
         if user == creator:
             continue
-        membership = draw(st.sampled_from((*MEMBERSHIPS, None, None)))
-        if membership is not None:
-            content = {"membership": membership}
-            if membership == "join" and draw(st.integers(0, 3)) == 0:
-                content["join_authorised_via_users_server"] = creator
-            add("m.room.member", user, draw(st.sampled_from([user, creator])), content)
+        user_membership = draw(st.sampled_from((*MEMBERSHIPS, None, None)))
+        if user_membership is not None:
+            member_content = {"membership": user_membership}
+            if user_membership == "join" and draw(st.integers(0, 3)) == 0:
+                member_content["join_authorised_via_users_server"] = creator
+            add("m.room.member", user, draw(st.sampled_from([user, creator])), member_content)
     if draw(st.integers(0, 3)) == 0:
         tpi = draw(third_party_invite_contents())
         if draw(st.integers(0, 3)) > 0:
@@ -568,7 +568,7 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
         target = draw(
             st.one_of(st.just(sender), users, st.just(sender), st.sampled_from(ODD_USER_IDS))
         )
-        membership = draw(
+        membership: Any = draw(
             st.one_of(
                 st.sampled_from(MEMBERSHIPS),
                 st.sampled_from(MEMBERSHIPS),
@@ -605,7 +605,7 @@ def auth_scenarios(draw: st.DrawFn, room_version: str | None = None) -> AuthScen
                 st.sampled_from(["users", "ban", "events", "users_default", "notifications"])
             )
             if field_ in ("users", "events", "notifications"):
-                sub = dict(content.get(field_, {}))
+                sub: dict[str, Any] = dict(content.get(field_, {}))
                 name = draw(
                     users if field_ == "users" else st.sampled_from(["m.room.message", "room"])
                 )

@@ -18,12 +18,15 @@ C = "/_matrix/client/v3"
 
 
 def _device_json(device: Device) -> dict[str, Any]:
-    return {
-        "device_id": device.device_id,
-        "display_name": device.display_name,
-        "last_seen_ip": device.last_seen_ip,
-        "last_seen_ts": device.last_seen_ts,
-    }
+    """The device as the spec shows it: fields that are not known are left out, not null."""
+    body: dict[str, Any] = {"device_id": device.device_id}
+    if device.display_name is not None:
+        body["display_name"] = device.display_name
+    if device.last_seen_ip is not None:
+        body["last_seen_ip"] = device.last_seen_ip
+    if device.last_seen_ts is not None:
+        body["last_seen_ts"] = device.last_seen_ts
+    return body
 
 
 @routes.get(C + "/devices")

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import string
+import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +49,12 @@ MAX_PENDING_PER_USER = 20
 #: The longest a download of pending media waits for it (the client's ``timeout_ms`` is capped).
 MAX_WAIT_MS = 60_000
 #: Thumbnails generated at once (each can hold a decoded image in memory).
-THUMBNAIL_CONCURRENCY = 4
+THUMBNAIL_CONCURRENCY = 2
 #: Beyond this many cached thumbnails of one media, new sizes are generated but not kept.
 MAX_CACHED_THUMBNAILS = 32
 _WRITE_CHUNK = 1024 * 1024
+#: Files in ``tmp/`` older than this were left by a crash (removed on the first upload).
+STALE_TMP_S = 3600
 
 
 def not_yet_uploaded() -> MatrixError:
@@ -85,6 +88,7 @@ class MediaService:
         self._uploaded: dict[str, asyncio.Event] = {}
         self._uploading: set[str] = set()
         self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+        self._tmp_checked = False
 
     # ------------------------------------------------------------ names and paths
 
@@ -165,16 +169,19 @@ class MediaService:
         media_id = self._local_id(server_name, media_id)
         content_type, filename = _check_metadata(content_type, filename)
         self._check_length(content_length)
-        async with self.db.read() as conn:
-            record = await store.get_media(conn, media_id)
-        if record is None or self._expired(record):
-            raise not_found("Unknown media ID (or it expired)")
-        if record.user_id != user_id:
-            raise forbidden("This media ID was created by another user")
-        if not record.pending or media_id in self._uploading:
-            raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
+        # Claim the ID before looking at its row: a second upload of it, in flight or
+        # finished, must never rename its file over the first one's.
+        if media_id in self._uploading:
+            raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media is being uploaded")
         self._uploading.add(media_id)
         try:
+            record = await self._record(media_id)
+            if record is None or self._expired(record):
+                raise not_found("Unknown media ID (or it expired)")
+            if record.user_id != user_id:
+                raise forbidden("This media ID was created by another user")
+            if not record.pending:
+                raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
             tmp, size, digest = await self._receive(chunks)
             await _install(tmp, self.content_path(media_id))
             async with self.db.write() as conn:
@@ -187,8 +194,8 @@ class MediaService:
                     sha256=digest,
                     uploaded_ts=self.clock.now_ms(),
                 )
-            if not done:
-                raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
+            if not done:  # expired and forgotten while the content was arriving
+                raise not_found("Unknown media ID (or it expired)")
         finally:
             self._uploading.discard(media_id)
         waiting = self._uploaded.pop(media_id, None)
@@ -204,6 +211,9 @@ class MediaService:
 
     async def _receive(self, chunks: AsyncIterable[bytes]) -> tuple[Path, int, str]:
         """Write the body to a new file in ``tmp/``: its path, size and SHA-256 (hex)."""
+        if not self._tmp_checked:
+            self._tmp_checked = True
+            await asyncio.to_thread(_remove_stale_files, self.tmp_dir, time.time() - STALE_TMP_S)
         await asyncio.to_thread(self.tmp_dir.mkdir, parents=True, exist_ok=True)
         tmp = self.tmp_dir / secrets.token_hex(16)
         file: BinaryIO = await asyncio.to_thread(open, tmp, "xb")
@@ -358,6 +368,19 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _remove_stale_files(directory: Path, before: float) -> None:
+    """Remove files last modified before ``before`` (a time.time()) from ``directory``."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                os.unlink(entry.path)
+                log.info("removed %s, left behind by an interrupted write", entry.path)
 
 
 def _flush_and_sync(file: BinaryIO) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ from urllib.parse import quote, unquote
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from homeserver.app import close_services
+from homeserver.media import service as media_service
 from homeserver.media.service import MAX_PENDING_PER_USER
 from homeserver.storage import media as media_store
+from homeserver.storage import schema
 from tests.homeserver.client import Client, Response, User
 from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
@@ -128,8 +133,6 @@ async def test_bytes_round_trip_and_safe_headers(node: Node, client: Client) -> 
         record = await media_store.get_media(conn, media_id)
     assert record is not None and not record.pending
     assert record.user_id == alice.user_id and record.size == len(data)
-    import hashlib
-
     assert record.sha256 == hashlib.sha256(data).hexdigest()
     path = node.services.media.content_path(media_id)
     assert path.read_bytes() == data
@@ -607,3 +610,72 @@ async def test_range_and_head_requests(node: Node, client: Client) -> None:
     assert head.status == 200 and head.body == b""
     assert head.headers["Content-Length"] == str(len(data))
     assert head.headers["Content-Disposition"] == 'inline; filename="clip.mp4"'
+
+
+async def test_interrupted_upload_leaves_nothing(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    host, port = node.server_name.split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST {UPLOAD} HTTP/1.1\r\nHost: {node.server_name}\r\n"
+        f"Authorization: Bearer {alice.token}\r\nContent-Type: image/png\r\n"
+        "Content-Length: 100000\r\n\r\n".encode()
+        + b"a" * 50_000
+    )
+    await writer.drain()
+    writer.close()  # half the promised body, then gone
+    tmp = node.services.config.media_path / "tmp"
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if tmp.exists() and not any(tmp.iterdir()):
+            break
+    assert tmp.exists() and list(tmp.iterdir()) == []
+    async with node.services.db.read() as conn:
+        rows = (await conn.execute(select(schema.media))).all()
+    assert rows == []
+    assert not (node.services.config.media_path / "local_content").exists()
+
+
+async def test_stale_temporary_files_are_removed(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    tmp = node.services.config.media_path / "tmp"
+    tmp.mkdir(parents=True)
+    stale, fresh = tmp / "stale", tmp / "fresh"
+    stale.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being written")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    await upload(alice, b"content")
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+async def test_thumbnail_cache_is_bounded(
+    node: Node, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(media_service, "MAX_CACHED_THUMBNAILS", 2)
+    alice = await client.register("alice")
+    server, media_id = await upload(alice, three_bands((600, 300)), "image/png")
+    sizes = [(60, 60), (90, 90), (120, 120), (150, 150)]
+    for width, height in sizes:
+        image = opened(await thumbnail(alice, server, media_id, width, height, "crop"))
+        assert image.size == (width, height)  # served either way
+    cached = sorted(p.name for p in node.services.media.thumbnail_dir(media_id).iterdir())
+    assert cached == ["60x60-crop.png", "90x90-crop.png"]
+
+
+async def test_concurrent_uploads_to_one_id(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    created = await alice.ok("POST", "/_matrix/media/v1/create")
+    server, media_id = MXC.fullmatch(created["content_uri"]).groups()  # type: ignore[union-attr]
+    path = f"/_matrix/media/v3/upload/{server}/{media_id}"
+    bodies = [os.urandom(300_000), os.urandom(300_000)]
+    responses = await asyncio.gather(*(alice.request("PUT", path, data=b) for b in bodies))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200, 409], responses
+    winner = bodies[[r.status for r in responses].index(200)]
+    got = await alice.request("GET", f"{V1}/download/{server}/{media_id}")
+    assert got.body == winner
+    async with node.services.db.read() as conn:
+        record = await media_store.get_media(conn, media_id)
+    assert record is not None and record.size == len(winner)

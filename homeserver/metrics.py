@@ -8,6 +8,7 @@ persisted events by a room listener, and /sync long-polls are read from the noti
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -97,6 +98,9 @@ class NodeMetrics:
                 return response
             except web.HTTPException as e:
                 status = e.status
+                raise
+            except asyncio.CancelledError:
+                status = 499  # the client went away (nginx's code for it)
                 raise
             finally:
                 method = request.method if request.method in METHODS else "OTHER"

@@ -204,10 +204,27 @@ async def delete_device(svc: Services, user_id: str, device_id: str) -> None:
 
 
 async def shutdown_room(svc: Services, room_id: str) -> dict[str, Any]:
-    """Make every local member leave (invites are rejected) and unpublish the room."""
+    """Close the room to new joins, make every local member leave (invites are rejected),
+    and unpublish it.
+
+    The join rule becomes ``invite``, set by the first local member with the power to set
+    it (``closed`` says whether one could); remote servers' members are not touched.
+    """
     cache = await svc.rooms.room(room_id)
     if cache is None:
         raise not_found(f"Unknown room {room_id}")
+    closed = False
+    for user_id in sorted(cache.joined()):
+        if not svc.accounts.is_local(user_id):
+            continue
+        try:
+            await svc.handler.send_state(
+                user_id, room_id, "m.room.join_rules", "", {"join_rule": "invite"}
+            )
+        except MatrixError:
+            continue
+        closed = True
+        break
     left: list[str] = []
     failed: list[str] = []
     for user_id, membership in sorted(cache.members.items()):
@@ -220,7 +237,7 @@ async def shutdown_room(svc: Services, room_id: str) -> dict[str, Any]:
             failed.append(user_id)
     async with svc.db.write() as conn:
         await room_store.set_room_public(conn, room_id, False)
-    return {"kicked_users": left, "failed_to_kick_users": failed}
+    return {"kicked_users": left, "failed_to_kick_users": failed, "closed": closed}
 
 
 # ---------------------------------------------------------------------- registration tokens

@@ -157,9 +157,24 @@ async def get_room(request: web.Request) -> web.Response:
     return json_response(await ops.room_details(svc, request.match_info["room_id"]))
 
 
+@routes.get(PREFIX + "/rooms/{room_id}/members")
+async def room_members(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    details = await ops.room_details(svc, request.match_info["room_id"])
+    joined = [user for user, membership in details["members"].items() if membership == "join"]
+    return json_response({"members": joined, "total": len(joined)})
+
+
+@routes.get(PREFIX + "/rooms/{room_id}/state")
+async def room_state(request: web.Request) -> web.Response:
+    svc = await _admin(request)
+    details = await ops.room_details(svc, request.match_info["room_id"])
+    return json_response({"state": details["state"]})
+
+
 @routes.delete(PREFIX + "/rooms/{room_id}")
 async def shutdown_room(request: web.Request) -> web.Response:
-    """Shut the room down: every local member leaves, and it leaves the directory."""
+    """Shut the room down: closed to joins, every local member leaves, out of the directory."""
     svc = await _admin(request)
     await read_json(request, allow_empty=True)
     return json_response(await ops.shutdown_room(svc, request.match_info["room_id"]))

@@ -49,6 +49,8 @@ async def test_only_admins(node: Node, client: Client, admin: User) -> None:
         ("DELETE", f"/users/{u(alice.user_id)}/devices/X"),
         ("GET", "/rooms"),
         ("GET", "/rooms/!x"),
+        ("GET", "/rooms/!x/members"),
+        ("GET", "/rooms/!x/state"),
         ("DELETE", "/rooms/!x"),
         ("GET", "/registration_tokens"),
         ("POST", "/registration_tokens/new"),
@@ -207,7 +209,7 @@ async def test_rooms(node: Node, client: Client, admin: User) -> None:
     alice = await client.register("alice")
     bob = await client.register("bob")
     carol = await client.register("carol")
-    rooms = [await alice.create_room(name=f"部屋{i}") for i in range(3)]
+    rooms = [await alice.create_room(name=f"部屋{i}", preset="public_chat") for i in range(3)]
     await alice.invite(rooms[0], bob.user_id)
     await bob.join(rooms[0])
     await alice.invite(rooms[0], carol.user_id)
@@ -231,11 +233,24 @@ async def test_rooms(node: Node, client: Client, admin: User) -> None:
     assert state[("m.room.name", "")] == {"name": "部屋0"}
     missing = await admin.request("GET", f"{A}/rooms/!nowhere")
     assert (missing.status, missing.body["errcode"]) == (404, "M_NOT_FOUND")
+    members = await admin.ok("GET", f"{A}/rooms/{rooms[0]}/members")
+    assert sorted(members["members"]) == sorted([alice.user_id, bob.user_id])
+    assert members["total"] == 2
+    only_state = await admin.ok("GET", f"{A}/rooms/{rooms[0]}/state")
+    assert only_state["state"] == details["state"]
+    for sub in ("members", "state"):
+        assert (await admin.request("GET", f"{A}/rooms/!nowhere/{sub}")).status == 404
 
     shut = await admin.ok("DELETE", f"{A}/rooms/{rooms[0]}")
     assert sorted(shut["kicked_users"]) == sorted([alice.user_id, bob.user_id, carol.user_id])
+    assert shut["failed_to_kick_users"] == [] and shut["closed"] is True
     details = await admin.ok("GET", f"{A}/rooms/{rooms[0]}")
     assert set(details["members"].values()) == {"leave"}
+    state = {(e["type"], e["state_key"]): e["content"] for e in details["state"]}
+    assert state[("m.room.join_rules", "")] == {"join_rule": "invite"}
+    # The room was public: nobody can walk back in.
+    rejoin = await bob.request("POST", f"/_matrix/client/v3/join/{rooms[0]}", {})
+    assert (rejoin.status, rejoin.body["errcode"]) == (403, "M_FORBIDDEN")
     refused = await bob.request(
         "PUT",
         f"/_matrix/client/v3/rooms/{rooms[0]}/send/m.room.message/t1",

@@ -120,6 +120,32 @@ def user_json(user: account_store.User) -> dict[str, Any]:
     }
 
 
+async def find_users(
+    svc: Services,
+    offset: int,
+    limit: int,
+    *,
+    name: str | None = None,
+    include_deactivated: bool = True,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of accounts whose ID or display name contains ``name``, and how many match."""
+    if name is None and include_deactivated:
+        async with svc.db.read() as conn:
+            page = await account_store.list_users(conn, limit, offset)
+            total = await account_store.count_users(conn)
+        return [user_json(u) for u in page], total
+    async with svc.db.read() as conn:
+        everyone = await account_store.list_users(conn, 10**9, 0)
+    term = (name or "").casefold()
+    matching = [
+        user_json(u)
+        for u in everyone
+        if (include_deactivated or not u.deactivated)
+        and (term in u.user_id.casefold() or term in (u.displayname or "").casefold())
+    ]
+    return matching[offset : offset + limit], len(matching)
+
+
 async def count_users(svc: Services) -> int:
     async with svc.db.read() as conn:
         return await account_store.count_users(conn)

@@ -85,10 +85,18 @@ async def server_version(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/users")
 async def list_users(request: web.Request) -> web.Response:
+    """Accounts by user ID; ``name`` filters on ID or display name, ``deactivated=false``
+    leaves deactivated accounts out."""
     svc = await _admin(request)
     start, limit = _paging(request)
-    users = await ops.list_users(svc, limit, start)
-    return _page(request, await ops.count_users(svc), users, "users")
+    users, total = await ops.find_users(
+        svc,
+        start,
+        limit,
+        name=request.query.get("name") or None,
+        include_deactivated=_query_bool(request, "deactivated") is not False,
+    )
+    return _page(request, total, users, "users")
 
 
 @routes.get(PREFIX + "/users/{user_id}")

@@ -92,6 +92,17 @@ async def test_list_users_pages(node: Node, client: Client, admin: User) -> None
     assert ids == sorted(ids) and len(set(ids)) == 6
     root = next(x for x in first["users"] if x["user_id"] == admin.user_id)
     assert root["admin"] is True and root["deactivated"] is False
+    await ops.modify_user(node.services, f"@user3:{node.server_name}", displayname="山田")
+    await ops.deactivate_user(node.services, f"@user4:{node.server_name}")
+    named = await admin.ok("GET", A + "/users", params={"name": "山田"})
+    assert [x["user_id"] for x in named["users"]] == [f"@user3:{node.server_name}"]
+    by_id = await admin.ok("GET", A + "/users", params={"name": "USER", "limit": "2"})
+    assert by_id["total"] == 5 and len(by_id["users"]) == 2 and by_id["next_token"] == "2"
+    active = await admin.ok("GET", A + "/users", params={"deactivated": "false"})
+    assert active["total"] == 5
+    assert f"@user4:{node.server_name}" not in {x["user_id"] for x in active["users"]}
+    bad = await admin.request("GET", A + "/users", params={"deactivated": "no"})
+    assert (bad.status, bad.body["errcode"]) == (400, "M_INVALID_PARAM")
     bad = await admin.request("GET", A + "/users", params={"limit": "many"})
     assert (bad.status, bad.body["errcode"]) == (400, "M_INVALID_PARAM")
 

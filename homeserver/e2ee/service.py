@@ -84,7 +84,7 @@ class KeysService:
                 else:
                     maybe_left.add(change.user_id)
             for change in await store.own_membership_changes(conn, user_id, after, upto):
-                members = await store.joined_members(conn, [change.room_id])
+                members = await store.joined_members(conn, [change.room_id]) - {user_id}
                 if change.membership == "join":
                     changed |= members
                 else:
@@ -113,6 +113,10 @@ class KeysService:
                 if device_keys is not None:
                     old = await store.get_device_keys(conn, who.user_id, who.device_id)
                     merged = _merge_device_keys(old, device_keys)
+                    if old is not None and old.get("keys") != merged["keys"]:
+                        # New identity keys: one-time and fallback keys signed by the old
+                        # identity are useless (e.g. a device ID reused after a logout).
+                        await store.delete_one_time_keys(conn, who.user_id, who.device_id)
                     if merged != old:
                         await store.set_device_keys(conn, who.user_id, who.device_id, merged)
                         await store.add_device_list_change(conn, who.user_id, position)
@@ -211,7 +215,12 @@ class KeysService:
                     }
         claimed: dict[str, dict[str, dict[str, Any]]] = {}
         async with self.db.write() as conn:
+            existing: dict[str, set[str]] = {}
             for user_id, device_id, algorithm in requests:
+                if user_id not in existing:
+                    existing[user_id] = set(await store.device_ids_of(conn, user_id))
+                if device_id not in existing[user_id]:
+                    continue  # logged out: whatever keys it left are not handed out
                 taken = await store.take_one_time_key(conn, user_id, device_id, algorithm)
                 if taken is None:
                     fallback = await store.get_fallback_key(conn, user_id, device_id, algorithm)

@@ -296,6 +296,15 @@ async def take_one_time_key(
     return None
 
 
+async def delete_one_time_keys(conn: AsyncConnection, user_id: str, device_id: str) -> None:
+    """Every one-time and fallback key of the device."""
+    await conn.execute(
+        delete(one_time_keys).where(
+            one_time_keys.c.user_id == user_id, one_time_keys.c.device_id == device_id
+        )
+    )
+
+
 async def delete_device_data(conn: AsyncConnection, user_id: str, device_id: str) -> None:
     """Everything end-to-end encryption keeps for a device that is gone."""
     await conn.execute(
@@ -303,11 +312,7 @@ async def delete_device_data(conn: AsyncConnection, user_id: str, device_id: str
             device_keys.c.user_id == user_id, device_keys.c.device_id == device_id
         )
     )
-    await conn.execute(
-        delete(one_time_keys).where(
-            one_time_keys.c.user_id == user_id, one_time_keys.c.device_id == device_id
-        )
-    )
+    await delete_one_time_keys(conn, user_id, device_id)
     await conn.execute(
         delete(to_device).where(to_device.c.user_id == user_id, to_device.c.device_id == device_id)
     )

@@ -170,7 +170,13 @@ async def test_logout_removes_the_device_and_its_keys(
 ) -> None:
     alice = await vclient.register("alice")
     laptop = await login(vclient, alice, "laptop")
-    await upload_keys(laptop, device_keys=Device(laptop).device_keys())
+    laptop_device = Device(laptop)
+    await upload_keys(
+        laptop,
+        device_keys=laptop_device.device_keys(),
+        one_time_keys=laptop_device.one_time_keys(2),
+        fallback_keys=laptop_device.fallback_keys(),
+    )
     await upload_keys(alice, device_keys=Device(alice).device_keys())
     assert await key_devices(alice, alice.user_id) == sorted([alice.device_id, laptop.device_id])
     await laptop.ok("POST", f"{V3}/logout", {})
@@ -178,3 +184,10 @@ async def test_logout_removes_the_device_and_its_keys(
     assert await key_devices(alice, alice.user_id) == [alice.device_id]
     missing = await alice.request("GET", f"{V3}/devices/{laptop.device_id}")
     assert missing.status == 404
+    # The keys the laptop left behind are never handed out.
+    claimed = await alice.ok(
+        "POST",
+        f"{V3}/keys/claim",
+        {"one_time_keys": {alice.user_id: {laptop.device_id: "signed_curve25519"}}},
+    )
+    assert claimed["one_time_keys"] == {}

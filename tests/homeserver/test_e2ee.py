@@ -167,6 +167,15 @@ async def test_one_time_key_reupload_and_conflict(node: Node, vclient: Validatin
     keys = device.device_keys()
     await upload_keys(alice, device_keys=keys)
     assert (await upload_keys(alice, device_keys=keys))["one_time_key_counts"][SIGNED] == 2
+    # New identity keys for the device (say its ID was reused): the old identity's
+    # one-time and fallback keys are dropped, the new ones kept.
+    await upload_keys(alice, fallback_keys=device.fallback_keys())
+    renewed = Device(alice)
+    result = await upload_keys(
+        alice, device_keys=renewed.device_keys(), one_time_keys=renewed.one_time_keys(1)
+    )
+    assert result["one_time_key_counts"] == {SIGNED: 1}
+    assert (await alice.sync())["device_unused_fallback_key_types"] == []
     vclient.check("POST /_matrix/client/v3/keys/upload")
 
 
@@ -267,7 +276,7 @@ async def test_device_list_changes_follow_shared_rooms(
     joined = await bob.sync(since=before_join)
     assert carol.user_id in joined["device_lists"]["changed"]
     carol_joined = await carol.sync(since=carol_before)
-    assert {alice.user_id, bob.user_id} <= set(carol_joined["device_lists"]["changed"])
+    assert set(carol_joined["device_lists"]["changed"]) == {alice.user_id, bob.user_id}
 
     # Carol leaves the only room she shared with Bob: she is in "left" for him.
     before_leave = joined["next_batch"]

@@ -148,7 +148,12 @@ def member_contents(membership: st.SearchStrategy[Any] | None = None) -> st.Sear
             "displayname": text,
             "avatar_url": st.just("mxc://a.example/abc"),
             "join_authorised_via_users_server": users,
-            "third_party_invite": third_party_invite_objects(),
+            "third_party_invite": st.one_of(
+                third_party_invite_objects(),
+                third_party_invite_objects(),
+                json_values(3),
+                st.fixed_dictionaries({"signed": json_values(3)}),
+            ),
             "reason": text,
             "is_direct": st.booleans(),
             "x": json_values(4),

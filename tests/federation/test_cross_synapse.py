@@ -417,3 +417,44 @@ def test_member_events_whose_state_key_is_not_a_user_id(synapse_oracle: SynapseO
                         f"synapse {theirs.get('reason') or 'allowed'}"
                     )
     assert not disagreements, "auth decisions differ:\n" + "\n".join(disagreements)
+
+
+@pytest.mark.parametrize("version", ["11", "12"])
+@pytest.mark.parametrize(
+    "third_party_invite", [{}, {"display_name": "x"}, {"signed": {"mxid": "@a:a.example"}}]
+)
+def test_redacting_member_event_with_third_party_invite(
+    synapse_oracle: SynapseOracle, version: str, third_party_invite: dict[str, Any]
+) -> None:
+    """Rooms 11+ keep ``third_party_invite.signed`` of member events.  For an object
+    without ``signed`` Synapse keeps ``third_party_invite: {}``; the redacted form feeds
+    event IDs and signatures, so both must produce the same."""
+    pdu: dict[str, Any] = {
+        "type": "m.room.member",
+        "state_key": "@bob:b.example",
+        "sender": "@alice:a.example",
+        "room_id": "!room:a.example",
+        "content": {"membership": "invite", "third_party_invite": third_party_invite},
+        "depth": 3,
+        "origin_server_ts": 1,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {"sha256": "x" * 43},
+    }
+    answers = synapse_oracle.batch(
+        [
+            {"op": "redact", "pdu": pdu, "room_version": version},
+            {"op": "event_id", "pdu": pdu, "room_version": version},
+        ]
+    )
+    theirs_redacted = _theirs(answers[0])
+    if theirs_redacted[0]:
+        theirs_redacted[1].pop("unsigned", None)
+    _agree(f"redaction (room {version})", pdu, _ours(redact, pdu, version), theirs_redacted)
+    theirs_id = _theirs(answers[1])
+    _agree(
+        f"event ID (room {version})",
+        pdu,
+        _ours(compute_event_id, pdu, version),
+        (theirs_id[0], theirs_id[1]["event_id"] if theirs_id[0] else theirs_id[1]),
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,17 @@ IMAGE_FORMATS = {
 }
 #: Refuse to decode images larger than this (32 megapixels, about 128 MB as RGBA).
 MAX_PIXELS = 32_000_000
+
+#: How to turn an image with each EXIF orientation upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 Method = Literal["crop", "scale"]
 METHODS: tuple[Method, ...] = ("crop", "scale")
@@ -95,7 +106,7 @@ def _thumbnail(
         raise ImageTooLarge(
             f"Image is too large to thumbnail ({raw_w}x{raw_h} pixels, at most {max_pixels})"
         )
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    orientation = _orientation(image)
     swapped = orientation in (5, 6, 7, 8)
     src_w, src_h = (raw_h, raw_w) if swapped else (raw_w, raw_h)
     animated = bool(getattr(image, "is_animated", False))
@@ -111,7 +122,8 @@ def _thumbnail(
         image.draft(None, need)
     image.seek(0)
     image.load()
-    frame: Image.Image = ImageOps.exif_transpose(image) or image
+    transpose = _TRANSPOSE.get(orientation)
+    frame = image.transpose(transpose) if transpose is not None else image
     frame = _normalise_mode(frame, out_type)
     left, top, box_w, box_h = _box(frame.width, frame.height, width, height, method)
     resized = frame.resize(
@@ -152,6 +164,17 @@ def _box(
     else:  # taller: trim top and bottom
         box_w, box_h = float(src_w), src_w * height / width
     return (src_w - box_w) / 2, (src_h - box_h) / 2, box_w, box_h
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1, upright, when absent or unreadable: broken EXIF is common
+    and must not make an otherwise good image fail)."""
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception as e:
+        log.debug("ignoring unreadable EXIF: %s", e)
+        return 1
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
 
 
 def _normalise_mode(image: Image.Image, out_type: str) -> Image.Image:

@@ -386,16 +386,30 @@ async def test_thumbnail_formats(node: Node, client: Client) -> None:
     assert (image.format, image.size) == ("PNG", (100, 50))
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 async def test_thumbnail_follows_exif_orientation(node: Node, client: Client) -> None:
     alice = await client.register("alice")
     image = Image.new("RGB", (200, 100), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 30, 30))  # a red mark in the top-left corner
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif.tobytes())
     server, media_id = await upload(alice, buffer.getvalue(), "image/jpeg")
-    # Displayed as 100x200 (portrait), so a scale into 50x50 is 25x50.
-    assert opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).size == (25, 50)
+    # Displayed as 100x200 (portrait), so a scale into 50x50 is 25x50 ...
+    thumb = opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).convert("RGB")
+    assert thumb.size == (25, 50)
+    # ... with the mark turned to the top-right corner.
+    top_right = thumb.getpixel((22, 2))
+    top_left = thumb.getpixel((2, 2))
+    assert top_right[0] > 180 and top_right[2] < 80  # type: ignore[index]
+    assert top_left[2] > 180 and top_left[0] < 80  # type: ignore[index]
+
+    # Broken EXIF is ignored, not a reason to refuse the image.
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x00" * 10)
+    server, media_id = await upload(alice, buffer.getvalue(), "image/jpeg")
+    assert opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).size == (50, 25)
 
 
 async def test_thumbnails_are_cached_on_disk(node: Node, client: Client) -> None:

@@ -18,6 +18,9 @@ import pytest
 from interop.harness import Harness
 from interop.tests.support import DEFAULT_PAIRS, PAIRS, Cluster, Users, parse_pairs
 
+KEPT: list[str] = []
+"""Data directories left behind (a scenario failed, or KAIRAN_INTEROP_KEEP=1)."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -72,8 +75,9 @@ def cluster(pair: str) -> Iterator[Cluster]:
         harness.start_all()
         found = Cluster(pair, harness, a, b, c)
         yield found
-        if found.failed:
+        if found.failed or harness.keep:
             harness.keep = True
+            KEPT.append(f"{pair}: {harness.root}")
     finally:
         harness.close()
 
@@ -102,3 +106,10 @@ def pytest_runtest_makereport(
                 (f"homeserver logs ({found.pair}, {found.harness.root})", found.harness.logs(lines))
             )
     return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if KEPT:
+        terminalreporter.section("interop data directories kept (logs inside)")
+        for line in KEPT:
+            terminalreporter.write_line(line)

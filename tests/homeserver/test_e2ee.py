@@ -5,16 +5,20 @@ against the spec's OpenAPI."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
+import vodozemac
 from sqlalchemy import func, select
 
-from federation.signing import verify_json
+from federation.signing import encode_base64, signing_bytes, verify_json
 from homeserver.storage.schema import to_device
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
+    MEGOLM,
+    OLM,
     V3,
     CrossSigningKey,
     Device,
@@ -544,3 +548,159 @@ async def test_key_backup_reports_no_backup(node: Node, vclient: ValidatingClien
     some = await alice.request("GET", f"{V3}/room_keys/version/1")
     assert some.status == 404 and some.body["errcode"] == "M_NOT_FOUND"
     vclient.check("GET /_matrix/client/v3/room_keys/version")
+
+
+# ----------------------------------------------------------------------------- real Olm
+
+
+class OlmDevice:
+    """A device with a real vodozemac Olm account."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.account = vodozemac.Account()
+        self.curve25519 = self.account.curve25519_key.to_base64()
+        self.ed25519 = self.account.ed25519_key.to_base64()
+
+    def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
+        signature = self.account.sign(signing_bytes(obj)).to_base64()
+        key_id = f"ed25519:{self.user.device_id}"
+        return {**obj, "signatures": {self.user.user_id: {key_id: signature}}}
+
+    def device_keys(self) -> dict[str, Any]:
+        device_id = self.user.device_id
+        return self.sign(
+            {
+                "user_id": self.user.user_id,
+                "device_id": device_id,
+                "algorithms": [OLM, MEGOLM],
+                "keys": {
+                    f"curve25519:{device_id}": self.curve25519,
+                    f"ed25519:{device_id}": self.ed25519,
+                },
+            }
+        )
+
+    def one_time_keys(self, count: int) -> dict[str, Any]:
+        self.account.generate_one_time_keys(count)
+        keys = {
+            f"{SIGNED}:{kid}": self.sign({"key": key.to_base64()})
+            for kid, key in self.account.one_time_keys.items()
+        }
+        self.account.mark_keys_as_published()
+        return keys
+
+
+async def test_real_olm_and_megolm_through_the_server(
+    node: Node, vclient: ValidatingClient
+) -> None:
+    """Bob starts an Olm session with Alice's device from the keys the server gives him, sends
+    her a Megolm room key by to-device, and she decrypts his encrypted room message."""
+    alice = await vclient.register("alice")
+    bob = await vclient.register("bob")
+    room_id = await shared_room(alice, bob)
+    alice_device = OlmDevice(alice)
+    bob_device = OlmDevice(bob)
+    await upload_keys(
+        alice, device_keys=alice_device.device_keys(), one_time_keys=alice_device.one_time_keys(5)
+    )
+    await upload_keys(bob, device_keys=bob_device.device_keys())
+    alice_since = (await alice.sync())["next_batch"]
+
+    # Bob: fetch and check Alice's device keys, claim a one-time key and check it too.
+    found = await bob.ok("POST", f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    keys = found["device_keys"][alice.user_id][alice.device_id]
+    ed25519 = keys["keys"][f"ed25519:{alice.device_id}"]
+    curve25519 = keys["keys"][f"curve25519:{alice.device_id}"]
+    verify_json(keys, alice.user_id, f"ed25519:{alice.device_id}", ed25519)
+    claimed = await bob.ok(
+        "POST", f"{V3}/keys/claim", {"one_time_keys": {alice.user_id: {alice.device_id: SIGNED}}}
+    )
+    ((_, one_time_key),) = claimed["one_time_keys"][alice.user_id][alice.device_id].items()
+    verify_json(one_time_key, alice.user_id, f"ed25519:{alice.device_id}", ed25519)
+    session = bob_device.account.create_outbound_session(
+        vodozemac.Curve25519PublicKey.from_base64(curve25519),
+        vodozemac.Curve25519PublicKey.from_base64(one_time_key["key"]),
+    )
+
+    # Bob: a Megolm session for the room; its key goes to Alice inside an Olm message.
+    outbound = vodozemac.GroupSession()
+    room_key = {
+        "type": "m.room_key",
+        "content": {
+            "algorithm": MEGOLM,
+            "room_id": room_id,
+            "session_id": outbound.session_id,
+            "session_key": outbound.session_key.to_base64(),
+        },
+        "sender": bob.user_id,
+        "recipient": alice.user_id,
+        "recipient_keys": {"ed25519": ed25519},
+        "keys": {"ed25519": bob_device.ed25519},
+    }
+    message_type, ciphertext = session.encrypt(json.dumps(room_key).encode()).to_parts()
+    await bob.ok(
+        "PUT",
+        f"{V3}/sendToDevice/m.room.encrypted/olm1",
+        {
+            "messages": {
+                alice.user_id: {
+                    alice.device_id: {
+                        "algorithm": OLM,
+                        "sender_key": bob_device.curve25519,
+                        "ciphertext": {
+                            curve25519: {"type": message_type, "body": encode_base64(ciphertext)}
+                        },
+                    }
+                }
+            }
+        },
+    )
+    secret = "避難所は第二小学校です"
+    megolm = outbound.encrypt(
+        json.dumps(
+            {
+                "type": "m.room.message",
+                "room_id": room_id,
+                "content": {"msgtype": "m.text", "body": secret},
+            }
+        ).encode()
+    )
+    await bob.ok(
+        "PUT",
+        f"{V3}/rooms/{room_id}/send/m.room.encrypted/megolm1",
+        {
+            "algorithm": MEGOLM,
+            "sender_key": bob_device.curve25519,
+            "device_id": bob.device_id,
+            "session_id": outbound.session_id,
+            "ciphertext": megolm.to_base64(),
+        },
+    )
+
+    # Alice: the Olm message arrives by to-device, the room message in the timeline.
+    synced = await alice.sync(since=alice_since)
+    (olm_event,) = synced["to_device"]["events"]
+    assert olm_event["sender"] == bob.user_id and olm_event["type"] == "m.room.encrypted"
+    body = olm_event["content"]["ciphertext"][alice_device.curve25519]
+    assert body["type"] == 0  # a pre-key message: it used the claimed one-time key
+    _, plaintext = alice_device.account.create_inbound_session(
+        vodozemac.Curve25519PublicKey.from_base64(olm_event["content"]["sender_key"]),
+        vodozemac.PreKeyMessage.from_base64(body["body"]),
+    )
+    received_key = json.loads(plaintext)
+    assert received_key == room_key
+    inbound = vodozemac.InboundGroupSession(
+        vodozemac.SessionKey(received_key["content"]["session_key"])
+    )
+    (encrypted,) = [
+        e
+        for e in synced["rooms"]["join"][room_id]["timeline"]["events"]
+        if e["type"] == "m.room.encrypted"
+    ]
+    decrypted = inbound.decrypt(
+        vodozemac.MegolmMessage.from_base64(encrypted["content"]["ciphertext"])
+    )
+    assert json.loads(decrypted.plaintext)["content"]["body"] == secret
+    # Alice's server-side count went down by the one key Bob claimed.
+    assert synced["device_one_time_keys_count"] == {SIGNED: 4}

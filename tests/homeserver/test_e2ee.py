@@ -12,7 +12,7 @@ from typing import Any
 import vodozemac
 from sqlalchemy import func, select
 
-from federation.signing import encode_base64, signing_bytes, verify_json
+from federation.signing import encode_base64, sign_json, signing_bytes, verify_json
 from homeserver.storage.schema import to_device
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
@@ -513,6 +513,21 @@ async def test_cross_signing_bootstrap_and_signatures(
     )
     assert set(bad["failures"][alice.user_id]) == {alice.device_id, "NOSUCH"}
     assert bad["failures"][alice.user_id]["NOSUCH"]["errcode"] == "M_NOT_FOUND"
+
+    # Alice's device signs her master key (as Element does when bootstrapping): public.
+    device_signed_master = sign_json(master.public_key(), alice.user_id, device.ed25519)
+    result = await alice.ok(
+        "POST",
+        f"{V3}/keys/signatures/upload",
+        {alice.user_id: {master.public: device_signed_master}},
+    )
+    assert result == {"failures": {}}
+    view = await bob.ok("POST", f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    master_sigs = view["master_keys"][alice.user_id]["signatures"][alice.user_id]
+    assert (
+        master_sigs[device.key_id]
+        == (device_signed_master["signatures"][alice.user_id][device.key_id])
+    )
 
     # Bob verifies Alice with his user-signing key: only Bob sees that signature.
     bob_master = CrossSigningKey(bob.user_id, "master")

@@ -74,13 +74,13 @@ def _dimension(request: web.Request, name: str) -> int:
     raw = request.query.get(name)
     if raw is None:
         raise missing_param(f"Missing '{name}'")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid_param(f"'{name}' must be a positive integer") from None
-    if value < 1:
+    # ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
+    significant = raw.lstrip("0")
+    if not (raw.isascii() and raw.isdigit()) or not significant:
         raise invalid_param(f"'{name}' must be a positive integer")
-    return min(value, MAX_THUMBNAIL_DIMENSION)
+    if len(significant) > len(str(MAX_THUMBNAIL_DIMENSION)):
+        return MAX_THUMBNAIL_DIMENSION
+    return min(int(significant), MAX_THUMBNAIL_DIMENSION)
 
 
 def _method(request: web.Request) -> Method:

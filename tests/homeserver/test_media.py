@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 import pytest
 from PIL import Image
 from sqlalchemy import select
+from yarl import URL
 
 from homeserver.app import close_services
 from homeserver.media import service as media_service
@@ -437,7 +438,17 @@ async def test_thumbnail_bad_parameters(node: Node, client: Client) -> None:
     path = f"{V1}/thumbnail/{server}/{media_id}"
     assert_error(await alice.request("GET", path, params={"width": "32"}), 400, "M_MISSING_PARAM")
     assert_error(await alice.request("GET", path), 400, "M_MISSING_PARAM")
-    for width, height in (("abc", "32"), ("32", "1.5"), ("0", "32"), ("32", "-5"), ("", "32")):
+    for width, height in (
+        ("abc", "32"),
+        ("32", "1.5"),
+        ("0", "32"),
+        ("000", "32"),
+        ("32", "-5"),
+        ("", "32"),
+        ("+32", "32"),
+        ("٣", "32"),  # a digit, but not an ASCII one
+        ("32", "1e3"),
+    ):
         response = await thumbnail(alice, server, media_id, width, height)
         assert_error(response, 400, "M_INVALID_PARAM")
     response = await thumbnail(alice, server, media_id, 32, 32, "stretch")
@@ -693,3 +704,44 @@ async def test_concurrent_uploads_to_one_id(node: Node, client: Client) -> None:
     async with node.services.db.read() as conn:
         record = await media_store.get_media(conn, media_id)
     assert record is not None and record.size == len(winner)
+
+
+async def test_malformed_requests_never_fail_the_server(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    server, media_id = await upload(alice, image_bytes((64, 48), "PNG"), "image/png")
+    session = alice.client.session
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    odd_segments = ["%00", "%2e%2e", "a" * 2000, "%E6%97%A5%E6%9C%AC", "%ED%A0%80", "+", "~"]
+    urls: list[tuple[str, str, bytes | None]] = []
+    for segment in odd_segments:
+        urls += [
+            ("GET", f"{V1}/download/{segment}/{media_id}", None),
+            ("GET", f"{V1}/download/{server}/{segment}", None),
+            ("GET", f"{V1}/download/{server}/{media_id}/{segment}", None),
+            ("GET", f"{V1}/thumbnail/{server}/{segment}?width=8&height=8", None),
+            ("GET", f"{LEGACY}/download/{server}/{segment}", None),
+            ("PUT", f"{LEGACY}/upload/{server}/{segment}", b"x"),
+            ("PUT", f"{LEGACY}/upload/{segment}/{media_id}", b"x"),
+            ("POST", f"{UPLOAD}?filename={segment}", b"x"),
+        ]
+    for query in (
+        "width=%D9%A3&height=3",  # Arabic-Indic digit three
+        "width=1e3&height=10",
+        "width=99999999999999999999999999&height=1",
+        "width=8&height=8&method=",
+        "width=8&height=8&method=CROP",
+        "width=8&height=8&timeout_ms=-5",
+        "width=8&height=8&timeout_ms=99999999999999999999",
+        "width=8&height=8&animated=maybe",
+        "width=&height=",
+    ):
+        urls.append(("GET", f"{V1}/thumbnail/{server}/{media_id}?{query}", None))
+    for method, path, data in urls:
+        async with session.request(
+            method, URL(node.base_url + path, encoded=True), data=data, headers=auth
+        ) as response:
+            body = await response.read()
+            assert response.status < 500, (method, path, response.status, body[:200])
+            if response.status >= 400:
+                error = await response.json()
+                assert isinstance(error.get("errcode"), str), (method, path, error)

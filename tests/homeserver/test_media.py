@@ -535,6 +535,7 @@ async def test_create_then_upload(node: Node, client: Client, spec: ClientServer
     # Not uploaded yet: a download that will not wait says so.
     early = await alice.request("GET", download_path, params={"timeout_ms": "0"})
     assert_error(early, 504, "M_NOT_YET_UPLOADED")
+    spec.validate("GET", download_path, 504, early.body)
     early_thumb = await alice.request(
         "GET",
         f"{V1}/thumbnail/{server}/{media_id}",
@@ -745,3 +746,12 @@ async def test_malformed_requests_never_fail_the_server(node: Node, client: Clie
             if response.status >= 400:
                 error = await response.json()
                 assert isinstance(error.get("errcode"), str), (method, path, error)
+
+
+async def test_missing_file_is_not_found_not_a_crash(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    server, media_id = await upload(alice, image_bytes((300, 200), "PNG"), "image/png")
+    node.services.media.content_path(media_id).unlink()  # lost by an operator, say
+    download = await alice.request("GET", f"{V1}/download/{server}/{media_id}")
+    assert_error(download, 404, "M_NOT_FOUND")
+    assert_error(await thumbnail(alice, server, media_id, 32, 32), 404, "M_NOT_FOUND")

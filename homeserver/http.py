@@ -13,6 +13,7 @@ from aiohttp import web
 from homeserver.errors import (
     MatrixError,
     bad_json,
+    invalid_param,
     limit_exceeded,
     missing_token,
     not_json,
@@ -57,6 +58,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response: web.StreamResponse = web.Response(status=204)
     else:
         try:
+            if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
+                # No ID or parameter contains U+0000, and PostgreSQL text cannot hold it.
+                raise invalid_param("NUL characters are not allowed in paths or parameters")
             response = await handler(request)
         except MatrixError as e:
             response = error_response(e)
@@ -98,7 +102,26 @@ async def read_json(
         raise not_json(f"Content not JSON: {e}") from None
     if not isinstance(body, dict):
         raise bad_json("Request body must be a JSON object")
+    if b"\\u0000" in raw and _has_nul(body):
+        # PostgreSQL text cannot hold U+0000 (a 500 on PostgreSQL, stored on SQLite): refuse
+        # it the same way on both; no Matrix ID, name or key needs it.
+        raise bad_json("NUL characters (\\u0000) are not allowed")
     return body
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

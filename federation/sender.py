@@ -137,6 +137,12 @@ class TransactionSender:
         for destination in targets:
             self._queue(destination).wake.set()
 
+    def wake(self, destinations: Iterable[str]) -> None:
+        """Items for these destinations were queued by someone else (in their transaction)."""
+        for destination in destinations:
+            if destination != self.client.server_name:
+                self._queue(destination).wake.set()
+
     def destination_is_up(self, destination: str) -> None:
         """``destination`` just contacted us: retry its queue now instead of backing off."""
         queue = self._queues.get(destination)

@@ -11,7 +11,9 @@ import ssl
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from federation import server as federation_server
 from federation.errors import KeyFormatError
+from federation.server import FEDERATION
 from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
@@ -35,6 +37,7 @@ from homeserver.config import Config, ConfigError
 from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
 from homeserver.errors import MatrixError
+from homeserver.federation.wiring import build_federation
 from homeserver.http import Handler, RateLimiter, error_middleware
 from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
@@ -103,6 +106,12 @@ async def build_services(
     keys_service = KeysService(db, accounts, notifier, clock, config.server_name)
     push_rules = PushRulesService(db, notifier)
     sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
+    userdata = UserDataService(db, room_service, notifier, clock)
+    directory = DirectoryService(room_service, accounts)
+    federation = build_federation(
+        config, key, clock, room_service, typing, userdata, directory, accounts
+    )
+    handler = RoomHandler(room_service, accounts, federation.remote)
     return Services(
         config=config,
         db=db,
@@ -113,12 +122,13 @@ async def build_services(
         accounts=accounts,
         uia=UIA(),
         rooms=room_service,
-        handler=RoomHandler(room_service, accounts),
+        handler=handler,
         history=history,
         typing=typing,
-        userdata=UserDataService(db, room_service, notifier, clock),
+        userdata=userdata,
         sync=sync_service,
-        directory=DirectoryService(room_service, accounts),
+        directory=directory,
+        federation=federation,
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
         media=MediaService(db, config, clock),
         keys=keys_service,
@@ -154,10 +164,13 @@ def make_app(services: Services) -> web.Application:
         app[METRICS] = metrics
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
+    app[FEDERATION] = services.federation.server
+    app.router.add_routes(federation_server.routes)
     return app
 
 
 async def close_services(services: Services) -> None:
+    await services.federation.close()
     services.typing.close()
     await services.db.close()
 
@@ -190,6 +203,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         raise ConfigError(
             f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
         ) from e
+    await services.federation.start()
     metrics_runner = None
     if METRICS in app:
         try:

@@ -13,6 +13,7 @@ from homeserver.clock import Clock
 from homeserver.config import Config
 from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
+from homeserver.federation.wiring import Federation
 from homeserver.http import RateLimiter
 from homeserver.media import MediaService
 from homeserver.notifier import Notifier
@@ -48,6 +49,7 @@ class Services:
     keys: KeysService
     push_rules: PushRulesService
     media: MediaService
+    federation: Federation
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homeserver.clock import Clock
 from homeserver.errors import MatrixError, bad_json, not_found
 from homeserver.notifier import Notifier
+from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import userdata as store
 from homeserver.storage.database import Database
@@ -16,12 +18,20 @@ RECEIPT_TYPES = ("m.read", "m.read.private")
 SERVER_MANAGED = ("m.fully_read", "m.push_rules")
 
 
+def _no_receipt_hook(
+    room: RoomCache, user_id: str, event_id: str, ts: int, thread: str | None
+) -> None:
+    return None
+
+
 class UserDataService:
     def __init__(self, db: Database, rooms: RoomService, notifier: Notifier, clock: Clock) -> None:
         self.db = db
         self.rooms = rooms
         self.notifier = notifier
         self.clock = clock
+        #: Called for each public read receipt of a local user (to tell other servers).
+        self.on_receipt: Callable[[RoomCache, str, str, int, str | None], None] = _no_receipt_hook
 
     async def set_receipt(
         self,
@@ -37,16 +47,29 @@ class UserDataService:
         event = await self.rooms.get_event(event_id)
         if event is None or event.room_id != room_id:
             raise not_found("Unknown event")
+        ts = self.clock.now_ms()
         async with self.db.write() as conn:
             with self.db.stream.allocate() as position:
                 await store.upsert_receipt(
-                    conn, room_id, receipt_type, user_id, thread_id or "", event_id,
-                    self.clock.now_ms(), position,
+                    conn, room_id, receipt_type, user_id, thread_id or "", event_id, ts, position,
                 )  # fmt: skip
         if receipt_type == "m.read.private":
             self.notifier.notify([user_id])
         else:
             self.notifier.notify(room.interested())
+            self.on_receipt(room, user_id, event_id, ts, thread_id)
+
+    async def store_remote_receipt(
+        self, room: RoomCache, user_id: str, event_id: str, thread_id: str | None
+    ) -> None:
+        """An m.read receipt of a remote user, from a federation EDU."""
+        async with self.db.write() as conn:
+            with self.db.stream.allocate() as position:
+                await store.upsert_receipt(
+                    conn, room.room_id, "m.read", user_id, thread_id or "", event_id,
+                    self.clock.now_ms(), position,
+                )  # fmt: skip
+        self.notifier.notify(room.interested())
 
     async def set_read_markers(self, user_id: str, room_id: str, body: dict[str, Any]) -> None:
         fully_read = body.get("m.fully_read")

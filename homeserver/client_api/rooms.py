@@ -35,7 +35,8 @@ async def join(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
     target = request.match_info.get("room_id_or_alias") or request.match_info["room_id"]
-    room_id = await svc.handler.join(who.user_id, target, optional_string(body, "reason"))
+    via = request.query.getall("server_name", []) + request.query.getall("via", [])
+    room_id = await svc.handler.join(who.user_id, target, optional_string(body, "reason"), via)
     return json_response({"room_id": room_id})
 
 

@@ -6,18 +6,25 @@ beyond them (e.g. who may redact what) and the presets of ``/createRoom``.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from federation import auth as engine_auth
 from federation import room_versions
 from federation.canonical import check_json_value
+from federation.client import FederationClientError
 from federation.errors import CanonicalJSONError, UnsupportedRoomVersion
-from federation.identifiers import is_valid_user_id
+from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.accounts.service import AccountService
 from homeserver.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
+
+if TYPE_CHECKING:
+    from homeserver.federation.joins import RemoteRooms
+
+log = logging.getLogger(__name__)
 
 PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
 
@@ -32,10 +39,50 @@ def _check_content(content: Any) -> dict[str, Any]:
     return content
 
 
+_PL_INTS = ("ban", "events_default", "invite", "kick", "redact", "state_default", "users_default")
+_PL_MAPS = ("events", "notifications", "users")
+
+
+def _check_event_shape(event_type: str, content: dict[str, Any], is_state: bool) -> None:
+    """Refuse (400) client events of core types whose content is not what they mean, as
+    Synapse's event validator does: messages need a string ``body`` and ``msgtype``, names
+    and topics are strings in state events, power levels are integers."""
+
+    def strings(*keys: str) -> None:
+        for key in keys:
+            if not isinstance(content.get(key), str):
+                raise bad_json(f"'{key}' must be a string in {event_type}")
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if event_type == "m.room.message":
+        strings("body", "msgtype")
+    elif event_type in ("m.room.name", "m.room.topic", "m.room.tombstone", "m.room.member"):
+        if not is_state:
+            raise bad_json(f"{event_type} must be a state event")
+        if event_type == "m.room.name":
+            strings("name")
+        elif event_type == "m.room.topic":
+            strings("topic")
+    elif event_type == "m.room.power_levels":
+        for key in _PL_INTS:
+            if key in content and not is_int(content[key]):
+                raise bad_json(f"'{key}' must be an integer in m.room.power_levels")
+        for key in _PL_MAPS:
+            if key in content and not (
+                isinstance(content[key], dict) and all(is_int(v) for v in content[key].values())
+            ):
+                raise bad_json(f"'{key}' must map to integers in m.room.power_levels")
+
+
 class RoomHandler:
-    def __init__(self, rooms: RoomService, accounts: AccountService) -> None:
+    def __init__(
+        self, rooms: RoomService, accounts: AccountService, remote: RemoteRooms | None = None
+    ) -> None:
         self.rooms = rooms
         self.accounts = accounts
+        self.remote = remote
         self.server_name = rooms.server_name
 
     # ------------------------------------------------------------- create
@@ -51,8 +98,10 @@ class RoomHandler:
         visibility = body.get("visibility", "private")
         if visibility not in ("public", "private"):
             raise bad_json("visibility must be 'public' or 'private'")
-        preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
-        if preset not in PRESETS:
+        preset = body.get("preset")
+        if preset is None:
+            preset = "public_chat" if visibility == "public" else "private_chat"
+        if not isinstance(preset, str) or preset not in PRESETS:  # "" or {} are not presets
             raise bad_json(f"preset must be one of {', '.join(PRESETS)}")
         creation_content = _check_content(body.get("creation_content", {}))
         invites = body.get("invite", [])
@@ -176,29 +225,62 @@ class RoomHandler:
                 content["avatar_url"] = user.avatar_url
         return content
 
-    async def resolve_room(self, room_id_or_alias: str) -> str:
+    async def resolve_room(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """A room ID and servers to join it through, from a room ID or an alias."""
         if room_id_or_alias.startswith("#"):
+            if ":" not in room_id_or_alias:
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid room alias")
+            if domain_of(room_id_or_alias) != self.server_name and self.remote is not None:
+                return await self.remote.resolve_alias(room_id_or_alias)
             async with self.rooms.db.read() as conn:
                 room_id = await room_store.get_alias(conn, room_id_or_alias)
             if room_id is None:
                 raise not_found(f"Room alias {room_id_or_alias} not found")
-            return room_id
+            return room_id, []
         if not room_id_or_alias.startswith("!"):
             raise MatrixError(400, "M_INVALID_PARAM", "Not a room ID or alias")
-        return room_id_or_alias
+        return room_id_or_alias, []
 
-    async def join(self, user_id: str, room_id_or_alias: str, reason: str | None = None) -> str:
-        room_id = await self.resolve_room(room_id_or_alias)
+    async def join(
+        self,
+        user_id: str,
+        room_id_or_alias: str,
+        reason: str | None = None,
+        via: list[str] | None = None,
+    ) -> str:
+        room_id, servers = await self.resolve_room(room_id_or_alias)
         room = await self.rooms.room(room_id)
-        if room is None:
-            raise not_found(f"No known servers for room {room_id}")
-        if room.members.get(user_id) == "join":
+        if room is not None and room.members.get(user_id) == "join":
             return room_id
         content = await self._profile_content(user_id, "join")
         if reason:
             content["reason"] = reason
-        await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
+        joined_servers = (
+            {domain_of(u) for u, m in room.members.items() if m == "join"} if room else set()
+        )
+        # A room we still take part in (or that no other server is in): join locally.
+        if room is not None and (
+            self.server_name in joined_servers or not joined_servers or self.remote is None
+        ):
+            await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
+            return room_id
+        if self.remote is None:
+            raise not_found(f"No known servers for room {room_id}")
+        candidates = [*(via or []), *servers, *(await self._invite_servers(room_id, user_id))]
+        if room is not None:
+            candidates += sorted({domain_of(u) for u, m in room.members.items() if m == "join"})
+        if ":" in room_id:
+            candidates.append(domain_of(room_id))
+        await self.remote.join(user_id, room_id, candidates, content)
         return room_id
+
+    async def _invite_servers(self, room_id: str, user_id: str) -> list[str]:
+        async with self.rooms.db.read() as conn:
+            membership = await room_store.get_membership(conn, room_id, user_id)
+        if membership is None or membership.membership != "invite":
+            return []
+        invite = await self.rooms.get_event(membership.event_id)
+        return [domain_of(invite.sender)] if invite else []
 
     async def invite(
         self,
@@ -216,17 +298,37 @@ class RoomHandler:
             raise forbidden(f"{target} is banned from the room")
         if room.members.get(target) == "join":
             raise forbidden(f"{target} is already in the room")
-        if self.accounts.is_local(target) and await self.accounts.get_user(target) is None:
+        local = self.accounts.is_local(target)
+        if local and await self.accounts.get_user(target) is None:
             raise not_found(f"Unknown user {target}")
-        content = await self._profile_content(target, "invite")
+        content: dict[str, Any] = (
+            await self._profile_content(target, "invite") if local else {"membership": "invite"}
+        )
         if is_direct:
             content["is_direct"] = True
         if reason:
             content["reason"] = reason
-        await self.rooms.send(room_id, sender, "m.room.member", content, state_key=target)
+        countersign = None
+        if not local:
+            if self.remote is None:
+                raise forbidden("Federation is disabled on this server")
+            countersign = self.remote.invite
+        await self.rooms.send(
+            room_id, sender, "m.room.member", content, state_key=target, countersign=countersign
+        )
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> None:
-        room = await self.rooms.require_room(room_id)
+        room = await self.rooms.room(room_id)
+        remote_invite = room is None or (
+            room.members.get(user_id) == "invite"
+            and not any(
+                m == "join" and domain_of(u) == self.server_name for u, m in room.members.items()
+            )
+            and any(s != self.server_name for s in await self._invite_servers(room_id, user_id))
+        )
+        if remote_invite or room is None:
+            await self._reject_remote_invite(user_id, room_id)
+            return
         if room.members.get(user_id) not in ("join", "invite", "knock"):
             if room.members.get(user_id) in ("leave", None):
                 return
@@ -235,6 +337,19 @@ class RoomHandler:
         if reason:
             content["reason"] = reason
         await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
+
+    async def _reject_remote_invite(self, user_id: str, room_id: str) -> None:
+        servers = await self._invite_servers(room_id, user_id)
+        if not servers:
+            raise not_found(f"Unknown room {room_id}")
+        if self.remote is None:
+            raise forbidden("Federation is disabled on this server")
+        try:
+            await self.remote.reject_invite(user_id, room_id, servers[0])
+        except (FederationClientError, MatrixError) as e:
+            # The inviting server is gone or refuses: forget the invite locally anyway.
+            log.info("rejecting the invite to %s via %s failed: %s", room_id, servers[0], e)
+            await self.rooms.forget_remote_invite(room_id, user_id)
 
     async def set_membership(
         self, sender: str, room_id: str, target: str, membership: str, reason: str | None
@@ -265,6 +380,7 @@ class RoomHandler:
         self, user_id: str, device_id: str, room_id: str, event_type: str, content: Any, txn_id: str
     ) -> str:
         content = _check_content(content)
+        _check_event_shape(event_type, content, is_state=False)
         await self.rooms.require_joined(room_id, user_id)
         return await self.rooms.send(room_id, user_id, event_type, content, txn=(device_id, txn_id))
 
@@ -275,6 +391,7 @@ class RoomHandler:
         room = await self.rooms.require_joined(room_id, user_id)
         if event_type == "m.room.member":
             raise forbidden("Use the membership endpoints to change membership")
+        _check_event_shape(event_type, content, is_state=True)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room, content)
         current = room.state.get((event_type, state_key))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from federation import auth as engine_auth
@@ -53,6 +53,9 @@ class RoomService:
         self._rooms: dict[str, RoomCache] = {}
         #: Called with each newly persisted event (federation sender, metrics...).
         self.listeners: list[Any] = []
+        #: Called inside the transaction that persists a local event, to queue it for other
+        #: servers in the same transaction (so a crash cannot lose it): (conn, room, pdu).
+        self.outbox: Callable[[Any, RoomCache, dict[str, Any]], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -156,6 +159,8 @@ class RoomService:
         state_key: str | None = None,
         txn: tuple[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        countersign: Callable[[RoomCache, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+        | None = None,
     ) -> str:
         """Create, authorize and persist a local event; returns its event ID.
 
@@ -175,13 +180,17 @@ class RoomService:
                 if existing is not None:
                     return existing
             event_id, pdu = await self._build(room, sender, event_type, content, state_key, extra)
+            if countersign is not None:
+                # Another server must sign it first (an invite of one of its users).
+                pdu = await countersign(room, event_id, pdu)
             stored = await self._persist(room, event_id, pdu, txn=(sender, *txn) if txn else None)
         self._after_persist(room, stored)
         return event_id
 
-    async def _auth_state(
+    async def auth_for(
         self, room: RoomCache, proto: dict[str, Any]
     ) -> tuple[list[str], dict[StateKey, dict[str, Any]]]:
+        """The auth event IDs for a new event and the auth state to check it against."""
         wanted = engine_auth.auth_types_for_event(proto, room.version)
         keys = [k for k in wanted if k in room.state]
         if room.version.room_id_is_create_hash and ("m.room.create", "") in room.state:
@@ -208,7 +217,7 @@ class RoomService:
         proto: dict[str, Any] = {"type": event_type, "sender": sender, "content": content}
         if state_key is not None:
             proto["state_key"] = state_key
-        auth_ids, auth_state = await self._auth_state(room, proto)
+        auth_ids, auth_state = await self.auth_for(room, proto)
         try:
             event_id, pdu = engine_events.build_event(
                 room.version,
@@ -308,6 +317,223 @@ class RoomService:
         room.depth = max(room.depth, pdu["depth"])
         self.events.put(stored)
         return stored
+
+    # ------------------------------------------------------------- events from other servers
+
+    def add_room(self, room: RoomCache) -> None:
+        """Start caching a room this node has just joined over federation."""
+        self._rooms[room.room_id] = room
+
+    async def persist_incoming(
+        self,
+        room: RoomCache,
+        event_id: str,
+        pdu: dict[str, Any],
+        *,
+        state_before_group: int | None,
+        new_current: dict[StateKey, str] | None,
+        rejected_reason: str | None = None,
+        soft_failed: bool = False,
+        outlier: bool = False,
+        backfilled: bool = False,
+        new_room: tuple[str, str] | None = None,
+    ) -> StoredEvent:
+        """Persist an event received from another server, in one transaction.
+
+        ``state_before_group`` is the state before it (None for outliers); ``new_current``
+        the room's resolved current state afterwards (None: unchanged).  An accepted,
+        non-soft-failed event becomes a forward extremity.  Outliers and rejected events
+        get no state group and never change the state.
+        """
+        state_key = pdu.get("state_key")
+        key = (pdu["type"], state_key) if isinstance(state_key, str) else None
+        accepted = rejected_reason is None and not outlier
+        changes: dict[StateKey, str | None] = {}
+        if new_current is not None:
+            changes = {k: v for k, v in new_current.items() if room.state.get(k) != v}
+            changes.update({k: None for k in room.state if k not in new_current})
+        try:
+            async with self.db.write() as conn:
+                if new_room is not None:
+                    await room_store.insert_room(
+                        conn, room.room_id, new_room[0], new_room[1], False, self.clock.now_ms()
+                    )
+                position = self.db.stream.backfill_position() if backfilled else None
+                with self.db.stream.allocate() as allocated:
+                    position = position if position is not None else allocated
+                    group = state_before_group if accepted else None
+                    if accepted and key is not None:
+                        group = await self.state_store.create_group(
+                            conn, room.room_id, state_before_group, {key: event_id}
+                        )
+                    await event_store.insert_event(
+                        conn,
+                        stream_ordering=position,
+                        event_id=event_id,
+                        room_id=room.room_id,
+                        pdu=pdu,
+                        state_group=group,
+                        outlier=outlier,
+                        rejected_reason=rejected_reason,
+                        soft_failed=soft_failed,
+                    )
+                    current_group = room.state_group
+                    if changes:
+                        if (
+                            new_current is not None
+                            and group is not None
+                            and await self._same_state(conn, group, new_current)
+                        ):
+                            current_group = group
+                        else:
+                            current_group = await self.state_store.create_group(
+                                conn, room.room_id, room.state_group, changes
+                            )
+                        await room_store.update_current_state(
+                            conn, room.room_id, changes, allocated
+                        )
+                        await self._update_memberships(
+                            conn, room, changes, allocated, {event_id: pdu}
+                        )
+                    if accepted and not soft_failed and not backfilled:
+                        await event_store.set_forward_extremities(
+                            conn,
+                            room.room_id,
+                            [e for e in pdu.get("prev_events", []) if e in room.extremities],
+                            [event_id],
+                        )
+                    redacts = _redacts(pdu, room) if accepted and not soft_failed else None
+                    if redacts:
+                        await self._apply_redaction(conn, room, event_id, redacts)
+        except BaseException:
+            self.state_store.forget_cache()
+            raise
+        stored = StoredEvent(
+            event_id=event_id,
+            stream_ordering=position,
+            room_id=room.room_id,
+            pdu=pdu,
+            state_group=group,
+            rejected_reason=rejected_reason,
+            outlier=outlier,
+            soft_failed=soft_failed,
+            redacted_by=None,
+        )
+        self.events.put(stored)
+        if changes:
+            for k, v in changes.items():
+                if v is None:
+                    room.state.pop(k, None)
+                else:
+                    room.state[k] = v
+            room.state_group = current_group
+            await self._refresh_members(room, changes)
+        if accepted and not soft_failed and not backfilled:
+            prevs = set(pdu.get("prev_events", []))
+            room.extremities = [e for e in room.extremities if e not in prevs] + [event_id]
+            room.depth = max(room.depth, int(pdu.get("depth", 0)))
+        if accepted and not soft_failed:
+            self._after_persist(room, stored)
+        return stored
+
+    async def store_remote_invite(
+        self,
+        room_id: str,
+        version: str,
+        event_id: str,
+        pdu: dict[str, Any],
+        stripped_state: list[dict[str, Any]],
+    ) -> None:
+        """An invite of a local user into a room this node is not in (an outlier)."""
+        target = pdu["state_key"]
+        stored_pdu = {
+            **pdu,
+            "unsigned": {"invite_room_state": stripped_state, "room_version": version},
+        }
+        if await self.get_event(event_id) is None:
+            async with self.db.write() as conn:
+                with self.db.stream.allocate() as position:
+                    await event_store.insert_event(
+                        conn, stream_ordering=position, event_id=event_id, room_id=room_id,
+                        pdu=stored_pdu, state_group=None, outlier=True,
+                    )  # fmt: skip
+                    if (
+                        await room_store.get_membership(conn, room_id, target)
+                    ) is None or room_id not in self._rooms:
+                        await room_store.set_membership(
+                            conn, room_id, target, "invite", event_id, position
+                        )
+        room = self._rooms.get(room_id)
+        if room is not None and room.members.get(target) not in ("join",):
+            room.members[target] = "invite"
+        self.notifier.notify([target])
+
+    async def forget_remote_invite(self, room_id: str, user_id: str) -> None:
+        """Mark a remote invite as rejected locally when the inviting server cannot be told."""
+        async with self.db.write() as conn:
+            membership = await room_store.get_membership(conn, room_id, user_id)
+            if membership is None:
+                return
+            with self.db.stream.allocate() as position:
+                await room_store.set_membership(
+                    conn, room_id, user_id, "leave", membership.event_id, position
+                )
+        self.notifier.notify([user_id])
+
+    async def store_remote_leave(
+        self, room_id: str, user_id: str, event_id: str, pdu: dict[str, Any]
+    ) -> None:
+        """A local user's leave (invite rejection) of a room this node is not in."""
+        async with self.db.write() as conn:
+            with self.db.stream.allocate() as position:
+                await event_store.insert_event(
+                    conn, stream_ordering=position, event_id=event_id, room_id=room_id,
+                    pdu=pdu, state_group=None, outlier=True,
+                )  # fmt: skip
+                await room_store.set_membership(conn, room_id, user_id, "leave", event_id, position)
+        self.notifier.notify([user_id])
+
+    async def _same_state(self, conn: Any, group: int, state: dict[StateKey, str]) -> bool:
+        return await self.state_store.get_state(conn, group) == state
+
+    async def _update_memberships(
+        self,
+        conn: Any,
+        room: RoomCache,
+        changes: Mapping[StateKey, str | None],
+        position: int,
+        known: Mapping[str, dict[str, Any]],
+    ) -> None:
+        member_ids = [e for (t, _), e in changes.items() if t == "m.room.member" and e is not None]
+        loaded = {
+            k: v.pdu
+            for k, v in (
+                await event_store.get_events(conn, [e for e in member_ids if e not in known])
+            ).items()
+        }
+        loaded.update({k: v for k, v in known.items() if k in member_ids})
+        for (event_type, user_id), event_id in changes.items():
+            if event_type != "m.room.member" or event_id is None:
+                continue
+            pdu = loaded.get(event_id)
+            membership = pdu.get("content", {}).get("membership") if pdu else None
+            if isinstance(membership, str):
+                await room_store.set_membership(
+                    conn, room.room_id, user_id, membership, event_id, position
+                )
+
+    async def _refresh_members(
+        self, room: RoomCache, changes: Mapping[StateKey, str | None]
+    ) -> None:
+        member_ids = {k[1]: v for k, v in changes.items() if k[0] == "m.room.member"}
+        found = await self.get_events(e for e in member_ids.values() if e)
+        for user_id, event_id in member_ids.items():
+            event = found.get(event_id) if event_id else None
+            membership = event.pdu.get("content", {}).get("membership") if event else None
+            if isinstance(membership, str):
+                room.members[user_id] = membership
+            else:
+                room.members.pop(user_id, None)
 
     async def _apply_redaction(
         self, conn: Any, room: RoomCache, redaction_id: str, target_id: str

@@ -55,6 +55,7 @@ class StreamIds:
 
     def __init__(self, start: int) -> None:
         self._last = start
+        self._backfill = 0
         self._in_flight: set[int] = set()
         self._current = start
         self.advanced = asyncio.Event()
@@ -62,6 +63,11 @@ class StreamIds:
     @property
     def current(self) -> int:
         return self._current
+
+    def backfill_position(self) -> int:
+        """A position below every other: backfilled history sorts before what sync has seen."""
+        self._backfill -= 1
+        return self._backfill
 
     @contextlib.contextmanager
     def allocate(self) -> Any:
@@ -119,6 +125,11 @@ class Database:
                 value = (await conn.execute(select(func.max(column)))).scalar()
                 highest = max(highest, int(value or 0))
         self.stream = StreamIds(highest)
+        async with self.read() as conn:
+            lowest = (
+                await conn.execute(select(func.min(schema.events.c.stream_ordering)))
+            ).scalar()
+        self.stream._backfill = min(0, int(lowest or 0))
 
 
 async def open_database(url: str) -> Database:

@@ -216,6 +216,21 @@ async def transaction_ids(
     return {r.event_id: r.txn_id for r in rows}
 
 
+async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:
+    """Those of ``event_ids`` that were rejected."""
+    found: set[str] = set()
+    ids = list(event_ids)
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            select(events.c.event_id).where(
+                events.c.event_id.in_(ids[start : start + 500]),
+                events.c.rejected_reason.is_not(None),
+            )
+        )
+        found.update(r.event_id for r in rows)
+    return found
+
+
 async def count_unread(
     conn: AsyncConnection, room_id: str, user_id: str, after: int, types: Sequence[str]
 ) -> int:

@@ -271,3 +271,33 @@ media = Table(
     Column("sha256", String(64), nullable=False),
     Column("created_ts", BigInteger, nullable=False),
 )  # fmt: skip
+
+# ---------------------------------------------------------------- federation
+
+#: Other servers' signing keys, trusted for events up to ``valid_until_ts``.
+server_keys = Table(
+    "server_keys", metadata,
+    Column("server_name", String(255), primary_key=True),
+    Column("key_id", String(255), primary_key=True),
+    Column("public_key", String(128), nullable=False),
+    Column("valid_until_ts", BigInteger, nullable=False),
+)  # fmt: skip
+
+#: The outbound queue: every PDU and EDU for every destination until it is delivered.
+federation_queue = Table(
+    "federation_queue", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("destination", String(255), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_federation_queue_destination", "destination", "id"),
+)  # fmt: skip
+
+#: Transactions received, with the answer given, so a replay gets the same answer.
+federation_inbound_txns = Table(
+    "federation_inbound_txns", metadata,
+    Column("origin", String(255), primary_key=True),
+    Column("txn_id", String(255), primary_key=True),
+    Column("response", Text, nullable=False),
+    Column("received_ts", BigInteger, nullable=False),
+)  # fmt: skip

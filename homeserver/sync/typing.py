@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterable
 MAX_TIMEOUT_MS = 120_000
 
 
+def _ignore(room_id: str, user_id: str, typing: bool) -> None:
+    return None
+
+
 class TypingService:
     def __init__(self, notify: Callable[[str], Iterable[str]] | None = None) -> None:
         #: room ID -> {user ID: expiry (loop time)}
@@ -18,9 +22,17 @@ class TypingService:
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         #: Given a room ID, wakes its members (set by the composition root).
         self.on_change: Callable[[str], None] = lambda room_id: None
+        #: Called when a local user starts or stops typing (to tell other servers).
+        self.on_local_typing: Callable[[str, str, bool], None] = _ignore
 
     def set_typing(
-        self, room_id: str, user_id: str, typing: bool, timeout_ms: int = 30_000
+        self,
+        room_id: str,
+        user_id: str,
+        typing: bool,
+        timeout_ms: int = 30_000,
+        *,
+        local: bool = True,
     ) -> None:
         loop = asyncio.get_running_loop()
         users = self._typing.setdefault(room_id, {})
@@ -32,13 +44,15 @@ class TypingService:
             timeout = min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
             users[user_id] = loop.time() + timeout
             self._timers[(room_id, user_id)] = loop.call_later(
-                timeout, self.set_typing, room_id, user_id, False
+                timeout, lambda: self.set_typing(room_id, user_id, False, local=False)
             )
             if not was_typing:
                 self._bump(room_id)
         elif was_typing:
             del users[user_id]
             self._bump(room_id)
+        if local:
+            self.on_local_typing(room_id, user_id, typing)
 
     def _bump(self, room_id: str) -> None:
         self.serial += 1

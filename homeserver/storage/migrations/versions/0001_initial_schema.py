@@ -123,6 +123,32 @@ def upgrade() -> None:
         batch_op.create_index("ix_events_room_stream", ["room_id", "stream_ordering"], unique=False)
 
     op.create_table(
+        "federation_inbound_txns",
+        sa.Column("origin", sa.String(length=255), nullable=False),
+        sa.Column("txn_id", sa.String(length=255), nullable=False),
+        sa.Column("response", sa.Text(), nullable=False),
+        sa.Column("received_ts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("origin", "txn_id", name=op.f("pk_federation_inbound_txns")),
+    )
+    op.create_table(
+        "federation_queue",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("destination", sa.String(length=255), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_federation_queue")),
+    )
+    with op.batch_alter_table("federation_queue", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_federation_queue_destination", ["destination", "id"], unique=False
+        )
+
+    op.create_table(
         "filters",
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("filter_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -219,6 +245,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("room_id", name=op.f("pk_rooms")),
     )
     op.create_table(
+        "server_keys",
+        sa.Column("server_name", sa.String(length=255), nullable=False),
+        sa.Column("key_id", sa.String(length=255), nullable=False),
+        sa.Column("public_key", sa.String(length=128), nullable=False),
+        sa.Column("valid_until_ts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("server_name", "key_id", name=op.f("pk_server_keys")),
+    )
+    op.create_table(
         "state_deltas",
         sa.Column("stream_id", sa.BigInteger(), nullable=False),
         sa.Column("room_id", sa.String(length=255), nullable=False),
@@ -303,6 +337,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_state_deltas_room_stream")
 
     op.drop_table("state_deltas")
+    op.drop_table("server_keys")
     op.drop_table("rooms")
     with op.batch_alter_table("room_aliases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_room_aliases_room_id"))
@@ -322,6 +357,11 @@ def downgrade() -> None:
     op.drop_table("media")
     op.drop_table("forward_extremities")
     op.drop_table("filters")
+    with op.batch_alter_table("federation_queue", schema=None) as batch_op:
+        batch_op.drop_index("ix_federation_queue_destination")
+
+    op.drop_table("federation_queue")
+    op.drop_table("federation_inbound_txns")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_room_stream")
 

@@ -1,0 +1,545 @@
+"""The node's answers to other servers (implements federation.server.FederationHandler)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from federation import auth as engine_auth
+from federation import events as engine_events
+from federation import room_versions
+from federation.errors import AuthError, FederationError, MatrixError
+from federation.identifiers import domain_of
+from federation.sender import TransactionSender
+from homeserver.accounts.service import AccountService
+from homeserver.directory import DirectoryService
+from homeserver.federation.pipeline import DroppedEvent, EventPipeline, server_allowed
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.service import RoomService
+from homeserver.storage import federation as federation_store
+from homeserver.storage import rooms as room_store
+from homeserver.storage.events import StoredEvent
+from homeserver.sync.typing import TypingService
+from homeserver.userdata import UserDataService
+
+log = logging.getLogger(__name__)
+
+INVITE_STATE_TYPES = (
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
+    "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
+)  # fmt: skip
+
+
+def forbidden(message: str) -> MatrixError:
+    return MatrixError(403, "M_FORBIDDEN", message)
+
+
+def not_found(message: str) -> MatrixError:
+    return MatrixError(404, "M_NOT_FOUND", message)
+
+
+class NodeFederationHandler:
+    def __init__(
+        self,
+        rooms: RoomService,
+        pipeline: EventPipeline,
+        sender: TransactionSender,
+        typing: TypingService,
+        userdata: UserDataService,
+        directory: DirectoryService,
+        accounts: AccountService,
+    ) -> None:
+        self.rooms = rooms
+        self.accounts = accounts
+        self.pipeline = pipeline
+        self.sender = sender
+        self.typing = typing
+        self.userdata = userdata
+        self.directory = directory
+        self.server_name = rooms.server_name
+        self.db = rooms.db
+        #: Extra EDU handlers by type (to-device, device lists...), set by other services.
+        self.edu_handlers: dict[str, Any] = {}
+        #: Answers for /user/devices and /user/keys/*, set by the E2EE service when present.
+        self.keys_handler: Any = None
+        self.media_handler: Any = None
+
+    # ------------------------------------------------------------- helpers
+
+    async def _room(self, room_id: str) -> RoomCache:
+        room = await self.rooms.room(room_id)
+        if room is None:
+            raise not_found(f"Unknown room {room_id}")
+        return room
+
+    async def _check_acl(self, room: RoomCache, origin: str) -> None:
+        acl = await self.rooms.state_content(room, "m.room.server_acl")
+        if acl and not server_allowed(acl, origin):
+            raise forbidden(f"Server {origin} is denied by the room's server ACL")
+
+    async def _require_origin_in_room(self, room: RoomCache, origin: str) -> None:
+        await self._check_acl(room, origin)
+        if not any(domain_of(user) == origin for user in room.members):
+            visibility = (await self.rooms.state_content(room, "m.room.history_visibility")).get(
+                "history_visibility"
+            )
+            if visibility != "world_readable":
+                raise forbidden(f"Server {origin} is not in room {room.room_id}")
+
+    def servers_in_room(self, room: RoomCache) -> set[str]:
+        return {domain_of(u) for u, m in room.members.items() if m == "join"}
+
+    # ------------------------------------------------------------- transactions
+
+    async def on_transaction(
+        self, origin: str, txn_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.sender.destination_is_up(origin)
+        async with self.db.read() as conn:
+            previous = await federation_store.get_txn_response(conn, origin, txn_id)
+        if previous is not None:
+            return previous
+        results: dict[str, Any] = {}
+        for pdu in body.get("pdus", []):
+            event_id, error = await self._receive_pdu(origin, pdu)
+            if event_id is not None:
+                results[event_id] = {"error": error} if error else {}
+        for edu in body.get("edus", []):
+            try:
+                await self._receive_edu(origin, edu)
+            except Exception:  # one bad EDU must not fail the transaction
+                log.exception("failed to process an EDU from %s", origin)
+        response = {"pdus": results}
+        async with self.db.write() as conn:
+            if await federation_store.get_txn_response(conn, origin, txn_id) is None:
+                await federation_store.put_txn_response(
+                    conn, origin, txn_id, response, self.rooms.clock.now_ms()
+                )
+        return response
+
+    async def _receive_pdu(self, origin: str, pdu: Any) -> tuple[str | None, str | None]:
+        if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
+            return None, None
+        room = await self.rooms.room(pdu["room_id"])
+        if room is None:
+            return self._event_id_or_none(pdu), "unknown room"
+        event_id = self._event_id_or_none(pdu, room)
+        acl = await self.rooms.state_content(room, "m.room.server_acl")
+        if acl and not server_allowed(acl, origin):
+            return event_id, "server is denied by the room's server ACL"
+        try:
+            sender = pdu.get("sender")
+            if not isinstance(sender, str) or (
+                domain_of(sender) != origin and pdu.get("type") != "m.room.member"
+            ):
+                # Servers relay only their own users' events (a membership event may be
+                # relayed by the resident server of a join/leave/knock handshake).
+                raise DroppedEvent(f"event sender {sender!r} is not a user of {origin}")
+            async with room.lock:
+                return await self.pipeline.receive(origin, room, pdu), None
+        except DroppedEvent as e:
+            log.info("dropped PDU %s from %s: %s", event_id, origin, e)
+            return event_id, str(e)
+        except FederationError as e:
+            log.info("failed PDU %s from %s: %s", event_id, origin, e)
+            return event_id, str(e)
+
+    def _event_id_or_none(self, pdu: dict[str, Any], room: RoomCache | None = None) -> str | None:
+        try:
+            version = room.version if room else room_versions.get("12")
+            return engine_events.compute_event_id(pdu, version)
+        except (FederationError, TypeError, ValueError, AttributeError):
+            return None
+
+    async def _receive_edu(self, origin: str, edu: Any) -> None:
+        if not isinstance(edu, dict):
+            return
+        edu_type, content = edu.get("edu_type"), edu.get("content")
+        if not isinstance(content, dict):
+            return
+        if edu_type == "m.typing":
+            await self._typing_edu(origin, content)
+        elif edu_type == "m.receipt":
+            await self._receipt_edu(origin, content)
+        elif isinstance(edu_type, str) and edu_type in self.edu_handlers:
+            await self.edu_handlers[edu_type](origin, content)
+
+    async def _typing_edu(self, origin: str, content: dict[str, Any]) -> None:
+        room_id, user_id, typing = (
+            content.get("room_id"),
+            content.get("user_id"),
+            content.get("typing"),
+        )
+        if (
+            not isinstance(room_id, str)
+            or not isinstance(user_id, str)
+            or not isinstance(typing, bool)
+        ):
+            return
+        if domain_of(user_id) != origin:
+            return
+        room = await self.rooms.room(room_id)
+        if room is None or room.members.get(user_id) != "join":
+            return
+        acl = await self.rooms.state_content(room, "m.room.server_acl")
+        if acl and not server_allowed(acl, origin):
+            return
+        self.typing.set_typing(room_id, user_id, typing, 30_000, local=False)
+
+    async def _receipt_edu(self, origin: str, content: dict[str, Any]) -> None:
+        for room_id, by_type in content.items():
+            room = await self.rooms.room(room_id) if isinstance(room_id, str) else None
+            if room is None or not isinstance(by_type, dict):
+                continue
+            acl = await self.rooms.state_content(room, "m.room.server_acl")
+            if acl and not server_allowed(acl, origin):
+                continue
+            for receipt_type, by_user in by_type.items():
+                if receipt_type != "m.read" or not isinstance(by_user, dict):
+                    continue
+                for user_id, receipt in by_user.items():
+                    if not isinstance(user_id, str) or domain_of(user_id) != origin:
+                        continue
+                    if room.members.get(user_id) != "join" or not isinstance(receipt, dict):
+                        continue
+                    event_ids = receipt.get("event_ids")
+                    raw_data = receipt.get("data")
+                    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+                    if isinstance(event_ids, list) and event_ids and isinstance(event_ids[0], str):
+                        thread = (
+                            data.get("thread_id")
+                            if isinstance(data.get("thread_id"), str)
+                            else None
+                        )
+                        await self.userdata.store_remote_receipt(
+                            room, user_id, event_ids[0], thread
+                        )
+
+    # ------------------------------------------------------------- join / leave / knock
+
+    async def on_make_membership(
+        self, origin: str, membership: str, room_id: str, user_id: str, versions: list[str]
+    ) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._check_acl(room, origin)
+        if domain_of(user_id) != origin:
+            raise forbidden(f"{user_id} is not a user of {origin}")
+        if membership in ("join", "knock") and room.version.identifier not in (versions or ["1"]):
+            raise MatrixError(
+                400, "M_INCOMPATIBLE_ROOM_VERSION", f"Room version {room.version.identifier} not supported by {origin}",
+                room_version=room.version.identifier,
+            )  # fmt: skip
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join":
+            authoriser = await self._restricted_authoriser(room, user_id)
+            if authoriser:
+                content["join_authorised_via_users_server"] = authoriser
+        proto = {
+            "type": "m.room.member",
+            "sender": user_id,
+            "state_key": user_id,
+            "content": content,
+        }
+        auth_ids, auth_state = await self.rooms.auth_for(room, proto)
+        template = {
+            **proto,
+            "room_id": room.room_id,
+            "origin_server_ts": self.rooms.clock.now_ms(),
+            "depth": room.depth + 1,
+            "prev_events": room.extremities[-10:],
+            "auth_events": auth_ids,
+        }
+        try:
+            engine_auth.check(template, auth_state, room.version)
+        except AuthError as e:
+            raise forbidden(f"You are not allowed to {membership} this room: {e.reason}") from None
+        return {"event": template, "room_version": room.version.identifier}
+
+    async def _restricted_authoriser(self, room: RoomCache, user_id: str) -> str | None:
+        rule = await self.rooms.state_content(room, "m.room.join_rules")
+        if rule.get("join_rule") not in ("restricted", "knock_restricted"):
+            return None
+        if room.members.get(user_id) in ("join", "invite"):
+            return None
+        local = sorted(u for u in room.joined() if domain_of(u) == self.server_name)
+        return local[0] if local else None
+
+    async def on_send_membership(
+        self,
+        origin: str,
+        membership: str,
+        room_id: str,
+        event_id: str,
+        pdu: Any,
+        omit_members: bool,
+    ) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._check_acl(room, origin)
+        if not isinstance(pdu, dict) or pdu.get("type") != "m.room.member":
+            raise MatrixError(400, "M_BAD_JSON", "Expected an m.room.member event")
+        state_key, sender = pdu.get("state_key"), pdu.get("sender")
+        if state_key != sender or not isinstance(sender, str) or domain_of(sender) != origin:
+            raise forbidden("The member event must be for a user of the sending server")
+        if pdu.get("content", {}).get("membership") != membership:
+            raise MatrixError(400, "M_BAD_JSON", f"Expected membership {membership}")
+        authoriser = pdu.get("content", {}).get("join_authorised_via_users_server")
+        if (
+            membership == "join"
+            and isinstance(authoriser, str)
+            and domain_of(authoriser) == self.server_name
+        ):
+            pdu = engine_events.sign_event(
+                pdu, room.version, self.server_name, self.rooms.signing_key
+            )
+        async with room.lock:
+            try:
+                verified = await self.pipeline.verify(pdu, room)
+            except DroppedEvent as e:
+                raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
+            if verified.event_id != event_id:
+                raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
+            existing = await self.rooms.get_event(event_id)
+            stored = existing or await self.pipeline.process(origin, room, event_id, verified.pdu)
+        if stored.rejected_reason:
+            raise forbidden(f"Event rejected: {stored.rejected_reason}")
+        others = self.servers_in_room(room) - {origin, self.server_name}
+        await self.sender.send_pdu(stored.pdu, others)
+        if membership != "join":
+            return {}
+        return await self._join_response(room, stored, omit_members)
+
+    async def _join_response(
+        self, room: RoomCache, join: StoredEvent, omit_members: bool
+    ) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            parent = await self.rooms.state_store.parent(conn, join.state_group)
+            state = await self.rooms.state_store.get_state(conn, parent)
+        state_ids = list(state.values())
+        if omit_members:
+            keep = {join.sender}
+            state_ids = [e for (t, k), e in state.items() if t != "m.room.member" or k in keep]
+        closure = await self.pipeline.resolver.load_closure(
+            [*state_ids, *join.pdu.get("auth_events", [])]
+        )
+        state_events = await self.rooms.get_events(state_ids)
+        auth_chain = [pdu for event_id, pdu in closure.items() if event_id not in set(state_ids)]
+        return {
+            "origin": self.server_name,
+            "state": [state_events[e].pdu for e in state_ids if e in state_events],
+            "auth_chain": auth_chain,
+            "event": join.pdu,
+            "members_omitted": omit_members,
+            "servers_in_room": sorted(self.servers_in_room(room)),
+        }
+
+    # ------------------------------------------------------------- invites
+
+    async def on_invite(
+        self, origin: str, room_id: str, event_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        version_id = body.get("room_version")
+        try:
+            version = room_versions.get(version_id if isinstance(version_id, str) else "")
+        except FederationError:
+            raise MatrixError(
+                400, "M_INCOMPATIBLE_ROOM_VERSION", f"Room version {version_id!r} is not supported",
+                room_version=version_id,
+            ) from None  # fmt: skip
+        pdu = body.get("event")
+        if (
+            not isinstance(pdu, dict)
+            or pdu.get("type") != "m.room.member"
+            or pdu.get("room_id") != room_id
+        ):
+            raise MatrixError(400, "M_BAD_JSON", "Expected an m.room.member invite for this room")
+        target, sender = pdu.get("state_key"), pdu.get("sender")
+        if pdu.get("content", {}).get("membership") != "invite" or not isinstance(target, str):
+            raise MatrixError(400, "M_BAD_JSON", "Expected membership invite")
+        if (
+            domain_of(target) != self.server_name
+            or not isinstance(sender, str)
+            or domain_of(sender) != origin
+        ):
+            raise forbidden("Invites must be from the origin's user to a user of this server")
+        user = await self.accounts.get_user(target)
+        if user is None or user.deactivated:
+            raise not_found(f"Unknown user {target}")
+        probe = RoomCache(room_id, version, {}, None, [], 0)
+        try:
+            verified = await self.pipeline.verify(pdu, probe)
+        except DroppedEvent as e:
+            raise MatrixError(400, "M_BAD_JSON", f"Invalid invite: {e}") from None
+        if verified.event_id != event_id:
+            raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
+        signed = engine_events.sign_event(
+            verified.pdu, version, self.server_name, self.rooms.signing_key
+        )
+        stripped = [_stripped(e) for e in body.get("invite_room_state", []) if isinstance(e, dict)]
+        await self.rooms.store_remote_invite(
+            room_id, version.identifier, event_id, signed, stripped
+        )
+        return {"event": signed}
+
+    # ------------------------------------------------------------- events and state
+
+    async def on_get_event(self, origin: str, event_id: str) -> dict[str, Any]:
+        event = await self.rooms.get_event(event_id)
+        if event is None:
+            raise not_found("Event not found")
+        room = await self._room(event.room_id)
+        await self._require_origin_in_room(room, origin)
+        return {
+            "origin": self.server_name,
+            "origin_server_ts": self.rooms.clock.now_ms(),
+            "pdus": [event.pdu],
+        }
+
+    async def on_state(
+        self, origin: str, room_id: str, event_id: str, ids_only: bool
+    ) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._require_origin_in_room(room, origin)
+        event = await self.rooms.get_event(event_id)
+        if event is None or event.room_id != room_id or event.state_group is None:
+            raise not_found("Event not found or state unknown at it")
+        async with self.db.read() as conn:
+            group = (
+                await self.rooms.state_store.parent(conn, event.state_group)
+                if event.state_key is not None
+                else event.state_group
+            )
+            state = await self.rooms.state_store.get_state(conn, group)
+        state_ids = list(state.values())
+        closure = await self.pipeline.resolver.load_closure(state_ids)
+        auth_ids = [e for e in closure if e not in set(state_ids)]
+        if ids_only:
+            return {"pdu_ids": state_ids, "auth_chain_ids": auth_ids}
+        found = await self.rooms.get_events(state_ids)
+        return {
+            "pdus": [found[e].pdu for e in state_ids if e in found],
+            "auth_chain": [closure[e] for e in auth_ids],
+        }
+
+    async def on_event_auth(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._require_origin_in_room(room, origin)
+        event = await self.rooms.get_event(event_id)
+        if event is None or event.room_id != room_id:
+            raise not_found("Event not found")
+        closure = await self.pipeline.resolver.load_closure(event.pdu.get("auth_events", []))
+        return {"auth_chain": list(closure.values())}
+
+    async def on_backfill(
+        self, origin: str, room_id: str, event_ids: list[str], limit: int
+    ) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._require_origin_in_room(room, origin)
+        result = await self._walk_back(room_id, event_ids, limit, stop=set(), include_start=True)
+        return {
+            "origin": self.server_name,
+            "origin_server_ts": self.rooms.clock.now_ms(),
+            "pdus": result,
+        }
+
+    async def on_get_missing_events(
+        self, origin: str, room_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        room = await self._room(room_id)
+        await self._require_origin_in_room(room, origin)
+        earliest = {e for e in body.get("earliest_events", []) if isinstance(e, str)}
+        latest = [e for e in body.get("latest_events", []) if isinstance(e, str)]
+        limit = body.get("limit", 10)
+        limit = max(1, min(limit if isinstance(limit, int) else 10, 100))
+        events = await self._walk_back(room_id, latest, limit, stop=earliest, include_start=False)
+        return {"events": list(reversed(events))}
+
+    async def _walk_back(
+        self, room_id: str, start: list[str], limit: int, *, stop: set[str], include_start: bool
+    ) -> list[dict[str, Any]]:
+        """Events reached from ``start`` through prev_events, newest (deepest) first."""
+        result: list[StoredEvent] = []
+        seen: set[str] = set(stop)
+        frontier = list(start)
+        if not include_start:
+            found = await self.rooms.get_events(frontier)
+            seen.update(frontier)
+            frontier = [p for e in found.values() for p in e.pdu.get("prev_events", [])]
+        while frontier and len(result) < limit:
+            found = await self.rooms.get_events(e for e in frontier if e not in seen)
+            seen.update(frontier)
+            batch = sorted(
+                (e for e in found.values() if e.room_id == room_id and not e.outlier),
+                key=lambda e: -int(e.pdu.get("depth", 0)),
+            )
+            result.extend(batch[: limit - len(result)])
+            frontier = [p for e in batch for p in e.pdu.get("prev_events", []) if p not in seen]
+        return [e.pdu for e in result]
+
+    # ------------------------------------------------------------- queries
+
+    async def on_query(self, origin: str, query_type: str, args: dict[str, str]) -> dict[str, Any]:
+        if query_type == "directory":
+            alias = args.get("room_alias", "")
+            async with self.db.read() as conn:
+                room_id = await room_store.get_alias(conn, alias)
+            if room_id is None:
+                raise not_found(f"Room alias {alias} not found")
+            room = await self.rooms.room(room_id)
+            servers = sorted(self.servers_in_room(room)) if room else [self.server_name]
+            if self.server_name in servers:
+                servers.remove(self.server_name)
+                servers.insert(0, self.server_name)
+            return {"room_id": room_id, "servers": servers}
+        if query_type == "profile":
+            user_id = args.get("user_id", "")
+            if not user_id or domain_of(user_id) != self.server_name:
+                raise MatrixError(400, "M_INVALID_PARAM", "Not a user of this server")
+            profile = await self.directory.get_profile(user_id)
+            field = args.get("field")
+            if field:
+                return {field: profile[field]} if field in profile else {}
+            return profile
+        raise MatrixError(404, "M_UNRECOGNIZED", f"Unknown query type {query_type}")
+
+    async def on_user_devices(self, origin: str, user_id: str) -> dict[str, Any]:
+        if self.keys_handler is None:
+            return {"user_id": user_id, "stream_id": 0, "devices": []}
+        result: dict[str, Any] = await self.keys_handler.federation_user_devices(origin, user_id)
+        return result
+
+    async def on_user_keys(self, origin: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.keys_handler is None:
+            return {"device_keys": {}} if action == "query" else {"one_time_keys": {}}
+        result: dict[str, Any] = await self.keys_handler.federation_user_keys(origin, action, body)
+        return result
+
+    async def on_public_rooms(
+        self, origin: str, limit: int | None, since: str | None, search: str | None
+    ) -> dict[str, Any]:
+        return await self.directory.public_rooms(search or "", limit or 100, since)
+
+    async def on_hierarchy(self, origin: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
+        room = await self._room(room_id)
+        listing = await self.directory.public_rooms("", 500, None)
+        entry = next((r for r in listing["chunk"] if r["room_id"] == room_id), None)
+        if entry is None:
+            await self._require_origin_in_room(room, origin)
+            entry = {"room_id": room_id, "num_joined_members": len(room.joined()), "world_readable": False,
+                     "guest_can_join": False}  # fmt: skip
+        return {
+            "room": {**entry, "children_state": []},
+            "children": [],
+            "inaccessible_children": [],
+        }
+
+    async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
+        if self.media_handler is None:
+            raise not_found("Media not found")
+        response: web.StreamResponse = await self.media_handler(media_id)
+        return response
+
+
+def _stripped(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: event[k] for k in ("type", "state_key", "content", "sender") if k in event}

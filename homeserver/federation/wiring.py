@@ -1,0 +1,86 @@
+"""Building the node's federation parts from its configuration and services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federation.client import FederationClient
+from federation.keyring import KeyRing
+from federation.ports import StoredKey
+from federation.sender import TransactionSender
+from federation.server import FederationServer
+from federation.signing import SigningKey
+from homeserver.accounts.service import AccountService
+from homeserver.clock import Clock
+from homeserver.config import Config
+from homeserver.directory import DirectoryService
+from homeserver.federation.handler import NodeFederationHandler
+from homeserver.federation.joins import RemoteRooms
+from homeserver.federation.outbound import Outbound
+from homeserver.federation.pipeline import EventPipeline
+from homeserver.rooms.resolver import StateResolver
+from homeserver.rooms.service import RoomService
+from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
+from homeserver.sync.typing import TypingService
+from homeserver.userdata import UserDataService
+
+
+@dataclass(frozen=True)
+class Federation:
+    client: FederationClient
+    keyring: KeyRing
+    sender: TransactionSender
+    pipeline: EventPipeline
+    remote: RemoteRooms
+    outbound: Outbound
+    handler: NodeFederationHandler
+    server: FederationServer
+
+    async def start(self) -> None:
+        await self.sender.start()
+
+    async def close(self) -> None:
+        await self.outbound.drain()
+        await self.sender.close()
+
+
+def build_federation(
+    config: Config,
+    key: SigningKey,
+    clock: Clock,
+    rooms: RoomService,
+    typing: TypingService,
+    userdata: UserDataService,
+    directory: DirectoryService,
+    accounts: AccountService,
+) -> Federation:
+    settings = config.federation
+    client = FederationClient(
+        config.server_name,
+        key,
+        verify_tls=settings.verify_tls,
+        ca_file=str(settings.ca_file) if settings.ca_file else None,
+        allow_private_addresses=settings.allow_private_addresses,
+        overrides=dict(settings.server_overrides),
+    )
+    local = StoredKey(config.server_name, key.key_id, key.public_key_base64, 2**62)
+    keyring = KeyRing(
+        client,
+        SqlKeyStore(rooms.db),
+        clock,
+        [(name, dict(keys)) for name, keys in settings.trusted_key_servers],
+        local=local,
+    )
+    sender = TransactionSender(client, SqlQueueStore(rooms.db))
+    pipeline = EventPipeline(rooms, StateResolver(rooms), keyring, client, config.server_name)
+    outbound = Outbound(rooms, sender)
+    remote = RemoteRooms(rooms, pipeline, client, sender)
+    handler = NodeFederationHandler(rooms, pipeline, sender, typing, userdata, directory, accounts)
+    server = FederationServer(
+        config.server_name, key, keyring, handler, clock.now_ms, settings.enabled
+    )
+    rooms.outbox = outbound.stage
+    rooms.listeners.append(outbound.on_event)
+    typing.on_local_typing = outbound.on_typing
+    userdata.on_receipt = outbound.on_receipt
+    return Federation(client, keyring, sender, pipeline, remote, outbound, handler, server)

@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation import auth as kauth
+from federation.canonical import encode_canonical_json
 from federation.errors import FederationError
 from federation.events import (
+    check_pdu_format,
     compute_content_hash,
     compute_event_id,
     compute_room_id,
@@ -457,4 +459,72 @@ def test_redacting_member_event_with_third_party_invite(
         pdu,
         _ours(compute_event_id, pdu, version),
         (theirs_id[0], theirs_id[1]["event_id"] if theirs_id[0] else theirs_id[1]),
+    )
+
+
+# --------------------------------------------------------------------------- size limits
+
+
+def _sized_pdu(version: str, field: str, value: Any) -> dict[str, Any]:
+    pdu: dict[str, Any] = {
+        "type": "m.room.message",
+        "sender": "@alice:a.example",
+        "room_id": "!" + "r" * 43 if version == "12" else "!room:a.example",
+        "content": {"body": ""},
+        "depth": 1,
+        "origin_server_ts": 1,
+        "prev_events": [],
+        "auth_events": [],
+        "hashes": {"sha256": "x" * 43},
+        "signatures": {"a.example": {"ed25519:k": "c2ln"}},
+    }
+    if field == "total":
+        # pad the body so that the whole PDU is ``value`` bytes of canonical JSON
+        pdu["content"]["body"] = "a" * (value - len(encode_canonical_json(pdu)))
+        assert len(encode_canonical_json(pdu)) == value
+    elif field == "total+unsigned":
+        # the same, but the bulk is in an unsigned key Synapse does not know
+        pdu["unsigned"] = {"org.example.pad": ""}
+        pdu["unsigned"]["org.example.pad"] = "a" * (value - len(encode_canonical_json(pdu)))
+    elif field == "sender":
+        pdu["sender"] = value
+        pdu["signatures"] = {value.split(":", 1)[1]: {"ed25519:k": "c2ln"}}
+    else:
+        pdu[field] = value
+    return pdu
+
+
+SIZE_CASES = [
+    ("total", 65522),
+    ("total", 65523),
+    ("total", 65536),
+    ("total", 65537),
+    ("total+unsigned", 65536),
+    ("total+unsigned", 65600),
+    ("state_key", "a" * 255),
+    ("state_key", "a" * 256),
+    ("state_key", "é" * 127 + "a"),  # 255 bytes
+    ("state_key", "é" * 128),  # 128 code points, 256 bytes
+    ("type", "a" * 255),
+    ("type", "é" * 128),
+    ("sender", "@" + "a" * 243 + ":a.example"),  # 254 bytes
+    ("sender", "@" + "é" * 122 + ":a.example"),  # 255 bytes
+    ("sender", "@" + "é" * 123 + ":a.example"),  # 257 bytes
+]
+
+
+@pytest.mark.parametrize("version", S.ROOM_VERSIONS)
+@pytest.mark.parametrize(("field", "value"), SIZE_CASES, ids=lambda v: str(v)[:12])
+def test_size_limits(synapse_oracle: SynapseOracle, version: str, field: str, value: Any) -> None:
+    """The PDU and ID size limits: Kairan's ``check_pdu_format`` and Synapse's checks on
+    receipt must accept and reject the same events."""
+    pdu = _sized_pdu(version, field, value)
+    theirs = synapse_oracle.call("validate", pdu=pdu, room_version=version)
+    ours = _ours(check_pdu_format, pdu, version)
+    size = len(encode_canonical_json(pdu))
+    assert ours[0] == theirs["valid"], (
+        f"{field}={value if isinstance(value, int) else repr(value)[:24]} "
+        f"(room {version}, PDU of {size} bytes of canonical JSON): "
+        f"kairan {'accepts' if ours[0] else 'rejects (' + str(ours[1]) + ')'}, "
+        f"synapse {'accepts' if theirs['valid'] else 'rejects (' + str(theirs.get('reason')) + ')'}"
     )

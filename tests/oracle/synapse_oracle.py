@@ -24,6 +24,8 @@ Operations (``room_version`` is a version string such as ``"11"``):
                     event rules and the auth_events list), "dependent" (the rules against
                     the auth state)
 * ``auth_types``    {pdu, room_version} -> sorted [type, state_key] pairs
+* ``validate``      {pdu, room_version} -> {"valid": bool, "error_type", "reason"}: the
+                    event parses and passes the size limits and signer checks
 * ``resolve``       {room_version, state_sets: [[[type, state_key, event_id]...]...],
                     events: [pdu...], [mode: "store"|"event_map"]}
                     -> [[type, state_key, event_id]...] sorted
@@ -231,6 +233,21 @@ def op_auth(req: JsonDict) -> Any:
     return _auth_answer(True, None, None)
 
 
+def op_validate(req: JsonDict) -> Any:
+    """Synapse's checks of a PDU's shape on receipt: parsing into an event, then the size
+    limits and which servers signed (signatures present, not verified)."""
+    try:
+        event = _event(req["pdu"], req["room_version"])
+        validate_event_for_room_version(event)
+    except Exception as e:
+        return {
+            "valid": False,
+            "error_type": type(e).__name__,
+            "reason": getattr(e, "msg", None) or str(e),
+        }
+    return {"valid": True}
+
+
 def op_auth_types(req: JsonDict) -> Any:
     version = req["room_version"]
     event = _event(req["pdu"], version)
@@ -270,6 +287,7 @@ OPS = {
     "sign_event": op_sign_event,
     "auth": op_auth,
     "auth_types": op_auth_types,
+    "validate": op_validate,
     "resolve": op_resolve,
 }
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from homeserver.client_api.account import password_uia
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, not_found
+from homeserver.errors import MatrixError
 from homeserver.http import json_response, read_json
 from homeserver.rooms.history import parse_stream_token
 
@@ -73,22 +73,87 @@ async def upload_signatures(request: web.Request) -> web.Response:
     return json_response(await svc.keys.upload_signatures(who, body))
 
 
-# Server-side key backup is not implemented: there is never a current backup version.
+# ------------------------------------------------------------------ server-side key backup
+
+RK = C + "/room_keys"
 
 
-@routes.get(C + "/room_keys/version")
-async def backup_version(request: web.Request) -> web.Response:
-    await requester(request)
-    raise not_found("No current backup version")
-
-
-@routes.get(C + "/room_keys/version/{version}")
-async def backup_version_by_id(request: web.Request) -> web.Response:
-    await requester(request)
-    raise not_found("Unknown backup version")
-
-
-@routes.post(C + "/room_keys/version")
+@routes.post(RK + "/version")
 async def create_backup(request: web.Request) -> web.Response:
-    await requester(request)
-    raise MatrixError(400, "M_UNRECOGNIZED", "Server-side key backup is not supported")
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    return json_response({"version": await svc.keys.backup.create_version(who.user_id, body)})
+
+
+@routes.get(RK + "/version")
+async def current_backup(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    return json_response(await svc.keys.backup.get_version(who.user_id, None))
+
+
+@routes.get(RK + "/version/{version}")
+async def get_backup(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    version = request.match_info["version"]
+    return json_response(await svc.keys.backup.get_version(who.user_id, version))
+
+
+@routes.put(RK + "/version/{version}")
+async def update_backup(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.keys.backup.update_version(who.user_id, request.match_info["version"], body)
+    return json_response({})
+
+
+@routes.delete(RK + "/version/{version}")
+async def delete_backup(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    await svc.keys.backup.delete_version(who.user_id, request.match_info["version"])
+    return json_response({})
+
+
+def _key_path(request: web.Request) -> dict[str, str | None]:
+    return {
+        "room_id": request.match_info.get("room_id"),
+        "session_id": request.match_info.get("session_id"),
+    }
+
+
+KEY_PATHS = (RK + "/keys", RK + "/keys/{room_id}", RK + "/keys/{room_id}/{session_id}")
+
+
+async def put_backup_keys(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    version = request.query.get("version")
+    result = await svc.keys.backup.put_keys(who.user_id, version, body, **_key_path(request))
+    return json_response(result)
+
+
+async def get_backup_keys(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    version = request.query.get("version")
+    return json_response(await svc.keys.backup.get_keys(who.user_id, version, **_key_path(request)))
+
+
+async def delete_backup_keys(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    version = request.query.get("version")
+    return json_response(
+        await svc.keys.backup.delete_keys(who.user_id, version, **_key_path(request))
+    )
+
+
+for _path in KEY_PATHS:
+    routes.put(_path)(put_backup_keys)
+    routes.get(_path)(get_backup_keys)
+    routes.delete(_path)(delete_backup_keys)

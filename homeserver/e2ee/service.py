@@ -19,6 +19,7 @@ from federation.signing import signing_bytes, verify_json
 from homeserver.accounts.service import AccountService, Requester
 from homeserver.clock import Clock
 from homeserver.e2ee import validate
+from homeserver.e2ee.backup import BackupService
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.notifier import Notifier
 from homeserver.storage import accounts as account_store
@@ -48,6 +49,7 @@ class KeysService:
         self.notifier = notifier
         self.clock = clock
         self.server_name = server_name
+        self.backup = BackupService(db)
         #: (sender, device, event type, txn ID) -> when it was sent, so that a retried
         #: /sendToDevice (same path, same access token's device) is delivered once.
         self._txns: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()

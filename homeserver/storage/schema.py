@@ -301,3 +301,29 @@ federation_inbound_txns = Table(
     Column("response", Text, nullable=False),
     Column("received_ts", BigInteger, nullable=False),
 )  # fmt: skip
+
+# ---------------------------------------------------------------- end-to-end encryption: key backup
+
+#: Server-side key backup versions of each user (``deleted`` ones keep their number taken).
+e2e_room_keys_versions = Table(
+    "e2e_room_keys_versions", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("algorithm", String(255), nullable=False),
+    Column("auth_data", Text, nullable=False),
+    Column("etag", BigInteger, nullable=False, default=0),
+    Column("deleted", Boolean, nullable=False, default=False),
+)  # fmt: skip
+
+#: The encrypted room keys in a backup version, one per (room, megolm session).
+e2e_room_keys = Table(
+    "e2e_room_keys", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("room_id", String(255), primary_key=True),
+    Column("session_id", String(255), primary_key=True),
+    Column("first_message_index", BigInteger, nullable=False),
+    Column("forwarded_count", BigInteger, nullable=False),
+    Column("is_verified", Boolean, nullable=False),
+    Column("session_data", Text, nullable=False),
+)  # fmt: skip

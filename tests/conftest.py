@@ -79,11 +79,27 @@ def _pg_admin(sql: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A PostgreSQL database of this test session's own, dropped at the end."""
-    name = f"kairan_test_{os.getpid()}"
+def _session_database(suffix: str) -> Iterator[str]:
+    name = f"kairan_test_{os.getpid()}{suffix}"
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
     _pg_admin(f'CREATE DATABASE "{name}"')
     yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this test session's own, dropped at the end."""
+    yield from _session_database("")
+
+
+@pytest.fixture(scope="session")
+def pg_database_b() -> Iterator[str]:
+    """A second one, for a second node in federation tests."""
+    yield from _session_database("_b")
+
+
+@pytest.fixture(scope="session")
+def pg_database_c() -> Iterator[str]:
+    """A third one, for three-node federation tests."""
+    yield from _session_database("_c")

@@ -161,6 +161,10 @@ class RemoteRooms:
                     state[(event.type, event.state_key)] = sid
             async with self.rooms.db.write() as conn:
                 group = await self.rooms.state_store.create_group(conn, room_id, None, dict(state))
+            if ("m.room.create", "") not in state:
+                raise MatrixError(
+                    502, "M_UNKNOWN", f"{server} sent a room state without a valid create event"
+                )
             after = {**state, ("m.room.member", join["sender"]): event_id}
             await self.rooms.persist_incoming(
                 room, event_id, join, state_before_group=group, new_current=after,

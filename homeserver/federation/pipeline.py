@@ -79,7 +79,7 @@ class EventPipeline:
         """Steps 1-3: format, signatures (keys fetched as needed), content hash."""
         try:
             engine_events.check_pdu_format(pdu, room.version)
-            if pdu.get("room_id") != room.room_id:
+            if pdu.get("room_id") != room.room_id and not _is_create_of(pdu, room):
                 raise DroppedEvent("event is for another room")
             wanted = []
             for server in engine_events.required_signers(pdu, room.version):
@@ -372,6 +372,20 @@ class EventPipeline:
             if isinstance(pdus, list):
                 fetched.extend(pdus[:1])
         await self.store_outliers(room, fetched)
+
+
+def _is_create_of(pdu: dict[str, Any], room: RoomCache) -> bool:
+    """A room-12 create event has no room_id: its hash is the room ID."""
+    if (
+        not room.version.room_id_is_create_hash
+        or pdu.get("type") != "m.room.create"
+        or "room_id" in pdu
+    ):
+        return False
+    try:
+        return engine_events.compute_room_id(pdu) == room.room_id
+    except FederationError:
+        return False
 
 
 def _depth(pdu: dict[str, Any]) -> int:

@@ -289,6 +289,8 @@ class RoomService:
                         await event_store.insert_txn_event(
                             conn, *txn, event_id, self.clock.now_ms()
                         )
+                    if self.outbox is not None:
+                        await self.outbox(conn, room, pdu)
                     redacts = _redacts(pdu, room)
                     if redacts:
                         await self._apply_redaction(conn, room, event_id, redacts)

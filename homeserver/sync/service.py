@@ -147,9 +147,11 @@ class SyncService:
             if membership.stream_ordering > upto.position:
                 continue  # committed after our snapshot: the next sync will see it
             room = await self.rooms.room(membership.room_id)
-            if room is None:
-                continue
             changed = since_pos is None or membership.stream_ordering > since_pos
+            if room is None:
+                # A room this node is not in: an invite from another server, or its rejection.
+                await self._remote_membership(membership, changed, since_pos, full_state, rooms)
+                continue
             if membership.membership == "join":
                 entry = await self._joined_room(
                     requester,
@@ -360,6 +362,33 @@ class SyncService:
         }
 
     # ------------------------------------------------------------- other rooms
+
+    async def _remote_membership(
+        self,
+        membership: Membership,
+        changed: bool,
+        since: int | None,
+        full_state: bool,
+        rooms: dict[str, dict[str, Any]],
+    ) -> None:
+        if membership.membership == "invite" and (changed or full_state):
+            invite = await self.rooms.get_event(membership.event_id)
+            if invite is None:
+                return
+            state = invite.pdu.get("unsigned", {}).get("invite_room_state", [])
+            events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
+            events.append(stripped_event(invite))
+            rooms["invite"][membership.room_id] = {"invite_state": {"events": events}}
+        elif membership.membership == "leave" and since is not None and changed:
+            rooms["leave"][membership.room_id] = {
+                "timeline": {
+                    "events": [],
+                    "limited": False,
+                    "prev_batch": stream_token(membership.stream_ordering),
+                },
+                "state": {"events": []},
+                "account_data": {"events": []},
+            }
 
     async def _stripped_state(
         self, room: RoomCache, membership: Membership

@@ -23,7 +23,8 @@ class Response:
 class Client:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.session = aiohttp.ClientSession()
+        # Test nodes serving HTTPS use self-signed certificates.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
 
     async def __aenter__(self) -> Client:
         return self

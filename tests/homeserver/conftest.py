@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import text
 
-from homeserver.app import build_services, close_services, make_app
+from homeserver.app import build_services, close_services, make_app, ssl_context
 from homeserver.config import RateLimit, load_config
 from homeserver.services import Services
 from homeserver.setup import init_node
@@ -26,22 +27,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if db_backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'kairan.db'}"
-    url: str = request.getfixturevalue("pg_database")
+async def _clean_pg(url: str) -> None:
     # A clean database for every test: migrate once, then empty every table.
     db = await open_database(url)
     try:
         async with db.engine.begin() as conn:
-            from sqlalchemy import text
-
             names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
             await conn.execute(text(f"TRUNCATE {names}"))
     finally:
         await db.close()
+
+
+async def _db_url(
+    db_backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str
+) -> str:
+    if db_backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+    fixture = {"kairan": "pg_database", "kairan_b": "pg_database_b", "kairan_c": "pg_database_c"}[
+        name
+    ]
+    url: str = request.getfixturevalue(fixture)
+    await _clean_pg(url)
     return url
+
+
+@pytest.fixture
+async def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return await _db_url(db_backend, tmp_path, request, "kairan")
+
+
+@pytest.fixture
+async def db_url_b(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return await _db_url(db_backend, tmp_path, request, "kairan_b")
+
+
+@pytest.fixture
+async def db_url_c(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return await _db_url(db_backend, tmp_path, request, "kairan_c")
 
 
 @dataclasses.dataclass
@@ -56,13 +78,20 @@ class Node:
 
 
 async def start_node(
-    directory: Path, db_url: str, **config_changes: Any
+    directory: Path, db_url: str, *, tls: bool = False, **config_changes: Any
 ) -> tuple[Node, web.AppRunner]:
+    """A node on a free loopback port; with ``tls`` it serves HTTPS (self-signed) and
+    federates with other test nodes (certificate checks off: the interop suite checks them)."""
     port = free_port()
     server_name = f"127.0.0.1:{port}"
-    init_node(server_name, directory, enable_registration=True)
+    init_node(server_name, directory, enable_registration=True, tls_self_signed=tls)
+    loaded = load_config(directory)
+    if tls:
+        config_changes.setdefault(
+            "federation", dataclasses.replace(loaded.federation, verify_tls=False)
+        )
     config = dataclasses.replace(
-        load_config(directory),
+        loaded,
         database=db_url,
         rate_limit=RateLimit(per_second=10_000, burst=10_000),
         **config_changes,
@@ -70,8 +99,10 @@ async def start_node(
     services = await build_services(config, fast_passwords=True)
     runner = web.AppRunner(make_app(services))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return Node(server_name, f"http://{server_name}", services, directory), runner
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(config)).start()
+    await services.federation.start()
+    scheme = "https" if tls else "http"
+    return Node(server_name, f"{scheme}://{server_name}", services, directory), runner
 
 
 @pytest.fixture

@@ -1,0 +1,132 @@
+"""Two and three Kairan nodes federating over real HTTPS on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+
+from homeserver.app import close_services
+from tests.homeserver.client import Client, User
+from tests.homeserver.conftest import Node, start_node
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0) -> T:
+    """Poll ``check`` until it returns something truthy (bounded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
+    started: list[tuple[Node, web.AppRunner]] = []
+    try:
+        started.append(await start_node(tmp_path / "a", db_url, tls=True))
+        started.append(await start_node(tmp_path / "b", db_url_b, tls=True))
+        yield started[0][0], started[1][0]
+    finally:
+        for node, runner in started:
+            await runner.cleanup()
+            await close_services(node.services)
+
+
+async def timeline_bodies(user: User, room_id: str) -> list[str]:
+    page = await user.ok(
+        "GET", f"/_matrix/client/v3/rooms/{room_id}/messages", params={"dir": "b", "limit": "100"}
+    )
+    return [e["content"].get("body") for e in reversed(page["chunk"]) if e["type"] == "m.room.message"]
+
+
+async def test_remote_join_and_messages_both_ways(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        bob = await cb.register("bob")
+        room_id = await alice.create_room(preset="public_chat", name="広域連携")
+        await alice.send(room_id, "A から")
+        await bob.ok("POST", f"/_matrix/client/v3/join/{room_id}", {}, params={"server_name": a.server_name})
+        # Bob's server now holds the room: its state and the join.
+        state = await bob.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.name")
+        assert state == {"name": "広域連携"}
+
+        async def alice_sees_bob() -> bool:
+            members = await alice.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members")
+            return bob.user_id in members["joined"]
+
+        await eventually(alice_sees_bob)
+        await alice.send(room_id, "ようこそ")
+        await eventually(lambda: _contains(bob, room_id, "ようこそ"))
+        await bob.send(room_id, "B から返信")
+        await eventually(lambda: _contains(alice, room_id, "B から返信"))
+        # Both servers agree on the room's current state.
+        state_a = await alice.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/state")
+        state_b = await bob.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/state")
+        assert _state_ids(state_a) == _state_ids(state_b)
+
+
+async def _contains(user: User, room_id: str, body: str) -> bool:
+    return body in await timeline_bodies(user, room_id)
+
+
+def _state_ids(events: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    return {(e["type"], e["state_key"]): e["event_id"] for e in events}
+
+
+async def test_invite_across_servers_then_kick_and_ban(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        carol = await cb.register("carol")
+        room_id = await alice.create_room(preset="private_chat")
+        await alice.invite(room_id, carol.user_id)
+        synced = await carol.sync()
+        assert room_id in synced["rooms"]["invite"]
+        await carol.ok("POST", f"/_matrix/client/v3/join/{room_id}", {})
+
+        async def joined_on_a() -> bool:
+            members = await alice.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members")
+            return carol.user_id in members["joined"]
+
+        await eventually(joined_on_a)
+        await alice.ok("POST", f"/_matrix/client/v3/rooms/{room_id}/kick", {"user_id": carol.user_id, "reason": "test"})
+
+        async def kicked_on_b() -> bool:
+            synced = await carol.sync()
+            return room_id in synced["rooms"].get("leave", {}) or room_id not in synced["rooms"].get("join", {})
+
+        await eventually(kicked_on_b)
+        await alice.ok("POST", f"/_matrix/client/v3/rooms/{room_id}/ban", {"user_id": carol.user_id})
+        again = await carol.request("POST", f"/_matrix/client/v3/join/{room_id}", {})
+        assert again.status == 403
+
+
+async def test_reject_remote_invite(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        dave = await cb.register("dave")
+        room_id = await alice.create_room(preset="private_chat")
+        await alice.invite(room_id, dave.user_id)
+        assert room_id in (await dave.sync())["rooms"]["invite"]
+        await dave.ok("POST", f"/_matrix/client/v3/rooms/{room_id}/leave", {})
+        assert room_id not in (await dave.sync())["rooms"].get("invite", {})
+
+        async def rejected_on_a() -> bool:
+            members = await alice.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/members")
+            return any(
+                e["state_key"] == dave.user_id and e["content"]["membership"] == "leave" for e in members["chunk"]
+            )
+
+        await eventually(rejected_on_a)

@@ -30,6 +30,7 @@ from federation.events import (
     compute_event_id,
     compute_room_id,
     redact,
+    required_signers,
     sign_event,
 )
 from federation.signing import encode_base64, signing_key_from_seed
@@ -527,4 +528,52 @@ def test_size_limits(synapse_oracle: SynapseOracle, version: str, field: str, va
         f"(room {version}, PDU of {size} bytes of canonical JSON): "
         f"kairan {'accepts' if ours[0] else 'rejects (' + str(ours[1]) + ')'}, "
         f"synapse {'accepts' if theirs['valid'] else 'rejects (' + str(theirs.get('reason')) + ')'}"
+    )
+
+
+# --------------------------------------------------------------------------- required signers
+
+
+def _domain(user_id: Any) -> str | None:
+    if isinstance(user_id, str) and ":" in user_id:
+        return user_id.split(":", 1)[1]
+    return None
+
+
+@SETTINGS
+@given(data=st.data(), version=st.sampled_from(S.ROOM_VERSIONS))
+def test_required_signers(synapse_oracle: SynapseOracle, data: st.DataObject, version: str) -> None:
+    """Whose signatures an event needs: Synapse rejects an event on receipt when one of
+    them is missing; Kairan's ``required_signers`` must name exactly those servers."""
+    pdu = data.draw(
+        st.one_of(
+            S.pdus(room_version=version),
+            S.auth_scenarios(room_version=version).map(lambda s: s.pdu),
+        )
+    )
+    content = pdu.get("content", {})
+    candidates = {
+        d
+        for d in (
+            _domain(pdu["sender"]),
+            _domain(content.get("join_authorised_via_users_server")),
+            "other.example",
+        )
+        if d
+    }
+    sig = {"ed25519:k": "c2ln"}
+    with_all = {**pdu, "signatures": {d: sig for d in sorted(candidates)}}
+    requests = [{"op": "validate", "pdu": with_all, "room_version": version}]
+    order = sorted(candidates)
+    for d in order:
+        without = {**pdu, "signatures": {e: sig for e in order if e != d}}
+        requests.append({"op": "validate", "pdu": without, "room_version": version})
+    answers = synapse_oracle.batch(requests)
+    if not (answers[0]["ok"] and answers[0]["result"]["valid"]):
+        return  # rejected for other reasons (size, unparseable): nothing to compare
+    theirs = {d for d, a in zip(order, answers[1:], strict=True) if not a["result"]["valid"]}
+    ours = _ours(required_signers, pdu, version)
+    assert ours[0], f"required_signers failed on {_show(pdu)}: {ours[1]}"
+    assert set(ours[1]) & candidates == theirs, (
+        f"required signers differ for {_show(pdu)}\n kairan:  {sorted(ours[1])}\n synapse: {sorted(theirs)}"
     )

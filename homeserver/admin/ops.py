@@ -289,10 +289,13 @@ def _token_valid(token: account_store.RegistrationToken, now_ms: int) -> bool:
 
 
 def _check_limits(svc: Services, uses_allowed: int | None, expiry_time: int | None) -> None:
-    if uses_allowed is not None and uses_allowed < 0:
-        raise MatrixError(400, "M_INVALID_PARAM", "uses_allowed must be a non-negative integer")
+    # The columns are a 32-bit and a 64-bit integer.
+    if uses_allowed is not None and not 0 <= uses_allowed < 2**31:
+        raise MatrixError(400, "M_INVALID_PARAM", "uses_allowed must be between 0 and 2^31-1")
     if expiry_time is not None and expiry_time < svc.clock.now_ms():
         raise MatrixError(400, "M_INVALID_PARAM", "expiry_time must not be in the past")
+    if expiry_time is not None and expiry_time >= 2**63:
+        raise MatrixError(400, "M_INVALID_PARAM", "expiry_time must be below 2^63")
 
 
 async def list_registration_tokens(

@@ -339,6 +339,9 @@ async def test_registration_tokens_bad_input(node: Node, client: Client, admin: 
     past = node.services.clock.now_ms() - 1000
     cases: list[tuple[Any, str]] = [
         ({"uses_allowed": -1}, "M_INVALID_PARAM"),
+        ({"uses_allowed": 2**31}, "M_INVALID_PARAM"),
+        ({"expiry_time": 2**63}, "M_INVALID_PARAM"),
+        ({"expiry_time": 10**40}, "M_INVALID_PARAM"),
         ({"uses_allowed": "3"}, "M_BAD_JSON"),
         ({"uses_allowed": True}, "M_BAD_JSON"),
         ({"expiry_time": past}, "M_INVALID_PARAM"),
@@ -360,6 +363,7 @@ async def test_registration_tokens_bad_input(node: Node, client: Client, admin: 
     assert (duplicate.status, duplicate.body["errcode"]) == (400, "M_INVALID_PARAM")
     for body, errcode in [
         ({"uses_allowed": -5}, "M_INVALID_PARAM"),
+        ({"uses_allowed": 10**30}, "M_INVALID_PARAM"),
         ({"expiry_time": past}, "M_INVALID_PARAM"),
         ({"expiry_time": "soon"}, "M_BAD_JSON"),
         ({"pending": 3}, "M_INVALID_PARAM"),

@@ -191,6 +191,8 @@ async def modify_user(
             )
         async with svc.db.write() as conn:
             await account_store.update_user(conn, user_id, deactivated=False)
+    elif existing.deactivated and (password is not None or displayname is not None):
+        raise MatrixError(400, "M_INVALID_PARAM", "The account is deactivated; reactivate it first")
     if password is not None and not deactivated:
         await svc.accounts.set_password(
             user_id, password, logout_devices=logout_devices, keep_device=None

@@ -156,6 +156,8 @@ async def test_create_and_modify_user(node: Node, client: Client, admin: User) -
     assert gone["deactivated"] is True and gone["has_password"] is False
     refused = await admin.request("PUT", f"{A}/users/{u(user_id)}", {"deactivated": False})
     assert (refused.status, refused.body["errcode"]) == (400, "M_MISSING_PARAM")
+    still_gone = await admin.request("PUT", f"{A}/users/{u(user_id)}", {"password": "sneaky"})
+    assert (still_gone.status, still_gone.body["errcode"]) == (400, "M_INVALID_PARAM")
     back = await admin.ok(
         "PUT", f"{A}/users/{u(user_id)}", {"deactivated": False, "password": "third pw"}
     )
@@ -379,3 +381,35 @@ async def test_registration_tokens_bad_input(node: Node, client: Client, admin: 
         "completed": 0,
         "expiry_time": None,
     }
+
+
+ODD_VALUES: list[Any] = [None, True, False, -1, 0, 2**64, -(2**70), 1.5, "", "☃" * 300, [], {}]
+
+
+async def test_odd_values_never_500(node: Node, client: Client, admin: User) -> None:
+    """Every field of every admin body, given odd values: an answer, never a server error."""
+    await admin.ok("POST", A + "/registration_tokens/new", {"token": "odd"})
+    endpoints = [
+        (
+            "PUT",
+            f"{A}/users/{u('@odd:' + node.server_name)}",
+            ("password", "displayname", "admin", "deactivated", "logout_devices"),
+        ),
+        (
+            "POST",
+            A + "/registration_tokens/new",
+            ("token", "length", "uses_allowed", "expiry_time"),
+        ),
+        ("PUT", A + "/registration_tokens/odd", ("uses_allowed", "expiry_time")),
+    ]
+    for method, path, fields in endpoints:
+        for field in fields:
+            for value in ODD_VALUES:
+                response = await admin.request(method, path, {field: value})
+                assert response.status in (200, 201, 400), (path, field, value, response)
+                if response.status == 400:
+                    assert response.body["errcode"].startswith("M_")
+    for params in ({"from": "-5"}, {"limit": "0"}, {"from": str(2**40)}, {"limit": "x"}):
+        for path in ("/users", "/rooms"):
+            response = await admin.request("GET", A + path, params=params)
+            assert response.status in (200, 400), (path, params, response)

@@ -738,6 +738,8 @@ class StateResScenario:
     events: dict[str, dict[str, Any]]
     #: one state map per branch: (type, state_key) -> event ID
     state_sets: list[dict[tuple[str, str], str]]
+    #: branch events already rejected (e.g. by their auth chain): never admitted to state
+    rejected: set[str] = field(default_factory=set)
 
 
 _STATE_ACTIONS = (
@@ -865,4 +867,8 @@ def state_res_scenarios(draw: st.DrawFn, room_version: str | None = None) -> Sta
                 cur = emit(state, cur, "m.room.topic", "", sender, {"topic": draw(text)}, ts)
             points.append((dict(state), cur))
         branches.append((state, cur))
-    return StateResScenario(version, events, [s for s, _ in branches])
+    forked = sorted(set(events) - set(base.values()))
+    rejected: set[str] = set()
+    if forked and not any(draw(st.booleans()) for _ in range(2)):
+        rejected = set(draw(st.lists(st.sampled_from(forked), max_size=2)))
+    return StateResScenario(version, events, [s for s, _ in branches], rejected)

@@ -261,11 +261,12 @@ def test_state_resolution(
         room_version=scn.room_version,
         state_sets=[sorted([t, sk, eid] for (t, sk), eid in s.items()) for s in scn.state_sets],
         events=list(scn.events.values()),
+        rejected=sorted(scn.rejected),
         mode=mode,
     )
     assert answer["ok"], f"the oracle failed: {answer['error']}"
     theirs = {(t, sk): eid for t, sk, eid in answer["result"]}
-    ours = resolve(scn.room_version, scn.state_sets, scn.events)
+    ours = resolve(scn.room_version, scn.state_sets, scn.events, rejected=scn.rejected)
     if ours != theirs:
         diff = {
             k: {"kairan": ours.get(k), "synapse": theirs.get(k)}
@@ -279,7 +280,7 @@ def test_state_resolution(
         )
         pytest.fail(
             f"state resolution (room {scn.room_version}, oracle mode {mode}) differs: {diff}\n"
-            f"state sets: {scn.state_sets}\nevents:\n{described}"
+            f"state sets: {scn.state_sets}\nrejected: {sorted(scn.rejected)}\nevents:\n{described}"
         )
 
 

@@ -335,3 +335,30 @@ def test_room_commands(tmp_path: Path, db_url: str) -> None:
     assert {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.name"} <= types
     assert_one_line_error(kairan("room", "show", "!nowhere", *d), "M_NOT_FOUND")
     assert_one_line_error(kairan("room", "list", "--dir", tmp_path / "none"), "kairan init")
+
+
+def test_token_commands(tmp_path: Path) -> None:
+    directory = tmp_path / "node"
+    init(directory)
+    d = ("--dir", directory)
+    made = kairan("token", "new", *d, "--uses", "2", "--days", "7")
+    assert made.returncode == 0, made.stderr
+    random_token = made.stdout.strip()
+    assert len(random_token) == 16
+    named = kairan("token", "new", *d, "--token", "city-hall")
+    assert (named.returncode, named.stdout.strip()) == (0, "city-hall")
+    assert_one_line_error(kairan("token", "new", *d, "--token", "city-hall"), "already exists")
+    assert_one_line_error(kairan("token", "new", *d, "--token", "no spaces"), "M_INVALID_PARAM")
+
+    listed = {t["token"]: t for t in json.loads(kairan("token", "list", *d).stdout)}
+    assert set(listed) == {random_token, "city-hall"}
+    assert listed[random_token]["uses_allowed"] == 2
+    week = listed[random_token]["expiry_time"] - time.time() * 1000
+    assert 6.9 * 86_400_000 < week <= 7 * 86_400_000
+    assert listed["city-hall"]["uses_allowed"] is None
+    assert listed["city-hall"]["expiry_time"] is None
+
+    deleted = kairan("token", "delete", "city-hall", *d)
+    assert deleted.returncode == 0, deleted.stderr
+    assert [t["token"] for t in json.loads(kairan("token", "list", *d).stdout)] == [random_token]
+    assert_one_line_error(kairan("token", "delete", "city-hall", *d), "M_NOT_FOUND")

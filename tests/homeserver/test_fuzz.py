@@ -11,6 +11,7 @@ is known exactly (bad token, bad JSON, oversized body, wrong method) it is asser
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import random
 import re
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from PIL import Image
 from yarl import URL
 
 from tests.homeserver.client import Client, User
@@ -47,9 +49,10 @@ ERRCODE_STATUS: dict[str, set[int]] = {
     "M_GUEST_ACCESS_FORBIDDEN": {403},
     "M_USER_DEACTIVATED": {403},
     "M_NOT_FOUND": {404},
-    "M_UNRECOGNIZED": {404, 405},
+    "M_UNRECOGNIZED": {400, 404, 405},  # 400 for a known but unsupported feature, as Synapse
     "M_TOO_LARGE": {400, 413},  # 400 for an over-long field, as Synapse does
     "M_LIMIT_EXCEEDED": {429},
+    "M_CANNOT_OVERWRITE_MEDIA": {409},
     "M_UNKNOWN": {400, 403, 404, 409},
 }
 
@@ -266,6 +269,66 @@ ENDPOINTS = [
     Endpoint("GET", "/account/whoami"),
     Endpoint("GET", "/capabilities"),
     Endpoint("POST", "/rooms/{room}/forget", {}, as_user="carol"),
+    # Devices, keys, to-device, push rules, media.
+    Endpoint("PUT", "/devices/{device}", {"display_name": "端末"}),
+    Endpoint("GET", "/devices/{device}"),
+    Endpoint("GET", "/devices"),
+    Endpoint(
+        "POST",
+        "/delete_devices",
+        {"devices": ["NOPE"], "auth": {"type": "m.login.password", "password": "wrong"}},
+    ),
+    Endpoint(
+        "DELETE", "/devices/NOPE", {"auth": {"type": "m.login.password", "password": "wrong"}}
+    ),
+    Endpoint(
+        "POST",
+        "/keys/upload",
+        {
+            "device_keys": {
+                "user_id": "{alice}",
+                "device_id": "{device}",
+                "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+                "keys": {"curve25519:{device}": "Y3VydmU", "ed25519:{device}": "ZWQ"},
+                "signatures": {"{alice}": {"ed25519:{device}": "c2ln"}},
+            },
+            "one_time_keys": {
+                "signed_curve25519:{txn}": {
+                    "key": "a2V5",
+                    "signatures": {"{alice}": {"ed25519:{device}": "c2ln"}},
+                }
+            },
+        },
+    ),
+    Endpoint("POST", "/keys/query", {"device_keys": {"{bob}": []}, "timeout": 10}),
+    Endpoint(
+        "POST",
+        "/keys/claim",
+        {"one_time_keys": {"{bob}": {"{device}": "signed_curve25519"}}, "timeout": 10},
+    ),
+    Endpoint("GET", "/keys/changes", query={"from": "s0_0", "to": "{since}"}),
+    Endpoint(
+        "POST",
+        "/keys/device_signing/upload",
+        {
+            "master_key": {
+                "user_id": "{alice}",
+                "usage": ["master"],
+                "keys": {"ed25519:bWFzdGVy": "bWFzdGVy"},
+            }
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/keys/signatures/upload",
+        {"{alice}": {"{device}": {"user_id": "{alice}", "signatures": {}}}},
+    ),
+    Endpoint("GET", "/room_keys/version"),
+    Endpoint("PUT", "/sendToDevice/org.example.x/{txn}", {"messages": {"{bob}": {"*": {"a": 1}}}}),
+    Endpoint("PUT", "/pushrules/global/content/r{txn}", {"pattern": "p", "actions": ["notify"]}),
+    Endpoint("PUT", "/pushrules/global/override/.m.rule.master/enabled", {"enabled": False}),
+    Endpoint("PUT", "/pushrules/global/underride/.m.rule.message/actions", {"actions": ["notify"]}),
+    Endpoint("GET", "/pushrules/global/override/.m.rule.master"),
     Endpoint("DELETE", "/directory/room/{alias}"),
 ]
 
@@ -396,6 +459,7 @@ async def world(node: Node, client: Client) -> AsyncIterator[World]:
                 "alias": alias,
                 "since": since,
                 "filter": filter_id,
+                "device": alice.device_id,
             },
         )
 
@@ -660,6 +724,85 @@ async def test_odd_paths_unknown_things_and_wrong_methods(world: World) -> None:
         status, body = await world.send("GET", path)
         assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED"), path
     assert world.count > 200
+
+
+async def test_media_garbage(world: World) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(png, format="PNG")
+    status, uploaded = await world.send(
+        "POST",
+        "/_matrix/media/v3/upload",
+        raw=png.getvalue(),
+        headers={"Content-Type": "image/png"},
+    )
+    assert status == 200
+    server, media_id = uploaded["content_uri"].removeprefix("mxc://").split("/")
+    odd_uploads: list[tuple[bytes, str, dict[str, str] | None]] = [
+        (b"", "application/octet-stream", None),
+        (b"not an image", "image/png", None),
+        (b"GIF89a" + b"\x00" * 20, "image/gif", None),
+        (b"x", "", None),
+        (b"x", "x" * 2000, None),
+        (b"x", "text/plain", {"filename": "../../etc/passwd"}),
+        (b"x", "text/plain", {"filename": "日本語 ファイル.txt"}),
+        (b"x", "text/plain", {"filename": "a\r\nSet-Cookie: x=1"}),
+        (b"x", "text/plain", {"filename": "x" * 5000}),
+    ]
+    for data, content_type, query in odd_uploads:
+        status, body = await world.send(
+            "POST",
+            "/_matrix/media/v3/upload",
+            raw=data,
+            query=query,
+            headers={"Content-Type": content_type},
+        )
+        if status == 200:
+            got_server, got_id = body["content_uri"].removeprefix("mxc://").split("/")
+            status, _ = await world.send(
+                "GET", f"/_matrix/client/v1/media/download/{got_server}/{got_id}"
+            )
+            assert status == 200, (content_type, query)
+            status, _ = await world.send(
+                "GET",
+                f"/_matrix/client/v1/media/thumbnail/{got_server}/{got_id}",
+                query={"width": "16", "height": "16"},
+            )
+            assert status in (200, 400, 404), (content_type, query)
+    thumbnail = f"/_matrix/client/v1/media/thumbnail/{server}/{media_id}"
+    for params in (
+        {"width": "-1", "height": "10"},
+        {"width": "0", "height": "0"},
+        {"width": "abc", "height": "10"},
+        {"width": "999999999999", "height": "999999999999"},
+        {"width": "10", "height": "10", "method": "x"},
+        {"width": "10", "height": "10", "animated": "maybe"},
+        {"width": "10", "height": "10", "timeout_ms": "-5"},
+        {"height": "10"},
+        {},
+    ):
+        status, _ = await world.send("GET", thumbnail, query=params)
+        assert status in (200, 400), params
+    for path in (
+        f"/_matrix/client/v1/media/download/{server}/..",
+        f"/_matrix/client/v1/media/download/{server}/%2E%2E%2F%2E%2E",
+        f"/_matrix/client/v1/media/download/{server}/{'x' * 3000}",
+        f"/_matrix/client/v1/media/download/{'x' * 300}/{media_id}",
+        f"/_matrix/client/v1/media/download/{quote('日本.jp')}/{media_id}",
+        f"/_matrix/client/v1/media/thumbnail/{server}/nope",
+        f"/_matrix/media/v3/upload/{server}/{media_id}",
+    ):
+        method = "PUT" if path.startswith("/_matrix/media/v3/upload/") else "GET"
+        status, _ = await world.send(method, path, raw=b"x" if method == "PUT" else None)
+        assert status in (400, 403, 404, 409, 502), path
+    # A file name in the path only names the download (Content-Disposition), nothing on disk.
+    status, _ = await world.send(
+        "GET", f"/_matrix/client/v1/media/download/{server}/{media_id}/{quote('../x')}"
+    )
+    assert status == 200
+    status, body = await world.send(
+        "GET", f"/_matrix/client/v1/media/download/{server}/{media_id}", user=None
+    )
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
 
 
 async def test_bad_query_parameters(world: World) -> None:

@@ -24,6 +24,8 @@ Operations (``room_version`` is a version string such as ``"11"``):
                     event rules and the auth_events list), "dependent" (the rules against
                     the auth state)
 * ``auth_types``    {pdu, room_version} -> sorted [type, state_key] pairs
+* ``verify_event``  {pdu, room_version, servers: {server: {key_id: public_key}}} ->
+                    {"signatures_ok", "hash_ok", "failures"}
 * ``validate``      {pdu, room_version} -> {"valid": bool, "error_type", "reason"}: the
                     event parses and passes the size limits and signer checks
 * ``resolve``       {room_version, state_sets: [[[type, state_key, event_id]...]...],
@@ -47,11 +49,13 @@ logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr)
 
 # Imported after logging is configured so that nothing Synapse logs reaches stdout.
 import synapse  # noqa: E402
-from signedjson.key import decode_signing_key_base64  # noqa: E402
+from signedjson.key import decode_signing_key_base64, decode_verify_key_bytes  # noqa: E402
+from signedjson.sign import SignatureVerifyException, verify_signed_json  # noqa: E402
 from synapse.api.errors import AuthError, SynapseError  # noqa: E402
 from synapse.api.room_versions import KNOWN_ROOM_VERSIONS  # noqa: E402
 from synapse.crypto.event_signing import (  # noqa: E402
     add_hashes_and_signatures,
+    check_event_content_hash,
     compute_content_hash,
 )
 from synapse.event_auth import (  # noqa: E402
@@ -63,8 +67,8 @@ from synapse.event_auth import (  # noqa: E402
 from synapse.events import EventBase, make_event_from_dict  # noqa: E402
 from synapse.state import v2 as state_v2  # noqa: E402
 from synapse.storage.databases.main.event_federation import StateDifference  # noqa: E402
-from synapse.synapse_rust.events import redact_event_dict  # noqa: E402
-from unpaddedbase64 import encode_base64  # noqa: E402
+from synapse.synapse_rust.events import redact_event, redact_event_dict  # noqa: E402
+from unpaddedbase64 import decode_base64, encode_base64  # noqa: E402
 
 JsonDict = dict[str, Any]
 
@@ -233,6 +237,37 @@ def op_auth(req: JsonDict) -> Any:
     return _auth_answer(True, None, None)
 
 
+def op_verify_event(req: JsonDict) -> Any:
+    """Synapse's checks of a received event's signatures and content hash.
+
+    Each server of ``servers`` ({server_name: {key_id: public key (unpadded b64)}}) must
+    have signed the redacted event (as Synapse's keyring verifies it); the content hash
+    is checked as Synapse does before deciding to redact the event.
+    """
+    event = _event(req["pdu"], req["room_version"])
+    redacted = redact_event(event).get_pdu_json()
+    failures: list[str] = []
+    for server, keys in req["servers"].items():
+        for key_id, public_key in keys.items():
+            algorithm, _, version = key_id.partition(":")
+            verify_key = decode_verify_key_bytes(key_id, decode_base64(public_key))
+            verify_key.alg, verify_key.version = algorithm, version
+            try:
+                verify_signed_json(redacted, server, verify_key)
+            except SignatureVerifyException as e:
+                failures.append(f"{server} {key_id}: {e}")
+    try:
+        hash_ok = check_event_content_hash(event)
+    except SynapseError as e:
+        hash_ok = False
+        failures.append(f"hash: {e.msg}")
+    return {
+        "signatures_ok": not [f for f in failures if not f.startswith("hash:")],
+        "hash_ok": hash_ok,
+        "failures": failures,
+    }
+
+
 def op_validate(req: JsonDict) -> Any:
     """Synapse's checks of a PDU's shape on receipt: parsing into an event, then the size
     limits and which servers signed (signatures present, not verified)."""
@@ -288,6 +323,7 @@ OPS = {
     "auth": op_auth,
     "auth_types": op_auth_types,
     "validate": op_validate,
+    "verify_event": op_verify_event,
     "resolve": op_resolve,
 }
 

@@ -350,6 +350,12 @@ COUNT = click.IntRange(min=0)
 @click.option("--deliveries", default=100, type=COUNT, show_default=True, help="Sync samples.")
 @click.option("--registration-token", default=None, help="Register with this token.")
 @click.option("--pid", type=int, default=None, help="Server PID, to report its RSS.")
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Trust this CA certificate for https (private CA, self-signed node).",
+)
 def bench_client(
     url: str,
     users: int,
@@ -360,13 +366,15 @@ def bench_client(
     deliveries: int,
     registration_token: str | None,
     pid: int | None,
+    ca_file: Path | None,
 ) -> None:
     """Any homeserver over the Client-Server API: latencies, throughput, sync, RSS."""
     from homeserver import bench_client as client_bench
 
     options = client_bench.BenchOptions(
-        url, users, messages, senders, per_sender, rooms, deliveries, registration_token, pid
-    )
+        url, users, messages, senders, per_sender, rooms, deliveries, registration_token, pid,
+        ca_file,
+    )  # fmt: skip
     try:
         asyncio.run(client_bench.run(options, click.echo))
     except client_bench.BenchError as e:

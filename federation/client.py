@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import yarl
 
 from federation.discovery import Destination, Resolver, dns_srv
 from federation.signing import SigningKey
@@ -51,6 +52,12 @@ class RemoteError(FederationClientError):
         self.status = status
         self.errcode = errcode
         self.message = message
+
+
+def federation_path(version: str, endpoint: str, *segments: str) -> str:
+    """``/_matrix/federation/<version>/<endpoint>/<segments...>`` with each ID percent-encoded."""
+    quoted = "/".join(urllib.parse.quote(segment, safe="") for segment in segments)
+    return f"/_matrix/federation/{version}/{endpoint}" + (f"/{quoted}" if quoted else "")
 
 
 def is_private(address: str) -> bool:
@@ -153,7 +160,7 @@ class FederationClient:
         target = await self.resolver.resolve(destination)
         uri = path
         if query:
-            uri += "?" + urllib.parse.urlencode(query, doseq=True)
+            uri += "?" + urllib.parse.urlencode(query, doseq=True, quote_via=urllib.parse.quote)
         header = authorization_header(
             self.server_name, self.signing_key, destination, method, uri, body
         )
@@ -174,7 +181,8 @@ class FederationClient:
         timeout_s: float | None,
     ) -> Any:
         address = (await self._addresses(target.host, target.port))[0]
-        url = f"https://{_bracket(address)}:{target.port}{uri}"
+        # The URI goes out exactly as signed: no re-encoding by the HTTP library.
+        url = yarl.URL(f"https://{_bracket(address)}:{target.port}{uri}", encoded=True)
         headers = {"Host": target.host_header}
         if authorization:
             headers["Authorization"] = authorization

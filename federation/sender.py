@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from federation.client import FederationClient, RemoteError, UnreachableError
+from federation.client import FederationClient, RemoteError, UnreachableError, federation_path
 from federation.ports import QueueStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class DestinationQueue:
         self.sender = sender
         self.destination = destination
         self.wake = asyncio.Event()
+        self.retry_now = asyncio.Event()
         self.backoff_s = 0.0
         self.task: asyncio.Task[None] | None = None
         self.sent_transactions = 0
@@ -56,9 +57,10 @@ class DestinationQueue:
                 await store.remove(self.destination, [i.id for i in items])
                 continue
             self.backoff_s = min(MAX_BACKOFF_S, max(MIN_BACKOFF_S, self.backoff_s * 2))
-            self.wake.clear()
+            # New items do not cut the wait short; only the destination contacting us does.
+            self.retry_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.backoff_s)
+                await asyncio.wait_for(self.retry_now.wait(), self.backoff_s)
 
     async def _send(self, items: list[Any]) -> bool:
         sender = self.sender
@@ -71,7 +73,7 @@ class DestinationQueue:
         }
         try:
             response = await sender.client.request(
-                self.destination, "PUT", f"/_matrix/federation/v1/send/{txn_id}", body=body
+                self.destination, "PUT", federation_path("v1", "send", txn_id), body=body
             )
         except RemoteError as e:
             if 400 <= e.status < 500 and e.status not in (401, 408, 429):
@@ -148,12 +150,13 @@ class TransactionSender:
         queue = self._queues.get(destination)
         if queue is not None and queue.backoff_s:
             queue.backoff_s = 0.0
-            queue.wake.set()
+            queue.retry_now.set()
 
     async def close(self) -> None:
         self.closing = True
         for queue in self._queues.values():
             queue.wake.set()
+            queue.retry_now.set()
             if queue.task is not None:
                 queue.task.cancel()
         await asyncio.gather(

@@ -85,6 +85,8 @@ class FederationServer:
     handler: FederationHandler
     clock_ms: Callable[[], int]
     enabled: bool = True
+    #: Called with the origin of every authenticated request (e.g. to end a send backoff).
+    on_origin: Callable[[str], None] = lambda origin: None
 
     def key_document(self) -> dict[str, Any]:
         return build_server_keys(
@@ -146,6 +148,7 @@ async def authenticate(request: web.Request) -> tuple[str, Any]:
         )
     except SignatureError as e:
         raise MatrixError(401, "M_UNAUTHORIZED", f"request signature check failed: {e}") from None
+    server.on_origin(auth.origin)
     return auth.origin, body
 
 

@@ -112,6 +112,7 @@ async def build_services(
         config, key, clock, room_service, typing, userdata, directory, accounts
     )
     handler = RoomHandler(room_service, accounts, federation.remote)
+    history.backfiller = federation.remote.backfill
     return Services(
         config=config,
         db=db,

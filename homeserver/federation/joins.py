@@ -13,18 +13,27 @@ from typing import Any
 
 from federation import events as engine_events
 from federation import room_versions
-from federation.client import FederationClient, FederationClientError, RemoteError
+from federation.client import (
+    FederationClient,
+    FederationClientError,
+    RemoteError,
+    federation_path,
+)
 from federation.errors import FederationError, MatrixError
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 
 log = logging.getLogger(__name__)
 
-FED = "/_matrix/federation"
+
+def _depth(pdu: dict[str, Any]) -> int:
+    depth = pdu.get("depth", 0)
+    return depth if isinstance(depth, int) else 0
 
 
 class RemoteRooms:
@@ -45,7 +54,10 @@ class RemoteRooms:
         server = domain_of(alias)
         try:
             body = await self.client.request(
-                server, "GET", f"{FED}/v1/query/directory", query={"room_alias": alias}
+                server,
+                "GET",
+                federation_path("v1", "query", "directory"),
+                query={"room_alias": alias},
             )
         except FederationClientError as e:
             raise MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found: {e}") from None
@@ -80,7 +92,7 @@ class RemoteRooms:
         self, server: str, user_id: str, room_id: str, content: dict[str, Any]
     ) -> str:
         made = await self.client.request(
-            server, "GET", f"{FED}/v1/make_join/{room_id}/{user_id}",
+            server, "GET", federation_path("v1", "make_join", room_id, user_id),
             query={"ver": list(room_versions.KNOWN_ROOM_VERSIONS)},
         )  # fmt: skip
         version = room_versions.get(str(made.get("room_version", "1")))
@@ -107,7 +119,7 @@ class RemoteRooms:
         answer = await self.client.request(
             server,
             "PUT",
-            f"{FED}/v2/send_join/{room_id}/{event_id}",
+            federation_path("v2", "send_join", room_id, event_id),
             query={"omit_members": "false"},
             body=signed,
         )
@@ -171,6 +183,53 @@ class RemoteRooms:
             )  # fmt: skip
         log.info("joined %s via %s with %d state events", room_id, server, len(state))
 
+    # ------------------------------------------------------------- history
+
+    async def backfill(self, room: RoomCache, limit: int) -> bool:
+        """Fetch older history from a server in the room; True when new events were stored."""
+        async with self.rooms.db.read() as conn:
+            extremities = await event_store.backward_extremities(conn, room.room_id)
+        if not extremities:
+            return False
+        servers = sorted(
+            {domain_of(u) for u, m in room.members.items() if m == "join"} - {self.server_name}
+        )
+        for server in servers:
+            try:
+                body = await self.client.request(
+                    server,
+                    "GET",
+                    federation_path("v1", "backfill", room.room_id),
+                    query={"v": extremities, "limit": str(max(1, min(limit, 100)))},
+                )
+            except FederationClientError as e:
+                log.info("backfill from %s failed: %s", server, e)
+                continue
+            pdus = body.get("pdus") if isinstance(body, dict) else None
+            if not isinstance(pdus, list):
+                continue
+            async with room.lock:
+                verified = await self.pipeline.verify_many(pdus, room)
+                known = await self.rooms.get_events(verified)
+                new = [(i, p) for i, p in verified.items() if i not in known]
+                if not new:
+                    continue
+                # Newest first gets the highest (least negative) position; store oldest first.
+                by_depth = sorted(new, key=lambda item: -_depth(item[1]))
+                positions = {i: self.rooms.db.stream.backfill_position() for i, _ in by_depth}
+                for event_id, pdu in reversed(by_depth):
+                    if await self.rooms.get_event(event_id) is None:
+                        await self.pipeline.process(
+                            server,
+                            room,
+                            event_id,
+                            pdu,
+                            backfilled=True,
+                            position=positions[event_id],
+                        )
+            return True
+        return False
+
     # ------------------------------------------------------------- invites and leaves
 
     async def invite(self, room: RoomCache, event_id: str, pdu: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +248,7 @@ class RemoteRooms:
                 invite_state.append(member.pdu)
         try:
             answer = await self.client.request(
-                target_server, "PUT", f"{FED}/v2/invite/{room.room_id}/{event_id}",
+                target_server, "PUT", federation_path("v2", "invite", room.room_id, event_id),
                 body={"room_version": room.version.identifier, "event": pdu, "invite_room_state": invite_state},
             )  # fmt: skip
         except RemoteError as e:
@@ -213,7 +272,7 @@ class RemoteRooms:
 
     async def reject_invite(self, user_id: str, room_id: str, invite_origin: str) -> None:
         made = await self.client.request(
-            invite_origin, "GET", f"{FED}/v1/make_leave/{room_id}/{user_id}"
+            invite_origin, "GET", federation_path("v1", "make_leave", room_id, user_id)
         )
         version = room_versions.get(str(made.get("room_version", "1")))
         template = made.get("event")
@@ -228,6 +287,9 @@ class RemoteRooms:
         signed = engine_events.sign_event(pdu, version, self.server_name, self.rooms.signing_key)
         event_id = engine_events.compute_event_id(signed, version)
         await self.client.request(
-            invite_origin, "PUT", f"{FED}/v2/send_leave/{room_id}/{event_id}", body=signed
+            invite_origin,
+            "PUT",
+            federation_path("v2", "send_leave", room_id, event_id),
+            body=signed,
         )
         await self.rooms.store_remote_leave(room_id, user_id, event_id, signed)

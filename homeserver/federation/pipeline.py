@@ -15,7 +15,7 @@ from typing import Any
 
 from federation import auth as engine_auth
 from federation import events as engine_events
-from federation.client import FederationClient, FederationClientError
+from federation.client import FederationClient, FederationClientError, federation_path
 from federation.errors import AuthError, FederationError
 from federation.keyring import KeyRing
 from homeserver.rooms.cache import RoomCache, StateKey
@@ -134,7 +134,7 @@ class EventPipeline:
             body = await self.client.request(
                 origin,
                 "POST",
-                f"/_matrix/federation/v1/get_missing_events/{room.room_id}",
+                federation_path("v1", "get_missing_events", room.room_id),
                 body={
                     "earliest_events": list(room.extremities),
                     "latest_events": [event_id],
@@ -161,6 +161,7 @@ class EventPipeline:
         pdu: dict[str, Any],
         *,
         backfilled: bool = False,
+        position: int | None = None,
     ) -> StoredEvent:
         """Steps 4-6 and persistence, for a verified event whose prev events may be unknown."""
         auth_events = await self._auth_events(origin, room, event_id, pdu)
@@ -217,6 +218,7 @@ class EventPipeline:
             rejected_reason=rejected,
             soft_failed=soft_failed,
             backfilled=backfilled,
+            position=position,
         )
 
     async def _create_pdu(self, room: RoomCache) -> dict[str, Any] | None:
@@ -241,7 +243,7 @@ class EventPipeline:
             return found
         try:
             body = await self.client.request(
-                origin, "GET", f"/_matrix/federation/v1/event_auth/{room.room_id}/{event_id}"
+                origin, "GET", federation_path("v1", "event_auth", room.room_id, event_id)
             )
         except FederationClientError as e:
             log.info("event_auth from %s failed: %s", origin, e)
@@ -332,7 +334,7 @@ class EventPipeline:
             body = await self.client.request(
                 origin,
                 "GET",
-                f"/_matrix/federation/v1/state_ids/{room.room_id}",
+                federation_path("v1", "state_ids", room.room_id),
                 query={"event_id": prev_id},
             )
         except FederationClientError as e:
@@ -363,7 +365,7 @@ class EventPipeline:
                 continue
             try:
                 body = await self.client.request(
-                    origin, "GET", f"/_matrix/federation/v1/event/{event_id}"
+                    origin, "GET", federation_path("v1", "event", event_id)
                 )
             except FederationClientError as e:
                 log.info("could not fetch %s from %s: %s", event_id, origin, e)

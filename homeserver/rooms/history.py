@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from homeserver.clock import Clock
@@ -33,6 +33,8 @@ class HistoryService:
     def __init__(self, rooms: RoomService, clock: Clock) -> None:
         self.rooms = rooms
         self.clock = clock
+        #: Fetches older history from other servers: (room, limit) -> whether any arrived.
+        self.backfiller: Callable[[RoomCache, int], Awaitable[bool]] | None = None
 
     async def _value_at(self, group: int | None, key: tuple[str, str]) -> dict[str, Any]:
         async with self.rooms.db.read() as conn:
@@ -136,19 +138,11 @@ class HistoryService:
             upto, after = bound, start
         if upto_cap is not None:
             upto = upto_cap if upto is None else min(upto, upto_cap)
-        async with self.rooms.db.read() as conn:
-            page = await event_store.room_events(
-                conn,
-                room_id,
-                upto=upto,
-                after=after,
-                limit=limit,
-                backwards=backwards,
-                types=event_filter.get("types"),
-                not_types=event_filter.get("not_types"),
-                senders=event_filter.get("senders"),
-                not_senders=event_filter.get("not_senders"),
-            )
+        page = await self._page(room_id, upto, after, limit, backwards, event_filter)
+        # At the start of what this node holds: ask other servers for older history.
+        short = backwards and len(page) < limit and after is None
+        if short and self.backfiller is not None and await self.backfiller(room, limit - len(page)):
+            page = await self._page(room_id, upto, after, limit, backwards, event_filter)
         visible = await self.visible(user_id, room, page)
         chunk = await self.serialize(visible, (user_id, device_id))
         response: dict[str, Any] = {"chunk": chunk, "start": from_token or stream_token(start)}
@@ -164,6 +158,29 @@ class HistoryService:
             )
             response["state"] = await self.serialize(list(members.values()), None)
         return response
+
+    async def _page(
+        self,
+        room_id: str,
+        upto: int | None,
+        after: int | None,
+        limit: int,
+        backwards: bool,
+        event_filter: dict[str, Any],
+    ) -> list[StoredEvent]:
+        async with self.rooms.db.read() as conn:
+            return await event_store.room_events(
+                conn,
+                room_id,
+                upto=upto,
+                after=after,
+                limit=limit,
+                backwards=backwards,
+                types=event_filter.get("types"),
+                not_types=event_filter.get("not_types"),
+                senders=event_filter.get("senders"),
+                not_senders=event_filter.get("not_senders"),
+            )
 
     async def _own_membership_event(self, room: RoomCache, user_id: str) -> StoredEvent | None:
         event_id = room.state.get(("m.room.member", user_id))

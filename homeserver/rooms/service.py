@@ -338,6 +338,7 @@ class RoomService:
         soft_failed: bool = False,
         outlier: bool = False,
         backfilled: bool = False,
+        position: int | None = None,
         new_room: tuple[str, str] | None = None,
     ) -> StoredEvent:
         """Persist an event received from another server, in one transaction.
@@ -360,7 +361,8 @@ class RoomService:
                     await room_store.insert_room(
                         conn, room.room_id, new_room[0], new_room[1], False, self.clock.now_ms()
                     )
-                position = self.db.stream.backfill_position() if backfilled else None
+                if position is None and backfilled:
+                    position = self.db.stream.backfill_position()
                 with self.db.stream.allocate() as allocated:
                     position = position if position is not None else allocated
                     group = state_before_group if accepted else None

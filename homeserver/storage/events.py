@@ -231,6 +231,21 @@ async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set
     return found
 
 
+async def backward_extremities(conn: AsyncConnection, room_id: str, limit: int = 20) -> list[str]:
+    """Events of the room named as prev events but not stored: where history continues."""
+    prev = event_edges.alias("prev")
+    known = events.alias("known")
+    rows = await conn.execute(
+        select(prev.c.prev_event_id)
+        .join(events, events.c.event_id == prev.c.event_id)
+        .outerjoin(known, known.c.event_id == prev.c.prev_event_id)
+        .where(events.c.room_id == room_id, known.c.event_id.is_(None))
+        .order_by(events.c.stream_ordering)
+        .limit(limit)
+    )
+    return list(dict.fromkeys(r.prev_event_id for r in rows))
+
+
 async def count_unread(
     conn: AsyncConnection, room_id: str, user_id: str, after: int, types: Sequence[str]
 ) -> int:

@@ -68,6 +68,30 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "e2e_room_keys",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("version", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("room_id", sa.String(length=255), nullable=False),
+        sa.Column("session_id", sa.String(length=255), nullable=False),
+        sa.Column("first_message_index", sa.BigInteger(), nullable=False),
+        sa.Column("forwarded_count", sa.BigInteger(), nullable=False),
+        sa.Column("is_verified", sa.Boolean(), nullable=False),
+        sa.Column("session_data", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "user_id", "version", "room_id", "session_id", name=op.f("pk_e2e_room_keys")
+        ),
+    )
+    op.create_table(
+        "e2e_room_keys_versions",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("version", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("algorithm", sa.String(length=255), nullable=False),
+        sa.Column("auth_data", sa.Text(), nullable=False),
+        sa.Column("etag", sa.BigInteger(), nullable=False),
+        sa.Column("deleted", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", "version", name=op.f("pk_e2e_room_keys_versions")),
+    )
+    op.create_table(
         "event_edges",
         sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("prev_event_id", sa.String(length=255), nullable=False),
@@ -378,6 +402,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_event_edges_prev")
 
     op.drop_table("event_edges")
+    op.drop_table("e2e_room_keys_versions")
+    op.drop_table("e2e_room_keys")
     with op.batch_alter_table("device_list_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_device_list_changes_user_id"))
 

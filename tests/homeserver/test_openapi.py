@@ -575,6 +575,62 @@ async def test_every_user_can_use_a_second_device(node: Node, vclient: Validatin
     vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
 
 
+async def test_history_visibility(node: Node, vclient: ValidatingClient) -> None:
+    """Who reads what, per history_visibility, while joined, after leaving and from outside
+    (the spec's rules as Synapse applies them: "shared" history is for current members)."""
+    alice = await vclient.register("alice")
+    bob = await vclient.register("bob")
+    carol = await vclient.register("carol")
+    order = ["before invite", "while invited", "while joined", "after leave"]
+    expected = {
+        # visibility: (Bob while joined, Bob after leaving, Carol who never joined)
+        "joined": (order[2:3], order[2:3], None),
+        "invited": (order[1:3], order[1:3], None),
+        "shared": (order[0:3], order[2:3], None),
+        "world_readable": (order[0:3], order[0:3], order),
+    }
+
+    async def readable(user: User, room_id: str) -> list[str] | None:
+        page = await user.request(
+            "GET", room_path(room_id, "/messages"), params={"dir": "f", "limit": "50"}
+        )
+        if page.status == 403:
+            return None
+        assert page.status == 200, page
+        return [e["content"]["body"] for e in page.body["chunk"] if e["type"] == "m.room.message"]
+
+    for visibility, (joined, left, outsider) in expected.items():
+        room_id = await alice.create_room(
+            preset="public_chat",
+            initial_state=[
+                {
+                    "type": "m.room.history_visibility",
+                    "content": {"history_visibility": visibility},
+                }
+            ],
+        )
+        ids = [await alice.send(room_id, order[0])]
+        await alice.invite(room_id, bob.user_id)
+        ids.append(await alice.send(room_id, order[1]))
+        await bob.join(room_id)
+        ids.append(await alice.send(room_id, order[2]))
+        assert await readable(bob, room_id) == joined, visibility
+        await bob.ok("POST", room_path(room_id, "/leave"), {})
+        ids.append(await alice.send(room_id, order[3]))
+        assert await readable(bob, room_id) == left, visibility
+        assert await readable(carol, room_id) == outsider, visibility
+        # Single events and their context follow the same rules; /messages of a departed
+        # user stops at the leave even in a world-readable room (as Synapse clamps it), but
+        # a world-readable event is readable by anyone.
+        public = visibility == "world_readable"
+        for event_id, body in zip(ids, order, strict=True):
+            single = await bob.request("GET", room_path(room_id, f"/event/{quote(event_id)}"))
+            assert single.status == (200 if body in left or public else 404), (visibility, body)
+        after = await bob.request("GET", room_path(room_id, f"/context/{quote(ids[3])}"))
+        assert after.status == (200 if public else 404), visibility
+    vclient.check("GET /_matrix/client/v3/rooms/{roomId}/messages")
+
+
 # ----------------------------------------------------------------------------- devices,
 # keys, to-device, push rules, media
 

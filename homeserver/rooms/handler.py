@@ -19,6 +19,7 @@ from homeserver.accounts.service import AccountService
 from homeserver.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 
 if TYPE_CHECKING:
@@ -382,7 +383,42 @@ class RoomHandler:
         content = _check_content(content)
         _check_event_shape(event_type, content, is_state=False)
         await self.rooms.require_joined(room_id, user_id)
+        await self._check_txn_reuse(user_id, device_id, txn_id, room_id, event_type)
         return await self.rooms.send(room_id, user_id, event_type, content, txn=(device_id, txn_id))
+
+    async def _check_txn_reuse(
+        self,
+        user_id: str,
+        device_id: str,
+        txn_id: str,
+        room_id: str,
+        event_type: str,
+        redacts: str | None = None,
+    ) -> None:
+        """Refuse a transaction ID that already named a different request of this device.
+
+        Transactions are stored per device (not per room and event type, as Synapse keys
+        them), so a reuse for another room, event type or redacted event would silently
+        answer with the earlier event and drop the new one; a 400 at least says so."""
+        async with self.rooms.db.read() as conn:
+            earlier_id = await event_store.get_txn_event(conn, user_id, device_id, txn_id)
+        earlier = await self.rooms.get_event(earlier_id) if earlier_id else None
+        if earlier is None:
+            return
+        content = earlier.pdu.get("content")
+        earlier_redacts = earlier.pdu.get("redacts") or (
+            content.get("redacts") if isinstance(content, dict) else None
+        )
+        if (
+            earlier.room_id != room_id
+            or earlier.type != event_type
+            or (redacts is not None and earlier_redacts != redacts)
+        ):
+            raise MatrixError(
+                400,
+                "M_INVALID_PARAM",
+                f"Transaction ID {txn_id!r} was already used by this device for another request",
+            )
 
     async def send_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
@@ -460,6 +496,9 @@ class RoomHandler:
             content["redacts"] = event_id
         else:
             extra = {"redacts": event_id}
+        await self._check_txn_reuse(
+            user_id, device_id, "redact:" + txn_id, room_id, "m.room.redaction", event_id
+        )
         return await self.rooms.send(
             room_id,
             user_id,

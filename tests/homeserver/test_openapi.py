@@ -575,6 +575,43 @@ async def test_every_user_can_use_a_second_device(node: Node, vclient: Validatin
     vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
 
 
+async def test_transaction_ids(node: Node, vclient: ValidatingClient) -> None:
+    """A retried transaction is idempotent; reusing its ID for another room, event type or
+    redaction never silently answers with the earlier event (the new one would be lost)."""
+    alice = await vclient.register("alice")
+    room_a = await alice.create_room()
+    room_b = await alice.create_room()
+    message = {"msgtype": "m.text", "body": "一回だけ"}
+    first = await alice.ok("PUT", room_path(room_a, "/send/m.room.message/t1"), message)
+    assert await alice.ok("PUT", room_path(room_a, "/send/m.room.message/t1"), message) == first
+    for room_id, event_type in ((room_b, "m.room.message"), (room_a, "org.example.other")):
+        reused = await alice.request("PUT", room_path(room_id, f"/send/{event_type}/t1"), message)
+        assert reused.status == 400 and reused.body["errcode"] == "M_INVALID_PARAM"
+    history = await alice.ok("GET", room_path(room_b, "/messages"), params={"dir": "b"})
+    assert all(e["event_id"] != first["event_id"] for e in history["chunk"])
+    # Another device of the same user has its own transactions.
+    login = await vclient.ok(
+        "POST",
+        f"{V3}/login",
+        {"type": "m.login.password", "user": "alice", "password": "correct horse"},
+    )
+    other = await vclient.ok(
+        "PUT", room_path(room_a, "/send/m.room.message/t1"), message, token=login["access_token"]
+    )
+    assert other["event_id"] != first["event_id"]
+    # Redactions: a retry is idempotent, the same ID for another target is refused.
+    second = await alice.send(room_a, "二")
+    redact = room_path(room_a, f"/redact/{quote(first['event_id'])}/r1")
+    redaction = await alice.ok("PUT", redact, {})
+    assert await alice.ok("PUT", redact, {}) == redaction
+    elsewhere = await alice.request("PUT", room_path(room_a, f"/redact/{quote(second)}/r1"), {})
+    assert elsewhere.status == 400 and elsewhere.body["errcode"] == "M_INVALID_PARAM"
+    vclient.check(
+        "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
+        "PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}",
+    )
+
+
 async def test_history_visibility(node: Node, vclient: ValidatingClient) -> None:
     """Who reads what, per history_visibility, while joined, after leaving and from outside
     (the spec's rules as Synapse applies them: "shared" history is for current members)."""

@@ -211,14 +211,15 @@ class RemoteRooms:
             async with room.lock:
                 verified = await self.pipeline.verify_many(pdus, room)
                 known = await self.rooms.get_events(verified)
-                new = [(i, p) for i, p in verified.items() if i not in known]
+                new = [(i, p) for i, p in verified.items() if i not in known or known[i].outlier]
                 if not new:
                     continue
                 # Newest first gets the highest (least negative) position; store oldest first.
                 by_depth = sorted(new, key=lambda item: -_depth(item[1]))
                 positions = {i: self.rooms.db.stream.backfill_position() for i, _ in by_depth}
                 for event_id, pdu in reversed(by_depth):
-                    if await self.rooms.get_event(event_id) is None:
+                    existing = await self.rooms.get_event(event_id)
+                    if existing is None or existing.outlier:
                         await self.pipeline.process(
                             server,
                             room,

@@ -117,7 +117,8 @@ class EventPipeline:
     async def receive(self, origin: str, room: RoomCache, pdu: Any) -> str:
         """Process one PDU from a transaction (the caller holds the room's lock)."""
         verified = await self.verify(pdu, room)
-        if await self.rooms.get_event(verified.event_id) is not None:
+        existing = await self.rooms.get_event(verified.event_id)
+        if existing is not None and not existing.outlier:
             return verified.event_id
         await self._fill_gaps(origin, room, verified.event_id, verified.pdu)
         await self.process(origin, room, verified.event_id, verified.pdu)
@@ -150,7 +151,8 @@ class EventPipeline:
             return
         verified = await self.verify_many(missing, room)
         for missing_id, missing_pdu in sorted(verified.items(), key=lambda item: _depth(item[1])):
-            if await self.rooms.get_event(missing_id) is None:
+            existing = await self.rooms.get_event(missing_id)
+            if existing is None or existing.outlier:
                 await self.process(origin, room, missing_id, missing_pdu)
 
     async def process(

@@ -19,8 +19,10 @@ HISTORY_VISIBILITY = ("m.room.history_visibility", "")
 def parse_stream_token(token: str) -> int:
     """A pagination or sync token (``s12_3`` or ``t12``) as a stream position."""
     body = token[1:].split("_", 1)[0] if token[:1] in ("s", "t") else ""
+    # Backfilled history has negative positions (t-12).
+    digits = body[1:] if body.startswith("-") and token[:1] == "t" else body
     # ASCII digits only ("²".isdigit() is true but int() refuses it) and within int64.
-    if not (body.isascii() and body.isdigit() and len(body) <= 18):
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     return int(body)
 

@@ -370,6 +370,9 @@ class RoomService:
                         group = await self.state_store.create_group(
                             conn, room.room_id, state_before_group, {key: event_id}
                         )
+                    if not outlier:
+                        # An event first stored as an outlier now joins the timeline.
+                        await event_store.delete_outlier(conn, event_id)
                     await event_store.insert_event(
                         conn,
                         stream_ordering=position,

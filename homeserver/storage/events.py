@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.canonical import encode_canonical_json
@@ -120,6 +120,13 @@ async def insert_event(
             )
 
 
+async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
+    """Remove an outlier's rows so the event can be stored again as part of the timeline."""
+    await conn.execute(delete(events).where(events.c.event_id == event_id, events.c.outlier))
+    await conn.execute(delete(event_edges).where(event_edges.c.event_id == event_id))
+    await conn.execute(delete(event_relations).where(event_relations.c.event_id == event_id))
+
+
 async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
     ids = list(set(event_ids))
     found: dict[str, StoredEvent] = {}
@@ -130,6 +137,18 @@ async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[st
         for row in rows:
             found[row.event_id] = _row(row)
     return found
+
+
+def _type_matches(patterns: Sequence[str]) -> ColumnElement[bool]:
+    """``events.type`` matches one of ``patterns``, where ``*`` is any sequence of characters
+    (the spec's event filter wildcards: ``m.room.*``, ``*``)."""
+    exact = [p for p in patterns if "*" not in p]
+    conditions: list[ColumnElement[bool]] = [events.c.type.in_(exact)] if exact else []
+    for pattern in patterns:
+        if "*" in pattern:
+            escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(events.c.type.like(escaped.replace("*", "%"), escape="\\"))
+    return or_(*conditions) if conditions else false()
 
 
 async def room_events(
@@ -159,10 +178,10 @@ async def room_events(
         query = query.where(events.c.stream_ordering <= upto)
     if before is not None:
         query = query.where(events.c.stream_ordering < before)
-    if types:
-        query = query.where(events.c.type.in_(list(types)))
+    if types is not None:  # [] includes nothing, as the spec reads
+        query = query.where(_type_matches(types))
     if not_types:
-        query = query.where(events.c.type.not_in(list(not_types)))
+        query = query.where(~_type_matches(not_types))
     if senders:
         query = query.where(events.c.sender.in_(list(senders)))
     if not_senders:
@@ -232,14 +251,15 @@ async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set
 
 
 async def backward_extremities(conn: AsyncConnection, room_id: str, limit: int = 20) -> list[str]:
-    """Events of the room named as prev events but not stored: where history continues."""
+    """Prev events of the room's timeline events that are not in the timeline (unknown, or
+    known only as outliers): where older history continues."""
     prev = event_edges.alias("prev")
     known = events.alias("known")
     rows = await conn.execute(
         select(prev.c.prev_event_id)
         .join(events, events.c.event_id == prev.c.event_id)
-        .outerjoin(known, known.c.event_id == prev.c.prev_event_id)
-        .where(events.c.room_id == room_id, known.c.event_id.is_(None))
+        .outerjoin(known, and_(known.c.event_id == prev.c.prev_event_id, ~known.c.outlier))
+        .where(events.c.room_id == room_id, ~events.c.outlier, known.c.event_id.is_(None))
         .order_by(events.c.stream_ordering)
         .limit(limit)
     )

@@ -46,7 +46,9 @@ async def timeline_bodies(user: User, room_id: str) -> list[str]:
     page = await user.ok(
         "GET", f"/_matrix/client/v3/rooms/{room_id}/messages", params={"dir": "b", "limit": "100"}
     )
-    return [e["content"].get("body") for e in reversed(page["chunk"]) if e["type"] == "m.room.message"]
+    return [
+        e["content"].get("body") for e in reversed(page["chunk"]) if e["type"] == "m.room.message"
+    ]
 
 
 async def test_remote_join_and_messages_both_ways(pair: tuple[Node, Node]) -> None:
@@ -56,7 +58,9 @@ async def test_remote_join_and_messages_both_ways(pair: tuple[Node, Node]) -> No
         bob = await cb.register("bob")
         room_id = await alice.create_room(preset="public_chat", name="広域連携")
         await alice.send(room_id, "A から")
-        await bob.ok("POST", f"/_matrix/client/v3/join/{room_id}", {}, params={"server_name": a.server_name})
+        await bob.ok(
+            "POST", f"/_matrix/client/v3/join/{room_id}", {}, params={"server_name": a.server_name}
+        )
         # Bob's server now holds the room: its state and the join.
         state = await bob.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.name")
         assert state == {"name": "広域連携"}
@@ -100,14 +104,22 @@ async def test_invite_across_servers_then_kick_and_ban(pair: tuple[Node, Node]) 
             return carol.user_id in members["joined"]
 
         await eventually(joined_on_a)
-        await alice.ok("POST", f"/_matrix/client/v3/rooms/{room_id}/kick", {"user_id": carol.user_id, "reason": "test"})
+        await alice.ok(
+            "POST",
+            f"/_matrix/client/v3/rooms/{room_id}/kick",
+            {"user_id": carol.user_id, "reason": "test"},
+        )
 
         async def kicked_on_b() -> bool:
             synced = await carol.sync()
-            return room_id in synced["rooms"].get("leave", {}) or room_id not in synced["rooms"].get("join", {})
+            return room_id in synced["rooms"].get("leave", {}) or room_id not in synced[
+                "rooms"
+            ].get("join", {})
 
         await eventually(kicked_on_b)
-        await alice.ok("POST", f"/_matrix/client/v3/rooms/{room_id}/ban", {"user_id": carol.user_id})
+        await alice.ok(
+            "POST", f"/_matrix/client/v3/rooms/{room_id}/ban", {"user_id": carol.user_id}
+        )
         again = await carol.request("POST", f"/_matrix/client/v3/join/{room_id}", {})
         assert again.status == 403
 
@@ -126,7 +138,38 @@ async def test_reject_remote_invite(pair: tuple[Node, Node]) -> None:
         async def rejected_on_a() -> bool:
             members = await alice.ok("GET", f"/_matrix/client/v3/rooms/{room_id}/members")
             return any(
-                e["state_key"] == dave.user_id and e["content"]["membership"] == "leave" for e in members["chunk"]
+                e["state_key"] == dave.user_id and e["content"]["membership"] == "leave"
+                for e in members["chunk"]
             )
 
         await eventually(rejected_on_a)
+
+
+async def test_backfill_after_join(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        bob = await cb.register("bob")
+        room_id = await alice.create_room(preset="public_chat")
+        sent = [f"past {i}" for i in range(30)]
+        for body in sent:
+            await alice.send(room_id, body)
+        await bob.ok(
+            "POST", f"/_matrix/client/v3/join/{room_id}", {}, params={"server_name": a.server_name}
+        )
+        seen: list[dict[str, Any]] = []
+        token = None
+        for _ in range(20):
+            params = {"dir": "b", "limit": "10"}
+            if token:
+                params["from"] = token
+            page = await bob.ok(
+                "GET", f"/_matrix/client/v3/rooms/{room_id}/messages", params=params
+            )
+            seen.extend(page["chunk"])
+            token = page.get("end")
+            if token is None:
+                break
+        bodies = [e["content"].get("body") for e in reversed(seen) if e["type"] == "m.room.message"]
+        assert bodies == sent, " ".join(str(b).split()[-1] for b in bodies)
+        assert seen[-1]["type"] == "m.room.create"

@@ -226,6 +226,12 @@ def _parse_filter(request: web.Request) -> dict[str, Any]:
         raise bad_json("filter is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise bad_json("filter must be a JSON object")
+    for key in ("types", "not_types", "senders", "not_senders"):
+        items = parsed.get(key)
+        if items is not None and (
+            not isinstance(items, list) or not all(isinstance(i, str) for i in items)
+        ):
+            raise bad_json(f"filter.{key} must be a list of strings")
     return parsed
 
 

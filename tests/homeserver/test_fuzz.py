@@ -823,6 +823,8 @@ async def test_bad_query_parameters(world: World) -> None:
         (f"/rooms/{room}/messages", {"limit": "abc"}),
         (f"/rooms/{room}/messages", {"from": "garbage"}),
         (f"/rooms/{room}/messages", {"filter": "{"}),
+        (f"/rooms/{room}/messages", {"filter": '{"types": [1]}'}),
+        (f"/rooms/{room}/messages", {"filter": '{"not_senders": "@a:b"}'}),
         ("/sync", {"since": "garbage"}),
         ("/sync", {"filter": "{"}),
         ("/sync", {"timeout": "abc"}),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -573,6 +574,47 @@ async def test_every_user_can_use_a_second_device(node: Node, vclient: Validatin
     assert "transaction_id" in laptop_event["unsigned"]
     assert "transaction_id" not in phone_event["unsigned"]
     vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
+
+
+async def test_event_filters(node: Node, vclient: ValidatingClient) -> None:
+    """Room event filters in /messages and /sync: types with the spec's ``*`` wildcard,
+    not_types, senders; an empty types list includes nothing."""
+    alice = await vclient.register("alice")
+    bob = await vclient.register("bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id)
+    await alice.send(room_id, "from alice")
+    await bob.send(room_id, "from bob")
+    await alice.ok("PUT", room_path(room_id, "/send/org.example.x/f1"), {"a": 1})
+    await alice.ok("PUT", room_path(room_id, "/send/m_room_x/f2"), {"a": 1})  # "_" is literal
+
+    async def types_of(event_filter: dict[str, Any]) -> list[str]:
+        page = await alice.ok(
+            "GET",
+            room_path(room_id, "/messages"),
+            params={"dir": "f", "limit": "100", "filter": json.dumps(event_filter)},
+        )
+        return [e["type"] for e in page["chunk"]]
+
+    everything = await types_of({})
+    assert "org.example.x" in everything and "m.room.create" in everything
+    assert await types_of({"types": ["*"]}) == everything
+    assert set(await types_of({"types": ["m.room.*"]})) == {
+        t for t in everything if t.startswith("m.room.")
+    }
+    assert await types_of({"types": ["m.room.mess*"]}) == ["m.room.message"] * 2
+    assert await types_of({"types": ["org.example.x", "m_room_*"]}) == ["org.example.x", "m_room_x"]
+    assert "m.room.message" not in await types_of({"not_types": ["m.room.m*"]})
+    assert await types_of({"types": []}) == []
+    assert await types_of({"types": ["m.room.message"], "senders": [bob.user_id]}) == [
+        "m.room.message"
+    ]
+    synced = await alice.sync(
+        filter=json.dumps({"room": {"timeline": {"limit": 50, "types": ["org.*", "m.room.mes*"]}}})
+    )
+    timeline = synced["rooms"]["join"][room_id]["timeline"]["events"]
+    assert [e["type"] for e in timeline] == ["m.room.message", "m.room.message", "org.example.x"]
+    vclient.check("GET /_matrix/client/v3/rooms/{roomId}/messages", "GET /_matrix/client/v3/sync")
 
 
 async def test_transaction_ids(node: Node, vclient: ValidatingClient) -> None:

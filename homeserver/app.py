@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 def load_key(config: Config) -> SigningKey:
@@ -193,7 +194,9 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     tls = ssl_context(config)
     services = await build_services(config)
     app = make_app(services)
-    runner = web.AppRunner(app, access_log=None)
+    # On SIGTERM, requests in flight get this long; then they (long-polls above all) are
+    # cancelled, so the node stops within seconds rather than after the longest /sync.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
     try:

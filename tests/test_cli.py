@@ -4,12 +4,14 @@ user and room administration against a node directory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,6 +95,23 @@ def wait_until_up(process: subprocess.Popen[str], url: str) -> bytes:
     pytest.fail(f"{url} never answered")
 
 
+def call(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+    request = urllib.request.Request(
+        url, method=method, data=json.dumps(body).encode() if body is not None else None
+    )
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def long_poll(url: str, token: str) -> None:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=150):
+        pass
+
+
 @pytest.fixture
 def served() -> Iterator[list[subprocess.Popen[str]]]:
     processes: list[subprocess.Popen[str]] = []
@@ -131,6 +150,8 @@ def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]])
         )
     )
     assert f"port: {metrics_port}" in config.read_text()
+    added = kairan("user", "add", "sato", "--dir", tmp_path / "node", "--password", "pw")
+    assert added.returncode == 0, added.stderr
     process = start(served, tmp_path / "node")
     versions = json.loads(
         wait_until_up(process, f"http://127.0.0.1:{port}/_matrix/client/versions")
@@ -139,6 +160,21 @@ def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]])
     status, scraped = get(f"http://127.0.0.1:{metrics_port}/metrics")
     assert status == 200
     assert b'kairan_http_requests_total{method="GET",route="/_matrix/client/versions"' in scraped
+
+    # A /sync long-poll is in flight when SIGTERM comes: the node must not wait for it.
+    base = f"http://127.0.0.1:{port}/_matrix/client/v3"
+    login = {"type": "m.login.password", "user": "sato", "password": "pw"}
+    token = call("POST", f"{base}/login", login)["access_token"]
+    since = call("GET", f"{base}/sync", token=token)["next_batch"]
+    poll = threading.Thread(
+        target=long_poll, args=(f"{base}/sync?since={since}&timeout=120000", token), daemon=True
+    )
+    poll.start()
+    deadline = time.monotonic() + 30
+    while b"kairan_sync_waiters 1.0" not in get(f"http://127.0.0.1:{metrics_port}/metrics")[1]:
+        if time.monotonic() > deadline:
+            pytest.fail("the long-poll never showed in kairan_sync_waiters")
+        time.sleep(0.05)
 
     process.send_signal(signal.SIGTERM)
     try:

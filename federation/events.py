@@ -87,9 +87,14 @@ def compute_content_hash(pdu: Mapping[str, Any]) -> str:
 
 
 def add_content_hash(pdu: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``pdu`` with ``hashes.sha256`` set to its content hash."""
+    """A copy of ``pdu`` with ``hashes.sha256`` set to its content hash (other algorithms'
+    hashes are kept, as Synapse keeps them)."""
     hashed = dict(pdu)
-    hashed["hashes"] = {"sha256": compute_content_hash(pdu)}
+    existing = pdu.get("hashes")
+    hashed["hashes"] = {
+        **(existing if isinstance(existing, dict) else {}),
+        "sha256": compute_content_hash(pdu),
+    }
     return hashed
 
 
@@ -296,23 +301,50 @@ def check_pdu_format(
     if size_known_within_limit:
         return
     try:
-        size = len(encode_canonical_json(pdu))
+        size = len(encode_canonical_json(size_basis(pdu)))
     except CanonicalJSONError as e:
         raise _fail(str(e)) from e
     if size > MAX_PDU_BYTES:
         raise _fail(f"PDU is {size} bytes as canonical JSON; the limit is {MAX_PDU_BYTES}")
 
 
+#: ``unsigned`` keys that count towards an event's size (Synapse drops the others on receipt).
+_UNSIGNED_KEPT = frozenset({"age"})
+_UNSIGNED_KEPT_MEMBER = frozenset({"age", "invite_room_state", "knock_room_state"})
+
+
+def size_basis(pdu: Mapping[str, Any]) -> dict[str, Any]:
+    """The form of a PDU whose canonical JSON the size limit applies to.
+
+    As Synapse measures it, so the two servers accept and refuse the same events: ``unsigned``
+    always present (``{}`` when absent) and holding only the keys kept on receipt.
+    """
+    unsigned = pdu.get("unsigned")
+    kept = _UNSIGNED_KEPT_MEMBER if pdu.get("type") == "m.room.member" else _UNSIGNED_KEPT
+    basis = dict(pdu)
+    basis["unsigned"] = (
+        {k: v for k, v in unsigned.items() if k in kept} if isinstance(unsigned, dict) else {}
+    )
+    return basis
+
+
 def required_signers(pdu: Mapping[str, Any], room_version: str | RoomVersion) -> set[str]:
     """Servers whose signature the event must carry.
 
-    The sender's server, and for a restricted join the server of the user named in
-    ``join_authorised_via_users_server``.
+    The sender's server (except for an invite from a third-party invite), and for a
+    restricted join the server of the user named in ``join_authorised_via_users_server``.
     """
     get(room_version)
-    servers = {domain_of(pdu["sender"])}
-    if pdu.get("type") == "m.room.member":
-        content = pdu.get("content", {})
+    servers: set[str] = set()
+    content = pdu.get("content", {})
+    is_member = pdu.get("type") == "m.room.member" and isinstance(content, dict)
+    if not (
+        is_member and content.get("membership") == "invite" and "third_party_invite" in content
+    ):
+        # An invite made from a third-party invite is vouched for by the signed token the
+        # auth rules check, not by the sender's server (as in Synapse).
+        servers.add(domain_of(pdu["sender"]))
+    if is_member:
         authoriser = content.get("join_authorised_via_users_server")
         if content.get("membership") == "join" and isinstance(authoriser, str):
             servers.add(domain_of(authoriser))
@@ -392,11 +424,11 @@ def verify_pdu(
         pdu, raw_size = data, None
     else:
         pdu, raw_size = parse_json(data), len(data)
-    # Canonical JSON is never longer than the JSON it was parsed from, so input of at most
-    # MAX_PDU_BYTES needs no second encoding for the size check.
-    check_pdu_format(
-        pdu, version, size_known_within_limit=raw_size is not None and raw_size <= MAX_PDU_BYTES
-    )
+    # Canonical JSON is never longer than the JSON it was parsed from, and the size basis
+    # adds at most an empty "unsigned" (15 bytes): smaller input needs no second encoding.
+    small = raw_size is not None and raw_size <= MAX_PDU_BYTES - len(',"unsigned":{}')
+    check_pdu_format(pdu, version, size_known_within_limit=small)
+
     redacted = redact(pdu, version)
     message = signing_bytes(redacted)  # what is signed, and what the event ID hashes
     _verify_signatures(pdu, redacted, message, version, key_lookup)

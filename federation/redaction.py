@@ -51,8 +51,9 @@ def _redacted_content(event_type: Any, content: Any, rules: RoomVersion) -> dict
     kept = {k: v for k, v in content.items() if k in allowed}
     if rules.uses_v11_redaction and event_type == "m.room.member":
         invite = content.get("third_party_invite")
-        if isinstance(invite, dict) and "signed" in invite:
-            kept["third_party_invite"] = {"signed": invite["signed"]}
+        if isinstance(invite, dict):
+            # Synapse keeps the (possibly empty) object and only its ``signed`` key.
+            kept["third_party_invite"] = {"signed": invite["signed"]} if "signed" in invite else {}
     return kept
 
 

@@ -41,6 +41,10 @@ def check_member(pdu: dict[str, Any], auth_state: AuthState, rv: RoomVersion) ->
 
     if membership == "join" and _is_creator_first_join(pdu, auth_state, rv):
         return
+    if ":" not in state_key:
+        # Synapse takes the target's server name from the state key and refuses an ID
+        # without one; rooms shared with it must agree.
+        raise AuthError(f"the state key {state_key!r} is not a user ID", rule(rv, "4.1"))
     _check_target_federates(pdu, auth_state, rv)
 
     if membership == "join":

@@ -179,9 +179,30 @@ def test_malformed_bytes_and_oversize() -> None:
     with pytest.raises(InvalidPDU, match="must be a JSON object"):
         events.verify_pdu(b"[]", "12", lookup)
     _, pdu = make()
-    big = json.dumps({**pdu, "unsigned": {"pad": "x" * 65_536}}).encode()
+    big = json.dumps({**pdu, "extra": "x" * 65_536}).encode()
     with pytest.raises(InvalidPDU, match="the limit is 65536"):
         events.verify_pdu(big, "12", lookup)
+
+
+def test_size_is_measured_as_synapse_measures_it() -> None:
+    """``unsigned`` counts as always present and holding only the keys kept on receipt."""
+    _, pdu = make()
+    junk = {**pdu, "unsigned": {"pad": "x" * 70_000, "age": 5}}
+    assert len(encode_canonical_json(junk)) > events.MAX_PDU_BYTES
+    events.check_pdu_format(junk, "12")  # the junk is dropped on receipt: not too large
+    base = len(encode_canonical_json(pdu))
+    # Exactly at the limit once the empty "unsigned" is counted: accepted; one byte more: not.
+    pad = events.MAX_PDU_BYTES - base - len(',"unsigned":{}') - len(',"z":""')
+    at_limit = {**pdu, "z": "x" * pad}
+    assert len(encode_canonical_json(events.size_basis(at_limit))) == events.MAX_PDU_BYTES
+    events.check_pdu_format(at_limit, "12")
+    events.verify_pdu(encode_canonical_json(at_limit), "12", lookup)
+    over = {**pdu, "z": "x" * (pad + 1)}
+    assert len(encode_canonical_json(over)) < events.MAX_PDU_BYTES  # only the basis is over
+    with pytest.raises(InvalidPDU, match="the limit is 65536"):
+        events.check_pdu_format(over, "12")
+    with pytest.raises(InvalidPDU, match="the limit is 65536"):
+        events.verify_pdu(encode_canonical_json(over), "12", lookup)
 
 
 def test_unsupported_room_version() -> None:

@@ -14,6 +14,8 @@ from homeserver.storage import events as event_store
 from homeserver.storage.events import StoredEvent
 
 HISTORY_VISIBILITY = ("m.room.history_visibility", "")
+#: Memberships from the most to the least joined (Synapse's MEMBERSHIP_PRIORITY).
+_MEMBERSHIP_RANK = {"join": 0, "invite": 1, "knock": 2, "leave": 3, "ban": 4}
 
 
 def parse_stream_token(token: str) -> int:
@@ -63,6 +65,27 @@ class HistoryService:
             membership = (await self._value_at(event.state_group, ("m.room.member", user_id))).get(
                 "membership"
             )
+            if (
+                membership != "join"
+                and event.type == "m.room.member"
+                and event.state_key == user_id
+            ):
+                # One's own membership event counts with the more joined of the memberships
+                # before and after it, and one's own leave after a join or an invite is always
+                # shown (both as Synapse does): a user sees their own leave, kick, ban or
+                # rejected invite, so sync's leave section says why the room went away.
+                async with self.rooms.db.read() as conn:
+                    parent = await self.rooms.state_store.parent(conn, event.state_group)
+                before = (await self._value_at(parent, ("m.room.member", user_id))).get(
+                    "membership"
+                )
+                if membership == "leave" and before in ("join", "invite"):
+                    result.append(event)
+                    continue
+                if isinstance(before, str) and _MEMBERSHIP_RANK.get(
+                    before, 9
+                ) < _MEMBERSHIP_RANK.get(str(membership), 9):
+                    membership = before
             if (
                 membership == "join"
                 or (visibility == "shared" and currently == "join")

@@ -576,6 +576,54 @@ async def test_every_user_can_use_a_second_device(node: Node, vclient: Validatin
     vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
 
 
+async def test_sync_leave_section(node: Node, vclient: ValidatingClient) -> None:
+    """Every way out of a room shows in the leave section with the membership event that
+    caused it: leave, kick, ban, a rejected and a rescinded invite."""
+    alice = await vclient.register("alice")
+    bob = await vclient.register("bob")
+    rooms = {
+        name: await alice.create_room(preset="public_chat")
+        for name in ("leave", "kick", "ban", "rejected", "rescinded")
+    }
+    for name in ("leave", "kick", "ban"):
+        await bob.join(rooms[name])
+    for name in ("rejected", "rescinded"):
+        await alice.invite(rooms[name], bob.user_id)
+    start = await bob.sync()
+    assert set(start["rooms"]["join"]) == {rooms["leave"], rooms["kick"], rooms["ban"]}
+    assert set(start["rooms"]["invite"]) == {rooms["rejected"], rooms["rescinded"]}
+
+    await bob.ok("POST", room_path(rooms["leave"], "/leave"), {})
+    await alice.ok("POST", room_path(rooms["kick"], "/kick"), {"user_id": bob.user_id})
+    await alice.ok(
+        "POST", room_path(rooms["ban"], "/ban"), {"user_id": bob.user_id, "reason": "spam"}
+    )
+    await bob.ok("POST", room_path(rooms["rejected"], "/leave"), {})
+    await alice.ok("POST", room_path(rooms["rescinded"], "/kick"), {"user_id": bob.user_id})
+    for room_id in rooms.values():
+        await alice.send(room_id, "after bob left")
+
+    synced = await bob.sync(since=start["next_batch"])
+    assert set(synced["rooms"]) == {"leave"}
+    assert set(synced["rooms"]["leave"]) == set(rooms.values())
+    for name, room_id in rooms.items():
+        timeline = synced["rooms"]["leave"][room_id]["timeline"]["events"]
+        assert timeline, name
+        last = timeline[-1]
+        assert (last["type"], last["state_key"]) == ("m.room.member", bob.user_id), name
+        expected = "ban" if name == "ban" else "leave"
+        assert last["content"]["membership"] == expected, name
+        assert last["sender"] == (bob.user_id if name in ("leave", "rejected") else alice.user_id)
+        assert all(e["content"].get("body") != "after bob left" for e in timeline), name
+    ban = synced["rooms"]["leave"][rooms["ban"]]["timeline"]["events"][-1]
+    assert ban["content"]["reason"] == "spam"
+    # The banned user's own history ends with the ban.
+    history = await bob.ok("GET", room_path(rooms["ban"], "/messages"), params={"dir": "b"})
+    assert history["chunk"][0]["event_id"] == ban["event_id"]
+    assert (await bob.sync(since=synced["next_batch"]))["rooms"] == {}
+    vclient.check("GET /_matrix/client/v3/sync")
+
+
 async def test_event_filters(node: Node, vclient: ValidatingClient) -> None:
     """Room event filters in /messages and /sync: types with the spec's ``*`` wildcard,
     not_types, senders; an empty types list includes nothing."""

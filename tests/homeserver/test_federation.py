@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from homeserver.app import close_services
-from tests.homeserver.client import Client, User
+from tests.homeserver.client import User
 from tests.homeserver.conftest import Node, start_node
 
 T = TypeVar("T")

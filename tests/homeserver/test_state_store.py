@@ -31,12 +31,18 @@ async def test_random_trees_round_trip(db_url: str) -> None:
         groups: list[int] = []
         async with db.write() as conn:
             for step in range(400):
-                parent = rng.choice(groups) if groups and rng.random() < 0.3 else (groups[-1] if groups else None)
+                parent = (
+                    rng.choice(groups)
+                    if groups and rng.random() < 0.3
+                    else (groups[-1] if groups else None)
+                )
                 changes: dict[tuple[str, str], str | None] = {}
                 for _ in range(rng.choice([1, 1, 1, 2, 5])):
                     key = ("m.room.member", f"@u{rng.randrange(60)}:x")
                     removable = parent is not None and key in expected[parent]
-                    changes[key] = None if removable and rng.random() < 0.1 else f"$e{step}_{len(changes)}"
+                    changes[key] = (
+                        None if removable and rng.random() < 0.1 else f"$e{step}_{len(changes)}"
+                    )
                 group = await store.create_group(conn, "!r", parent, changes)
                 expected[group] = _apply(expected[parent] if parent is not None else {}, changes)
                 groups.append(group)
@@ -59,8 +65,12 @@ async def test_storage_grows_with_changes_not_room_size(db_url: str) -> None:
         parent = None
         async with db.write() as conn:
             for i in range(1000):
-                parent = await store.create_group(conn, "!big", parent, {("m.room.member", f"@u{i}:x"): f"$j{i}"})
-            rows = (await conn.execute(select(func.count()).select_from(state_group_deltas))).scalar()
+                parent = await store.create_group(
+                    conn, "!big", parent, {("m.room.member", f"@u{i}:x"): f"$j{i}"}
+                )
+            rows = (
+                await conn.execute(select(func.count()).select_from(state_group_deltas))
+            ).scalar()
             state = await StateStore().get_state(conn, parent)
         assert len(state) == 1000
         assert rows is not None and rows <= 1000 * 11  # n * (log2(n) + 1)

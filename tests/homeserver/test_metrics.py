@@ -130,3 +130,27 @@ async def test_port_in_use(metered: tuple[Node, str]) -> None:
     port = int(url.split(":")[2].split("/")[0])
     with pytest.raises(ConfigError, match=f"cannot listen for metrics on 127.0.0.1:{port}"):
         await start_listener(NodeMetrics(node.services), "127.0.0.1", port)
+
+
+async def test_nodes_have_their_own_registries(metered: tuple[Node, str], tmp_path: Path) -> None:
+    """Two nodes in one process: requests to one never show in the other's metrics."""
+    _, url = metered
+    other_port = free_port()
+    other, runner = await start_node(
+        tmp_path / "other",
+        f"sqlite+aiosqlite:///{tmp_path / 'other.db'}",
+        metrics=Metrics(enabled=True, host="127.0.0.1", port=other_port),
+    )
+    other_metrics = await start_listener(runner.app[METRICS], "127.0.0.1", other_port)
+    try:
+        async with other.client() as client:
+            await client.register("alice")
+        register = {"method": "POST", "route": "/_matrix/client/v3/register", "status": "200"}
+        theirs = await scrape(f"http://127.0.0.1:{other_port}/metrics")
+        assert value(theirs, "kairan_http_requests_total", **register) == 1
+        mine = await scrape(url)
+        assert value(mine, "kairan_http_requests_total", **register) == 0
+    finally:
+        await other_metrics.cleanup()
+        await runner.cleanup()
+        await close_services(other.services)

@@ -1,10 +1,13 @@
-# Kairan: `make test` installs everything into .venv and runs the checks and tests;
-# `make bench` prints the engine benchmark.  Only Python 3.11+ is needed.
+# Kairan.  Only Python 3.11+ (and make) are needed:
+#   make run    install into .venv and run a development node (SQLite) on http://localhost:8008
+#   make test   install, then ruff, mypy, the unit tests (SQLite, and PostgreSQL when reachable)
+#               and the interop suite against real Synapse nodes (installed from PyPI)
+#   make bench  the protocol engine benchmark
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint pytest bench clean
+.PHONY: install run test lint pytest interop bench clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +25,13 @@ lint: install
 pytest: install
 	$(BIN)/python -m pytest
 
-test: lint pytest
+interop: install
+	$(BIN)/kairan interop run --with-synapse --pairs all
+
+test: lint pytest interop
+
+run: install
+	$(BIN)/kairan serve --dev --dir kairan-data
 
 bench: install
 	$(BIN)/kairan bench engine

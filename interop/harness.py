@@ -79,6 +79,11 @@ class Node:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's PID while it runs (for /proc/PID/status), else None."""
+        return self.process.pid if self.running and self.process is not None else None
+
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of each of the node's log files."""
         parts = []

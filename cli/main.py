@@ -381,6 +381,49 @@ def bench_client(
         raise click.ClickException(str(e)) from None
 
 
+@bench.command("federation")
+@click.option("--messages", default=2000, type=COUNT, show_default=True, help="Throughput run.")
+@click.option("--senders", default=10, type=click.IntRange(min=1), show_default=True)
+@click.option("--latency-samples", default=200, type=COUNT, show_default=True)
+@click.option(
+    "--pairs",
+    default="kairan-kairan,kairan-synapse,synapse-synapse",
+    show_default=True,
+    help="all, or comma-separated A-B pairs (A sends, B receives).",
+)
+@click.option("--stall-timeout", default=120.0, show_default=True, help="Seconds without arrivals.")
+@click.option("--with-synapse", is_flag=True, help="Create the Synapse virtualenv if missing.")
+def bench_federation(
+    messages: int,
+    senders: int,
+    latency_samples: int,
+    pairs: str,
+    stall_timeout: float,
+    with_synapse: bool,
+) -> None:
+    """Two fresh nodes per pair on loopback: delivery latency, throughput A->B, RSS."""
+    repo_root = Path(__file__).resolve().parent.parent
+    if not (repo_root / "interop" / "bench_federation.py").exists():
+        _fail(f"no interop suite in {repo_root}: run this from a Kairan source checkout")
+    if str(repo_root) not in sys.path:
+        sys.path.insert(0, str(repo_root))
+    from interop import bench_federation as fed
+    from interop.run import prepare_synapse
+
+    try:
+        chosen = fed.parse_pairs(pairs)
+        if any("synapse" in fed.PAIRS[p] for p in chosen):
+            prepare_synapse(with_synapse)
+        options = fed.FederationBenchOptions(
+            chosen, messages, senders, latency_samples, stall_timeout=stall_timeout
+        )
+        results = fed.run(options, click.echo)
+    except (fed.BenchError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------------- interop
 
 

@@ -14,6 +14,7 @@ def client_event(
     include_room_id: bool = True,
     txn_id: str | None = None,
     redaction: StoredEvent | None = None,
+    replaces: StoredEvent | None = None,
 ) -> dict[str, Any]:
     pdu = event.pdu
     out: dict[str, Any] = {
@@ -38,6 +39,10 @@ def client_event(
         unsigned["redacted_because"] = client_event(
             redaction, now_ms, include_room_id=include_room_id
         )
+    if replaces is not None and "state_key" in pdu:
+        unsigned["replaces_state"] = replaces.event_id
+        unsigned["prev_content"] = replaces.pdu.get("content", {})
+        unsigned["prev_sender"] = replaces.sender
     invite_state = pdu.get("unsigned", {}).get("invite_room_state")
     if isinstance(invite_state, list):
         unsigned["invite_room_state"] = invite_state

@@ -109,6 +109,10 @@ class HistoryService:
                 async with self.rooms.db.read() as conn:
                     txn_ids = await event_store.transaction_ids(conn, own, *requester)
         redactions = await self.rooms.get_events(e.redacted_by for e in events if e.redacted_by)
+        # State events in a timeline carry the state they replaced (unsigned.prev_content),
+        # which clients need to say what changed ("changed their name from ...").
+        replaced = await self._replaced_state(events) if requester is not None else {}
+        previous = await self.rooms.get_events(replaced.values())
         return [
             client_event(
                 e,
@@ -116,9 +120,26 @@ class HistoryService:
                 include_room_id=include_room_id,
                 txn_id=txn_ids.get(e.event_id),
                 redaction=redactions.get(e.redacted_by) if e.redacted_by else None,
+                replaces=previous.get(replaced.get(e.event_id, "")),
             )
             for e in events
         ]
+
+    async def _replaced_state(self, events: Sequence[StoredEvent]) -> dict[str, str]:
+        """For each state event, the event it replaced: the entry for its (type, state key)
+        in the state before it (its state group's parent, see RoomService._persist)."""
+        found: dict[str, str] = {}
+        state_events = [e for e in events if e.state_key is not None and e.state_group is not None]
+        if not state_events:
+            return found
+        async with self.rooms.db.read() as conn:
+            for event in state_events:
+                parent = await self.rooms.state_store.parent(conn, event.state_group)
+                key = (event.type, event.state_key or "")
+                earlier = await self.rooms.state_store.get_value(conn, parent, key)
+                if earlier is not None and earlier != event.event_id:
+                    found[event.event_id] = earlier
+        return found
 
     async def check_can_read(self, user_id: str, room_id: str) -> RoomCache:
         room = await self.rooms.room(room_id)

@@ -576,6 +576,39 @@ async def test_every_user_can_use_a_second_device(node: Node, vclient: Validatin
     vclient.check("GET /_matrix/client/v3/sync", "POST /_matrix/client/v3/login")
 
 
+async def test_state_events_carry_what_they_replaced(node: Node, vclient: ValidatingClient) -> None:
+    """unsigned.prev_content/prev_sender/replaces_state on state events in timelines, so a
+    client can say "renamed the room from X" or "changed their display name"."""
+    alice = await vclient.register("alice")
+    bob = await vclient.register("bob")
+    room_id = await alice.create_room(name="旧名", preset="public_chat")
+    await bob.join(room_id)
+    since = (await alice.sync())["next_batch"]
+    renamed = await bob.request("PUT", room_path(room_id, "/state/m.room.name"), {"name": "x"})
+    assert renamed.status == 403  # bob has no power for it: nothing changes
+    first = await alice.ok("PUT", room_path(room_id, "/state/m.room.name"), {"name": "新名"})
+    await bob.ok("PUT", f"{V3}/profile/{quote(bob.user_id)}/displayname", {"displayname": "ボブ"})
+
+    synced = await alice.sync(since=since)
+    timeline = synced["rooms"]["join"][room_id]["timeline"]["events"]
+    name = next(e for e in timeline if e["type"] == "m.room.name")
+    assert name["event_id"] == first["event_id"]
+    assert name["unsigned"]["prev_content"] == {"name": "旧名"}
+    assert name["unsigned"]["prev_sender"] == alice.user_id
+    member = next(e for e in timeline if e["type"] == "m.room.member")
+    assert member["content"]["displayname"] == "ボブ"
+    assert member["unsigned"]["prev_content"]["membership"] == "join"
+    assert member["unsigned"]["prev_content"].get("displayname") == "bob"
+    history = await alice.ok("GET", room_path(room_id, "/messages"), params={"dir": "f"})
+    create = history["chunk"][0]
+    assert create["type"] == "m.room.create" and "prev_content" not in create["unsigned"]
+    old_name = next(e for e in history["chunk"] if e["type"] == "m.room.name")
+    assert "prev_content" not in old_name["unsigned"]  # the first name replaced nothing
+    again = next(e for e in history["chunk"] if e["event_id"] == first["event_id"])
+    assert again["unsigned"]["replaces_state"] == old_name["event_id"]
+    vclient.check("GET /_matrix/client/v3/sync", "GET /_matrix/client/v3/rooms/{roomId}/messages")
+
+
 async def test_sync_leave_section(node: Node, vclient: ValidatingClient) -> None:
     """Every way out of a room shows in the leave section with the membership event that
     caused it: leave, kick, ban, a rejected and a rescinded invite."""

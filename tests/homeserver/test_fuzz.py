@@ -10,6 +10,7 @@ is known exactly (bad token, bad JSON, oversized body, wrong method) it is asser
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -724,6 +725,60 @@ async def test_odd_paths_unknown_things_and_wrong_methods(world: World) -> None:
         status, body = await world.send("GET", path)
         assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED"), path
     assert world.count > 200
+
+
+async def test_concurrent_requests(world: World) -> None:
+    """Bursts at once: retries of one transaction yield one event; parallel sends, state
+    changes, receipts, joins/leaves and syncs all succeed, with no 5xx."""
+    room = quote(world.values["room"], safe="")
+    retry = f"{V3}/rooms/{room}/send/m.room.message/burst"
+    body = {"msgtype": "m.text", "body": "once"}
+    answers = await asyncio.gather(*(world.send("PUT", retry, body=body) for _ in range(15)))
+    assert {status for status, _ in answers} == {200}
+    assert len({answer["event_id"] for _, answer in answers}) == 1
+    mixed = [
+        *(
+            world.send(
+                "PUT",
+                f"{V3}/rooms/{room}/send/m.room.message/p{i}",
+                body={"msgtype": "m.text", "body": f"p{i}"},
+            )
+            for i in range(12)
+        ),
+        *(
+            world.send("PUT", f"{V3}/rooms/{room}/state/org.example.s/{i}", body={"i": i})
+            for i in range(6)
+        ),
+        *(world.send("GET", f"{V3}/sync", query={"timeout": "0"}) for _ in range(4)),
+        *(
+            world.send(
+                "POST",
+                f"{V3}/rooms/{room}/receipt/m.read/{quote(world.values['event'])}",
+                body={},
+                user=user,
+            )
+            for user in ("alice", "bob")
+        ),
+        world.send(
+            "POST",
+            f"{V3}/rooms/{quote(world.values['scratch'], safe='')}/leave",
+            body={},
+            user="bob",
+        ),
+        world.send("POST", f"{V3}/join/{room}", body={}, user="carol"),
+    ]
+    results = await asyncio.gather(*mixed)
+    assert [status for status, _ in results] == [200] * len(mixed)
+    sent_ids = [answer["event_id"] for _, answer in results[:18]]
+    assert len(set(sent_ids)) == 18
+    status, history = await world.send(
+        "GET", f"{V3}/rooms/{room}/messages", query={"dir": "b", "limit": "100"}
+    )
+    assert status == 200
+    seen = {e["event_id"] for e in history["chunk"]}
+    assert set(sent_ids) <= seen
+    bodies = [e["content"].get("body") for e in history["chunk"]]
+    assert bodies.count("once") == 1
 
 
 async def test_media_garbage(world: World) -> None:

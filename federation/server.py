@@ -114,14 +114,36 @@ def _server(request: web.Request) -> FederationServer:
     return server
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400: Infinity in disguise
+        raise ValueError(f"{text} overflows")
+    return value
+
+
 async def _body(request: web.Request) -> Any:
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read to the end.
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY:
+        chunk = await request.content.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_BODY:
         raise MatrixError(413, "M_TOO_LARGE", "Request body too large")
+    raw = b"".join(chunks)
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        # NaN and Infinity are not JSON: refuse them here (as Synapse does) rather than
+        # fail later when the body is re-encoded to check the X-Matrix signature.
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MatrixError(400, "M_NOT_JSON", "Content not JSON") from None
 
@@ -148,6 +170,8 @@ async def authenticate(request: web.Request) -> tuple[str, Any]:
         )
     except SignatureError as e:
         raise MatrixError(401, "M_UNAUTHORIZED", f"request signature check failed: {e}") from None
+    except CanonicalJSONError as e:
+        raise MatrixError(400, "M_BAD_JSON", f"content is not canonical JSON: {e}") from None
     server.on_origin(auth.origin)
     return auth.origin, body
 

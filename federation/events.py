@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federation.canonical import encode_canonical_json, parse_json
+from federation.canonical import check_json_value, encode_canonical_json, parse_json
 from federation.errors import (
     Base64Error,
     CanonicalJSONError,
@@ -300,6 +300,16 @@ def check_pdu_format(
             raise _fail("signatures must map server names to objects of key ID -> signature")
     if size_known_within_limit:
         return
+    if version.strict_canonical_json:
+        # A PDU that arrived inside a larger JSON document (a transaction) was not parsed
+        # strictly: floats and integers outside [-(2**53)+1, 2**53-1] (e.g. a depth of
+        # 2**60) still encode, so they would be signed, stored and sent on.
+        try:
+            check_json_value(pdu)
+        except CanonicalJSONError as e:
+            raise _fail(f"event is not canonical JSON: {e}") from e
+        except RecursionError as e:
+            raise _fail("event JSON is nested too deeply") from e
     try:
         size = len(encode_canonical_json(size_basis(pdu)))
     except CanonicalJSONError as e:

@@ -10,7 +10,8 @@ from aiohttp import web
 from federation import auth as engine_auth
 from federation import events as engine_events
 from federation import room_versions
-from federation.errors import AuthError, FederationError, MatrixError
+from federation.canonical import encode_canonical_json
+from federation.errors import AuthError, CanonicalJSONError, FederationError, MatrixError
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
@@ -124,10 +125,13 @@ class NodeFederationHandler:
             return None, None
         room = await self.rooms.room(pdu["room_id"])
         if room is None:
-            return self._event_id_or_none(pdu), "unknown room"
+            event_id = self._event_id_or_none(pdu)
+            log.info("dropped PDU %s from %s: unknown room %s", event_id, origin, pdu["room_id"])
+            return event_id, "unknown room"
         event_id = self._event_id_or_none(pdu, room)
         acl = await self.rooms.state_content(room, "m.room.server_acl")
         if acl and not server_allowed(acl, origin):
+            log.info("dropped PDU %s from %s: denied by the server ACL", event_id, origin)
             return event_id, "server is denied by the room's server ACL"
         try:
             sender = pdu.get("sender")
@@ -154,19 +158,21 @@ class NodeFederationHandler:
             return None
 
     async def _receive_edu(self, origin: str, edu: Any) -> None:
-        if not isinstance(edu, dict):
+        if not isinstance(edu, dict) or not isinstance(edu.get("content"), dict):
+            log.info("ignored a malformed EDU from %s", origin)
             return
-        edu_type, content = edu.get("edu_type"), edu.get("content")
-        if not isinstance(content, dict):
-            return
+        edu_type, content = edu.get("edu_type"), edu["content"]
         if edu_type == "m.typing":
-            await self._typing_edu(origin, content)
+            reason = await self._typing_edu(origin, content)
+            if reason:
+                log.info("ignored m.typing EDU from %s: %s", origin, reason)
         elif edu_type == "m.receipt":
             await self._receipt_edu(origin, content)
         elif isinstance(edu_type, str) and edu_type in self.edu_handlers:
             await self.edu_handlers[edu_type](origin, content)
 
-    async def _typing_edu(self, origin: str, content: dict[str, Any]) -> None:
+    async def _typing_edu(self, origin: str, content: dict[str, Any]) -> str | None:
+        """Apply a typing EDU; the reason it was ignored, if it was."""
         room_id, user_id, typing = (
             content.get("room_id"),
             content.get("user_id"),
@@ -177,32 +183,40 @@ class NodeFederationHandler:
             or not isinstance(user_id, str)
             or not isinstance(typing, bool)
         ):
-            return
+            return "malformed"
         if domain_of(user_id) != origin:
-            return
+            return f"{user_id} is not a user of {origin}"
         room = await self.rooms.room(room_id)
         if room is None or room.members.get(user_id) != "join":
-            return
+            return f"{user_id} is not in room {room_id}"
         acl = await self.rooms.state_content(room, "m.room.server_acl")
         if acl and not server_allowed(acl, origin):
-            return
+            return "denied by the server ACL"
         self.typing.set_typing(room_id, user_id, typing, 30_000, local=False)
+        return None
 
     async def _receipt_edu(self, origin: str, content: dict[str, Any]) -> None:
+        def ignored(why: str) -> None:
+            log.info("ignored m.receipt EDU from %s: %s", origin, why)
+
         for room_id, by_type in content.items():
             room = await self.rooms.room(room_id) if isinstance(room_id, str) else None
             if room is None or not isinstance(by_type, dict):
+                ignored(f"unknown room {room_id} or malformed receipts")
                 continue
             acl = await self.rooms.state_content(room, "m.room.server_acl")
             if acl and not server_allowed(acl, origin):
+                ignored(f"denied by the server ACL of {room_id}")
                 continue
             for receipt_type, by_user in by_type.items():
                 if receipt_type != "m.read" or not isinstance(by_user, dict):
                     continue
                 for user_id, receipt in by_user.items():
                     if not isinstance(user_id, str) or domain_of(user_id) != origin:
+                        ignored(f"{user_id} is not a user of {origin}")
                         continue
                     if room.members.get(user_id) != "join" or not isinstance(receipt, dict):
+                        ignored(f"{user_id} is not in room {room_id} or malformed receipt")
                         continue
                     event_ids = receipt.get("event_ids")
                     raw_data = receipt.get("data")
@@ -216,6 +230,8 @@ class NodeFederationHandler:
                         await self.userdata.store_remote_receipt(
                             room, user_id, event_ids[0], thread
                         )
+                    else:
+                        ignored(f"receipt of {user_id} names no event")
 
     # ------------------------------------------------------------- join / leave / knock
 
@@ -282,9 +298,9 @@ class NodeFederationHandler:
         state_key, sender = pdu.get("state_key"), pdu.get("sender")
         if state_key != sender or not isinstance(sender, str) or domain_of(sender) != origin:
             raise forbidden("The member event must be for a user of the sending server")
-        if pdu.get("content", {}).get("membership") != membership:
+        if _membership(pdu) != membership:
             raise MatrixError(400, "M_BAD_JSON", f"Expected membership {membership}")
-        authoriser = pdu.get("content", {}).get("join_authorised_via_users_server")
+        authoriser = pdu["content"].get("join_authorised_via_users_server")
         if (
             membership == "join"
             and isinstance(authoriser, str)
@@ -355,7 +371,7 @@ class NodeFederationHandler:
         ):
             raise MatrixError(400, "M_BAD_JSON", "Expected an m.room.member invite for this room")
         target, sender = pdu.get("state_key"), pdu.get("sender")
-        if pdu.get("content", {}).get("membership") != "invite" or not isinstance(target, str):
+        if _membership(pdu) != "invite" or not isinstance(target, str):
             raise MatrixError(400, "M_BAD_JSON", "Expected membership invite")
         if (
             domain_of(target) != self.server_name
@@ -376,7 +392,13 @@ class NodeFederationHandler:
         signed = engine_events.sign_event(
             verified.pdu, version, self.server_name, self.rooms.signing_key
         )
-        stripped = [_stripped(e) for e in body.get("invite_room_state", []) if isinstance(e, dict)]
+        stripped = _invite_room_state(body.get("invite_room_state"))
+        if len(stripped) != len(_list(body.get("invite_room_state"))):
+            log.info(
+                "invite %s from %s: kept %d of %d invite_room_state entries (malformed,"
+                " duplicate or over the size limit)",
+                event_id, origin, len(stripped), len(_list(body.get("invite_room_state"))),
+            )  # fmt: skip
         await self.rooms.store_remote_invite(
             room_id, version.identifier, event_id, signed, stripped
         )
@@ -543,3 +565,49 @@ class NodeFederationHandler:
 
 def _stripped(event: dict[str, Any]) -> dict[str, Any]:
     return {k: event[k] for k in ("type", "state_key", "content", "sender") if k in event}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _membership(pdu: dict[str, Any]) -> Any:
+    content = pdu.get("content")
+    return content.get("membership") if isinstance(content, dict) else None
+
+
+#: At most this many stripped state events, and bytes of them, are kept from an invite.
+MAX_INVITE_STATE_EVENTS = 50
+MAX_INVITE_STATE_BYTES = 65_536
+
+
+def _invite_room_state(value: Any) -> list[dict[str, Any]]:
+    """The well-formed stripped state events of a remote invite, bounded in number and
+    size, one per (type, state_key): the invitee's /sync serves them as they are, so a
+    non-object, a non-string type or state key, a non-object content or megabytes of
+    junk must not reach it (Synapse GHSA-f3r3-h2mq-hx2h, CVE-2023-32323)."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    size = 0
+    for event in _list(value):
+        if len(kept) >= MAX_INVITE_STATE_EVENTS:
+            break
+        if not isinstance(event, dict):
+            continue
+        stripped = _stripped(event)
+        if (
+            not isinstance(stripped.get("type"), str)
+            or not isinstance(stripped.get("state_key"), str)
+            or not isinstance(stripped.get("content"), dict)
+            or not isinstance(stripped.get("sender", ""), str)
+        ):
+            continue
+        key = (stripped["type"], stripped["state_key"])
+        try:
+            length = len(encode_canonical_json(stripped))
+        except CanonicalJSONError:
+            continue
+        if key in kept or size + length > MAX_INVITE_STATE_BYTES:
+            continue
+        kept[key] = stripped
+        size += length
+    return list(kept.values())

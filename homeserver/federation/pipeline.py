@@ -86,9 +86,12 @@ class EventPipeline:
                 for key_id in pdu.get("signatures", {}).get(server, {}):
                     wanted.append((server, key_id, int(pdu["origin_server_ts"])))
             await self.keyring.prefetch(wanted)
-            return engine_events.verify_pdu(pdu, room.version, self.keyring.cached)
+            verified = engine_events.verify_pdu(pdu, room.version, self.keyring.cached)
         except FederationError as e:
             raise DroppedEvent(str(e)) from e
+        if verified.redacted:
+            log.info("content hash of %s does not match: redacted on receipt", verified.event_id)
+        return verified
 
     async def verify_many(self, pdus: Iterable[Any], room: RoomCache) -> dict[str, dict[str, Any]]:
         """Verify a batch (send_join and /state answers); events failing the checks are left out."""

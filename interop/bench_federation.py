@@ -430,6 +430,7 @@ def run(options: FederationBenchOptions, echo: Callable[[str], None] = print) ->
     with _sigterm_interrupts():
         for pair in options.pairs:
             results.append(run_pair(options, pair, echo))
+            echo(f"{pair}: done: " + " ".join(table(results[-1:])[-1].split()[1:]))
     echo("")
     for line in table(results) + notes(results):
         echo(line)

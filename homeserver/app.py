@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import ssl
+import sys
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -37,7 +38,7 @@ from homeserver.config import Config, ConfigError
 from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
 from homeserver.errors import MatrixError
-from homeserver.federation.wiring import build_federation
+from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
 from homeserver.http import Handler, RateLimiter, error_middleware
 from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
@@ -112,6 +113,8 @@ async def build_services(
     federation = build_federation(
         config, key, clock, room_service, typing, userdata, directory, accounts
     )
+    media_service = MediaService(db, config, clock)
+    connect_e2ee_and_media(federation, keys_service, media_service, clock)
     handler = RoomHandler(room_service, accounts, federation.remote)
     history.backfiller = federation.remote.backfill
     return Services(
@@ -132,7 +135,7 @@ async def build_services(
         directory=directory,
         federation=federation,
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
-        media=MediaService(db, config, clock),
+        media=media_service,
         keys=keys_service,
         push_rules=push_rules,
     )
@@ -191,6 +194,9 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the node until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
+    # The database drivers run in threads: hand the GIL over sooner than the default 5 ms,
+    # or every query waits for the event loop's time slice to end.
+    sys.setswitchinterval(0.001)
     tls = ssl_context(config)
     services = await build_services(config)
     app = make_app(services)

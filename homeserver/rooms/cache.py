@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from federation.room_versions import RoomVersion
 from homeserver.storage.events import StoredEvent
@@ -46,6 +47,9 @@ class RoomCache:
     #: user ID -> current membership (join, invite, leave, ban, knock)
     members: dict[str, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Message events waiting to be built and committed together (group commit).
+    pending: list[Any] = field(default_factory=list)
+    drainer: asyncio.Task[None] | None = None
 
     def joined(self) -> list[str]:
         return [u for u, m in self.members.items() if m == "join"]

@@ -383,7 +383,8 @@ class RoomHandler:
         content = _check_content(content)
         _check_event_shape(event_type, content, is_state=False)
         await self.rooms.require_joined(room_id, user_id)
-        await self._check_txn_reuse(user_id, device_id, txn_id, room_id, event_type)
+        # A repeated transaction ID is answered (or refused when it named another request)
+        # by the room's group commit, which looks all of its batch up at once.
         return await self.rooms.send(room_id, user_id, event_type, content, txn=(device_id, txn_id))
 
     async def _check_txn_reuse(
@@ -394,8 +395,9 @@ class RoomHandler:
         room_id: str,
         event_type: str,
         redacts: str | None = None,
-    ) -> None:
-        """Refuse a transaction ID that already named a different request of this device.
+    ) -> str | None:
+        """The event an earlier identical request of this device created, if any; refuse a
+        transaction ID that already named a different request of this device.
 
         Transactions are stored per device (not per room and event type, as Synapse keys
         them), so a reuse for another room, event type or redacted event would silently
@@ -404,7 +406,7 @@ class RoomHandler:
             earlier_id = await event_store.get_txn_event(conn, user_id, device_id, txn_id)
         earlier = await self.rooms.get_event(earlier_id) if earlier_id else None
         if earlier is None:
-            return
+            return None
         content = earlier.pdu.get("content")
         earlier_redacts = earlier.pdu.get("redacts") or (
             content.get("redacts") if isinstance(content, dict) else None
@@ -419,6 +421,7 @@ class RoomHandler:
                 "M_INVALID_PARAM",
                 f"Transaction ID {txn_id!r} was already used by this device for another request",
             )
+        return earlier.event_id
 
     async def send_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any

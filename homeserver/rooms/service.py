@@ -8,9 +8,12 @@ group, current state, membership, extremities, transaction ID) before anyone is 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from federation import auth as engine_auth
@@ -31,6 +34,21 @@ from homeserver.storage.state import StateStore
 log = logging.getLogger(__name__)
 
 MAX_PREV_EVENTS = 10
+#: Most message events committed in one transaction.
+MAX_GROUP = 100
+
+
+@dataclass
+class _Pending:
+    sender: str
+    event_type: str
+    content: dict[str, Any]
+    txn: tuple[str, str] | None
+    extra: Mapping[str, Any] | None
+    future: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    event_id: str | None = None
 
 
 class RoomService:
@@ -167,12 +185,15 @@ class RoomService:
         ``txn`` is ``(device_id, txn_id)``: the same transaction from the same device gets
         the same event ID back and creates nothing new.
         """
+        room = await self.require_room(room_id)
+        if state_key is None and countersign is None and event_type != "m.room.redaction":
+            # Duplicate transactions are found by the group commit itself.
+            return await self._send_grouped(room, _Pending(sender, event_type, content, txn, extra))
         if txn is not None:
             async with self.db.read() as conn:
                 existing = await event_store.get_txn_event(conn, sender, txn[0], txn[1])
             if existing is not None:
                 return existing
-        room = await self.require_room(room_id)
         async with room.lock:
             if txn is not None:  # a retry may have raced us to the lock
                 async with self.db.read() as conn:
@@ -186,6 +207,139 @@ class RoomService:
             stored = await self._persist(room, event_id, pdu, txn=(sender, *txn) if txn else None)
         self._after_persist(room, stored)
         return event_id
+
+    # ------------------------------------------------------------- group commit
+
+    async def _send_grouped(self, room: RoomCache, item: _Pending) -> str:
+        """Queue a message event; events queued meanwhile are committed in one transaction.
+
+        Each caller still gets its answer only after the commit that made its event
+        durable, but concurrent senders share one fsync instead of paying one each.
+        """
+        room.pending.append(item)
+        if room.drainer is None or room.drainer.done():
+            room.drainer = asyncio.get_running_loop().create_task(self._drain(room))
+        return await item.future
+
+    async def _drain(self, room: RoomCache) -> None:
+        while room.pending:
+            batch, room.pending = room.pending[:MAX_GROUP], room.pending[MAX_GROUP:]
+            try:
+                stored = await self._commit_group(room, batch)
+            except BaseException as e:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(
+                            e if isinstance(e, Exception) else RuntimeError(str(e))
+                        )
+                if not isinstance(e, Exception):
+                    raise
+                log.exception("group commit failed in %s", room.room_id)
+                continue
+            for event in stored:
+                self._after_persist(room, event)
+            for item in batch:
+                if not item.future.done() and item.event_id is not None:
+                    item.future.set_result(item.event_id)
+
+    async def _commit_group(self, room: RoomCache, batch: list[_Pending]) -> list[StoredEvent]:
+        async with room.lock:
+            keys = [(i.sender, i.txn[0], i.txn[1]) for i in batch if i.txn is not None]
+            async with self.db.read() as conn:
+                known = await event_store.txn_events(conn, keys)
+            prev = room.extremities[-MAX_PREV_EVENTS:]
+            depth = room.depth
+            built: list[tuple[_Pending, str, dict[str, Any]]] = []
+            seen: dict[tuple[str, str, str], str] = {}
+            earlier = await self.get_events(known.values())
+            for item in batch:
+                key = (item.sender, item.txn[0], item.txn[1]) if item.txn else None
+                if key is not None and key in known:
+                    previous = earlier.get(known[key])
+                    if previous is not None and (
+                        previous.room_id != room.room_id or previous.type != item.event_type
+                    ):
+                        # Transactions are kept per device, not per room and type: a reuse
+                        # for another request would otherwise silently drop it.
+                        item.future.set_exception(
+                            MatrixError(
+                                400,
+                                "M_INVALID_PARAM",
+                                f"Transaction ID {key[2]!r} was already used by this device "
+                                "for another request",
+                            )
+                        )
+                        continue
+                    item.event_id = known[key]
+                    continue
+                if key is not None and key in seen:
+                    item.event_id = seen[key]
+                    continue
+                try:
+                    event_id, pdu = await self._build(
+                        room, item.sender, item.event_type, item.content, None, item.extra,
+                        prev_events=prev, depth=depth + 1,
+                    )  # fmt: skip
+                except MatrixError as e:
+                    item.future.set_exception(e)
+                    continue
+                item.event_id = event_id
+                if key is not None:
+                    seen[key] = event_id
+                built.append((item, event_id, pdu))
+                prev, depth = [event_id], depth + 1
+            if not built:
+                return []
+            first_prevs = built[0][2]["prev_events"]
+            stored: list[StoredEvent] = []
+            try:
+                with contextlib.ExitStack() as positions:
+                    async with self.db.write() as conn:
+                        rows = [
+                            (
+                                positions.enter_context(self.db.stream.allocate()),
+                                event_id,
+                                pdu,
+                                room.state_group,
+                            )
+                            for _, event_id, pdu in built
+                        ]
+                        await event_store.insert_timeline_events(conn, room.room_id, rows)
+                        await event_store.insert_txn_events(
+                            conn,
+                            [(i.sender, *i.txn, e) for i, e, _ in built if i.txn is not None],
+                            self.clock.now_ms(),
+                        )
+
+                        if self.outbox is not None:
+                            for _, _, pdu in built:
+                                await self.outbox(conn, room, pdu)
+                        await event_store.set_forward_extremities(
+                            conn, room.room_id, first_prevs, [built[-1][1]]
+                        )
+                        stored = [
+                            StoredEvent(
+                                event_id,
+                                position,
+                                room.room_id,
+                                pdu,
+                                group,
+                                None,
+                                False,
+                                False,
+                                None,
+                            )
+                            for position, event_id, pdu, group in rows
+                        ]
+            except BaseException:
+                self.state_store.forget_cache()
+                raise
+            removed = set(first_prevs)
+            room.extremities = [e for e in room.extremities if e not in removed] + [built[-1][1]]
+            room.depth = depth
+            for event in stored:
+                self.events.put(event)
+            return stored
 
     async def auth_for(
         self, room: RoomCache, proto: dict[str, Any]
@@ -213,6 +367,9 @@ class RoomService:
         content: dict[str, Any],
         state_key: str | None,
         extra: Mapping[str, Any] | None,
+        *,
+        prev_events: list[str] | None = None,
+        depth: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         proto: dict[str, Any] = {"type": event_type, "sender": sender, "content": content}
         if state_key is not None:
@@ -225,9 +382,11 @@ class RoomService:
                 sender=sender,
                 content=content,
                 room_id=room.room_id,
-                prev_events=room.extremities[-MAX_PREV_EVENTS:],
+                prev_events=prev_events
+                if prev_events is not None
+                else room.extremities[-MAX_PREV_EVENTS:],
                 auth_events=auth_ids,
-                depth=room.depth + 1,
+                depth=depth if depth is not None else room.depth + 1,
                 origin_server_ts=self.clock.now_ms(),
                 server_name=self.server_name,
                 key=self.signing_key,

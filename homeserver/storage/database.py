@@ -138,7 +138,8 @@ async def open_database(url: str) -> Database:
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # Readers run in parallel in WAL mode: enough connections for concurrent requests.
+        engine = create_async_engine(url, pool_size=20, max_overflow=20)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -120,6 +120,94 @@ async def insert_event(
             )
 
 
+async def insert_timeline_events(
+    conn: AsyncConnection, room_id: str, rows: Sequence[tuple[int, str, dict[str, Any], int | None]]
+) -> None:
+    """Insert accepted timeline events ``(stream_ordering, event_id, pdu, state_group)`` with
+    their edges and relations in a few multi-row statements (group commit)."""
+    await conn.execute(
+        insert(events),
+        [
+            {
+                "stream_ordering": position,
+                "event_id": event_id,
+                "room_id": room_id,
+                "type": pdu["type"],
+                "state_key": pdu.get("state_key"),
+                "sender": pdu["sender"],
+                "depth": pdu["depth"],
+                "origin_server_ts": pdu["origin_server_ts"],
+                "json": encode_canonical_json(pdu).decode("utf-8"),
+                "state_group": group,
+                "outlier": False,
+                "rejected_reason": None,
+                "soft_failed": False,
+            }
+            for position, event_id, pdu, group in rows
+        ],
+    )
+    edges = [
+        {"event_id": event_id, "prev_event_id": p}
+        for _, event_id, pdu, _ in rows
+        for p in set(pdu.get("prev_events") or [])
+    ]
+    if edges:
+        await conn.execute(insert(event_edges), edges)
+    relations = []
+    for _, event_id, pdu, _ in rows:
+        relates = pdu.get("content", {}).get("m.relates_to")
+        if (
+            isinstance(relates, dict)
+            and isinstance(relates.get("event_id"), str)
+            and isinstance(relates.get("rel_type"), str)
+        ):
+            relations.append(
+                {
+                    "event_id": event_id,
+                    "relates_to_id": relates["event_id"],
+                    "relation_type": relates["rel_type"],
+                }
+            )
+    if relations:
+        await conn.execute(insert(event_relations), relations)
+
+
+async def insert_txn_events(
+    conn: AsyncConnection, rows: Sequence[tuple[str, str, str, str]], ts: int
+) -> None:
+    """Record ``(user_id, device_id, txn_id, event_id)`` for idempotent sends."""
+    if rows:
+        await conn.execute(
+            insert(event_txn_ids),
+            [
+                {"user_id": u, "device_id": d, "txn_id": t, "event_id": e, "created_ts": ts}
+                for u, d, t, e in rows
+            ],
+        )
+
+
+async def txn_events(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str]:
+    """Event IDs already sent under ``(user_id, device_id, txn_id)`` keys."""
+    found: dict[tuple[str, str, str], str] = {}
+    users = sorted({k[0] for k in keys})
+    txns = sorted({k[2] for k in keys})
+    if not keys:
+        return found
+    rows = await conn.execute(
+        select(event_txn_ids).where(
+            event_txn_ids.c.user_id.in_(users), event_txn_ids.c.txn_id.in_(txns)
+        )
+    )
+    wanted = set(keys)
+    for r in rows:
+        key = (r.user_id, r.device_id, r.txn_id)
+        if key in wanted:
+            found[key] = r.event_id
+    return found
+
+
 async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
     """Remove an outlier's rows so the event can be stored again as part of the timeline."""
     await conn.execute(delete(events).where(events.c.event_id == event_id, events.c.outlier))

@@ -12,6 +12,7 @@ from federation import events as engine_events
 from federation import room_versions
 from federation.canonical import encode_canonical_json
 from federation.errors import AuthError, CanonicalJSONError, FederationError, MatrixError
+from federation.events import MAX_ID_BYTES
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
@@ -221,7 +222,13 @@ class NodeFederationHandler:
                     event_ids = receipt.get("event_ids")
                     raw_data = receipt.get("data")
                     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-                    if isinstance(event_ids, list) and event_ids and isinstance(event_ids[0], str):
+                    if (
+                        isinstance(event_ids, list)
+                        and event_ids
+                        and isinstance(event_ids[0], str)
+                        and event_ids[0].startswith("$")
+                        and len(event_ids[0].encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
+                    ):
                         thread = (
                             data.get("thread_id")
                             if isinstance(data.get("thread_id"), str)
@@ -231,7 +238,7 @@ class NodeFederationHandler:
                             room, user_id, event_ids[0], thread
                         )
                     else:
-                        ignored(f"receipt of {user_id} names no event")
+                        ignored(f"receipt of {user_id} names no valid event ID")
 
     # ------------------------------------------------------------- join / leave / knock
 
@@ -415,7 +422,7 @@ class NodeFederationHandler:
         return {
             "origin": self.server_name,
             "origin_server_ts": self.rooms.clock.now_ms(),
-            "pdus": [event.pdu],
+            "pdus": await self._visible_to_server(origin, room, [event]),
         }
 
     async def on_state(
@@ -462,7 +469,7 @@ class NodeFederationHandler:
         return {
             "origin": self.server_name,
             "origin_server_ts": self.rooms.clock.now_ms(),
-            "pdus": result,
+            "pdus": await self._visible_to_server(origin, room, result),
         }
 
     async def on_get_missing_events(
@@ -475,11 +482,11 @@ class NodeFederationHandler:
         limit = body.get("limit", 10)
         limit = max(1, min(limit if isinstance(limit, int) else 10, 100))
         events = await self._walk_back(room_id, latest, limit, stop=earliest, include_start=False)
-        return {"events": list(reversed(events))}
+        return {"events": list(reversed(await self._visible_to_server(origin, room, events)))}
 
     async def _walk_back(
         self, room_id: str, start: list[str], limit: int, *, stop: set[str], include_start: bool
-    ) -> list[dict[str, Any]]:
+    ) -> list[StoredEvent]:
         """Events reached from ``start`` through prev_events, newest (deepest) first."""
         result: list[StoredEvent] = []
         seen: set[str] = set(stop)
@@ -492,12 +499,57 @@ class NodeFederationHandler:
             found = await self.rooms.get_events(e for e in frontier if e not in seen)
             seen.update(frontier)
             batch = sorted(
-                (e for e in found.values() if e.room_id == room_id and not e.outlier),
+                (
+                    e
+                    for e in found.values()
+                    if e.room_id == room_id and not e.outlier and not e.rejected_reason
+                ),
                 key=lambda e: -int(e.pdu.get("depth", 0)),
             )
             result.extend(batch[: limit - len(result)])
             frontier = [p for e in batch for p in e.pdu.get("prev_events", []) if p not in seen]
-        return [e.pdu for e in result]
+        return result
+
+    async def _visible_to_server(
+        self, origin: str, room: RoomCache, events: list[StoredEvent]
+    ) -> list[dict[str, Any]]:
+        """The PDUs as ``origin`` may see them: an event whose history visibility is
+        ``joined`` (or ``invited``) while none of ``origin``'s users was joined (or
+        invited) is served redacted, as Synapse filters events for servers (its
+        CVE-2018-12291: history leaked over /get_missing_events)."""
+        result: list[dict[str, Any]] = []
+        for event in events:
+            async with self.db.read() as conn:
+                state = await self.rooms.state_store.get_state(conn, event.state_group)
+            visibility = "shared"
+            visibility_id = state.get(("m.room.history_visibility", ""))
+            if visibility_id is not None:
+                found = await self.rooms.get_event(visibility_id)
+                content = found.pdu.get("content") if found else None
+                if isinstance(content, dict) and isinstance(content.get("history_visibility"), str):
+                    visibility = content["history_visibility"]
+            allowed = {"joined": {"join"}, "invited": {"join", "invite"}}.get(visibility)
+            if allowed is not None and not await self._server_had_member(origin, state, allowed):
+                log.info("serving %s to %s redacted (history visibility)", event.event_id, origin)
+                result.append(engine_events.redact(event.pdu, room.version))
+            else:
+                result.append(event.pdu)
+        return result
+
+    async def _server_had_member(
+        self, origin: str, state: dict[tuple[str, str], str], memberships: set[str]
+    ) -> bool:
+        ids = [
+            e
+            for (t, k), e in state.items()
+            if t == "m.room.member" and k.partition(":")[2] == origin
+        ]
+        found = await self.rooms.get_events(ids)
+        return any(
+            isinstance(e.pdu.get("content"), dict)
+            and e.pdu["content"].get("membership") in memberships
+            for e in found.values()
+        )
 
     # ------------------------------------------------------------- queries
 

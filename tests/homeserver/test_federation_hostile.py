@@ -775,3 +775,125 @@ async def test_ssrf_guard_refuses_private_addresses(
         await fake.close()
         await runner.cleanup()
         await close_services(node.services)
+
+
+# ---------------------------------------------------------------------- cross-room references
+
+
+async def test_event_citing_another_rooms_events_is_rejected(env: Env) -> None:
+    """An event for a private room the fake server is not in, whose prev_events and
+    auth_events are events of the public room it did join (where its user is a member
+    with a power level), must not borrow that room's state: it is rejected, as Synapse
+    rejects auth events from a different room, and is not in the private room's
+    state, timeline or /sync."""
+    private = await env.alice.create_room(preset="private_chat", name="非公開")
+    state = env.room.state
+    borrowed_auth = env.room.auth_for("m.room.name", env.room.user_id, "")
+    assert state[("m.room.member", env.room.user_id)] in borrowed_auth
+    pdu = {
+        "type": "m.room.name",
+        "sender": env.room.user_id,
+        "state_key": "",
+        "content": {"name": "乗っ取り"},
+        "room_id": private,
+        "prev_events": [env.room.head],
+        "auth_events": borrowed_auth,
+        "depth": env.room.depth + 1,
+        "origin_server_ts": 1_700_000_000_000,
+    }
+    event_id, signed = env.fake.sign(env.room, pdu)
+    result = await send_one(env, "crossroom1", signed)
+    assert list(result) == [event_id]
+    event = await stored(env, event_id)
+    assert event is not None and event.rejected_reason, event
+    assert f"belongs to room '{env.room_id}'" in event.rejected_reason
+    room = await env.node.services.rooms.room(private)
+    assert room is not None and event_id not in room.state.values()
+    name = await env.alice.ok("GET", f"/_matrix/client/v3/rooms/{private}/state/m.room.name")
+    assert name == {"name": "非公開"}
+    assert event_id not in await timeline_ids(env.alice, private)
+    assert logged(env, "rejecting", event_id, "belongs to room")
+    no_server_errors(env)
+
+
+async def test_huge_event_id_lists_do_not_fail(env: Env) -> None:
+    """get_missing_events with 40,000 event IDs (over PostgreSQL's 32,767 bind
+    parameters) and a receipt EDU naming a 100 KB event ID: answered, never 500; the
+    receipt is ignored."""
+    path = f"/_matrix/federation/v1/get_missing_events/{env.room_id}"
+    ids = [f"${i:043d}" for i in range(40_000)]
+    answer = await env.fake.request(
+        env.node, "POST", path, {"earliest_events": ids, "latest_events": ids, "limit": 10}
+    )
+    assert answer.status < 500, answer
+    huge = "$" + "x" * 100_000
+    receipt = {
+        "edu_type": "m.receipt",
+        "content": {env.room_id: {"m.read": {env.room.user_id: {"event_ids": [huge]}}}},
+    }
+    answer = await env.fake.send_transaction(env.node, "hugeid1", [], [receipt])
+    assert answer.status == 200
+    synced = await env.alice.sync()
+    ephemeral = synced["rooms"]["join"][env.room_id].get("ephemeral", {}).get("events", [])
+    assert not [e for e in ephemeral if e["type"] == "m.receipt"]
+    assert logged(env, "ignored m.receipt EDU", env.fake.server_name)
+    no_server_errors(env)
+
+
+async def test_CVE_2018_12291_history_before_join_is_redacted_for_the_server(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CVE-2018-12291 (Synapse): /get_missing_events served events without applying
+    history visibility to the asking server.  In a room with history_visibility
+    "joined", a server whose users joined later gets the earlier messages only
+    redacted (content {}), from /backfill, /get_missing_events and /event alike, as
+    Synapse's filter for servers does; messages after its join come in full."""
+    caplog.set_level(logging.INFO)
+    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
+    fake = FakeServer(tmp_path / "fake")
+    await fake.start()
+    try:
+        async with node.client() as client:
+            alice = await client.register("alice")
+            room_id = await alice.create_room(
+                preset="public_chat",
+                initial_state=[
+                    {
+                        "type": "m.room.history_visibility",
+                        "state_key": "",
+                        "content": {"history_visibility": "joined"},
+                    }
+                ],
+            )
+            secret = await alice.send(room_id, "参加前の秘密")
+            room = await fake.join(node, room_id)
+            after = await alice.send(room_id, "参加後の連絡")
+            f1 = "/_matrix/federation/v1"
+            answers = [
+                await fake.request(node, "GET", f"{f1}/backfill/{room_id}?v={after}&limit=50"),
+                await fake.request(
+                    node,
+                    "POST",
+                    f"{f1}/get_missing_events/{room_id}",
+                    {"earliest_events": [], "latest_events": [after], "limit": 50},
+                ),
+                await fake.request(node, "GET", f"{f1}/event/{secret}"),
+            ]
+            for answer in answers:
+                assert answer.status == 200, answer
+                text = json.dumps(answer.body, ensure_ascii=False)
+                assert "参加前の秘密" not in text
+                pdus = answer.body.get("pdus", answer.body.get("events"))
+                by_id = {engine_events.compute_event_id(p, room.version): p for p in pdus}
+                assert by_id[secret]["content"] == {}
+                assert by_id[secret]["hashes"]  # still verifiable: signatures hold
+                if after in by_id:
+                    assert by_id[after]["content"]["body"] == "参加後の連絡"
+        assert any(
+            secret in r.getMessage() and "redacted (history visibility)" in r.getMessage()
+            for r in caplog.records
+        )
+    finally:
+        await fake.close()
+        await runner.cleanup()
+        await close_services(node.services)

@@ -327,3 +327,28 @@ e2e_room_keys = Table(
     Column("is_verified", Boolean, nullable=False),
     Column("session_data", Text, nullable=False),
 )  # fmt: skip
+
+# ---------------------------------------------------------------- federation: E2EE and media
+
+#: Other servers' users' device lists, kept up to date by m.device_list_update EDUs:
+#: ``json`` is ``{"devices": {device ID: {"keys": ..., "device_display_name": ...}},
+#: "master_key": ..., "self_signing_key": ...}`` as of the user's ``stream_id``.
+remote_device_lists = Table(
+    "remote_device_lists", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("stream_id", BigInteger, nullable=False),
+    Column("json", Text, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+)  # fmt: skip
+
+#: Other servers' media cached on disk (under ``remote_content/`` by ``file_id``).
+remote_media = Table(
+    "remote_media", metadata,
+    Column("server_name", String(255), primary_key=True),
+    Column("media_id", String(255), primary_key=True),
+    Column("file_id", String(64), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("upload_name", Text, nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("fetched_ts", BigInteger, nullable=False),
+)  # fmt: skip

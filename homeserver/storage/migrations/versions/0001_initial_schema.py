@@ -250,6 +250,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token", name=op.f("pk_registration_tokens")),
     )
     op.create_table(
+        "remote_device_lists",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("stream_id", sa.BigInteger(), nullable=False),
+        sa.Column("json", sa.Text(), nullable=False),
+        sa.Column("updated_ts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_remote_device_lists")),
+    )
+    op.create_table(
+        "remote_media",
+        sa.Column("server_name", sa.String(length=255), nullable=False),
+        sa.Column("media_id", sa.String(length=255), nullable=False),
+        sa.Column("file_id", sa.String(length=64), nullable=False),
+        sa.Column("content_type", sa.String(length=255), nullable=False),
+        sa.Column("upload_name", sa.Text(), nullable=True),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("fetched_ts", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("server_name", "media_id", name=op.f("pk_remote_media")),
+    )
+    op.create_table(
         "room_aliases",
         sa.Column("alias", sa.String(length=255), nullable=False),
         sa.Column("room_id", sa.String(length=255), nullable=False),
@@ -367,6 +386,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_room_aliases_room_id"))
 
     op.drop_table("room_aliases")
+    op.drop_table("remote_media")
+    op.drop_table("remote_device_lists")
     op.drop_table("registration_tokens")
     with op.batch_alter_table("receipts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_receipts_stream_id"))

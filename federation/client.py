@@ -10,13 +10,14 @@ system store plus an optional CA file; verification can be turned off for test n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -165,6 +166,40 @@ class FederationClient:
             self.server_name, self.signing_key, destination, method, uri, body
         )
         return await self._send(target, method, uri, body, header, timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        destination: str,
+        path: str,
+        *,
+        query: Mapping[str, str | list[str]] | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A signed GET whose response (any status) the caller reads itself, e.g. media.
+
+        Connection failures raise UnreachableError, also while the body is being read.
+        """
+        target = await self.resolver.resolve(destination)
+        uri = path
+        if query:
+            uri += "?" + urllib.parse.urlencode(query, doseq=True, quote_via=urllib.parse.quote)
+        header = authorization_header(self.server_name, self.signing_key, destination, "GET", uri)
+        address = (await self._addresses(target.host, target.port))[0]
+        url = yarl.URL(f"https://{_bracket(address)}:{target.port}{uri}", encoded=True)
+        headers = {"Host": target.host_header, "Authorization": header}
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else None
+        try:
+            async with self._http().get(
+                url,
+                headers=headers,
+                server_hostname=target.tls_name,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                yield response
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as e:
+            raise UnreachableError(f"{target.address}: {type(e).__name__}: {e}") from e
 
     async def get_unsigned(self, destination: str, path: str) -> Any:
         """An unauthenticated GET (the key server endpoint)."""

@@ -12,7 +12,7 @@ import copy
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from federation.errors import FederationError
 from federation.signing import signing_bytes, verify_json
@@ -33,6 +33,43 @@ SIGNED_CURVE25519 = "signed_curve25519"
 TXN_LIFETIME_S = 1800
 MAX_TXNS = 100_000
 MAX_ONE_TIME_KEYS_PER_UPLOAD = 1000
+#: How long /keys/query and /keys/claim wait for other servers by default.
+DEFAULT_REMOTE_TIMEOUT_MS = 10_000
+
+
+class RemoteKeys(Protocol):
+    """Other servers' users' keys and devices (homeserver.federation.e2ee)."""
+
+    async def query(self, wanted: dict[str, list[str]], timeout_s: float) -> dict[str, Any]:
+        """Keys of remote users: device_keys, master_keys, self_signing_keys, failures."""
+        ...
+
+    async def claim(self, wanted: dict[str, dict[str, str]], timeout_s: float) -> dict[str, Any]:
+        """One-time keys of remote users' devices: one_time_keys, failures."""
+        ...
+
+    async def send_to_device(
+        self, sender: str, event_type: str, messages: dict[str, dict[str, Any]]
+    ) -> None: ...
+
+    async def keys_changed(
+        self,
+        user_id: str,
+        stream_id: int,
+        devices: list[str],
+        deleted: list[str],
+        cross_signing: bool,
+    ) -> None:
+        """A local user's devices or keys changed at ``stream_id`` (committed): tell other
+        servers."""
+        ...
+
+
+def _remote_timeout(body: dict[str, Any]) -> float:
+    timeout = body.get("timeout", DEFAULT_REMOTE_TIMEOUT_MS)
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        timeout = DEFAULT_REMOTE_TIMEOUT_MS
+    return max(1_000, min(timeout, 60_000)) / 1000
 
 
 class KeysService:
@@ -53,6 +90,8 @@ class KeysService:
         #: (sender, device, event type, txn ID) -> when it was sent, so that a retried
         #: /sendToDevice (same path, same access token's device) is delivered once.
         self._txns: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
+        #: Other servers' users, set when federation is wired (else they are failures).
+        self.remote: RemoteKeys | None = None
 
     # ------------------------------------------------------------- change tracking
 
@@ -63,6 +102,24 @@ class KeysService:
             for user_id in user_ids:
                 wake |= await store.users_sharing_rooms(conn, user_id)
         self.notifier.notify(wake)
+
+    async def _changed(
+        self,
+        user_id: str,
+        stream_id: int,
+        devices: list[str] | None = None,
+        deleted: list[str] | None = None,
+        cross_signing: bool = False,
+    ) -> None:
+        """Tell other servers about a committed change of a local user's devices or keys."""
+        if self.remote is None:
+            return
+        try:
+            await self.remote.keys_changed(
+                user_id, stream_id, devices or [], deleted or [], cross_signing
+            )
+        except Exception:  # the change is committed; a failed notice must not fail it
+            log.exception("cannot send the device list update of %s", user_id)
 
     async def device_list_delta(
         self, user_id: str, after: int, upto: int
@@ -144,6 +201,7 @@ class KeysService:
                 counts = await store.one_time_key_counts(conn, who.user_id, who.device_id)
         if announce:
             await self._announce({who.user_id})
+            await self._changed(who.user_id, position, [who.device_id])
         return {SIGNED_CURVE25519: 0, **counts}
 
     # ------------------------------------------------------------- query
@@ -159,17 +217,21 @@ class KeysService:
             "self_signing_keys": {},
             "user_signing_keys": {},
         }
+        remote: dict[str, list[str]] = {}
         for user_id, device_ids in wanted.items():
             if not validate.is_user_id(user_id):
                 raise invalid_param(f"Invalid user ID {user_id!r}")
             if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
                 raise bad_json(f"device_keys.{user_id} must be a list of device IDs")
             if not self.accounts.is_local(user_id):
-                server = user_id.split(":", 1)[1]
-                result["failures"][server] = {
-                    "status": 503,
-                    "message": "Federation is not available on this server",
-                }
+                if self.remote is None:
+                    server = user_id.split(":", 1)[1]
+                    result["failures"][server] = {
+                        "status": 503,
+                        "message": "Federation is not available on this server",
+                    }
+                else:
+                    remote[user_id] = device_ids
                 continue
             async with self.db.read() as conn:
                 found = await store.devices_with_keys(conn, user_id, device_ids or None)
@@ -190,6 +252,10 @@ class KeysService:
                 if key_type == "user_signing" and user_id != who.user_id:
                     continue
                 result[f"{key_type}_keys"][user_id] = _render_cross_signing(envelope, who.user_id)
+        if remote and self.remote is not None:
+            answered = await self.remote.query(remote, _remote_timeout(body))
+            for section in ("device_keys", "master_keys", "self_signing_keys", "failures"):
+                result[section].update(answered.get(section, {}))
         return result
 
     # ------------------------------------------------------------- claim
@@ -200,6 +266,7 @@ class KeysService:
             raise bad_json("'one_time_keys' must be an object")
         requests: list[tuple[str, str, str]] = []
         failures: dict[str, Any] = {}
+        remote: dict[str, dict[str, str]] = {}
         for user_id, per_device in wanted.items():
             if not validate.is_user_id(user_id):
                 raise invalid_param(f"Invalid user ID {user_id!r}")
@@ -210,6 +277,8 @@ class KeysService:
                     raise bad_json(f"one_time_keys.{user_id}.{device_id} must be an algorithm")
                 if self.accounts.is_local(user_id):
                     requests.append((user_id, device_id, algorithm))
+                elif self.remote is not None:
+                    remote.setdefault(user_id, {})[device_id] = algorithm
                 else:
                     failures[user_id.split(":", 1)[1]] = {
                         "status": 503,
@@ -235,6 +304,10 @@ class KeysService:
                 claimed.setdefault(user_id, {})[device_id] = {taken[0]: taken[1]}
         # The devices' owners learn their new counts (and used fallback keys) on /sync.
         self.notifier.notify(claimed)
+        if remote and self.remote is not None:
+            answered = await self.remote.claim(remote, _remote_timeout(body))
+            claimed.update(answered.get("one_time_keys", {}))
+            failures.update(answered.get("failures", {}))
         return {"one_time_keys": claimed, "failures": failures}
 
     # ------------------------------------------------------------- cross-signing
@@ -285,10 +358,12 @@ class KeysService:
                     await store.add_device_list_change(conn, who.user_id, position)
         if changed:
             await self._announce({who.user_id})
+            await self._changed(who.user_id, position, cross_signing=True)
 
     async def upload_signatures(self, who: Requester, body: dict[str, Any]) -> dict[str, Any]:
         failures: dict[str, dict[str, Any]] = {}
         changed: set[str] = set()
+        targets: dict[str, list[str]] = {}
         with self.db.stream.allocate() as position:
             async with self.db.write() as conn:
                 signer_keys = await self._signer_keys(conn, who.user_id)
@@ -301,6 +376,7 @@ class KeysService:
                                 conn, who.user_id, signer_keys, user_id, target, signed
                             )
                             changed.add(user_id)
+                            targets.setdefault(user_id, []).append(target)
                         except MatrixError as e:
                             failures.setdefault(user_id, {})[target] = {
                                 "errcode": e.errcode,
@@ -310,6 +386,8 @@ class KeysService:
                     await store.add_device_list_change(conn, user_id, position)
         if changed:
             await self._announce(changed)
+            if who.user_id in changed:
+                await self._changed(who.user_id, position, targets[who.user_id], cross_signing=True)
         return {"failures": failures}
 
     async def _signer_keys(self, conn: Any, user_id: str) -> dict[str, tuple[str, str]]:
@@ -399,6 +477,7 @@ class KeysService:
                 await account_store.rename_device(conn, who.user_id, device_id, name)
                 await store.add_device_list_change(conn, who.user_id, position)
         await self._announce({who.user_id})
+        await self._changed(who.user_id, position, [device_id])
 
     async def delete_devices(self, user_id: str, device_ids: list[str], *, strict: bool) -> None:
         """Log the devices out and forget their keys; with ``strict`` an unknown device is
@@ -424,6 +503,7 @@ class KeysService:
                     await store.delete_device_data(conn, user_id, device_id)
                 await store.add_device_list_change(conn, user_id, position)
         await self._announce({user_id})
+        await self._changed(user_id, position, deleted=device_ids)
 
     # ------------------------------------------------------------- to-device
 
@@ -456,19 +536,25 @@ class KeysService:
         if self._seen_txn(key):
             return
         try:
-            await self._deliver(who, event_type, messages)
+            local = {u: m for u, m in messages.items() if self.accounts.is_local(u)}
+            remote = {u: m for u, m in messages.items() if not self.accounts.is_local(u)}
+            await self.deliver(who.user_id, event_type, local)
+            if remote and self.remote is not None:
+                await self.remote.send_to_device(who.user_id, event_type, remote)
+            elif remote:
+                log.info("to-device for remote users dropped (no federation)")
         except BaseException:
             self._txns.pop(key, None)
             raise
 
-    async def _deliver(
-        self, who: Requester, event_type: str, messages: dict[str, dict[str, Any]]
+    async def deliver(
+        self, sender: str, event_type: str, messages: dict[str, dict[str, Any]]
     ) -> None:
+        """Put to-device messages in local devices' inboxes (remote users are skipped)."""
         targets: list[tuple[str, str, dict[str, Any]]] = []
         async with self.db.read() as conn:
             for user_id, per_device in messages.items():
                 if not self.accounts.is_local(user_id):
-                    log.info("to-device for remote user %s dropped (no federation)", user_id)
                     continue
                 existing = set(await store.device_ids_of(conn, user_id))
                 for device_id, content in per_device.items():
@@ -483,7 +569,7 @@ class KeysService:
                 for user_id, device_id, content in targets:
                     position = positions.enter_context(self.db.stream.allocate())
                     await store.add_to_device(
-                        conn, position, user_id, device_id, who.user_id, event_type, content
+                        conn, position, user_id, device_id, sender, event_type, content
                     )
         self.notifier.notify({t[0] for t in targets})
 

@@ -14,10 +14,14 @@ from homeserver.accounts.service import AccountService
 from homeserver.clock import Clock
 from homeserver.config import Config
 from homeserver.directory import DirectoryService
+from homeserver.e2ee.service import KeysService
+from homeserver.federation.e2ee import FederatedKeys
 from homeserver.federation.handler import NodeFederationHandler
 from homeserver.federation.joins import RemoteRooms
+from homeserver.federation.media import FederatedMedia
 from homeserver.federation.outbound import Outbound
 from homeserver.federation.pipeline import EventPipeline
+from homeserver.media import MediaService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
@@ -84,3 +88,16 @@ def build_federation(
     typing.on_local_typing = outbound.on_typing
     userdata.on_receipt = outbound.on_receipt
     return Federation(client, keyring, sender, pipeline, remote, outbound, handler, server)
+
+
+def connect_e2ee_and_media(
+    federation: Federation, keys: KeysService, media: MediaService, clock: Clock
+) -> None:
+    """Device lists, keys, to-device messages and media across servers."""
+    e2ee = FederatedKeys(keys, federation.client, federation.sender, clock)
+    keys.remote = e2ee
+    federation.handler.keys_handler = e2ee
+    federation.handler.edu_handlers.update(e2ee.edu_handlers())
+    remote_media = FederatedMedia(media, federation.client, keys.db, clock)
+    media.remote = remote_media
+    federation.handler.media_handler = remote_media.serve

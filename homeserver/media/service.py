@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from homeserver.clock import Clock
 from homeserver.config import Config
@@ -65,6 +65,14 @@ def cannot_thumbnail(message: str) -> MatrixError:
     return MatrixError(400, "M_UNKNOWN", f"Cannot generate thumbnails for this content: {message}")
 
 
+class RemoteMediaSource(Protocol):
+    """Other servers' media, fetched over federation and cached (homeserver.federation.media)."""
+
+    async def fetch(self, server_name: str, media_id: str) -> tuple[MediaFile, Path]:
+        """The cached content (fetched first if needed) and the directory of its thumbnails."""
+        ...
+
+
 @dataclass(frozen=True)
 class MediaFile:
     """Content to send: a file on disk (or, for an uncached thumbnail, bytes), its content
@@ -89,6 +97,11 @@ class MediaService:
         self._uploading: set[str] = set()
         self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
         self._tmp_checked = False
+        #: Fetches other servers' media; without it remote media is M_NOT_FOUND.
+        self.remote: RemoteMediaSource | None = None
+
+    def _is_remote(self, server_name: str) -> bool:
+        return server_name != self.server_name and self.remote is not None
 
     # ------------------------------------------------------------ names and paths
 
@@ -244,7 +257,11 @@ class MediaService:
     # ------------------------------------------------------------ downloads
 
     async def download(self, server_name: str, media_id: str, *, timeout_ms: int) -> MediaFile:
-        """The stored content of local media (waiting up to ``timeout_ms`` if pending)."""
+        """The stored content of local media (waiting up to ``timeout_ms`` if pending), or
+        of remote media, fetched and cached."""
+        if self._is_remote(server_name):
+            assert self.remote is not None
+            return (await self.remote.fetch(server_name, media_id))[0]
         record = await self._uploaded_record(server_name, media_id, timeout_ms)
         path = self.content_path(record.media_id)
         if not await asyncio.to_thread(path.is_file):
@@ -262,19 +279,27 @@ class MediaService:
         method: Method,
         timeout_ms: int,
     ) -> MediaFile:
-        """A thumbnail of local image media, generated on first request and cached."""
+        """A thumbnail of image media, generated on first request and cached."""
         if width < 1 or height < 1:
             raise invalid_param("width and height must be positive")
-        record = await self._uploaded_record(server_name, media_id, timeout_ms)
+        if self._is_remote(server_name):
+            assert self.remote is not None
+            original, thumbnail_dir = await self.remote.fetch(server_name, media_id)
+            assert original.path is not None
+            record = MediaRecord(media_id, "", original.content_type, None, original.size, "", 0)
+            source = original.path
+        else:
+            record = await self._uploaded_record(server_name, media_id, timeout_ms)
+            thumbnail_dir = self.thumbnail_dir(record.media_id)
+            source = self.content_path(record.media_id)
         if record.content_type.split(";")[0].strip().lower() not in thumbnailer.IMAGE_FORMATS:
             raise cannot_thumbnail(f"{record.content_type} is not a supported image type")
         out_type = thumbnailer.output_type(record.content_type.split(";")[0].strip().lower())
         extension = "jpg" if out_type == "image/jpeg" else "png"
-        cached = self.thumbnail_dir(record.media_id) / f"{width}x{height}-{method}.{extension}"
+        cached = thumbnail_dir / f"{width}x{height}-{method}.{extension}"
         if await asyncio.to_thread(cached.is_file):
             size = (await asyncio.to_thread(cached.stat)).st_size
             return MediaFile(cached, out_type, f"thumbnail.{extension}", size)
-        source = self.content_path(record.media_id)
         if not await asyncio.to_thread(source.is_file):
             log.error("media %s is in the database but %s is missing", record.media_id, source)
             raise not_found("The content of this media is missing")

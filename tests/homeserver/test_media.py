@@ -242,7 +242,8 @@ async def test_unknown_and_remote_media_are_not_found(node: Node, client: Client
     for server, media_id in (
         (node.server_name, "doesNotExist123"),
         (node.server_name, "bad.id"),  # outside the spec's media ID alphabet
-        ("example.org", "AbCdEf123456"),  # remote media (needs federation)
+        ("not a server", "AbCdEf123456"),  # not a server name: never fetched
+        ("127.0.0.1:1", "bad.id"),  # remote, but not a media ID: never fetched
     ):
         for path in (
             f"{V1}/download/{server}/{media_id}",
@@ -250,6 +251,10 @@ async def test_unknown_and_remote_media_are_not_found(node: Node, client: Client
         ):
             assert_error(await alice.request("GET", path), 404, "M_NOT_FOUND")
         assert_error(await thumbnail(alice, server, media_id, 32, 32), 404, "M_NOT_FOUND")
+    # Remote media is fetched over federation: a server that cannot be reached is a 502.
+    for path in (f"{V1}/download/127.0.0.1:1/AbCdEf123456", f"{LEGACY}/download/127.0.0.1:1/AbCd"):
+        assert_error(await alice.request("GET", path), 502, "M_UNKNOWN")
+    assert_error(await thumbnail(alice, "127.0.0.1:1", "AbCdEf123456", 32, 32), 502, "M_UNKNOWN")
     # Traversal attempts never reach the file system.
     traversal = await alice.request(
         "GET", f"{V1}/download/{node.server_name}/..%2F..%2Fkairan.yaml"

@@ -10,6 +10,7 @@ from aiohttp import web
 from homeserver.client_api.common import requester, services
 from homeserver.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.http import json_response, optional_string, query_int, read_json, required_string
+from homeserver.services import Services
 from homeserver.storage import rooms as room_store
 
 routes = web.RouteTableDef()
@@ -134,17 +135,34 @@ async def put_state(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id})
 
 
+async def _readable_state(svc: Services, user_id: str, room_id: str) -> dict[tuple[str, str], str]:
+    """The room state a user may read, as Synapse serves it: the current state to members
+    and, in a world-readable room, to anyone; to a departed member, the state when they left."""
+    room = await svc.history.check_can_read(user_id, room_id)
+    membership = room.members.get(user_id)
+    if membership == "join":
+        return dict(room.state)
+    if membership in ("leave", "ban"):
+        event_id = room.state.get(("m.room.member", user_id))
+        left = await svc.rooms.get_event(event_id) if event_id else None
+        if left is not None:
+            return await svc.rooms.state_at(left)
+    visibility = (await svc.rooms.state_content(room, "m.room.history_visibility")).get(
+        "history_visibility"
+    )
+    if visibility == "world_readable":
+        return dict(room.state)
+    raise forbidden("You are not joined to this room")
+
+
 @routes.get(R + "/state/{event_type}")
 @routes.get(R + "/state/{event_type}/{state_key:[^/]*}")
 async def get_state_event(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
-    if room.members.get(who.user_id) != "join":
-        raise forbidden("You are not joined to this room")
-    event = await svc.rooms.state_event(
-        room.room_id, request.match_info["event_type"], request.match_info.get("state_key", "")
-    )
+    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
+    key = (request.match_info["event_type"], request.match_info.get("state_key", ""))
+    event = await svc.rooms.get_event(state[key]) if key in state else None
     if event is None:
         raise not_found("Event not found")
     if request.query.get("format") == "event":
@@ -156,10 +174,9 @@ async def get_state_event(request: web.Request) -> web.Response:
 async def get_state(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
-    if room.members.get(who.user_id) != "join":
-        raise forbidden("You are not joined to this room")
-    events = await svc.rooms.current_state_events(room.room_id)
+    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
+    found = await svc.rooms.get_events(state.values())
+    events = [found[i] for i in state.values() if i in found]
     return json_response(await svc.history.serialize(events, None))
 
 
@@ -167,22 +184,22 @@ async def get_state(request: web.Request) -> web.Response:
 async def members(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
-    if room.members.get(who.user_id) != "join":
-        raise forbidden("You are not joined to this room")
+    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
     membership = request.query.get("membership")
     not_membership = request.query.get("not_membership")
-    ids = [
-        event_id
-        for (event_type, user), event_id in room.state.items()
-        if event_type == "m.room.member"
-        and (membership is None or room.members.get(user) == membership)
-        and (not_membership is None or room.members.get(user) != not_membership)
-    ]
+    ids = [event_id for (event_type, _), event_id in state.items() if event_type == "m.room.member"]
     found = await svc.rooms.get_events(ids)
-    return json_response(
-        {"chunk": await svc.history.serialize([found[i] for i in ids if i in found], None)}
-    )
+    chunk = []
+    for event_id in ids:
+        event = found.get(event_id)
+        if event is None:
+            continue
+        current = event.pdu.get("content", {}).get("membership")
+        if (membership is None or current == membership) and (
+            not_membership is None or current != not_membership
+        ):
+            chunk.append(event)
+    return json_response({"chunk": await svc.history.serialize(chunk, None)})
 
 
 @routes.get(R + "/joined_members")

@@ -367,8 +367,15 @@ async def test_room_lifecycle(node: Node, vclient: ValidatingClient) -> None:
     )
     assert not_mine.status == 403 and not_mine.body["errcode"] == "M_FORBIDDEN"
 
-    # A user outside the room.
-    outsider = await carol.request("GET", room_path(room_id, "/members"))
+    # A departed member reads the members as they were when they left; an outsider nothing.
+    departed = await carol.ok("GET", room_path(room_id, "/members"))
+    assert {e["state_key"] for e in departed["chunk"]} == {
+        alice.user_id,
+        bob.user_id,
+        carol.user_id,
+    }
+    dave = await c.register("dave")
+    outsider = await dave.request("GET", room_path(room_id, "/members"))
     assert outsider.status == 403 and outsider.body["errcode"] == "M_FORBIDDEN"
     nosend = await carol.request(
         "PUT", room_path(room_id, "/send/m.room.message/x"), {"msgtype": "m.text", "body": "x"}
@@ -788,6 +795,20 @@ async def test_history_visibility(node: Node, vclient: ValidatingClient) -> None
             assert single.status == (200 if body in left or public else 404), (visibility, body)
         after = await bob.request("GET", room_path(room_id, f"/context/{quote(ids[3])}"))
         assert after.status == (200 if public else 404), visibility
+        # State: a departed member reads the state as it was when they left; an outsider
+        # reads the current state of a world-readable room only.
+        await alice.ok("PUT", room_path(room_id, "/state/m.room.topic"), {"topic": "later"})
+        state = await bob.ok("GET", room_path(room_id, "/state"))
+        assert ("m.room.topic", "") not in {(e["type"], e["state_key"]) for e in state}
+        own = await bob.ok("GET", room_path(room_id, f"/state/m.room.member/{quote(bob.user_id)}"))
+        assert own["membership"] == "leave"
+        members = await bob.ok("GET", room_path(room_id, "/members"), params={"membership": "join"})
+        assert [e["state_key"] for e in members["chunk"]] == [alice.user_id]
+        outside = await carol.request("GET", room_path(room_id, "/state/m.room.topic"))
+        if public:
+            assert outside.status == 200 and outside.body == {"topic": "later"}
+        else:
+            assert outside.status == 403 and outside.body["errcode"] == "M_FORBIDDEN"
     vclient.check("GET /_matrix/client/v3/rooms/{roomId}/messages")
 
 

@@ -141,6 +141,7 @@ class SyncService:
             memberships = await room_store.memberships_of_user(conn, user_id)
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.position if since else None
+        active = await self._active_rooms(user_id, memberships, since, upto, full_state)
         for membership in memberships:
             if membership.forgotten or not _room_wanted(membership.room_id, sync_filter):
                 continue
@@ -153,6 +154,8 @@ class SyncService:
                 await self._remote_membership(membership, changed, since_pos, full_state, rooms)
                 continue
             if membership.membership == "join":
+                if active is not None and not changed and room.room_id not in active:
+                    continue  # nothing new in this room: skip its queries
                 entry = await self._joined_room(
                     requester,
                     room,
@@ -187,6 +190,40 @@ class SyncService:
         for extension in self.extensions:
             await extension(requester, since_pos, upto.position, response)
         return response
+
+    async def _active_rooms(
+        self,
+        user_id: str,
+        memberships: list[Membership],
+        since: SyncToken | None,
+        upto: SyncToken,
+        full_state: bool,
+    ) -> set[str] | None:
+        """Joined rooms with anything new since ``since`` (None: treat every room as new).
+
+        A few queries over all of the user's rooms instead of several per room: a user in
+        many quiet rooms gets an incremental sync quickly.
+        """
+        if since is None or full_state:
+            return None
+        joined = [m.room_id for m in memberships if m.membership == "join" and not m.forgotten]
+        async with self.db.read() as conn:
+            active = await event_store.rooms_with_events_after(
+                conn, joined, since.position, upto.position
+            )
+            active |= await room_store.rooms_with_state_changes_after(
+                conn, joined, since.position, upto.position
+            )
+            receipts = await userdata_store.receipts_for_rooms(
+                conn, joined, since.position, upto.position
+            )
+            account = await userdata_store.account_data_since(
+                conn, user_id, since.position, upto.position
+            )
+        active.update(r.room_id for r in receipts)
+        active.update(room_id for room_id, _, _ in account if room_id)
+        active.update(r for r in joined if self.typing.changed_since(r, since.typing))
+        return active
 
     # ------------------------------------------------------------- joined rooms
 

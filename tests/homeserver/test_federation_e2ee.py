@@ -112,6 +112,18 @@ async def query(user: User, target: str) -> dict[str, Any]:
     return result
 
 
+async def assert_applied_in_order(home: Node, other: Node, user_id: str) -> None:
+    """The last update of the user's device list cached by ``other`` followed the one before
+    it (a fetch of the whole list leaves ``prev_id`` None), and it is the user's latest
+    change on ``home``."""
+    async with other.services.db.read() as conn:
+        cached = await remote_cache.get_device_list(conn, user_id)
+    assert cached is not None
+    assert cached.data["prev_id"] is not None and cached.data["prev_id"][0] < cached.stream_id
+    latest = await home.services.federation.handler.on_user_devices(other.server_name, user_id)
+    assert cached.stream_id == latest["stream_id"]
+
+
 async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, Node]) -> None:
     a, b = pair
     async with a.client() as ca, b.client() as cb:
@@ -121,10 +133,6 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
         bob_sync = await Watcher(bob).start()
 
         # Alice's keys: bob's server learns of them, and bob's sync says so.
-        device = Device(alice)
-        keys = device.device_keys()
-        one_time = device.one_time_keys(2)
-        await upload_keys(alice, device_keys=keys, one_time_keys=one_time)
         master = CrossSigningKey(alice.user_id, "master")
         self_signing = CrossSigningKey(alice.user_id, "self_signing")
         cross = {
@@ -135,6 +143,10 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
             ),
         }
         await alice.ok("POST", f"{V3}/keys/device_signing/upload", cross)
+        device = Device(alice)
+        keys = device.device_keys()
+        one_time = device.one_time_keys(2)
+        await upload_keys(alice, device_keys=keys, one_time_keys=one_time)
         await bob_sync.until_changed(alice.user_id)
 
         async def cached_with_master() -> bool:
@@ -146,6 +158,7 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
                 and "master_key" in cached.data
             )
 
+        # The first update B sees for alice makes it fetch her whole device list.
         await eventually(cached_with_master)
 
         seen = await query(bob, alice.user_id)
@@ -177,6 +190,7 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
             return bool(unsigned.get("device_display_name") == "庁舎の端末")
 
         await eventually(renamed)
+        await assert_applied_in_order(a, b, alice.user_id)
 
         # A second device, then the first one deleted: bob sees only the second.
         second_login = await login(ca, alice)
@@ -197,6 +211,7 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
             return set(found["device_keys"][alice.user_id]) == {second_login.device_id}
 
         await eventually(only_second)
+        await assert_applied_in_order(a, b, alice.user_id)
 
 
 async def test_remote_query_without_a_shared_room_and_unreachable_servers(

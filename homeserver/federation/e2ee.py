@@ -34,8 +34,10 @@ from homeserver.accounts.service import Requester
 from homeserver.clock import Clock
 from homeserver.e2ee import validate
 from homeserver.e2ee.service import KeysService
+from homeserver.rooms.cache import RoomCache
 from homeserver.storage import keys as key_store
 from homeserver.storage import remote_cache
+from homeserver.storage.events import StoredEvent
 from homeserver.storage.schema import device_list_changes
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class FederatedKeys:
         self.server_name = keys.server_name
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._seen_messages: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def edu_handlers(self) -> dict[str, EduHandler]:
         return {
@@ -285,12 +288,45 @@ class FederatedKeys:
         return result
 
     async def _cached_if_tracked(self, user_id: str) -> remote_cache.RemoteDeviceList | None:
-        """The cached device list, if the user still shares a room with us (so updates
-        keep arriving)."""
+        """The cached device list, if the user still shares a room with a local user (so
+        updates keep arriving)."""
+        if not await self._tracked(user_id):
+            return None
         async with self.db.read() as conn:
-            if not await key_store.joined_rooms(conn, user_id):
-                return None
             return await remote_cache.get_device_list(conn, user_id)
+
+    # ------------------------------------------------------------- losing track
+
+    def on_room_event(self, room: RoomCache, event: StoredEvent) -> None:
+        """RoomService listener: when a membership ends, the remote users no local user
+        shares a room with any more stop sending us updates, so their cached device lists
+        are dropped (a cache kept would be stale if they are tracked again later)."""
+        if event.type != "m.room.member" or event.outlier or event.rejected_reason:
+            return
+        member = event.state_key
+        if not member or event.pdu.get("content", {}).get("membership") == "join":
+            return
+        if self._is_local(member):
+            candidates = {
+                u for u, m in room.members.items() if m == "join" and not self._is_local(u)
+            }
+        else:
+            candidates = {member}
+        if candidates:
+            task = asyncio.get_running_loop().create_task(self._forget_untracked(candidates))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _forget_untracked(self, user_ids: set[str]) -> None:
+        try:
+            for user_id in sorted(user_ids):
+                async with self._lock(user_id):
+                    if await self._tracked(user_id):
+                        continue
+                    async with self.db.write() as conn:
+                        await remote_cache.delete_device_list(conn, user_id)
+        except Exception:
+            log.exception("cannot drop cached device lists")
 
     # ------------------------------------------------------------- incoming EDUs
 

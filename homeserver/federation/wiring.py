@@ -98,6 +98,7 @@ def connect_e2ee_and_media(
     keys.remote = e2ee
     federation.handler.keys_handler = e2ee
     federation.handler.edu_handlers.update(e2ee.edu_handlers())
+    federation.outbound.rooms.listeners.append(e2ee.on_room_event)
     remote_media = FederatedMedia(media, federation.client, keys.db, clock)
     media.remote = remote_media
     federation.handler.media_handler = remote_media.serve

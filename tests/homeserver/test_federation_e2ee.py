@@ -214,6 +214,34 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
         await assert_applied_in_order(a, b, alice.user_id)
 
 
+async def test_cached_device_list_is_dropped_when_no_room_is_shared(
+    pair: tuple[Node, Node],
+) -> None:
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        bob = await cb.register("bob")
+        room_id = await shared_room(alice, bob)
+        keys = Device(alice).device_keys()
+        await upload_keys(alice, device_keys=keys)
+
+        async def cached() -> bool:
+            async with b.services.db.read() as conn:
+                return await remote_cache.get_device_list(conn, alice.user_id) is not None
+
+        await eventually(cached)
+        # Bob leaves: B no longer hears of alice's devices, so it forgets what it knew...
+        await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
+        await eventually(lambda: _not(cached))
+        # ... and asks alice's server instead.
+        seen = await query(bob, alice.user_id)
+        assert seen["device_keys"][alice.user_id][alice.device_id]["keys"] == keys["keys"]
+
+
+async def _not(check: Any) -> bool:
+    return not await check()
+
+
 async def test_remote_query_without_a_shared_room_and_unreachable_servers(
     pair: tuple[Node, Node],
 ) -> None:

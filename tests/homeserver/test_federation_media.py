@@ -181,6 +181,74 @@ async def test_federation_download_endpoint(pair: tuple[Node, Node]) -> None:
             assert (await unsigned.json())["errcode"] == "M_UNAUTHORIZED"
 
 
+async def stand_in_server(node: Node, name: str, app: web.Application) -> web.AppRunner:
+    """Serve ``app`` over HTTPS on loopback as the server ``name``, for ``node``'s requests."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    context = ssl_context(node.services.config)
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    node.services.federation.client.resolver._overrides[name] = f"127.0.0.1:{port}"
+    return runner
+
+
+MULTIPART = "multipart/mixed; boundary=xyz"
+#: media ID -> (status, content type, body) of broken answers to a federation download.
+BROKEN: dict[str, tuple[int, str, bytes]] = {
+    "WrongBoundary": (200, MULTIPART, b"--other\r\n\r\n{}\r\n--other--\r\n"),
+    "NotMultipart": (200, "application/json", b"{}"),
+    "OnlyMetadata": (
+        200,
+        MULTIPART,
+        b"--xyz\r\nContent-Type: application/json\r\n\r\n{}\r\n--xyz--\r\n",
+    ),
+    "MetadataNotJson": (
+        200,
+        MULTIPART,
+        b"--xyz\r\nContent-Type: application/json\r\n\r\n[1,2\r\n--xyz\r\n"
+        b"Content-Type: text/plain\r\n\r\nhello\r\n--xyz--\r\n",
+    ),
+    "Redirect": (
+        200,
+        MULTIPART,
+        b"--xyz\r\nContent-Type: application/json\r\n\r\n{}\r\n--xyz\r\n"
+        b"Location: https://127.0.0.1:1/x\r\n\r\n\r\n--xyz--\r\n",
+    ),
+    "Truncated": (200, MULTIPART, b"--xyz\r\nContent-Type: application/json\r\n\r\n{"),
+    "ServerError": (500, "application/json", b'{"errcode":"M_UNKNOWN","error":"boom"}'),
+    "NotJsonError": (503, "text/html", b"<html>down</html>"),
+}
+
+
+async def test_broken_answers_from_the_remote_server_are_502(pair: tuple[Node, Node]) -> None:
+    _, b = pair
+
+    async def broken(request: web.Request) -> web.Response:
+        status, content_type, body = BROKEN[request.match_info["media_id"]]
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/_matrix/federation/v1/media/download/{media_id}", broken)
+    runner = await stand_in_server(b, "broken.example", app)
+    try:
+        async with b.client() as cb:
+            bob = await cb.register("bob")
+            for media_id in BROKEN:
+                got = await bob.request("GET", f"{V1}/download/broken.example/{media_id}")
+                assert_error(got, 502, "M_UNKNOWN")
+                thumb = await bob.request(
+                    "GET",
+                    f"{V1}/thumbnail/broken.example/{media_id}",
+                    params={"width": "8", "height": "8"},
+                )
+                assert_error(thumb, 502, "M_UNKNOWN")
+        async with b.services.db.read() as conn:
+            for media_id in BROKEN:
+                assert await remote_cache.get_media(conn, "broken.example", media_id) is None
+    finally:
+        await runner.cleanup()
+
+
 async def test_legacy_fallback_for_servers_without_federation_media(
     pair: tuple[Node, Node],
 ) -> None:
@@ -206,12 +274,8 @@ async def test_legacy_fallback_for_servers_without_federation_media(
     app = web.Application()
     app.router.add_get("/_matrix/federation/v1/{tail:.*}", unknown)
     app.router.add_get("/_matrix/media/v3/download/{server}/{media_id}", legacy)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(b.services.config)).start()
+    runner = await stand_in_server(b, "old.example", app)
     try:
-        b.services.federation.client.resolver._overrides["old.example"] = f"127.0.0.1:{port}"
         async with b.client() as cb:
             bob = await cb.register("bob")
             got = await bob.request("GET", f"{V1}/download/old.example/OldMedia1")

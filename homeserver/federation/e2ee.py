@@ -22,7 +22,7 @@ import secrets
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 from sqlalchemy import func, select
 
@@ -49,8 +49,12 @@ MAX_SEEN_MESSAGE_IDS = 10_000
 RESYNC_TIMEOUT_S = 10.0
 #: The node answers /user/keys/* for users of this server only; there are limits too.
 MAX_FEDERATION_QUERY_USERS = 1000
+MAX_FEDERATION_QUERY_DEVICES = 10_000
+#: Servers asked at once for one client's /keys/query or /keys/claim.
+MAX_PARALLEL_SERVERS = 20
 
 EduHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+_T = TypeVar("_T")
 _NOBODY = Requester("", "")
 
 
@@ -247,7 +251,7 @@ class FederatedKeys:
                     if _valid_cross_signing(key, user_id):
                         result[f"{key_type}_keys"][user_id] = key
 
-        await asyncio.gather(*(ask(s, u) for s, u in sorted(to_ask.items())))
+        await _ask_all(to_ask, ask, timeout_s, result["failures"])
         return result
 
     async def claim(self, wanted: dict[str, dict[str, str]], timeout_s: float) -> dict[str, Any]:
@@ -284,7 +288,7 @@ class FederatedKeys:
                 if kept:
                     result["one_time_keys"][user_id] = kept
 
-        await asyncio.gather(*(ask(s, u) for s, u in sorted(by_server.items())))
+        await _ask_all(by_server, ask, timeout_s, result["failures"])
         return result
 
     async def _cached_if_tracked(self, user_id: str) -> remote_cache.RemoteDeviceList | None:
@@ -516,9 +520,11 @@ class FederatedKeys:
         wanted = body.get(section)
         if not isinstance(wanted, dict):
             raise MatrixError(400, "M_BAD_JSON", f"'{section}' must be an object")
-        if len(wanted) > MAX_FEDERATION_QUERY_USERS:
-            raise MatrixError(
-                400, "M_LIMIT_EXCEEDED", f"At most {MAX_FEDERATION_QUERY_USERS} users at once"
+        devices = sum(len(v) if isinstance(v, list | dict) else 1 for v in wanted.values())
+        if len(wanted) > MAX_FEDERATION_QUERY_USERS or devices > MAX_FEDERATION_QUERY_DEVICES:
+            raise _invalid(
+                f"At most {MAX_FEDERATION_QUERY_USERS} users and "
+                f"{MAX_FEDERATION_QUERY_DEVICES} devices at once"
             )
         for user_id in wanted:
             if not validate.is_user_id(user_id) or not self._is_local(user_id):
@@ -532,6 +538,38 @@ class FederatedKeys:
             }
         claimed = await self.keys.claim(_NOBODY, {"one_time_keys": wanted})
         return {"one_time_keys": claimed["one_time_keys"]}
+
+
+async def _ask_all(
+    by_server: dict[str, _T],
+    ask: Callable[[str, _T], Awaitable[None]],
+    timeout_s: float,
+    failures: dict[str, Any],
+) -> None:
+    """``ask`` every server (a few at a time); those without an answer when ``timeout_s``
+    is over are failures."""
+    slots = asyncio.Semaphore(MAX_PARALLEL_SERVERS)
+
+    async def one(server: str, wanted: _T) -> None:
+        async with slots:
+            await ask(server, wanted)
+
+    tasks = {
+        server: asyncio.ensure_future(one(server, wanted))
+        for server, wanted in sorted(by_server.items())
+    }
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks.values(), timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for server, task in tasks.items():
+        if task in pending:
+            failures[server] = {"status": 504, "message": "The server did not answer in time"}
+        elif task.exception() is not None:
+            log.error("asking %s failed", server, exc_info=task.exception())
+            failures[server] = {"status": 503, "message": "Cannot ask the server"}
 
 
 def _public_cross_signing(envelope: dict[str, Any]) -> dict[str, Any]:

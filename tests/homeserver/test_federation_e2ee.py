@@ -396,6 +396,8 @@ async def test_federation_key_endpoints_refuse_bad_input(pair: tuple[Node, Node]
             {"device_keys": {bob.user_id: "all"}},
             {"device_keys": {bob.user_id: [1, 2]}},
             {"device_keys": {"not a user": []}},
+            {"device_keys": {f"@u{i}:{b.server_name}": [] for i in range(1001)}},
+            {"device_keys": {bob.user_id: [f"D{i}" for i in range(10_001)]}},
         ):
             error = await refused("POST", query_path, bad)
         for bad in (

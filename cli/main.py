@@ -327,6 +327,16 @@ def bench() -> None:
     """Benchmarks that print figures."""
 
 
+@bench.command("storage")
+@click.option("--members", default=1000, show_default=True, help="Members of the room (joins).")
+@click.option("--messages", default=5000, show_default=True, help="Messages sent by 20 members.")
+def bench_storage(members: int, messages: int) -> None:
+    """Bytes on disk per event and state storage growth, on a throwaway SQLite node."""
+    from homeserver import bench_storage as storage_bench
+
+    storage_bench.main(max(members, 20), messages)
+
+
 @bench.command("engine")
 @click.option("--seconds", default=1.0, show_default=True, help="Time per throughput figure.")
 @click.option("--repeat", default=5, show_default=True, help="State resolution runs (median).")

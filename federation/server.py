@@ -75,6 +75,9 @@ class FederationHandler(Protocol):
         self, origin: str, room_id: str, suggested_only: bool
     ) -> dict[str, Any]: ...
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse: ...
+    async def on_media_thumbnail(
+        self, origin: str, media_id: str, query: dict[str, str]
+    ) -> web.StreamResponse: ...
 
 
 @dataclass
@@ -532,6 +535,15 @@ async def media_download(
     request: web.Request, server: FederationServer, origin: str, body: Any
 ) -> web.StreamResponse:
     return await server.handler.on_media(origin, request.match_info["media_id"])
+
+
+@endpoint("GET", F1 + "/media/thumbnail/{media_id}")
+async def media_thumbnail(
+    request: web.Request, server: FederationServer, origin: str, body: Any
+) -> web.StreamResponse:
+    return await server.handler.on_media_thumbnail(
+        origin, request.match_info["media_id"], dict(request.query)
+    )
 
 
 @routes.route("*", F1 + "/{tail:.*}")

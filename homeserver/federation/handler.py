@@ -67,6 +67,7 @@ class NodeFederationHandler:
         #: Answers for /user/devices and /user/keys/*, set by the E2EE service when present.
         self.keys_handler: Any = None
         self.media_handler: Any = None
+        self.media_thumbnail_handler: Any = None
 
     # ------------------------------------------------------------- helpers
 
@@ -612,6 +613,14 @@ class NodeFederationHandler:
         if self.media_handler is None:
             raise not_found("Media not found")
         response: web.StreamResponse = await self.media_handler(media_id)
+        return response
+
+    async def on_media_thumbnail(
+        self, origin: str, media_id: str, query: dict[str, str]
+    ) -> web.StreamResponse:
+        if self.media_thumbnail_handler is None:
+            raise not_found("Media not found")
+        response: web.StreamResponse = await self.media_thumbnail_handler(media_id, query)
         return response
 
 

@@ -19,7 +19,7 @@ import logging
 import secrets
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from homeserver.media.service import (
     MediaService,
     _install,
 )
+from homeserver.media.thumbnailer import METHODS
 from homeserver.storage import remote_cache
 from homeserver.storage.database import Database
 
@@ -50,6 +51,8 @@ SERVE_WAIT_MS = 20_000
 #: The metadata part of a multipart answer is small; more is not read.
 MAX_METADATA_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
+#: Larger requested thumbnail dimensions are treated as this (as for clients).
+MAX_THUMBNAIL_DIMENSION = 10_000
 
 
 def _not_found() -> MatrixError:
@@ -91,25 +94,25 @@ class FederatedMedia:
 
     async def serve(self, media_id: str) -> web.StreamResponse:
         """The federation answer for local media: multipart/mixed, metadata then content."""
-        # Imported here: the client API modules import the services, which import this one.
-        from homeserver.client_api.media import content_disposition
-
         found = await self.media.download(
             self.media.server_name, media_id, timeout_ms=SERVE_WAIT_MS
         )
-        writer = aiohttp.MultipartWriter("mixed")
-        writer.append_json({})
-        headers: dict[str, str] = {
-            hdrs.CONTENT_TYPE: found.content_type,
-            hdrs.CONTENT_DISPOSITION: content_disposition("attachment", found.filename),
-        }
-        if found.data is not None:
-            writer.append(found.data, headers)
-        else:
-            assert found.path is not None
-            file = await asyncio.to_thread(open, found.path, "rb")
-            writer.append(file, headers)
-        return web.Response(body=writer)
+        return await _multipart(found)
+
+    async def serve_thumbnail(self, media_id: str, query: Mapping[str, str]) -> web.StreamResponse:
+        """The federation answer for a thumbnail of local media (multipart/mixed too)."""
+        method = query.get("method", "scale")
+        if method not in METHODS:
+            raise MatrixError(400, "M_INVALID_PARAM", "'method' must be 'crop' or 'scale'")
+        found = await self.media.thumbnail(
+            self.media.server_name,
+            media_id,
+            width=_dimension(query, "width"),
+            height=_dimension(query, "height"),
+            method="crop" if method == "crop" else "scale",
+            timeout_ms=SERVE_WAIT_MS,
+        )
+        return await _multipart(found)
 
     # ------------------------------------------------------------- fetching remote media
 
@@ -278,3 +281,34 @@ def _filename(value: str | None) -> str | None:
     if not name or len(name) > MAX_FILENAME_CHARS or "\x00" in name:
         return None
     return name
+
+
+async def _multipart(found: MediaFile) -> web.StreamResponse:
+    # Imported here: the client API modules import the services, which import this module.
+    from homeserver.client_api.media import content_disposition
+
+    writer = aiohttp.MultipartWriter("mixed")
+    writer.append_json({})
+    headers: dict[str, str] = {
+        hdrs.CONTENT_TYPE: found.content_type,
+        hdrs.CONTENT_DISPOSITION: content_disposition("attachment", found.filename),
+    }
+    if found.data is not None:
+        writer.append(found.data, headers)
+    else:
+        assert found.path is not None
+        file = await asyncio.to_thread(open, found.path, "rb")
+        writer.append(file, headers)
+    return web.Response(body=writer)
+
+
+def _dimension(query: Mapping[str, str], name: str) -> int:
+    raw = query.get(name)
+    if raw is None:
+        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{name}'")
+    if not (raw.isascii() and raw.isdigit()) or not raw.lstrip("0"):
+        raise MatrixError(400, "M_INVALID_PARAM", f"'{name}' must be a positive integer")
+    digits = raw.lstrip("0")
+    if len(digits) > len(str(MAX_THUMBNAIL_DIMENSION)):
+        return MAX_THUMBNAIL_DIMENSION
+    return min(int(digits), MAX_THUMBNAIL_DIMENSION)

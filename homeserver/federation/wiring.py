@@ -102,3 +102,4 @@ def connect_e2ee_and_media(
     remote_media = FederatedMedia(media, federation.client, keys.db, clock)
     media.remote = remote_media
     federation.handler.media_handler = remote_media.serve
+    federation.handler.media_thumbnail_handler = remote_media.serve_thumbnail

@@ -173,6 +173,45 @@ async def test_federation_download_endpoint(pair: tuple[Node, Node]) -> None:
         with pytest.raises(RemoteError) as caught:
             await client.request(b.server_name, "GET", federation_path("v1", "media/download", bad))
         assert caught.value.status == 404 and caught.value.errcode == "M_NOT_FOUND"
+    # Thumbnails: multipart too, the image part no larger than asked.
+    async with b.client() as cb:
+        bob = await cb.register("bob2")
+        _, image_id = await upload(bob, png((200, 100)), "image/png", "map.png")
+    thumbnail_path = federation_path("v1", "media/thumbnail", image_id)
+    async with client.stream(
+        b.server_name, thumbnail_path, query={"width": "40", "height": "40", "method": "scale"}
+    ) as response:
+        assert response.status == 200 and response.content_type == "multipart/mixed"
+        reader = aiohttp.MultipartReader(response.headers, response.content)
+        metadata = await reader.next()
+        assert isinstance(metadata, aiohttp.BodyPartReader)
+        assert json.loads(await metadata.read()) == {}
+        content = await reader.next()
+        assert isinstance(content, aiohttp.BodyPartReader)
+        assert content.headers["Content-Type"] == "image/png"
+        thumb = Image.open(io.BytesIO(bytes(await content.read())))
+        assert thumb.size == (40, 20)
+    for query, errcode in (
+        ({"width": "40"}, "M_MISSING_PARAM"),
+        ({"width": "x", "height": "40"}, "M_INVALID_PARAM"),
+        ({"width": "0", "height": "40"}, "M_INVALID_PARAM"),
+        ({"width": "40", "height": "40", "method": "stretch"}, "M_INVALID_PARAM"),
+    ):
+        with pytest.raises(RemoteError) as caught:
+            await client.request(b.server_name, "GET", thumbnail_path, query=query)
+        assert caught.value.status == 400 and caught.value.errcode == errcode, query
+    for bad, status, errcode in (
+        (media_id, 400, "M_UNKNOWN"),
+        ("NoSuchMedia1", 404, "M_NOT_FOUND"),
+    ):
+        with pytest.raises(RemoteError) as caught:
+            await client.request(
+                b.server_name,
+                "GET",
+                federation_path("v1", "media/thumbnail", bad),
+                query={"width": "40", "height": "40"},
+            )
+        assert (caught.value.status, caught.value.errcode) == (status, errcode)
     # Unsigned requests are refused.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
         url = f"{b.base_url}{federation_path('v1', 'media/download', media_id)}"

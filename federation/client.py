@@ -201,6 +201,32 @@ class FederationClient:
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as e:
             raise UnreachableError(f"{target.address}: {type(e).__name__}: {e}") from e
 
+    @contextlib.asynccontextmanager
+    async def stream_url(
+        self, url: str, *, timeout_s: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An unsigned GET of an https URL another server gave us (a media redirect), with
+        the same address guard and TLS checks as federation requests; no further redirects."""
+        parsed = yarl.URL(url)
+        if parsed.scheme != "https" or not parsed.host or parsed.user or parsed.password:
+            raise UnreachableError(f"refusing to fetch {url!r}: not a plain https URL")
+        port = parsed.port or 443
+        address = (await self._addresses(parsed.host, port))[0]
+        target = parsed.with_host(address.strip("[]")).with_port(port)
+        host_header = parsed.host if parsed.port in (None, 443) else f"{parsed.host}:{port}"
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else None
+        try:
+            async with self._http().get(
+                target,
+                headers={"Host": host_header},
+                server_hostname=parsed.host,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                yield response
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError, ValueError) as e:
+            raise UnreachableError(f"{parsed.host}: {type(e).__name__}: {e}") from e
+
     async def get_unsigned(self, destination: str, path: str) -> Any:
         """An unauthenticated GET (the key server endpoint)."""
         target = await self.resolver.resolve(destination)

@@ -1,11 +1,12 @@
 """Media across servers: serving local media to other servers, fetching theirs for clients.
 
-Serving: ``GET /_matrix/federation/v1/media/download/{mediaId}`` answers a
-``multipart/mixed`` body (Matrix 1.11): a JSON metadata part (``{}``), then the content
-with its Content-Type and Content-Disposition.
+Serving: ``GET /_matrix/federation/v1/media/download/{mediaId}`` (and ``.../thumbnail/``)
+answers a ``multipart/mixed`` body (Matrix 1.11): a JSON metadata part (``{}``), then the
+content with its Content-Type and Content-Disposition.
 
-Fetching: remote media is downloaded once over federation (the authenticated v1 endpoint;
-servers without it get the legacy ``/_matrix/media/v3/download``), written like an upload
+Fetching: remote media is downloaded once over federation (the authenticated v1 endpoint,
+following a ``Location`` part once; servers without it get the legacy
+``/_matrix/media/v3/download``), written like an upload
 (``tmp/``, fsync, rename) under ``remote_content/`` with a row in ``remote_media``, and then
 served and thumbnailed from the cache.  Content larger than ``max_upload_size`` is refused
 with 502 M_TOO_LARGE while it arrives; nothing of it is kept.
@@ -181,9 +182,16 @@ class FederatedMedia:
             part = await reader.next()
             if not isinstance(part, aiohttp.BodyPartReader):
                 raise _bad_gateway("no content part")
-            if hdrs.LOCATION in part.headers:
-                raise _bad_gateway("redirects to other locations are not followed")
-            return await self._store(server_name, media_id, part.headers, _part_chunks(part))
+            location = part.headers.get(hdrs.LOCATION)
+            if location is None:
+                return await self._store(server_name, media_id, part.headers, _part_chunks(part))
+        # The content is elsewhere: fetch it from there (once, no further redirects).
+        async with self.client.stream_url(location, timeout_s=FETCH_TIMEOUT_S) as response:
+            if response.status != 200:
+                raise _bad_gateway(f"the redirect target answered {response.status}")
+            return await self._store(
+                server_name, media_id, response.headers, response.content.iter_chunked(READ_CHUNK)
+            )
 
     async def _download_legacy(self, server_name: str, media_id: str) -> remote_cache.RemoteMedia:
         path = "/_matrix/media/v3/download/{}/{}".format(

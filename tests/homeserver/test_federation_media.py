@@ -288,6 +288,52 @@ async def test_broken_answers_from_the_remote_server_are_502(pair: tuple[Node, N
         await runner.cleanup()
 
 
+async def test_content_behind_a_location_part_is_fetched_from_there(
+    pair: tuple[Node, Node],
+) -> None:
+    _, b = pair
+    where: dict[str, str] = {}
+
+    async def download(request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        location = {
+            "Moved1": f"https://127.0.0.1:{where['port']}/files/moved",
+            "PlainHttp": f"http://127.0.0.1:{where['port']}/files/moved",
+            "Missing": f"https://127.0.0.1:{where['port']}/files/missing",
+        }[media_id]
+        body = (
+            b"--xyz\r\nContent-Type: application/json\r\n\r\n{}\r\n--xyz\r\n"
+            + f"Location: {location}\r\n\r\n\r\n--xyz--\r\n".encode()
+        )
+        return web.Response(body=body, headers={"Content-Type": MULTIPART})
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b"moved content",
+            headers={
+                "Content-Type": "text/plain",
+                "Content-Disposition": 'attachment; filename="moved.txt"',
+            },
+        )
+
+    app = web.Application()
+    app.router.add_get("/_matrix/federation/v1/media/download/{media_id}", download)
+    app.router.add_get("/files/moved", moved)
+    runner = await stand_in_server(b, "cdn.example", app)
+    where["port"] = b.services.federation.client.resolver._overrides["cdn.example"].split(":")[-1]
+    try:
+        async with b.client() as cb:
+            bob = await cb.register("bob")
+            got = await bob.request("GET", f"{V1}/download/cdn.example/Moved1")
+            assert got.status == 200 and got.body == b"moved content", got
+            assert got.headers["Content-Disposition"] == 'inline; filename="moved.txt"'
+            for refused in ("PlainHttp", "Missing"):
+                response = await bob.request("GET", f"{V1}/download/cdn.example/{refused}")
+                assert_error(response, 502, "M_UNKNOWN")
+    finally:
+        await runner.cleanup()
+
+
 async def test_legacy_fallback_for_servers_without_federation_media(
     pair: tuple[Node, Node],
 ) -> None:

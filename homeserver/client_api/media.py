@@ -155,11 +155,19 @@ async def config(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- download and thumbnail
 
 
+def _fetch_remote(request: web.Request, *, private: bool) -> bool:
+    """Whether remote media not cached yet is fetched: only for the authenticated endpoints
+    (the legacy ones would let anyone make the node download from anywhere), and not when
+    the client says ``allow_remote=false`` (servers falling back to them, against loops)."""
+    return private and request.query.get("allow_remote") != "false"
+
+
 async def _download(request: web.Request, *, private: bool) -> web.StreamResponse:
     media = await services(request).media.download(
         request.match_info["server_name"],
         request.match_info["media_id"],
         timeout_ms=_timeout_ms(request),
+        fetch_remote=_fetch_remote(request, private=private),
     )
     filename = request.match_info.get("file_name") or media.filename
     return media_response(media, filename, private=private)
@@ -176,6 +184,7 @@ async def _thumbnail(request: web.Request, *, private: bool) -> web.StreamRespon
         height=height,
         method=method,
         timeout_ms=_timeout_ms(request),
+        fetch_remote=_fetch_remote(request, private=private),
     )
     return media_response(media, media.filename, private=private)
 

@@ -117,7 +117,9 @@ class FederatedMedia:
 
     # ------------------------------------------------------------- fetching remote media
 
-    async def fetch(self, server_name: str, media_id: str) -> tuple[MediaFile, Path]:
+    async def fetch(
+        self, server_name: str, media_id: str, *, download: bool = True
+    ) -> tuple[MediaFile, Path]:
         if not _fetchable(server_name) or not MEDIA_ID_RE.fullmatch(media_id):
             raise _not_found()
         key = (server_name, media_id)
@@ -126,6 +128,8 @@ class FederatedMedia:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:  # one download per media, however many clients ask at once
             record = await self._cached(server_name, media_id)
+            if record is None and not download:
+                raise _not_found()
             if record is None:
                 record = await self._download(server_name, media_id)
         found = MediaFile(

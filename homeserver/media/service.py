@@ -68,8 +68,11 @@ def cannot_thumbnail(message: str) -> MatrixError:
 class RemoteMediaSource(Protocol):
     """Other servers' media, fetched over federation and cached (homeserver.federation.media)."""
 
-    async def fetch(self, server_name: str, media_id: str) -> tuple[MediaFile, Path]:
-        """The cached content (fetched first if needed) and the directory of its thumbnails."""
+    async def fetch(
+        self, server_name: str, media_id: str, *, download: bool = True
+    ) -> tuple[MediaFile, Path]:
+        """The cached content (fetched first if needed and ``download``; else M_NOT_FOUND)
+        and the directory of its thumbnails."""
         ...
 
 
@@ -256,12 +259,14 @@ class MediaService:
 
     # ------------------------------------------------------------ downloads
 
-    async def download(self, server_name: str, media_id: str, *, timeout_ms: int) -> MediaFile:
+    async def download(
+        self, server_name: str, media_id: str, *, timeout_ms: int, fetch_remote: bool = True
+    ) -> MediaFile:
         """The stored content of local media (waiting up to ``timeout_ms`` if pending), or
-        of remote media, fetched and cached."""
+        of remote media, fetched (if ``fetch_remote``) and cached."""
         if self._is_remote(server_name):
             assert self.remote is not None
-            return (await self.remote.fetch(server_name, media_id))[0]
+            return (await self.remote.fetch(server_name, media_id, download=fetch_remote))[0]
         record = await self._uploaded_record(server_name, media_id, timeout_ms)
         path = self.content_path(record.media_id)
         if not await asyncio.to_thread(path.is_file):
@@ -278,13 +283,16 @@ class MediaService:
         height: int,
         method: Method,
         timeout_ms: int,
+        fetch_remote: bool = True,
     ) -> MediaFile:
         """A thumbnail of image media, generated on first request and cached."""
         if width < 1 or height < 1:
             raise invalid_param("width and height must be positive")
         if self._is_remote(server_name):
             assert self.remote is not None
-            original, thumbnail_dir = await self.remote.fetch(server_name, media_id)
+            original, thumbnail_dir = await self.remote.fetch(
+                server_name, media_id, download=fetch_remote
+            )
             assert original.path is not None
             record = MediaRecord(media_id, "", original.content_type, None, original.size, "", 0)
             source = original.path

@@ -85,6 +85,13 @@ async def test_image_from_a_downloads_and_thumbnails_on_b(pair: tuple[Node, Node
         image = png((400, 300))
         server, media_id = await upload(alice, image, "image/png", "写真.png")
         assert server == a.server_name
+        # Not fetched through the unauthenticated legacy endpoints, nor with allow_remote=false.
+        legacy = await bob.request("GET", f"{LEGACY}/download/{server}/{media_id}")
+        assert_error(legacy, 404, "M_NOT_FOUND")
+        no_remote = await bob.request(
+            "GET", f"{V1}/download/{server}/{media_id}", params={"allow_remote": "false"}
+        )
+        assert_error(no_remote, 404, "M_NOT_FOUND")
 
         got = await bob.request("GET", f"{V1}/download/{server}/{media_id}")
         assert got.status == 200, got
@@ -135,8 +142,10 @@ async def test_remote_media_larger_than_the_limit_is_refused(
         alice = await ca.register("alice")
         bob = await cb.register("bob")
         server, big = await upload(alice, b"x" * 5000, "application/octet-stream", "big.bin")
-        for path in (f"{V1}/download/{server}/{big}", f"{LEGACY}/download/{server}/{big}"):
-            assert_error(await bob.request("GET", path), 502, "M_TOO_LARGE")
+        for _ in range(2):  # nothing was kept from the first attempt
+            assert_error(
+                await bob.request("GET", f"{V1}/download/{server}/{big}"), 502, "M_TOO_LARGE"
+            )
         async with b.services.db.read() as conn:
             assert await remote_cache.get_media(conn, server, big) is None
         # Within the limit it works.

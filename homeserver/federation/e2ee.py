@@ -6,6 +6,9 @@ sent as ``m.device_list_update`` EDUs (one per device, ``stream_id`` the change'
 to every server sharing a room with the user.  To-device messages for remote users become
 ``m.direct_to_device`` EDUs.  Remote key queries and claims go to the users' servers.
 
+Device display names are not sent to other servers (they often name their owner; Synapse's
+default too).
+
 Incoming: device list updates of remote users sharing a room with a local user are applied
 to a cache (``remote_device_lists``) when their ``prev_id`` follows the cached stream ID,
 otherwise the whole list is fetched again (``/user/devices``); either way the user is
@@ -172,11 +175,8 @@ class FederatedKeys:
                 "prev_id": prev_id,
                 "deleted": device is None,
             }
-            if device is not None:
-                if device.keys is not None:
-                    content["keys"] = device.keys
-                if device.display_name is not None:
-                    content["device_display_name"] = device.display_name
+            if device is not None and device.keys is not None:
+                content["keys"] = device.keys
             await self.sender.send_edu("m.device_list_update", content, destinations)
         if cross_signing and ("master" in cross or "self_signing" in cross):
             content = {"user_id": user_id}
@@ -500,8 +500,6 @@ class FederatedKeys:
             entry: dict[str, Any] = {"device_id": device.device_id}
             if device.keys is not None:
                 entry["keys"] = device.keys
-            if device.display_name is not None:
-                entry["device_display_name"] = device.display_name
             listed.append(entry)
         result: dict[str, Any] = {
             "user_id": user_id,
@@ -531,6 +529,9 @@ class FederatedKeys:
                 raise _invalid(f"{user_id} is not a user of this server")
         if action == "query":
             answer = await self.keys.query(_NOBODY, {"device_keys": wanted})
+            for per_user in answer["device_keys"].values():
+                for keys in per_user.values():
+                    keys["unsigned"] = {}  # device names stay on this server
             return {
                 "device_keys": answer["device_keys"],
                 "master_keys": answer["master_keys"],

@@ -181,16 +181,25 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
         counts = (await alice.sync())["device_one_time_keys_count"]
         assert counts[SIGNED] == 0
 
-        # A rename travels as an update that follows the cached stream (no resync needed).
-        await alice.ok("PUT", f"{V3}/devices/{alice.device_id}", {"display_name": "庁舎の端末"})
+        # A rename travels as an update that follows the cached stream (no resync needed),
+        # but the name itself stays on alice's server.
+        await alice.ok("PUT", f"{V3}/devices/{alice.device_id}", {"display_name": "田中の端末"})
+        latest = await a.services.federation.handler.on_user_devices(b.server_name, alice.user_id)
 
-        async def renamed() -> bool:
-            found = await query(bob, alice.user_id)
-            unsigned = found["device_keys"][alice.user_id][alice.device_id]["unsigned"]
-            return bool(unsigned.get("device_display_name") == "庁舎の端末")
+        async def rename_applied() -> bool:
+            async with b.services.db.read() as conn:
+                cached = await remote_cache.get_device_list(conn, alice.user_id)
+            return cached is not None and cached.stream_id == latest["stream_id"]
 
-        await eventually(renamed)
+        await eventually(rename_applied)
         await assert_applied_in_order(a, b, alice.user_id)
+        found = await query(bob, alice.user_id)
+        assert found["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {}
+        assert "田中" not in str(latest)
+        own = await query(alice, alice.user_id)
+        assert own["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {
+            "device_display_name": "田中の端末"
+        }
 
         # A second device, then the first one deleted: bob sees only the second.
         second_login = await login(ca, alice)
@@ -251,6 +260,7 @@ async def test_remote_query_without_a_shared_room_and_unreachable_servers(
         bob = await cb.register("bob")
         keys = Device(alice).device_keys()
         await upload_keys(alice, device_keys=keys)
+        await alice.ok("PUT", f"{V3}/devices/{alice.device_id}", {"display_name": "田中の端末"})
         # No shared room: nothing is cached, the query goes to alice's server.
         seen = await bob.ok(
             "POST",
@@ -258,6 +268,7 @@ async def test_remote_query_without_a_shared_room_and_unreachable_servers(
             {"device_keys": {alice.user_id: [], "@nobody:127.0.0.1:1": []}},
         )
         assert seen["device_keys"][alice.user_id][alice.device_id]["keys"] == keys["keys"]
+        assert seen["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {}
         # Only the server that cannot be reached is a failure.
         assert set(seen["failures"]) == {"127.0.0.1:1"}
         assert seen["failures"]["127.0.0.1:1"]["status"] == 503

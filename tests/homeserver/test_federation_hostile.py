@@ -897,3 +897,108 @@ async def test_CVE_2018_12291_history_before_join_is_redacted_for_the_server(
         await fake.close()
         await runner.cleanup()
         await close_services(node.services)
+
+
+# ---------------------------------------------------------------------- more auth
+
+
+async def test_banned_user_cannot_rejoin_through_a_crafted_send_join(env: Env) -> None:
+    """make_join refuses a banned user, so a hostile server skips it and crafts the join
+    itself for /send_join: the join fails auth, is answered 403 and stored only as
+    rejected; the user stays banned and nothing is returned of the room's state."""
+    await env.alice.ok(
+        "POST", f"/_matrix/client/v3/rooms/{env.room_id}/ban", {"user_id": env.room.user_id}
+    )
+    f1 = "/_matrix/federation/v1"
+    made = await env.fake.request(
+        env.node,
+        "GET",
+        f"{f1}/make_join/{env.room_id}/{env.room.user_id}?ver=10&ver=11&ver=12",
+    )
+    assert made.status == 403 and made.body["errcode"] == "M_FORBIDDEN"
+    room = await env.node.services.rooms.room(env.room_id)
+    assert room is not None
+    join_id, join = env.fake.build(
+        env.room,
+        "m.room.member",
+        {"membership": "join"},
+        state_key=env.room.user_id,
+        prev_events=list(room.extremities),
+        depth=room.depth + 1,
+    )
+    answer = await env.fake.request(
+        env.node, "PUT", f"/_matrix/federation/v2/send_join/{env.room_id}/{join_id}", join
+    )
+    assert answer.status == 403 and answer.body["errcode"] == "M_FORBIDDEN", answer
+    assert "state" not in answer.body
+    event = await stored(env, join_id)
+    assert event is None or event.rejected_reason
+    room = await env.node.services.rooms.room(env.room_id)
+    assert room is not None and room.members[env.room.user_id] == "ban"
+    await assert_not_accepted(env, join_id)
+    no_server_errors(env)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ban": "50"},
+        {"users_default": "0"},
+        {"events": {"m.room.name": "0"}},
+        {"notifications": {"room": "0"}},
+        {"users": {"@mallory:example.org": True}},
+    ],
+)
+async def test_power_levels_with_non_integer_values_are_rejected(
+    env: Env, change: dict[str, Any]
+) -> None:
+    """Room versions 10+ require integer power levels (Synapse accepted strings such as
+    "50" in older versions, which servers then compared differently).  Even from a
+    user at power 100, a power levels event holding a string or boolean level is
+    rejected and the room's power levels stay as they were."""
+    state = await current_state(env)
+    power = await stored(env, state[("m.room.power_levels", "")])
+    promoted = dict(power.pdu["content"])
+    promoted["users"] = {**promoted.get("users", {}), env.room.user_id: 100}
+    await env.alice.ok(
+        "PUT", f"/_matrix/client/v3/rooms/{env.room_id}/state/m.room.power_levels/", promoted
+    )
+    room = await env.node.services.rooms.room(env.room_id)
+    assert room is not None
+    before = room.state[("m.room.power_levels", "")]
+    env.room.state[("m.room.power_levels", "")] = before
+    content = {**promoted, **change}
+    if "users" in change:
+        content["users"] = {**promoted["users"], **change["users"]}
+    event_id, pdu = env.fake.build(
+        env.room,
+        "m.room.power_levels",
+        content,
+        state_key="",
+        prev_events=list(room.extremities),
+        depth=room.depth + 1,
+    )
+    result = await send_one(env, f"pl-{next(iter(change))}", pdu)
+    assert result == {event_id: {}}
+    event = await stored(env, event_id)
+    assert event is not None and event.rejected_reason, event
+    assert (await current_state(env))[("m.room.power_levels", "")] == before
+    await assert_not_accepted(env, event_id)
+    assert logged(env, "rejecting", event_id)
+
+
+async def test_request_for_another_destination_is_unauthorized(env: Env) -> None:
+    """An X-Matrix header whose destination is another server (a request replayed from
+    elsewhere) is refused with 401 before anything is processed."""
+    from federation.xmatrix import authorization_header
+
+    event_id, pdu = message(env, "replayed elsewhere", advance=False)
+    path = f"{SEND}/elsewhere1"
+    body = {"origin": env.fake.server_name, "origin_server_ts": 1, "pdus": [pdu], "edus": []}
+    header = authorization_header(
+        env.fake.server_name, env.fake.key, "other.example.org", "PUT", path, body
+    )
+    async with env.node.client() as client:
+        answer = await client.request("PUT", path, body, headers={"Authorization": header})
+    assert answer.status == 401 and answer.body["errcode"] == "M_UNAUTHORIZED"
+    assert await stored(env, event_id) is None

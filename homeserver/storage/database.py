@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -71,18 +72,41 @@ class StreamIds:
 
     @contextlib.contextmanager
     def allocate(self) -> Any:
+        """A new position, in flight until released; released inside a ``Database.write()``
+        block, it stays in flight until that transaction has committed or rolled back."""
         self._last += 1
         position = self._last
         self._in_flight.add(position)
         try:
             yield position
         finally:
+            held = _held_positions.get()
+            if held is not None and held.open:
+                held.positions.append(position)
+            else:
+                self.release([position])
+
+    def release(self, positions: list[int]) -> None:
+        for position in positions:
             self._in_flight.discard(position)
-            new_current = min(self._in_flight) - 1 if self._in_flight else self._last
-            if new_current > self._current:
-                self._current = new_current
-                self.advanced.set()
-                self.advanced = asyncio.Event()
+        new_current = min(self._in_flight) - 1 if self._in_flight else self._last
+        if new_current > self._current:
+            self._current = new_current
+            self.advanced.set()
+            self.advanced = asyncio.Event()
+
+
+class _Held:
+    """Positions released inside one ``Database.write()`` block, before its commit."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.positions: list[int] = []
+
+
+_held_positions: contextvars.ContextVar[_Held | None] = contextvars.ContextVar(
+    "kairan_held_stream_positions", default=None
+)
 
 
 class Database:
@@ -94,13 +118,24 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction, committed when the block ends without an exception."""
-        if self.is_sqlite:
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
-        else:
-            async with self.engine.begin() as conn:
-                yield conn
+        """A read-write transaction, committed when the block ends without an exception.
+
+        Stream positions allocated and released inside the block stay in flight until the
+        commit (or rollback): released before it, a /sync could answer up to a position
+        whose row is not visible yet, and its next sync would skip that row for good."""
+        held = _Held()
+        token = _held_positions.set(held)
+        try:
+            if self.is_sqlite:
+                async with self._write_lock, self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+        finally:
+            _held_positions.reset(token)
+            held.open = False
+            self.stream.release(held.positions)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -13,6 +13,7 @@ from homeserver.errors import MatrixError, bad_json, forbidden
 from homeserver.http import bearer_token, json_response, optional_string, read_json, required_string
 from homeserver.services import Services
 from homeserver.storage import accounts as account_store
+from homeserver.storage import keys as key_store
 
 routes = web.RouteTableDef()
 
@@ -168,8 +169,10 @@ async def register(request: web.Request) -> web.Response:
 @routes.post("/_matrix/client/v3/logout")
 async def logout(request: web.Request) -> web.Response:
     svc = services(request)
-    await requester(request)
+    who = await requester(request)
     await svc.accounts.logout(bearer_token(request))
+    # The device is gone: its keys too, and other users (and servers) learn of it.
+    await svc.keys.devices_removed(who.user_id, [who.device_id])
     return json_response({})
 
 
@@ -177,7 +180,10 @@ async def logout(request: web.Request) -> web.Response:
 async def logout_all(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
+    async with svc.db.read() as conn:
+        device_ids = await key_store.device_ids_of(conn, who.user_id)
     await svc.accounts.logout_all(who.user_id)
+    await svc.keys.devices_removed(who.user_id, device_ids)
     return json_response({})
 
 

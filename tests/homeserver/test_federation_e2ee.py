@@ -222,6 +222,16 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
         await eventually(only_second)
         await assert_applied_in_order(a, b, alice.user_id)
 
+        # Logging out removes the device too.
+        await second_login.ok("POST", f"{V3}/logout", {})
+
+        async def none_left() -> bool:
+            found = await query(bob, alice.user_id)
+            return found["device_keys"][alice.user_id] == {}
+
+        await eventually(none_left)
+        await assert_applied_in_order(a, b, alice.user_id)
+
 
 async def test_cached_device_list_is_dropped_when_no_room_is_shared(
     pair: tuple[Node, Node],

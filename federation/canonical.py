@@ -105,6 +105,21 @@ def _check_no_lone_surrogates(value: Any) -> None:
             _check_no_lone_surrogates(v)
 
 
+# Built once: json.loads with keyword arguments builds a new decoder on every call.
+_STRICT_DECODER = json.JSONDecoder(
+    parse_float=_reject_float,
+    parse_int=_parse_int,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_no_duplicates,
+)
+_LENIENT_DECODER = json.JSONDecoder(
+    parse_float=_integral_float,
+    parse_int=_parse_int,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_no_duplicates,
+)
+
+
 def parse_json(data: bytes | str, *, integral_floats: bool = False) -> Any:
     """Parse JSON strictly, raising :class:`CanonicalJSONError` on anything Matrix forbids.
 
@@ -122,13 +137,7 @@ def parse_json(data: bytes | str, *, integral_floats: bool = False) -> Any:
     else:
         raise CanonicalJSONError(f"expected bytes or str, got {type(data).__name__}")
     try:
-        value = json.loads(
-            text,
-            parse_float=_integral_float if integral_floats else _reject_float,
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-            object_pairs_hook=_no_duplicates,
-        )
+        value = (_LENIENT_DECODER if integral_floats else _STRICT_DECODER).decode(text)
     except CanonicalJSONError:
         raise
     except RecursionError as e:

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from federation.client import RemoteError, federation_path
+from federation.signing import sign_json
 from homeserver.app import close_services
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Client, User
@@ -231,6 +232,46 @@ async def test_device_lists_and_keys_reach_the_other_server(pair: tuple[Node, No
 
         await eventually(none_left)
         await assert_applied_in_order(a, b, alice.user_id)
+
+
+async def test_cross_signing_signatures_reach_the_other_server(pair: tuple[Node, Node]) -> None:
+    """A signature on alice's master key by her device (as after verifying a new session)
+    goes to B as m.signing_key_update and updates B's copy of the key."""
+    a, b = pair
+    async with a.client() as ca, b.client() as cb:
+        alice = await ca.register("alice")
+        bob = await cb.register("bob")
+        await shared_room(alice, bob)
+        master = CrossSigningKey(alice.user_id, "master")
+        self_signing = CrossSigningKey(alice.user_id, "self_signing")
+        cross = {
+            "master_key": master.public_key(),
+            "self_signing_key": self_signing.public_key(signed_by=master),
+        }
+        await alice.ok("POST", f"{V3}/keys/device_signing/upload", cross)
+        device = Device(alice)
+        await upload_keys(alice, device_keys=device.device_keys())
+
+        async def cached_master() -> dict[str, Any] | None:
+            async with b.services.db.read() as conn:
+                cached = await remote_cache.get_device_list(conn, alice.user_id)
+            return cached.data.get("master_key") if cached is not None else None
+
+        assert await eventually(cached_master) == cross["master_key"]
+        signed = sign_json(cross["master_key"], alice.user_id, device.ed25519)
+        answer = await alice.ok(
+            "POST", f"{V3}/keys/signatures/upload", {alice.user_id: {master.public: signed}}
+        )
+        assert answer == {"failures": {}}
+
+        async def signed_on_b() -> bool:
+            key = await cached_master()
+            signatures = (key or {}).get("signatures", {}).get(alice.user_id, {})
+            return device.key_id in signatures
+
+        await eventually(signed_on_b)
+        seen = await query(bob, alice.user_id)
+        assert seen["master_keys"][alice.user_id]["signatures"] == signed["signatures"]
 
 
 async def test_cached_device_list_is_dropped_when_no_room_is_shared(

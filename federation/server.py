@@ -128,6 +128,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: One decoder for every request body (json.loads with options builds one per call).
+_REQUEST_JSON = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 async def _body(request: web.Request) -> Any:
     # StreamReader.read(n) returns what has arrived so far, not n bytes: read to the end.
     chunks: list[bytes] = []
@@ -146,7 +150,7 @@ async def _body(request: web.Request) -> Any:
     try:
         # NaN and Infinity are not JSON: refuse them here (as Synapse does) rather than
         # fail later when the body is re-encoded to check the X-Matrix signature.
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        return _REQUEST_JSON.decode(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise MatrixError(400, "M_NOT_JSON", "Content not JSON") from None
 

@@ -9,6 +9,7 @@ Missing auth events are fetched with /event_auth and stored as outliers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 StateMap = dict[StateKey, str]
 MAX_MISSING = 10
+#: Events fetched one by one for a gap; beyond that one /state answer is asked for.
+MAX_SINGLE_FETCHES = 50
+#: Requests made while a room is locked get this long (not the client's 60 s default), so a
+#: slow or hostile server cannot hold up local users for long.
+FETCH_TIMEOUT_S = 10.0
 
 
 class DroppedEvent(Exception):
@@ -145,6 +151,7 @@ class EventPipeline:
                     "limit": MAX_MISSING,
                     "min_depth": 0,
                 },
+                timeout_s=FETCH_TIMEOUT_S,
             )
         except FederationClientError as e:
             log.info("get_missing_events from %s failed: %s", origin, e)
@@ -248,7 +255,10 @@ class EventPipeline:
             return found
         try:
             body = await self.client.request(
-                origin, "GET", federation_path("v1", "event_auth", room.room_id, event_id)
+                origin,
+                "GET",
+                federation_path("v1", "event_auth", room.room_id, event_id),
+                timeout_s=FETCH_TIMEOUT_S,
             )
         except FederationClientError as e:
             log.info("event_auth from %s failed: %s", origin, e)
@@ -341,6 +351,7 @@ class EventPipeline:
                 "GET",
                 federation_path("v1", "state_ids", room.room_id),
                 query={"event_id": prev_id},
+                timeout_s=FETCH_TIMEOUT_S,
             )
         except FederationClientError as e:
             log.info("state_ids from %s failed: %s", origin, e)
@@ -349,7 +360,13 @@ class EventPipeline:
             return None
         state_ids = [e for e in body.get("pdu_ids", []) if isinstance(e, str)]
         auth_ids = [e for e in body.get("auth_chain_ids", []) if isinstance(e, str)]
-        await self.fetch_events(origin, room, [*auth_ids, *state_ids, prev_id])
+        wanted = [*auth_ids, *state_ids, prev_id]
+        known = await self.rooms.get_events(wanted)
+        missing = [e for e in dict.fromkeys(wanted) if e not in known]
+        if len(missing) > MAX_SINGLE_FETCHES:
+            # Many unknown events: one /state answer instead of one /event request each.
+            await self._fetch_state(origin, room, prev_id)
+        await self.fetch_events(origin, room, [*missing[:MAX_SINGLE_FETCHES], prev_id])
         found = await self.rooms.get_events([*state_ids, prev_id])
         state: StateMap = {}
         for event_id in state_ids:
@@ -361,23 +378,50 @@ class EventPipeline:
             state[(prev.type, prev.state_key)] = prev_id
         return state
 
+    async def _fetch_state(self, origin: str, room: RoomCache, event_id: str) -> None:
+        try:
+            body = await self.client.request(
+                origin,
+                "GET",
+                federation_path("v1", "state", room.room_id),
+                query={"event_id": event_id},
+                timeout_s=FETCH_TIMEOUT_S,
+            )
+        except FederationClientError as e:
+            log.info("state from %s failed: %s", origin, e)
+            return
+        if isinstance(body, dict):
+            pdus = [
+                p
+                for key in ("auth_chain", "pdus")
+                for p in (body.get(key) or [])
+                if isinstance(body.get(key), list)
+            ]
+            await self.store_outliers(room, pdus)
+
     async def fetch_events(self, origin: str, room: RoomCache, event_ids: list[str]) -> None:
-        """Fetch unknown events one by one with /event and store them as outliers."""
+        """Fetch unknown events (a bounded number, a few at a time) with /event and store
+        them as outliers."""
         known = await self.rooms.get_events(event_ids)
-        fetched: list[Any] = []
-        for event_id in dict.fromkeys(event_ids):
-            if event_id in known:
-                continue
-            try:
-                body = await self.client.request(
-                    origin, "GET", federation_path("v1", "event", event_id)
-                )
-            except FederationClientError as e:
-                log.info("could not fetch %s from %s: %s", event_id, origin, e)
-                continue
+        missing = [e for e in dict.fromkeys(event_ids) if e not in known][:MAX_SINGLE_FETCHES]
+        semaphore = asyncio.Semaphore(5)
+
+        async def fetch(event_id: str) -> list[Any]:
+            async with semaphore:
+                try:
+                    body = await self.client.request(
+                        origin,
+                        "GET",
+                        federation_path("v1", "event", event_id),
+                        timeout_s=FETCH_TIMEOUT_S,
+                    )
+                except FederationClientError as e:
+                    log.info("could not fetch %s from %s: %s", event_id, origin, e)
+                    return []
             pdus = body.get("pdus") if isinstance(body, dict) else None
-            if isinstance(pdus, list):
-                fetched.extend(pdus[:1])
+            return pdus[:1] if isinstance(pdus, list) else []
+
+        fetched = [p for batch in await asyncio.gather(*(fetch(e) for e in missing)) for p in batch]
         await self.store_outliers(room, fetched)
 
 

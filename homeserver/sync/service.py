@@ -8,7 +8,9 @@ query per kind of data.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +144,8 @@ class SyncService:
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.position if since else None
         active = await self._active_rooms(user_id, memberships, since, upto, full_state)
+        # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
+        joined_jobs: list[tuple[str, Coroutine[Any, Any, dict[str, Any] | None]]] = []
         for membership in memberships:
             if membership.forgotten or not _room_wanted(membership.room_id, sync_filter):
                 continue
@@ -156,15 +160,18 @@ class SyncService:
             if membership.membership == "join":
                 if active is not None and not changed and room.room_id not in active:
                     continue  # nothing new in this room: skip its queries
-                entry = await self._joined_room(
-                    requester,
-                    room,
-                    since if not changed and not full_state else None,
-                    upto,
-                    sync_filter,
+                joined_jobs.append(
+                    (
+                        room.room_id,
+                        self._joined_room(
+                            requester,
+                            room,
+                            since if not changed and not full_state else None,
+                            upto,
+                            sync_filter,
+                        ),
+                    )
                 )
-                if entry is not None:
-                    rooms["join"][room.room_id] = entry
             elif membership.membership in ("invite", "knock") and (changed or full_state):
                 key = "invite_state" if membership.membership == "invite" else "knock_state"
                 rooms[membership.membership][room.room_id] = {
@@ -177,6 +184,10 @@ class SyncService:
                 rooms["leave"][room.room_id] = await self._left_room(
                     requester, room, membership, since, sync_filter
                 )
+        entries = await asyncio.gather(*(job for _, job in joined_jobs))
+        for (room_id, _), entry in zip(joined_jobs, entries, strict=True):
+            if entry is not None:
+                rooms["join"][room_id] = entry
         response: dict[str, Any] = {
             "next_batch": str(upto),
             "rooms": {k: v for k, v in rooms.items() if v},
@@ -187,8 +198,13 @@ class SyncService:
             else {"events": []},
             "presence": {"events": []},
         }
-        for extension in self.extensions:
-            await extension(requester, since_pos, upto.position, response)
+        # Each extension fills its own sections of the response.
+        await asyncio.gather(
+            *(
+                extension(requester, since_pos, upto.position, response)
+                for extension in self.extensions
+            )
+        )
         return response
 
     async def _active_rooms(
@@ -211,7 +227,7 @@ class SyncService:
             active = await event_store.rooms_with_events_after(
                 conn, joined, since.position, upto.position
             )
-            active |= await room_store.rooms_with_state_changes_after(
+            changed_state = await room_store.rooms_with_state_changes_after(
                 conn, joined, since.position, upto.position
             )
             receipts = await userdata_store.receipts_for_rooms(
@@ -220,10 +236,11 @@ class SyncService:
             account = await userdata_store.account_data_since(
                 conn, user_id, since.position, upto.position
             )
-        active.update(r.room_id for r in receipts)
-        active.update(room_id for room_id, _, _ in account if room_id)
-        active.update(r for r in joined if self.typing.changed_since(r, since.typing))
-        return active
+        found: set[str] = set(active) | set(changed_state)
+        found.update(r.room_id for r in receipts)
+        found.update(room_id for room_id, _, _ in account if room_id)
+        found.update(r for r in joined if self.typing.changed_since(r, since.typing))
+        return found
 
     # ------------------------------------------------------------- joined rooms
 
@@ -237,11 +254,12 @@ class SyncService:
     ) -> dict[str, Any] | None:
         user_id = requester.user_id
         limit = sync_filter.timeline_limit
+        after = since.position if since else None
         async with self.db.read() as conn:
             recent = await event_store.room_events(
                 conn,
                 room.room_id,
-                after=since.position if since else None,
+                after=after,
                 upto=upto.position,
                 limit=limit + 1,
                 backwards=True,
@@ -256,11 +274,9 @@ class SyncService:
                 else None
             )
             receipts = await userdata_store.receipts_for_rooms(
-                conn, [room.room_id], since.position if since else None, upto.position
+                conn, [room.room_id], after, upto.position
             )
-            room_data = await userdata_store.account_data_since(
-                conn, user_id, since.position if since else None, upto.position
-            )
+            room_data = await userdata_store.account_data_since(conn, user_id, after, upto.position)
         limited = len(recent) > limit
         timeline = list(reversed(recent[:limit]))
         timeline = await self.history.visible(user_id, room, timeline)

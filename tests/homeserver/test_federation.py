@@ -173,3 +173,29 @@ async def test_backfill_after_join(pair: tuple[Node, Node]) -> None:
         bodies = [e["content"].get("body") for e in reversed(seen) if e["type"] == "m.room.message"]
         assert bodies == sent, " ".join(str(b).split()[-1] for b in bodies)
         assert seen[-1]["type"] == "m.room.create"
+
+
+async def test_key_server_and_notary(pair: tuple[Node, Node]) -> None:
+    """A's /key/v2/server is self-signed; A as a notary returns B's keys countersigned."""
+    from federation.signing import parse_server_keys, verify_json
+
+    a, b = pair
+    async with a.client() as ca:
+        own = await ca.ok("GET", "/_matrix/key/v2/server")
+        parsed = parse_server_keys(own, a.server_name)
+        assert parsed.verify_keys == {
+            a.services.signing_key.key_id: a.services.signing_key.public_key_base64
+        }
+        answer = await ca.ok("POST", "/_matrix/key/v2/query", {"server_keys": {b.server_name: {}}})
+        (doc,) = answer["server_keys"]
+        assert parse_server_keys(doc, b.server_name).verify_keys == {
+            b.services.signing_key.key_id: b.services.signing_key.public_key_base64
+        }
+        verify_json(
+            doc,
+            a.server_name,
+            a.services.signing_key.key_id,
+            a.services.signing_key.public_key_base64,
+        )
+        bad = await ca.request("POST", "/_matrix/key/v2/query", {"server_keys": []})
+        assert bad.status == 400 and bad.body["errcode"] == "M_BAD_JSON"

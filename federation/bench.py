@@ -108,9 +108,13 @@ def report(figures: dict[str, float]) -> str:
         f" {figures['pdu_bytes']:.0f}-byte event)",
         f"  event creation and signing     {figures['event_create_sign_per_s']:>10,.0f} /s",
     ]
-    for name, value in sorted(figures.items()):
-        if name.startswith("stateres_"):
-            lines.append(f"  {name[len('stateres_') :]:<30} {value:>10,.1f}")
+    for version in ("11", "12"):
+        value = figures.get(f"stateres_v{version}_ms")
+        if value is not None:
+            lines.append(
+                f"  state resolution, room {version}      {value:>10,.1f} ms"
+                "  (10,000 members, 100-event conflicting fork; target < 200 ms)"
+            )
     return "\n".join(lines)
 
 

@@ -77,9 +77,12 @@ class NodeFederationHandler:
             raise not_found(f"Unknown room {room_id}")
         return room
 
-    async def _check_acl(self, room: RoomCache, origin: str) -> None:
+    async def _acl_denies(self, room: RoomCache, origin: str) -> bool:
         acl = await self.rooms.state_content(room, "m.room.server_acl")
-        if acl and not server_allowed(acl, origin):
+        return bool(acl) and not server_allowed(acl, origin)
+
+    async def _check_acl(self, room: RoomCache, origin: str) -> None:
+        if await self._acl_denies(room, origin):
             raise forbidden(f"Server {origin} is denied by the room's server ACL")
 
     async def _require_origin_in_room(self, room: RoomCache, origin: str) -> None:
@@ -131,8 +134,7 @@ class NodeFederationHandler:
             log.info("dropped PDU %s from %s: unknown room %s", event_id, origin, pdu["room_id"])
             return event_id, "unknown room"
         event_id = self._event_id_or_none(pdu, room)
-        acl = await self.rooms.state_content(room, "m.room.server_acl")
-        if acl and not server_allowed(acl, origin):
+        if await self._acl_denies(room, origin):
             log.info("dropped PDU %s from %s: denied by the server ACL", event_id, origin)
             return event_id, "server is denied by the room's server ACL"
         try:
@@ -191,8 +193,7 @@ class NodeFederationHandler:
         room = await self.rooms.room(room_id)
         if room is None or room.members.get(user_id) != "join":
             return f"{user_id} is not in room {room_id}"
-        acl = await self.rooms.state_content(room, "m.room.server_acl")
-        if acl and not server_allowed(acl, origin):
+        if await self._acl_denies(room, origin):
             return "denied by the server ACL"
         self.typing.set_typing(room_id, user_id, typing, 30_000, local=False)
         return None
@@ -206,8 +207,7 @@ class NodeFederationHandler:
             if room is None or not isinstance(by_type, dict):
                 ignored(f"unknown room {room_id} or malformed receipts")
                 continue
-            acl = await self.rooms.state_content(room, "m.room.server_acl")
-            if acl and not server_allowed(acl, origin):
+            if await self._acl_denies(room, origin):
                 ignored(f"denied by the server ACL of {room_id}")
                 continue
             for receipt_type, by_user in by_type.items():

@@ -180,6 +180,7 @@ class RemoteRooms:
             after = {**state, ("m.room.member", join["sender"]): event_id}
             await self.rooms.persist_incoming(
                 room, event_id, join, state_before_group=group, new_current=after,
+                current_is_state_after=True,
             )  # fmt: skip
         log.info("joined %s via %s with %d state events", room_id, server, len(state))
 

@@ -10,6 +10,8 @@ Missing auth events are fetched with /event_auth and stored as outliers.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
+import ipaddress
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -41,9 +43,6 @@ class DroppedEvent(Exception):
 
 def server_allowed(acl: dict[str, Any], server_name: str) -> bool:
     """Whether ``m.room.server_acl`` content lets ``server_name`` participate."""
-    import fnmatch
-    import ipaddress
-
     host = (
         server_name.rsplit(":", 1)[0]
         if not server_name.startswith("[")
@@ -207,13 +206,15 @@ class EventPipeline:
                 log.info("soft-failing %s: %s", event_id, e)
                 soft_failed = True
         new_current: StateMap | None = None
+        follows_all = False
         if rejected is None and not soft_failed and not backfilled:
             state_after = dict(state_before)
             if isinstance(pdu.get("state_key"), str):
                 state_after[(pdu["type"], pdu["state_key"])] = event_id
             prevs = set(pdu.get("prev_events", []))
             others = [e for e in room.extremities if e not in prevs]
-            if not others:
+            follows_all = not others
+            if follows_all:
                 new_current = state_after
             else:
                 new_current = await self.resolver.resolve(
@@ -227,6 +228,7 @@ class EventPipeline:
             pdu,
             state_before_group=group_before,
             new_current=new_current,
+            current_is_state_after=follows_all,
             rejected_reason=rejected,
             soft_failed=soft_failed,
             backfilled=backfilled,

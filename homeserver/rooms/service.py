@@ -499,11 +499,15 @@ class RoomService:
         backfilled: bool = False,
         position: int | None = None,
         new_room: tuple[str, str] | None = None,
+        current_is_state_after: bool = False,
     ) -> StoredEvent:
         """Persist an event received from another server, in one transaction.
 
         ``state_before_group`` is the state before it (None for outliers); ``new_current``
-        the room's resolved current state afterwards (None: unchanged).  An accepted,
+        the room's resolved current state afterwards (None: unchanged);
+        ``current_is_state_after`` says the caller knows that state to be exactly the state
+        after the event (it follows every forward extremity), whose group then serves as
+        the current one.  An accepted,
         non-soft-failed event becomes a forward extremity.  Outliers and rejected events
         get no state group and never change the state.
         """
@@ -545,11 +549,7 @@ class RoomService:
                     )
                     current_group = room.state_group
                     if changes:
-                        if (
-                            new_current is not None
-                            and group is not None
-                            and await self._same_state(conn, group, new_current)
-                        ):
+                        if current_is_state_after and group is not None:
                             current_group = group
                         else:
                             current_group = await self.state_store.create_group(
@@ -658,9 +658,6 @@ class RoomService:
                 )  # fmt: skip
                 await room_store.set_membership(conn, room_id, user_id, "leave", event_id, position)
         self.notifier.notify([user_id])
-
-    async def _same_state(self, conn: Any, group: int, state: dict[StateKey, str]) -> bool:
-        return await self.state_store.get_state(conn, group) == state
 
     async def _update_memberships(
         self,

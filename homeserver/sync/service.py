@@ -333,7 +333,7 @@ class SyncService:
                     state = await self.rooms.state_store.get_state(conn, group)
                 if first.state_key is not None:
                     # The group is the state after the first event: take the state before it.
-                    state = await self._state_before(first, state)
+                    state = await self._state_before(first)
             else:
                 state = dict(room.state)
             keys = list(state)
@@ -347,9 +347,7 @@ class SyncService:
         found = await self.rooms.get_events(ids)
         return [found[i] for i in ids if i in found and i not in in_timeline]
 
-    async def _state_before(
-        self, event: StoredEvent, state_after: dict[tuple[str, str], str]
-    ) -> dict[tuple[str, str], str]:
+    async def _state_before(self, event: StoredEvent) -> dict[tuple[str, str], str]:
         """The state before a state event: its group's parent (see RoomService._persist)."""
         async with self.db.read() as conn:
             parent = await self.rooms.state_store.parent(conn, event.state_group)

@@ -12,6 +12,7 @@ import copy
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from federation.errors import FederationError
@@ -20,6 +21,7 @@ from homeserver.accounts.service import AccountService, Requester
 from homeserver.clock import Clock
 from homeserver.e2ee import validate
 from homeserver.e2ee.backup import BackupService
+from homeserver.e2ee.counts import KeyCounts
 from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.notifier import Notifier
 from homeserver.storage import accounts as account_store
@@ -92,6 +94,10 @@ class KeysService:
         self._txns: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
         #: Other servers' users, set when federation is wired (else they are failures).
         self.remote: RemoteKeys | None = None
+        #: One-time key counts and unused fallback key types per device, for /sync.
+        self.key_counts = KeyCounts(db)
+        #: Devices that were handed to-device messages their next /sync acknowledges.
+        self._unacked: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------- change tracking
 
@@ -199,6 +205,7 @@ class KeysService:
                         conn, who.user_id, who.device_id, kid, fallback[kid]
                     )
                 counts = await store.one_time_key_counts(conn, who.user_id, who.device_id)
+        self.key_counts.invalidate([(who.user_id, who.device_id)])
         if announce:
             await self._announce({who.user_id})
             await self._changed(who.user_id, position, [who.device_id])
@@ -303,6 +310,7 @@ class KeysService:
                     taken = (kid, key)
                 claimed.setdefault(user_id, {})[device_id] = {taken[0]: taken[1]}
         # The devices' owners learn their new counts (and used fallback keys) on /sync.
+        self.key_counts.invalidate((u, d) for u, per in claimed.items() for d in per)
         self.notifier.notify(claimed)
         if remote and self.remote is not None:
             answered = await self.remote.claim(remote, _remote_timeout(body))
@@ -502,6 +510,8 @@ class KeysService:
                 for device_id in device_ids:
                     await store.delete_device_data(conn, user_id, device_id)
                 await store.add_device_list_change(conn, user_id, position)
+        self.key_counts.invalidate((user_id, d) for d in device_ids)
+        self._unacked.difference_update((user_id, d) for d in device_ids)
         await self._announce({user_id})
         await self._changed(user_id, position, deleted=device_ids)
 
@@ -576,26 +586,52 @@ class KeysService:
     # ------------------------------------------------------------- /sync
 
     async def sync_extension(
-        self, who: Requester, since: int | None, upto: int, response: dict[str, Any]
+        self,
+        who: Requester,
+        since: int | None,
+        upto: int,
+        response: dict[str, Any],
+        joined_rooms: Sequence[str],
     ) -> None:
-        async with self.db.read() as conn:
-            inbox = await store.to_device_messages(conn, who.user_id, who.device_id, upto)
-            counts = await store.one_time_key_counts(conn, who.user_id, who.device_id)
-            unused = await store.unused_fallback_algorithms(conn, who.user_id, who.device_id)
-        if since is not None and any(m.stream_id <= since for m in inbox):
-            # The client has seen everything up to ``since``: those messages are acknowledged.
-            async with self.db.write() as conn:
-                await store.delete_to_device_upto(conn, who.user_id, who.device_id, since)
-        response["to_device"] = {
-            "events": [
+        device = (who.user_id, who.device_id)
+        changes = self.db.changes
+        events: list[dict[str, Any]] = []
+        # The inbox is read when something arrived, or when messages handed out earlier
+        # wait for this sync to acknowledge them (then they are deleted).
+        if (
+            since is None
+            or device in self._unacked
+            or changes.to_device.changed_since(device, since)
+        ):
+            async with self.db.read() as conn:
+                inbox = await store.to_device_messages(conn, *device, upto)
+            if since is not None and any(m.stream_id <= since for m in inbox):
+                # The client has seen everything up to ``since``: those are acknowledged.
+                async with self.db.write() as conn:
+                    await store.delete_to_device_upto(conn, *device, since)
+            events = [
                 {"sender": m.sender, "type": m.type, "content": m.content}
                 for m in inbox
                 if since is None or m.stream_id > since
             ]
-        }
+            if events:
+                self._unacked.add(device)
+            else:
+                self._unacked.discard(device)
+        response["to_device"] = {"events": events}
         if since is not None:
-            changed, left = await self.device_list_delta(who.user_id, since, upto)
+            changed: list[str] = []
+            left: list[str] = []
+            # Device lists change when someone's devices change or someone joins or leaves
+            # a room shared with the user (or the user joins or leaves one).
+            if (
+                changes.device_lists.anything_since(since)
+                or changes.memberships.changed_since(who.user_id, since)
+                or changes.room_state.any_changed_since(joined_rooms, since)
+            ):
+                changed, left = await self.device_list_delta(who.user_id, since, upto)
             response["device_lists"] = {"changed": changed, "left": left}
+        counts, unused = await self.key_counts.get(*device)
         response["device_one_time_keys_count"] = {SIGNED_CURVE25519: 0, **counts}
         response["device_unused_fallback_key_types"] = unused
 

@@ -9,6 +9,7 @@ what they changed on server-default rules.  Every change is also written as the
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from homeserver.accounts.service import Requester
@@ -292,7 +293,12 @@ class PushRulesService:
         await self._save(user_id, data)
 
     async def sync_extension(
-        self, requester: Requester, since: int | None, upto: int, response: dict[str, Any]
+        self,
+        requester: Requester,
+        since: int | None,
+        upto: int,
+        response: dict[str, Any],
+        joined_rooms: Sequence[str],
     ) -> None:
         """On an initial sync, users who never changed their rules get the defaults too."""
         if since is not None:

@@ -372,8 +372,9 @@ class RoomHandler:
         room = await self.rooms.room(room_id)
         if room is not None and room.members.get(user_id) in ("join", "invite", "knock"):
             raise MatrixError(400, "M_UNKNOWN", "You must leave the room before forgetting it")
-        async with self.rooms.db.write() as conn:
-            await room_store.forget(conn, room_id, user_id)
+        with self.rooms.db.stream.allocate() as position:
+            async with self.rooms.db.write() as conn:
+                await room_store.forget(conn, room_id, user_id, position)
 
     # ------------------------------------------------------------- events
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homeserver.storage import schema
+from homeserver.storage.changes import Changes, start_recording, stop_recording
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -115,6 +116,8 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self.stream: StreamIds = StreamIds(0)
+        #: What changed at which stream position, for /sync (see storage/changes.py).
+        self.changes = Changes(0)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -125,6 +128,7 @@ class Database:
         whose row is not visible yet, and its next sync would skip that row for good."""
         held = _Held()
         token = _held_positions.set(held)
+        recording = start_recording(self.changes)
         try:
             if self.is_sqlite:
                 async with self._write_lock, self.engine.begin() as conn:
@@ -133,6 +137,7 @@ class Database:
                 async with self.engine.begin() as conn:
                     yield conn
         finally:
+            stop_recording(recording)
             _held_positions.reset(token)
             held.open = False
             self.stream.release(held.positions)
@@ -160,6 +165,7 @@ class Database:
                 value = (await conn.execute(select(func.max(column)))).scalar()
                 highest = max(highest, int(value or 0))
         self.stream = StreamIds(highest)
+        self.changes = Changes(highest)
         async with self.read() as conn:
             lowest = (
                 await conn.execute(select(func.min(schema.events.c.stream_ordering)))

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.canonical import encode_canonical_json
+from homeserver.storage.changes import recording
 from homeserver.storage.schema import (
     event_edges,
     event_relations,
@@ -87,6 +88,7 @@ async def insert_event(
     rejected_reason: str | None = None,
     soft_failed: bool = False,
 ) -> None:
+    recording().room_events.mark(room_id, stream_ordering)
     await conn.execute(
         insert(events).values(
             stream_ordering=stream_ordering,
@@ -125,6 +127,8 @@ async def insert_timeline_events(
 ) -> None:
     """Insert accepted timeline events ``(stream_ordering, event_id, pdu, state_group)`` with
     their edges and relations in a few multi-row statements (group commit)."""
+    if rows:
+        recording().room_events.mark(room_id, max(r[0] for r in rows))
     await conn.execute(
         insert(events),
         [

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage.changes import recording
 from homeserver.storage.schema import (
     device_keys,
     device_list_changes,
@@ -322,6 +323,7 @@ async def delete_device_data(conn: AsyncConnection, user_id: str, device_id: str
 
 
 async def add_device_list_change(conn: AsyncConnection, user_id: str, stream_id: int) -> None:
+    recording().device_lists.mark(user_id, stream_id)
     await conn.execute(insert(device_list_changes).values(stream_id=stream_id, user_id=user_id))
 
 
@@ -419,6 +421,7 @@ async def add_to_device(
     event_type: str,
     content: dict[str, Any],
 ) -> None:
+    recording().to_device.mark((user_id, device_id), stream_id)
     await conn.execute(
         insert(to_device).values(
             stream_id=stream_id,

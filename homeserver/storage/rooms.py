@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage.changes import recording
 from homeserver.storage.schema import (
     current_state,
     memberships,
@@ -85,6 +86,7 @@ async def update_current_state(
 ) -> None:
     """Apply ``changes`` to the current state and record them in the state delta stream."""
     if changes:
+        recording().room_state.mark(room_id, stream_id)
         await conn.execute(
             insert(state_deltas),
             [
@@ -157,6 +159,7 @@ async def set_membership(
     event_id: str,
     stream_ordering: int,
 ) -> None:
+    recording().memberships.mark(user_id, stream_ordering)
     await conn.execute(
         delete(memberships).where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id
@@ -174,7 +177,10 @@ async def set_membership(
     )
 
 
-async def forget(conn: AsyncConnection, room_id: str, user_id: str) -> None:
+async def forget(conn: AsyncConnection, room_id: str, user_id: str, position: int) -> None:
+    """Hide a left room from the user; ``position`` (allocated, no row of its own) marks
+    the change so that cached memberships are read again."""
+    recording().memberships.mark(user_id, position)
     await conn.execute(
         update(memberships)
         .where(memberships.c.room_id == room_id, memberships.c.user_id == user_id)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage.changes import recording
 from homeserver.storage.schema import account_data, filters, receipts
 
 
@@ -34,6 +35,7 @@ async def upsert_receipt(
     ts: int,
     stream_id: int,
 ) -> None:
+    recording().receipts.mark(room_id, stream_id)
     await conn.execute(
         delete(receipts).where(
             receipts.c.room_id == room_id,
@@ -92,6 +94,7 @@ async def put_account_data(
     content: dict[str, Any],
     stream_id: int,
 ) -> None:
+    recording().account_data.mark(user_id, stream_id)
     await conn.execute(
         delete(account_data).where(
             account_data.c.user_id == user_id,

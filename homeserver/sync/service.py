@@ -100,8 +100,12 @@ class SyncService:
         self.clock = clock
         self.db = rooms.db
         #: Extra sections contributed by other services (to-device, device lists, keys):
-        #: async callables (requester, since position or None, upto position, response).
+        #: async callables (requester, since position or None, upto position, response,
+        #: the IDs of the rooms the user is joined to).
         self.extensions: list[Any] = []
+        #: user_id -> (stream position read at, the user's memberships); valid while the
+        #: membership change tracker has nothing newer for the user.
+        self._memberships: dict[str, tuple[int, list[Membership]]] = {}
 
     def current_token(self) -> SyncToken:
         return SyncToken(self.db.stream.current, self.typing.serial)
@@ -139,11 +143,11 @@ class SyncService:
         full_state: bool,
     ) -> dict[str, Any]:
         user_id = requester.user_id
-        async with self.db.read() as conn:
-            memberships = await room_store.memberships_of_user(conn, user_id)
+        memberships = await self._memberships_of(user_id, upto.position)
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.position if since else None
-        active = await self._active_rooms(user_id, memberships, since, upto, full_state)
+        account_data = await self._account_data(user_id, since_pos, upto.position)
+        active = self._active_rooms(user_id, memberships, since, account_data, full_state)
         # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
         joined_jobs: list[tuple[str, Coroutine[Any, Any, dict[str, Any] | None]]] = []
         for membership in memberships:
@@ -169,6 +173,10 @@ class SyncService:
                             since if not changed and not full_state else None,
                             upto,
                             sync_filter,
+                            # A room new to this sync gets all of its account data.
+                            account_data.get(room.room_id, [])
+                            if not changed or since_pos is None
+                            else None,
                         ),
                     )
                 )
@@ -191,55 +199,77 @@ class SyncService:
         response: dict[str, Any] = {
             "next_batch": str(upto),
             "rooms": {k: v for k, v in rooms.items() if v},
-            "account_data": {
-                "events": await self._global_account_data(user_id, since_pos, upto.position)
-            }
+            "account_data": {"events": account_data.get("", [])}
             if sync_filter.account_data
             else {"events": []},
             "presence": {"events": []},
         }
+        joined = [m.room_id for m in memberships if m.membership == "join" and not m.forgotten]
         # Each extension fills its own sections of the response.
         await asyncio.gather(
             *(
-                extension(requester, since_pos, upto.position, response)
+                extension(requester, since_pos, upto.position, response, joined)
                 for extension in self.extensions
             )
         )
         return response
 
-    async def _active_rooms(
+    async def _memberships_of(self, user_id: str, upto: int) -> list[Membership]:
+        """The user's memberships, read again only after one of them changed.
+
+        Cached at ``upto``: every membership written at or below it had committed before
+        the read, and anything written later is marked above it."""
+        cached = self._memberships.get(user_id)
+        if cached is not None and not self.db.changes.memberships.changed_since(user_id, cached[0]):
+            return cached[1]
+        async with self.db.read() as conn:
+            found = await room_store.memberships_of_user(conn, user_id)
+        self._memberships[user_id] = (upto, found)
+        return found
+
+    async def _account_data(
+        self, user_id: str, since: int | None, upto: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The user's account data changed in (since, upto] by room ID ("" for global)."""
+        if since is not None and not self.db.changes.account_data.changed_since(user_id, since):
+            return {}
+        async with self.db.read() as conn:
+            rows = await userdata_store.account_data_since(conn, user_id, since, upto)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for room_id, data_type, content in rows:
+            found.setdefault(room_id, []).append({"type": data_type, "content": content})
+        return found
+
+    def _active_rooms(
         self,
         user_id: str,
         memberships: list[Membership],
         since: SyncToken | None,
-        upto: SyncToken,
+        account_data: dict[str, list[dict[str, Any]]],
         full_state: bool,
     ) -> set[str] | None:
-        """Joined rooms with anything new since ``since`` (None: treat every room as new).
+        """Joined rooms that may have anything new since ``since`` (None: every room).
 
-        A few queries over all of the user's rooms instead of several per room: a user in
-        many quiet rooms gets an incremental sync quickly.
+        Asked of the in-memory change trackers, not the database: a user in many quiet
+        rooms gets an incremental sync without a query per room.
         """
         if since is None or full_state:
             return None
-        joined = [m.room_id for m in memberships if m.membership == "join" and not m.forgotten]
-        async with self.db.read() as conn:
-            active = await event_store.rooms_with_events_after(
-                conn, joined, since.position, upto.position
+        changes = self.db.changes
+        position = since.position
+        found = {
+            m.room_id
+            for m in memberships
+            if m.membership == "join"
+            and not m.forgotten
+            and (
+                changes.room_events.changed_since(m.room_id, position)
+                or changes.room_state.changed_since(m.room_id, position)
+                or changes.receipts.changed_since(m.room_id, position)
+                or self.typing.changed_since(m.room_id, since.typing)
             )
-            changed_state = await room_store.rooms_with_state_changes_after(
-                conn, joined, since.position, upto.position
-            )
-            receipts = await userdata_store.receipts_for_rooms(
-                conn, joined, since.position, upto.position
-            )
-            account = await userdata_store.account_data_since(
-                conn, user_id, since.position, upto.position
-            )
-        found: set[str] = set(active) | set(changed_state)
-        found.update(r.room_id for r in receipts)
-        found.update(room_id for room_id, _, _ in account if room_id)
-        found.update(r for r in joined if self.typing.changed_since(r, since.typing))
+        }
+        found.update(room_id for room_id in account_data if room_id)
         return found
 
     # ------------------------------------------------------------- joined rooms
@@ -251,39 +281,47 @@ class SyncService:
         since: SyncToken | None,
         upto: SyncToken,
         sync_filter: SyncFilter,
+        room_account_data: list[dict[str, Any]] | None,
     ) -> dict[str, Any] | None:
         user_id = requester.user_id
         limit = sync_filter.timeline_limit
         after = since.position if since else None
+        changes = self.db.changes
+        recent: list[StoredEvent] = []
+        changed_state: set[tuple[str, str]] | None = None
+        receipts: list[userdata_store.Receipt] = []
         async with self.db.read() as conn:
-            recent = await event_store.room_events(
-                conn,
-                room.room_id,
-                after=after,
-                upto=upto.position,
-                limit=limit + 1,
-                backwards=True,
-                types=sync_filter.timeline_types,
-                not_types=sync_filter.timeline_not_types,
-            )
-            changed_state = (
-                await room_store.state_changes_after(
-                    conn, room.room_id, since.position, upto.position
+            # Only what the change trackers say may have changed is asked for.
+            if after is None or changes.room_events.changed_since(room.room_id, after):
+                recent = await event_store.room_events(
+                    conn,
+                    room.room_id,
+                    after=after,
+                    upto=upto.position,
+                    limit=limit + 1,
+                    backwards=True,
+                    types=sync_filter.timeline_types,
+                    not_types=sync_filter.timeline_not_types,
                 )
-                if since
-                else None
-            )
-            receipts = await userdata_store.receipts_for_rooms(
-                conn, [room.room_id], after, upto.position
-            )
-            room_data = await userdata_store.account_data_since(conn, user_id, after, upto.position)
+            if after is not None:
+                changed_state = (
+                    await room_store.state_changes_after(conn, room.room_id, after, upto.position)
+                    if changes.room_state.changed_since(room.room_id, after)
+                    else set()
+                )
+            if after is None or changes.receipts.changed_since(room.room_id, after):
+                receipts = await userdata_store.receipts_for_rooms(
+                    conn, [room.room_id], after, upto.position
+                )
+            if room_account_data is None:
+                rows = await userdata_store.account_data_since(conn, user_id, None, upto.position)
+                room_account_data = [
+                    {"type": t, "content": c} for r, t, c in rows if r == room.room_id
+                ]
         limited = len(recent) > limit
         timeline = list(reversed(recent[:limit]))
         timeline = await self.history.visible(user_id, room, timeline)
         typing_changed = since is None or self.typing.changed_since(room.room_id, since.typing)
-        room_account_data = [
-            {"type": t, "content": c} for r, t, c in room_data if r == room.room_id
-        ]
         if since is not None and not timeline and not changed_state and not receipts \
                 and not typing_changed and not room_account_data:  # fmt: skip
             return None
@@ -485,13 +523,6 @@ class SyncService:
             "state": {"events": []},
             "account_data": {"events": []},
         }
-
-    async def _global_account_data(
-        self, user_id: str, since: int | None, upto: int
-    ) -> list[dict[str, Any]]:
-        async with self.db.read() as conn:
-            rows = await userdata_store.account_data_since(conn, user_id, since, upto)
-        return [{"type": t, "content": c} for r, t, c in rows if r == ""]
 
 
 def _room_wanted(room_id: str, sync_filter: SyncFilter) -> bool:

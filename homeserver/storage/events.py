@@ -283,24 +283,6 @@ async def room_events(
     return [_row(r) for r in rows]
 
 
-async def rooms_with_events_after(
-    conn: AsyncConnection, room_ids: Sequence[str], after: int, upto: int
-) -> set[str]:
-    if not room_ids:
-        return set()
-    rows = await conn.execute(
-        select(events.c.room_id)
-        .where(
-            events.c.room_id.in_(list(room_ids)),
-            events.c.stream_ordering > after,
-            events.c.stream_ordering <= upto,
-            ~events.c.outlier,
-        )
-        .distinct()
-    )
-    return {r.room_id for r in rows}
-
-
 async def mark_redacted(
     conn: AsyncConnection, event_id: str, redaction_id: str, pruned: dict[str, Any]
 ) -> None:

@@ -116,24 +116,6 @@ async def update_current_state(
             )
 
 
-async def rooms_with_state_changes_after(
-    conn: AsyncConnection, room_ids: Sequence[str], after: int, upto: int
-) -> set[str]:
-    """Those rooms whose current state changed in (after, upto]."""
-    if not room_ids:
-        return set()
-    rows = await conn.execute(
-        select(state_deltas.c.room_id)
-        .where(
-            state_deltas.c.room_id.in_(list(room_ids)),
-            state_deltas.c.stream_id > after,
-            state_deltas.c.stream_id <= upto,
-        )
-        .distinct()
-    )
-    return {r.room_id for r in rows}
-
-
 async def state_changes_after(
     conn: AsyncConnection, room_id: str, after: int, upto: int
 ) -> set[StateKey]:

@@ -277,3 +277,46 @@ def test_child_order_matches_the_spec_example() -> None:
     ]
     ordered = [c["state_key"][1] for c in sorted(children, key=child_order_key)]
     assert ordered == ["b", "a", "c", "e", "d", "f", "g", "h"]
+
+
+def test_other_servers_answers_are_checked() -> None:
+    """What another server's /hierarchy says reaches clients only in the spec's shape."""
+    from homeserver.federation.spaces import InvalidHierarchy, parse_hierarchy
+
+    room = {"room_id": "!s:b", "num_joined_members": 2, "world_readable": False, "guest_can_join": False}  # fmt: skip
+    link = {"type": "m.space.child", "state_key": "!c:b", "sender": "@u:b", "origin_server_ts": 5, "content": {"via": ["b"]}}  # fmt: skip
+    good = parse_hierarchy(
+        {
+            "room": {**room, "name": 5, "topic": "t", "evil": "x", "children_state": [
+                {**link, "state_key": "!d:b", "origin_server_ts": 9},
+                link,
+                {**link, "state_key": "!e:b", "content": {"via": []}},  # removed
+                {**link, "state_key": "!f:b", "origin_server_ts": "9"},  # no timestamp
+                {**link, "type": "m.space.parent"},
+            ]},
+            "children": [
+                {**room, "room_id": "!c:b", "allowed_room_ids": ["!s:b", 7]},
+                {"room_id": "!d:b"},  # no required fields: dropped
+                "junk",
+            ],
+            "inaccessible_children": ["!x:b"],
+        },
+        "!s:b",
+    )  # fmt: skip
+    assert good.room == {**room, "topic": "t"}
+    assert [c["state_key"] for c in good.children_state] == ["!c:b", "!d:b"]
+    assert good.children == {"!c:b": {**room, "room_id": "!c:b", "allowed_room_ids": ["!s:b"]}}
+    assert good.inaccessible == {"!x:b"}
+    for bad in (
+        [],
+        {"room": {**room, "room_id": "!other:b"}},
+        {"room": {"room_id": "!s:b"}},
+        {"room": {**room, "children_state": {}}},
+        {"room": {**room, "children_state": ["x"]}},
+        {"room": {**room, "children_state": [{**link, "type": 1}]}},
+        {"room": {**room, "children_state": [{**link, "content": {"via": "b"}}]}},
+        {"room": room, "children": {}},
+        {"room": room, "inaccessible_children": [1]},
+    ):
+        with pytest.raises(InvalidHierarchy):
+            parse_hierarchy(bad, "!s:b")

@@ -99,12 +99,9 @@ class RoomSummaries:
         """The room when this node is in it (a local user is joined), else None: the
         state of a room everyone here has left is stale."""
         room = await self.rooms.room(room_id)
-        if room is None or not any(self._is_local(user) for user in room.joined()):
+        if room is None or not any(_domain(u) == self.server_name for u in room.joined()):
             return None
         return room
-
-    def _is_local(self, user_id: str) -> bool:
-        return user_id.endswith(":" + self.server_name)
 
     async def summary(self, room: RoomCache) -> dict[str, Any]:
         """The spec's room summary of the room's current state, with ``allowed_room_ids``

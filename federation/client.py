@@ -227,6 +227,19 @@ class FederationClient:
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError, ValueError) as e:
             raise UnreachableError(f"{parsed.host}: {type(e).__name__}: {e}") from e
 
+    async def get_room_hierarchy(
+        self, destination: str, room_id: str, suggested_only: bool, timeout_s: float | None = None
+    ) -> Any:
+        """``GET /_matrix/federation/v1/hierarchy/{roomId}``: a space and its children as
+        ``destination`` sees them (the parsed JSON, unchecked)."""
+        return await self.request(
+            destination,
+            "GET",
+            federation_path("v1", "hierarchy", room_id),
+            query={"suggested_only": "true" if suggested_only else "false"},
+            timeout_s=timeout_s,
+        )
+
     async def get_unsigned(self, destination: str, path: str) -> Any:
         """An unauthenticated GET (the key server endpoint)."""
         target = await self.resolver.resolve(destination)

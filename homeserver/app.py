@@ -29,6 +29,7 @@ from homeserver.client_api import (
     profile,
     push,
     rooms,
+    spaces,
     sync,
     to_device,
 )
@@ -57,7 +58,7 @@ from homeserver.userdata import UserDataService
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push]
+ROUTE_MODULES += [devices, keys, to_device, push, spaces]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -596,18 +596,12 @@ class NodeFederationHandler:
         return await self.directory.public_rooms(search or "", limit or 100, since)
 
     async def on_hierarchy(self, origin: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
-        room = await self._room(room_id)
-        listing = await self.directory.public_rooms("", 500, None)
-        entry = next((r for r in listing["chunk"] if r["room_id"] == room_id), None)
-        if entry is None:
-            await self._require_origin_in_room(room, origin)
-            entry = {"room_id": room_id, "num_joined_members": len(room.joined()), "world_readable": False,
-                     "guest_can_join": False}  # fmt: skip
-        return {
-            "room": {**entry, "children_state": []},
-            "children": [],
-            "inaccessible_children": [],
-        }
+        # Imported here: the spaces code lives in homeserver/rooms/summary.py.
+        from homeserver.rooms.summary import RoomSummaries
+
+        await self._check_acl(await self._room(room_id), origin)
+        summaries = RoomSummaries(self.rooms)
+        return await summaries.for_server(origin, room_id, suggested_only, self._acl_denies)
 
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
         if self.media_handler is None:

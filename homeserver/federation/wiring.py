@@ -21,9 +21,12 @@ from homeserver.federation.joins import RemoteRooms
 from homeserver.federation.media import FederatedMedia
 from homeserver.federation.outbound import Outbound
 from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
+from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.summary import RoomSummaries
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.sync.typing import TypingService
 from homeserver.userdata import UserDataService
@@ -39,6 +42,8 @@ class Federation:
     outbound: Outbound
     handler: NodeFederationHandler
     server: FederationServer
+    #: The Client-Server space hierarchy (it asks other servers about their rooms).
+    hierarchy: HierarchyService
 
     async def start(self) -> None:
         await self.sender.start()
@@ -87,7 +92,12 @@ def build_federation(
     rooms.listeners.append(outbound.on_event)
     typing.on_local_typing = outbound.on_typing
     userdata.on_receipt = outbound.on_receipt
-    return Federation(client, keyring, sender, pipeline, remote, outbound, handler, server)
+    hierarchy = HierarchyService(
+        RoomSummaries(rooms), RemoteSpaces(client, clock, config.server_name), clock
+    )
+    return Federation(
+        client, keyring, sender, pipeline, remote, outbound, handler, server, hierarchy
+    )
 
 
 def connect_e2ee_and_media(

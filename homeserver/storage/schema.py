@@ -121,11 +121,17 @@ forward_extremities = Table(
     Column("event_id", String(255), primary_key=True),
 )  # fmt: skip
 
+#: Client transaction IDs of sent events, for idempotent retries and for
+#: ``unsigned.transaction_id``.  A transaction is scoped to a device and an endpoint, so the
+#: key is (user, device, request path, txn ID); ``txn_hash`` (sha256 of their canonical
+#: JSON) indexes it, as the path and client-chosen ID are unbounded text.
 event_txn_ids = Table(
     "event_txn_ids", metadata,
-    Column("user_id", String(255), primary_key=True),
-    Column("device_id", String(255), primary_key=True),
-    Column("txn_id", String(255), primary_key=True),
+    Column("txn_hash", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("txn_id", Text, nullable=False),
     Column("event_id", String(255), nullable=False, index=True),
     Column("created_ts", BigInteger, nullable=False),
 )  # fmt: skip

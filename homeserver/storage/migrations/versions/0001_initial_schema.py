@@ -114,12 +114,14 @@ def upgrade() -> None:
 
     op.create_table(
         "event_txn_ids",
+        sa.Column("txn_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("device_id", sa.String(length=255), nullable=False),
-        sa.Column("txn_id", sa.String(length=255), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("txn_id", sa.Text(), nullable=False),
         sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("created_ts", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", "device_id", "txn_id", name=op.f("pk_event_txn_ids")),
+        sa.PrimaryKeyConstraint("txn_hash", name=op.f("pk_event_txn_ids")),
     )
     with op.batch_alter_table("event_txn_ids", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_event_txn_ids_event_id"), ["event_id"], unique=False)

@@ -92,7 +92,12 @@ async def build_services(
         await state_store.load(conn)
     notifier = Notifier()
     accounts = AccountService(
-        db, config.server_name, clock, Passwords(fast=fast_passwords), config.admins
+        db,
+        config.server_name,
+        clock,
+        Passwords(fast=fast_passwords),
+        config.admins,
+        config.password_policy,
     )
     room_service = RoomService(db, state_store, notifier, clock, config.server_name, key)
     history = HistoryService(room_service, clock)

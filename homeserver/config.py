@@ -63,6 +63,20 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class PasswordPolicy:
+    """Rules for new passwords (registration, password changes, ``kairan user``), as
+    Synapse's ``password_config.policy``; off by default.  Passwords longer than 512
+    characters are refused whatever this says."""
+
+    enabled: bool = False
+    minimum_length: int = 0
+    require_digit: bool = False
+    require_symbol: bool = False
+    require_lowercase: bool = False
+    require_uppercase: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -79,6 +93,7 @@ class Config:
     #: Accounts with these localparts are admins (besides those flagged in the database).
     admins: tuple[str, ...] = ()
     federation: FederationSettings = field(default_factory=FederationSettings)
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 
@@ -126,7 +141,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
 _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
-    "rate_limit", "admins", "testing", "federation",
+    "rate_limit", "admins", "testing", "federation", "password_policy",
 }  # fmt: skip
 
 
@@ -200,6 +215,22 @@ def parse_config(raw: Any, directory: Path) -> Config:
         admins=tuple(admins),
         testing=bool(raw.get("testing", False)),
         federation=federation,
+        password_policy=_password_policy(raw.get("password_policy") or {}),
+    )
+
+
+def _password_policy(raw: Any) -> PasswordPolicy:
+    _expect(raw, dict, "password_policy")
+    flags = ("enabled", "require_digit", "require_symbol", "require_lowercase", "require_uppercase")
+    unknown = sorted(set(raw) - {*flags, "minimum_length"})
+    if unknown:
+        raise ConfigError(f"unknown password_policy keys: {', '.join(unknown)}")
+    minimum = _expect(raw.get("minimum_length", 0), int, "password_policy.minimum_length")
+    if not 0 <= minimum <= 512:
+        raise ConfigError(f"password_policy.minimum_length must be 0-512, got {minimum}")
+    return PasswordPolicy(
+        minimum_length=minimum,
+        **{f: _expect(raw.get(f, False), bool, f"password_policy.{f}") for f in flags},
     )
 
 
@@ -306,6 +337,18 @@ rate_limit:
 
 # Localparts of accounts that may use the admin API.
 admins: []
+
+# Rules for new passwords (registration, password changes, "kairan user add" and
+# "reset-password"); a password that breaks one is refused with M_WEAK_PASSWORD.
+# Off by default.  Passwords longer than 512 characters are always refused.
+# "symbol" is any character but A-Z, a-z and 0-9 (so kana and kanji count as symbols).
+password_policy:
+  enabled: false
+  minimum_length: 0
+  require_digit: false
+  require_symbol: false
+  require_lowercase: false
+  require_uppercase: false
 
 # Federation with other Matrix servers (over TLS on the listener above).
 federation:

@@ -20,6 +20,7 @@ async def add_user(
     admin: bool = False,
     displayname: str | None = None,
 ) -> str:
+    svc.accounts.check_new_password(password)
     return await svc.accounts.create_user(localpart, password, admin=admin, displayname=displayname)
 
 
@@ -59,6 +60,7 @@ async def deactivate_user(svc: Services, user_id: str) -> None:
 
 async def reset_password(svc: Services, user_id: str, password: str) -> None:
     await require_local_user(svc, user_id)
+    svc.accounts.check_new_password(password)
     await svc.accounts.set_password(user_id, password, logout_devices=True, keep_device=None)
 
 

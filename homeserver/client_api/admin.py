@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from homeserver.accounts.passwords import check_password_length
 from homeserver.admin import ops
 from homeserver.client_api.common import requester, services
 from homeserver.errors import MatrixError, bad_json, invalid_param
@@ -114,10 +115,14 @@ async def put_user(request: web.Request) -> web.Response:
     logout = body.get("logout_devices", True)
     if not isinstance(logout, bool):
         raise bad_json("'logout_devices' must be a boolean")
+    password = _optional(body, "password", str)
+    if password is not None:
+        # As Synapse's admin API: the length limit, not the policy (the admin decides).
+        check_password_length(password)
     created = await ops.modify_user(
         svc,
         user_id,
-        password=_optional(body, "password", str),
+        password=password,
         displayname=_optional(body, "displayname", str),
         admin=_optional(body, "admin", bool),
         deactivated=_optional(body, "deactivated", bool),

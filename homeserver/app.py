@@ -119,7 +119,9 @@ async def build_services(
         config, key, clock, room_service, typing, userdata, directory, accounts
     )
     media_service = MediaService(db, config, clock)
-    connect_e2ee_and_media(federation, keys_service, media_service, clock)
+    connect_e2ee_and_media(
+        federation, keys_service, media_service, clock, config.remote_media_cache
+    )
     handler = RoomHandler(room_service, accounts, federation.remote)
     history.backfiller = federation.remote.backfill
     return Services(

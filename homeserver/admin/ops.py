@@ -378,3 +378,11 @@ async def delete_registration_token(svc: Services, token: str) -> None:
     async with svc.db.write() as conn:
         if not await account_store.delete_registration_token(conn, token):
             raise not_found(f"No such registration token: {token}")
+
+
+# ---------------------------------------------------------------------- media
+
+
+async def purge_media_cache(svc: Services, before_ts: int) -> int:
+    """Remove cached remote media not accessed since ``before_ts`` (ms); how many."""
+    return await svc.media.purge_remote_cache(before_ts)

@@ -276,6 +276,9 @@ media = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_ts", BigInteger, nullable=False),
+    # Stored while enable_authenticated_media was on: not served by the frozen legacy
+    # /_matrix/media/v3/download and /thumbnail (Synapse's local_media_repository column).
+    Column("authenticated", Boolean, nullable=False),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- federation
@@ -348,6 +351,8 @@ remote_device_lists = Table(
 )  # fmt: skip
 
 #: Other servers' media cached on disk (under ``remote_content/`` by ``file_id``).
+#: ``last_access_ts`` (updated at most once a minute per media) orders eviction: least
+#: recently used first when the cache is over its size, and purges by age.
 remote_media = Table(
     "remote_media", metadata,
     Column("server_name", String(255), primary_key=True),
@@ -357,4 +362,6 @@ remote_media = Table(
     Column("upload_name", Text, nullable=True),
     Column("size", BigInteger, nullable=False),
     Column("fetched_ts", BigInteger, nullable=False),
+    Column("last_access_ts", BigInteger, nullable=False, index=True),
+    Column("authenticated", Boolean, nullable=False),
 )  # fmt: skip

@@ -196,6 +196,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("created_ts", sa.BigInteger(), nullable=False),
+        sa.Column("authenticated", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("media_id", name=op.f("pk_media")),
     )
     op.create_table(
@@ -268,8 +269,15 @@ def upgrade() -> None:
         sa.Column("upload_name", sa.Text(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("fetched_ts", sa.BigInteger(), nullable=False),
+        sa.Column("last_access_ts", sa.BigInteger(), nullable=False),
+        sa.Column("authenticated", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("server_name", "media_id", name=op.f("pk_remote_media")),
     )
+    with op.batch_alter_table("remote_media", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_remote_media_last_access_ts"), ["last_access_ts"], unique=False
+        )
+
     op.create_table(
         "room_aliases",
         sa.Column("alias", sa.String(length=255), nullable=False),
@@ -388,6 +396,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_room_aliases_room_id"))
 
     op.drop_table("room_aliases")
+    with op.batch_alter_table("remote_media", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_remote_media_last_access_ts"))
+
     op.drop_table("remote_media")
     op.drop_table("remote_device_lists")
     op.drop_table("registration_tokens")

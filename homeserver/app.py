@@ -93,7 +93,12 @@ async def build_services(
         await state_store.load(conn)
     notifier = Notifier()
     accounts = AccountService(
-        db, config.server_name, clock, Passwords(fast=fast_passwords), config.admins
+        db,
+        config.server_name,
+        clock,
+        Passwords(fast=fast_passwords),
+        config.admins,
+        config.password_policy,
     )
     room_service = RoomService(db, state_store, notifier, clock, config.server_name, key)
     history = HistoryService(room_service, clock)
@@ -115,7 +120,9 @@ async def build_services(
         config, key, clock, room_service, typing, userdata, directory, accounts
     )
     media_service = MediaService(db, config, clock)
-    connect_e2ee_and_media(federation, keys_service, media_service, clock)
+    connect_e2ee_and_media(
+        federation, keys_service, media_service, clock, config.remote_media_cache
+    )
     handler = RoomHandler(room_service, accounts, federation.remote)
     history.backfiller = federation.remote.backfill
     return Services(

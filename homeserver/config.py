@@ -63,6 +63,30 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class RemoteMediaCache:
+    """Other servers' media kept on disk: at most ``max_size`` bytes (least recently used
+    files go first), and, with ``lifetime_ms``, nothing not accessed for that long
+    (Synapse's ``media_retention.remote_media_lifetime``)."""
+
+    max_size: int = 10 * 1024**3
+    lifetime_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """Rules for new passwords (registration, password changes, ``kairan user``), as
+    Synapse's ``password_config.policy``; off by default.  Passwords longer than 512
+    characters are refused whatever this says."""
+
+    enabled: bool = False
+    minimum_length: int = 0
+    require_digit: bool = False
+    require_symbol: bool = False
+    require_lowercase: bool = False
+    require_uppercase: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -79,6 +103,11 @@ class Config:
     #: Accounts with these localparts are admins (besides those flagged in the database).
     admins: tuple[str, ...] = ()
     federation: FederationSettings = field(default_factory=FederationSettings)
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    #: As Synapse's default: the frozen legacy /_matrix/media/v3/download and /thumbnail
+    #: serve only media stored while this was off.
+    enable_authenticated_media: bool = True
+    remote_media_cache: RemoteMediaCache = field(default_factory=RemoteMediaCache)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 
@@ -105,7 +134,11 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3}
+_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_DURATION_UNITS_MS = {
+    "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+    "y": 31_536_000_000,
+}  # fmt: skip
 
 
 def _size(value: Any, name: str) -> int:
@@ -114,6 +147,22 @@ def _size(value: Any, name: str) -> int:
     if isinstance(value, str) and value[:-1].isdigit() and value[-1:].upper() in _SIZE_SUFFIXES:
         return int(value[:-1]) * _SIZE_SUFFIXES[value[-1].upper()]
     raise ConfigError(f"{name} must be a size such as 50M, got {value!r}")
+
+
+def _duration_ms(value: Any, name: str) -> int:
+    """Milliseconds (an integer) or a number with a unit, as Synapse: 30s, 10m, 12h, 90d, 2w,
+    1y."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if (
+        isinstance(value, str)
+        and value[:-1].isascii()
+        and value[:-1].isdigit()
+        and int(value[:-1]) > 0
+        and value[-1:] in _DURATION_UNITS_MS
+    ):
+        return int(value[:-1]) * _DURATION_UNITS_MS[value[-1]]
+    raise ConfigError(f"{name} must be a duration such as 90d or 12h, got {value!r}")
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
@@ -126,7 +175,8 @@ def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
 _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
-    "rate_limit", "admins", "testing", "federation",
+    "rate_limit", "admins", "testing", "federation", "password_policy",
+    "enable_authenticated_media", "remote_media_cache",
 }  # fmt: skip
 
 
@@ -200,6 +250,40 @@ def parse_config(raw: Any, directory: Path) -> Config:
         admins=tuple(admins),
         testing=bool(raw.get("testing", False)),
         federation=federation,
+        password_policy=_password_policy(raw.get("password_policy") or {}),
+        enable_authenticated_media=_expect(
+            raw.get("enable_authenticated_media", True), bool, "enable_authenticated_media"
+        ),
+        remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
+    )
+
+
+def _remote_media_cache(raw: Any) -> RemoteMediaCache:
+    _expect(raw, dict, "remote_media_cache")
+    unknown = sorted(set(raw) - {"max_size", "lifetime"})
+    if unknown:
+        raise ConfigError(f"unknown remote_media_cache keys: {', '.join(unknown)}")
+    lifetime = raw.get("lifetime")
+    return RemoteMediaCache(
+        max_size=_size(raw.get("max_size", "10G"), "remote_media_cache.max_size"),
+        lifetime_ms=(
+            _duration_ms(lifetime, "remote_media_cache.lifetime") if lifetime is not None else None
+        ),
+    )
+
+
+def _password_policy(raw: Any) -> PasswordPolicy:
+    _expect(raw, dict, "password_policy")
+    flags = ("enabled", "require_digit", "require_symbol", "require_lowercase", "require_uppercase")
+    unknown = sorted(set(raw) - {*flags, "minimum_length"})
+    if unknown:
+        raise ConfigError(f"unknown password_policy keys: {', '.join(unknown)}")
+    minimum = _expect(raw.get("minimum_length", 0), int, "password_policy.minimum_length")
+    if not 0 <= minimum <= 512:
+        raise ConfigError(f"password_policy.minimum_length must be 0-512, got {minimum}")
+    return PasswordPolicy(
+        minimum_length=minimum,
+        **{f: _expect(raw.get(f, False), bool, f"password_policy.{f}") for f in flags},
     )
 
 
@@ -288,6 +372,19 @@ signing_key_path: "signing.key"
 media_path: "media"
 max_upload_size: "50M"
 
+# The unauthenticated /_matrix/media/v3/download and /thumbnail endpoints were frozen by
+# Matrix 1.11.  true (the default, as Synapse): they serve only media stored while this was
+# false, and answer 404 M_NOT_FOUND for the rest, which clients fetch from the
+# authenticated /_matrix/client/v1/media endpoints.  false: they serve all media.
+enable_authenticated_media: true
+
+# Other servers' media, cached here once a user has downloaded it.
+remote_media_cache:
+  # Beyond this size the least recently used files are removed (fetched again on demand).
+  max_size: "10G"
+  # Also remove media nobody has accessed for this long (e.g. 90d; off by default).
+  # lifetime: "90d"
+
 # Open registration: anyone who can reach the node can create an account.
 # Off by default; registration tokens (admin API) work either way.
 enable_registration: {enable_registration}
@@ -306,6 +403,18 @@ rate_limit:
 
 # Localparts of accounts that may use the admin API.
 admins: []
+
+# Rules for new passwords (registration, password changes, "kairan user add" and
+# "reset-password"); a password that breaks one is refused with M_WEAK_PASSWORD.
+# Off by default.  Passwords longer than 512 characters are always refused.
+# "symbol" is any character but A-Z, a-z and 0-9 (so kana and kanji count as symbols).
+password_policy:
+  enabled: false
+  minimum_length: 0
+  require_digit: false
+  require_symbol: false
+  require_lowercase: false
+  require_uppercase: false
 
 # Federation with other Matrix servers (over TLS on the listener above).
 federation:

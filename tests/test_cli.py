@@ -350,6 +350,38 @@ def test_user_commands(tmp_path: Path, db_url: str) -> None:
     )
 
 
+def test_user_commands_apply_the_password_rules(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, _ = node_with_room(directory, db_url)
+    config = directory / "kairan.yaml"
+    text = config.read_text()
+    text = text.replace(
+        "  enabled: false\n  minimum_length: 0", "  enabled: true\n  minimum_length: 8"
+    )
+    config.write_text(text.replace("require_digit: false", "require_digit: true"))
+    d = ("--dir", directory)
+
+    assert_one_line_error(
+        kairan("user", "add", "tanaka", *d, "--password", "short1"),
+        "M_WEAK_PASSWORD",
+        "at least 8 characters",
+    )
+    assert_one_line_error(
+        kairan("user", "add", "tanaka", *d, "--password", "no digits here"), "digit"
+    )
+    assert_one_line_error(kairan("user", "add", "tanaka", *d, "--password", "1" * 513), "512")
+    added = kairan("user", "add", "tanaka", *d, "--password", "good password 1")
+    assert added.returncode == 0, added.stderr
+    tanaka = f"@tanaka:{server_name}"
+    assert_one_line_error(
+        kairan("user", "reset-password", tanaka, *d, "--password", "weak"), "M_WEAK_PASSWORD"
+    )
+    assert asyncio.run(check_password(directory, tanaka, "good password 1"))
+    reset = kairan("user", "reset-password", tanaka, *d, "--password", "better password 2")
+    assert reset.returncode == 0, reset.stderr
+    assert asyncio.run(check_password(directory, tanaka, "better password 2"))
+
+
 def test_room_commands(tmp_path: Path, db_url: str) -> None:
     directory = tmp_path / "node"
     server_name, room_id = node_with_room(directory, db_url)

@@ -7,8 +7,9 @@ import secrets
 from dataclasses import dataclass
 
 from federation.identifiers import is_valid_localpart
-from homeserver.accounts.passwords import Passwords
+from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.clock import Clock
+from homeserver.config import PasswordPolicy
 from homeserver.errors import MatrixError, forbidden, unknown_token
 from homeserver.storage import accounts as store
 from homeserver.storage.database import Database
@@ -41,11 +42,13 @@ class AccountService:
         clock: Clock,
         passwords: Passwords,
         admin_localparts: tuple[str, ...] = (),
+        password_policy: PasswordPolicy | None = None,
     ) -> None:
         self.db = db
         self.server_name = server_name
         self.clock = clock
         self.passwords = passwords
+        self.password_policy = password_policy or PasswordPolicy()
         self._admins = {f"@{lp}:{server_name}" for lp in admin_localparts}
         #: token hash -> (requester, when cached); entries live briefly so that changes made
         #: by another process (the ``kairan`` command) take effect within seconds.
@@ -58,6 +61,10 @@ class AccountService:
         return user_id.endswith(":" + self.server_name)
 
     # ------------------------------------------------------------- accounts
+
+    def check_new_password(self, password: str, *, too_long_errcode: str = "M_UNKNOWN") -> None:
+        """Refuse a new password that is too long or breaks the configured policy."""
+        check_new_password(password, self.password_policy, too_long_errcode=too_long_errcode)
 
     def check_localpart(self, localpart: str) -> None:
         if not localpart or not is_valid_localpart(localpart):

@@ -20,6 +20,7 @@ async def add_user(
     admin: bool = False,
     displayname: str | None = None,
 ) -> str:
+    svc.accounts.check_new_password(password)
     return await svc.accounts.create_user(localpart, password, admin=admin, displayname=displayname)
 
 
@@ -59,6 +60,7 @@ async def deactivate_user(svc: Services, user_id: str) -> None:
 
 async def reset_password(svc: Services, user_id: str, password: str) -> None:
     await require_local_user(svc, user_id)
+    svc.accounts.check_new_password(password)
     await svc.accounts.set_password(user_id, password, logout_devices=True, keep_device=None)
 
 
@@ -376,3 +378,11 @@ async def delete_registration_token(svc: Services, token: str) -> None:
     async with svc.db.write() as conn:
         if not await account_store.delete_registration_token(conn, token):
             raise not_found(f"No such registration token: {token}")
+
+
+# ---------------------------------------------------------------------- media
+
+
+async def purge_media_cache(svc: Services, before_ts: int) -> int:
+    """Remove cached remote media not accessed since ``before_ts`` (ms); how many."""
+    return await svc.media.purge_remote_cache(before_ts)

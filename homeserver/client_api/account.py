@@ -135,6 +135,10 @@ async def register(request: web.Request) -> web.Response:
         svc.accounts.check_localpart(username)
         if not await svc.accounts.username_available(username):
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.")
+    if password is not None:
+        # Checked before user-interactive auth, as Synapse does, so that a client learns of
+        # a refused password before its user goes through the stages.
+        svc.accounts.check_new_password(password)
 
     async def dummy(auth: dict[str, Any], session: Session) -> bool:
         return True
@@ -217,6 +221,9 @@ async def change_password(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request)
+    new_password = optional_string(body, "new_password")
+    if new_password is not None:
+        svc.accounts.check_new_password(new_password, too_long_errcode="M_BAD_JSON")
     await password_uia(svc, who, body)
     new_password = required_string(body, "new_password")
     await svc.accounts.set_password(

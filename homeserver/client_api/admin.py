@@ -9,11 +9,13 @@ command uses too.
 from __future__ import annotations
 
 import platform
+import re
 from importlib import metadata
 from typing import Any
 
 from aiohttp import web
 
+from homeserver.accounts.passwords import check_password_length
 from homeserver.admin import ops
 from homeserver.client_api.common import requester, services
 from homeserver.errors import MatrixError, bad_json, invalid_param
@@ -114,10 +116,14 @@ async def put_user(request: web.Request) -> web.Response:
     logout = body.get("logout_devices", True)
     if not isinstance(logout, bool):
         raise bad_json("'logout_devices' must be a boolean")
+    password = _optional(body, "password", str)
+    if password is not None:
+        # As Synapse's admin API: the length limit, not the policy (the admin decides).
+        check_password_length(password)
     created = await ops.modify_user(
         svc,
         user_id,
-        password=_optional(body, "password", str),
+        password=password,
         displayname=_optional(body, "displayname", str),
         admin=_optional(body, "admin", bool),
         deactivated=_optional(body, "deactivated", bool),
@@ -243,3 +249,28 @@ async def delete_token(request: web.Request) -> web.Response:
     svc = await _admin(request)
     await ops.delete_registration_token(svc, request.match_info["token"])
     return json_response({})
+
+
+# ---------------------------------------------------------------------- media
+
+
+@routes.post(PREFIX + "/purge_media_cache")
+async def purge_media_cache(request: web.Request) -> web.Response:
+    """Remove other servers' media not accessed since ``before_ts`` (ms) from the cache, as
+    Synapse's ``purge_media_cache``; it is fetched again when someone asks for it."""
+    svc = await _admin(request)
+    raw = request.query.get("before_ts")
+    if raw is None:
+        raise MatrixError(400, "M_MISSING_PARAM", "Missing query parameter 'before_ts'")
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+        raise invalid_param("Query parameter before_ts must be an integer")
+    before_ts = int(raw)
+    if before_ts < 0:
+        raise invalid_param("Query parameter before_ts must be a positive integer.")
+    if before_ts < 30_000_000_000:  # December 1970 in ms, but the year 2920 in seconds
+        raise invalid_param(
+            "Query parameter before_ts you provided is from the year 1970. "
+            "Double check that you are providing a timestamp in milliseconds."
+        )
+    deleted = await ops.purge_media_cache(svc, min(before_ts, 2**62))
+    return json_response({"deleted": deleted})

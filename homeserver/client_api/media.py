@@ -1,7 +1,9 @@
 """The content repository: upload, create, download, thumbnail, config.
 
 The authenticated ``/_matrix/client/v1/media/*`` endpoints (Matrix 1.11) and the deprecated
-unauthenticated ``/_matrix/media/{v3,r0}/*`` ones, which clients still fall back to.
+unauthenticated ``/_matrix/media/{v3,r0}/*`` ones, which clients still fall back to.  With
+``enable_authenticated_media`` (the default, as Synapse) the unauthenticated download and
+thumbnail endpoints are frozen: they serve only media stored while it was off.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
 
 from homeserver.client_api.common import requester, services
 from homeserver.errors import invalid_param, missing_param
-from homeserver.http import json_response, query_int
+from homeserver.http import CORS_HEADERS, json_response, query_int
 from homeserver.media.service import MAX_WAIT_MS, MediaFile
 from homeserver.media.thumbnailer import METHODS, Method
 
@@ -63,11 +66,24 @@ def media_response(media: MediaFile, filename: str | None, *, private: bool) -> 
         "X-Content-Type-Options": "nosniff",
         "Cross-Origin-Resource-Policy": "cross-origin",
         hdrs.CACHE_CONTROL: f"{'private' if private else 'public'}, max-age=86400",
+        # Sent before the handler returns (see _send), so the middleware cannot add these.
+        **CORS_HEADERS,
     }
     if media.data is not None:
         return web.Response(body=media.data, headers=headers)
     assert media.path is not None
-    return web.FileResponse(media.path, headers=headers)
+    return _FileResponse(media.path, headers=headers)
+
+
+class _FileResponse(web.FileResponse):
+    """A file response that may be sent before its handler returns (see ``_send``):
+    FileResponse.prepare would send the file again when aiohttp prepares the response the
+    handler returned; a sent one is left as it is, as any StreamResponse."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return await web.StreamResponse.prepare(self, request)
+        return await super().prepare(request)
 
 
 def _dimension(request: web.Request, name: str) -> int:
@@ -156,10 +172,26 @@ async def config(request: web.Request) -> web.Response:
 
 
 def _fetch_remote(request: web.Request, *, private: bool) -> bool:
-    """Whether remote media not cached yet is fetched: only for the authenticated endpoints
-    (the legacy ones would let anyone make the node download from anywhere), and not when
-    the client says ``allow_remote=false`` (servers falling back to them, against loops)."""
-    return private and request.query.get("allow_remote") != "false"
+    """Whether remote media not cached yet is fetched: not when the client says
+    ``allow_remote=false`` (servers falling back to the legacy endpoints, against loops),
+    and by the legacy endpoints only while they are not frozen (as Synapse)."""
+    if request.query.get("allow_remote") == "false":
+        return False
+    return private or not services(request).media.authenticated_media
+
+
+async def _send(
+    request: web.Request, media: MediaFile, filename: str | None, *, private: bool
+) -> web.StreamResponse:
+    """Send the response here, not after returning it: a cached remote file is leased
+    (never evicted) until it has been sent."""
+    try:
+        response = media_response(media, filename, private=private)
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    finally:
+        media.close()
 
 
 async def _download(request: web.Request, *, private: bool) -> web.StreamResponse:
@@ -168,9 +200,10 @@ async def _download(request: web.Request, *, private: bool) -> web.StreamRespons
         request.match_info["media_id"],
         timeout_ms=_timeout_ms(request),
         fetch_remote=_fetch_remote(request, private=private),
+        legacy=not private,
     )
     filename = request.match_info.get("file_name") or media.filename
-    return media_response(media, filename, private=private)
+    return await _send(request, media, filename, private=private)
 
 
 async def _thumbnail(request: web.Request, *, private: bool) -> web.StreamResponse:
@@ -185,8 +218,9 @@ async def _thumbnail(request: web.Request, *, private: bool) -> web.StreamRespon
         method=method,
         timeout_ms=_timeout_ms(request),
         fetch_remote=_fetch_remote(request, private=private),
+        legacy=not private,
     )
-    return media_response(media, media.filename, private=private)
+    return await _send(request, media, media.filename, private=private)
 
 
 @routes.get(V1 + "/download/{server_name}/{media_id}")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -27,13 +25,12 @@ from homeserver.notifier import Notifier
 from homeserver.storage import accounts as account_store
 from homeserver.storage import keys as store
 from homeserver.storage.database import Database
+from homeserver.txncache import TransactionCache
 
 log = logging.getLogger(__name__)
 
 #: Algorithm whose count clients expect in /sync even when it is zero.
 SIGNED_CURVE25519 = "signed_curve25519"
-TXN_LIFETIME_S = 1800
-MAX_TXNS = 100_000
 MAX_ONE_TIME_KEYS_PER_UPLOAD = 1000
 #: How long /keys/query and /keys/claim wait for other servers by default.
 DEFAULT_REMOTE_TIMEOUT_MS = 10_000
@@ -89,9 +86,8 @@ class KeysService:
         self.clock = clock
         self.server_name = server_name
         self.backup = BackupService(db)
-        #: (sender, device, event type, txn ID) -> when it was sent, so that a retried
-        #: /sendToDevice (same path, same access token's device) is delivered once.
-        self._txns: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
+        #: Retried /sendToDevice requests (same path, same device) are delivered once.
+        self._txns: TransactionCache[None] = TransactionCache()
         #: Other servers' users, set when federation is wired (else they are failures).
         self.remote: RemoteKeys | None = None
         #: One-time key counts and unused fallback key types per device, for /sync.
@@ -517,18 +513,6 @@ class KeysService:
 
     # ------------------------------------------------------------- to-device
 
-    def _seen_txn(self, key: tuple[str, str, str, str]) -> bool:
-        now = time.monotonic()
-        while self._txns:
-            oldest, when = next(iter(self._txns.items()))
-            if now - when < TXN_LIFETIME_S and len(self._txns) <= MAX_TXNS:
-                break
-            del self._txns[oldest]
-        if key in self._txns:
-            return True
-        self._txns[key] = now
-        return False
-
     async def send_to_device(
         self, who: Requester, event_type: str, txn_id: str, body: dict[str, Any]
     ) -> None:
@@ -542,10 +526,8 @@ class KeysService:
                 isinstance(c, dict) for c in per_device.values()
             ):
                 raise bad_json(f"messages.{user_id} must be an object of device IDs to contents")
-        key = (who.user_id, who.device_id, event_type, txn_id)
-        if self._seen_txn(key):
-            return
-        try:
+
+        async def send() -> None:
             local = {u: m for u, m in messages.items() if self.accounts.is_local(u)}
             remote = {u: m for u, m in messages.items() if not self.accounts.is_local(u)}
             await self.deliver(who.user_id, event_type, local)
@@ -553,9 +535,10 @@ class KeysService:
                 await self.remote.send_to_device(who.user_id, event_type, remote)
             elif remote:
                 log.info("to-device for remote users dropped (no federation)")
-        except BaseException:
-            self._txns.pop(key, None)
-            raise
+
+        # The transaction is the endpoint (/sendToDevice/{eventType}) and the device.
+        key = ("sendToDevice", event_type, txn_id, who.user_id, who.device_id)
+        await self._txns.run(key, send)
 
     async def deliver(
         self, sender: str, event_type: str, messages: dict[str, dict[str, Any]]

@@ -8,8 +8,8 @@ Fetching: remote media is downloaded once over federation (the authenticated v1 
 following a ``Location`` part once; servers without it get the legacy
 ``/_matrix/media/v3/download``), written like an upload
 (``tmp/``, fsync, rename) under ``remote_content/`` with a row in ``remote_media``, and then
-served and thumbnailed from the cache.  Content larger than ``max_upload_size`` is refused
-with 502 M_TOO_LARGE while it arrives; nothing of it is kept.
+served and thumbnailed from the cache (bounded: see ``media_cache``).  Content larger than
+``max_upload_size`` is refused with 502 M_TOO_LARGE while it arrives; nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import json
 import logging
 import secrets
 import urllib.parse
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,16 @@ from federation.client import FederationClient, UnreachableError, federation_pat
 from federation.errors import MatrixError
 from federation.identifiers import is_valid_server_name
 from homeserver.clock import Clock
+from homeserver.config import RemoteMediaCache as CacheSettings
+from homeserver.federation.media_cache import RemoteMediaCache
+from homeserver.media.files import install
 from homeserver.media.service import (
     DEFAULT_CONTENT_TYPE,
     MAX_FILENAME_CHARS,
     MEDIA_ID_RE,
     MediaFile,
     MediaService,
-    _install,
+    frozen_legacy_media,
 )
 from homeserver.media.thumbnailer import METHODS
 from homeserver.storage import remote_cache
@@ -74,22 +76,33 @@ class _Fallback(Exception):
 
 class FederatedMedia:
     def __init__(
-        self, media: MediaService, client: FederationClient, db: Database, clock: Clock
+        self,
+        media: MediaService,
+        client: FederationClient,
+        db: Database,
+        clock: Clock,
+        settings: CacheSettings | None = None,
     ) -> None:
         self.media = media
         self.client = client
         self.db = db
         self.clock = clock
-        self.root = media.root
-        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self.cache = RemoteMediaCache(db, clock, media.root, settings or CacheSettings())
 
     def _content_path(self, file_id: str) -> Path:
-        return self.root / "remote_content" / file_id[0:2] / file_id[2:4] / file_id
+        return self.cache.content_path(file_id)
 
     def _thumbnail_dir(self, file_id: str) -> Path:
-        return self.root / "remote_thumbnails" / file_id[0:2] / file_id[2:4] / file_id
+        return self.cache.thumbnail_dir(file_id)
+
+    def start(self) -> None:
+        self.cache.start()
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+    async def purge(self, before_ts: int) -> int:
+        return await self.cache.purge(before_ts)
 
     # ------------------------------------------------------------- serving local media
 
@@ -118,22 +131,35 @@ class FederatedMedia:
     # ------------------------------------------------------------- fetching remote media
 
     async def fetch(
-        self, server_name: str, media_id: str, *, download: bool = True
+        self, server_name: str, media_id: str, *, download: bool = True, legacy: bool = False
     ) -> tuple[MediaFile, Path]:
         if not _fetchable(server_name) or not MEDIA_ID_RE.fullmatch(media_id):
             raise _not_found()
-        key = (server_name, media_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:  # one download per media, however many clients ask at once
+        added = False
+        # One download per media however many clients ask at once; never while it is
+        # being removed from the cache.
+        async with self.cache.lock(server_name, media_id):
             record = await self._cached(server_name, media_id)
+            if legacy and self.media.legacy_refuses(record is None or record.authenticated):
+                # As Synapse: the frozen endpoints neither fetch nor serve what was fetched
+                # for the authenticated ones.
+                raise frozen_legacy_media()
             if record is None and not download:
                 raise _not_found()
             if record is None:
                 record = await self._download(server_name, media_id)
+                added = True
+            else:
+                await self.cache.accessed(record)
+            release = self.cache.lease(record.file_id)
+        if added:
+            self.cache.added()
         found = MediaFile(
-            self._content_path(record.file_id), record.content_type, record.upload_name, record.size
+            self._content_path(record.file_id),
+            record.content_type,
+            record.upload_name,
+            record.size,
+            release=release,
         )
         return found, self._thumbnail_dir(record.file_id)
 
@@ -228,7 +254,8 @@ class FederatedMedia:
                 raise _too_large(limit) from None
             raise
         file_id = secrets.token_hex(16)
-        await _install(tmp, self._content_path(file_id))
+        await install(tmp, self._content_path(file_id))
+        now = self.clock.now_ms()
         record = remote_cache.RemoteMedia(
             server_name=server_name,
             media_id=media_id,
@@ -236,7 +263,9 @@ class FederatedMedia:
             content_type=_content_type(headers.get(hdrs.CONTENT_TYPE)),
             upload_name=_filename(headers.get(hdrs.CONTENT_DISPOSITION)),
             size=size,
-            fetched_ts=self.clock.now_ms(),
+            fetched_ts=now,
+            last_access_ts=now,
+            authenticated=self.media.authenticated_media,
         )
         async with self.db.write() as conn:
             await remote_cache.put_media(conn, record)

@@ -12,7 +12,7 @@ from federation.server import FederationServer
 from federation.signing import SigningKey
 from homeserver.accounts.service import AccountService
 from homeserver.clock import Clock
-from homeserver.config import Config
+from homeserver.config import Config, RemoteMediaCache
 from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.e2ee import FederatedKeys
@@ -32,7 +32,7 @@ from homeserver.sync.typing import TypingService
 from homeserver.userdata import UserDataService
 
 
-@dataclass(frozen=True)
+@dataclass
 class Federation:
     client: FederationClient
     keyring: KeyRing
@@ -44,11 +44,17 @@ class Federation:
     server: FederationServer
     #: The Client-Server space hierarchy (it asks other servers about their rooms).
     hierarchy: HierarchyService
+    #: Other servers' media (set by connect_e2ee_and_media).
+    media: FederatedMedia | None = None
 
     async def start(self) -> None:
         await self.sender.start()
+        if self.media is not None:
+            self.media.start()
 
     async def close(self) -> None:
+        if self.media is not None:
+            await self.media.close()
         await self.outbound.drain()
         await self.sender.close()
 
@@ -101,7 +107,11 @@ def build_federation(
 
 
 def connect_e2ee_and_media(
-    federation: Federation, keys: KeysService, media: MediaService, clock: Clock
+    federation: Federation,
+    keys: KeysService,
+    media: MediaService,
+    clock: Clock,
+    cache: RemoteMediaCache | None = None,
 ) -> None:
     """Device lists, keys, to-device messages and media across servers."""
     e2ee = FederatedKeys(keys, federation.client, federation.sender, clock)
@@ -109,7 +119,8 @@ def connect_e2ee_and_media(
     federation.handler.keys_handler = e2ee
     federation.handler.edu_handlers.update(e2ee.edu_handlers())
     federation.outbound.rooms.listeners.append(e2ee.on_room_event)
-    remote_media = FederatedMedia(media, federation.client, keys.db, clock)
+    remote_media = FederatedMedia(media, federation.client, keys.db, clock, cache)
     media.remote = remote_media
+    federation.media = remote_media
     federation.handler.media_handler = remote_media.serve
     federation.handler.media_thumbnail_handler = remote_media.serve_thumbnail

@@ -22,8 +22,8 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -31,6 +31,7 @@ from homeserver.clock import Clock
 from homeserver.config import Config
 from homeserver.errors import MatrixError, forbidden, invalid_param, not_found, too_large
 from homeserver.media import thumbnailer
+from homeserver.media.files import flush_and_sync, install, remove_stale_files
 from homeserver.media.thumbnailer import Method, ThumbnailError
 from homeserver.storage import media as store
 from homeserver.storage.database import Database
@@ -61,6 +62,12 @@ def not_yet_uploaded() -> MatrixError:
     return MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
 
 
+def frozen_legacy_media() -> MatrixError:
+    """What the frozen unauthenticated endpoints answer for media they no longer serve (as
+    Synapse: 404 M_NOT_FOUND)."""
+    return not_found("Not found: this media is served by /_matrix/client/v1/media only")
+
+
 def cannot_thumbnail(message: str) -> MatrixError:
     return MatrixError(400, "M_UNKNOWN", f"Cannot generate thumbnails for this content: {message}")
 
@@ -69,10 +76,16 @@ class RemoteMediaSource(Protocol):
     """Other servers' media, fetched over federation and cached (homeserver.federation.media)."""
 
     async def fetch(
-        self, server_name: str, media_id: str, *, download: bool = True
+        self, server_name: str, media_id: str, *, download: bool = True, legacy: bool = False
     ) -> tuple[MediaFile, Path]:
         """The cached content (fetched first if needed and ``download``; else M_NOT_FOUND)
-        and the directory of its thumbnails."""
+        and the directory of its thumbnails.  The file is leased to the caller (never
+        evicted) until the MediaFile is closed.  ``legacy``: for the frozen unauthenticated
+        endpoints (see MediaService.download)."""
+        ...
+
+    async def purge(self, before_ts: int) -> int:
+        """Remove cached media not accessed since ``before_ts`` (ms); how many."""
         ...
 
 
@@ -86,6 +99,13 @@ class MediaFile:
     filename: str | None
     size: int
     data: bytes | None = None
+    #: Ends the lease on a cached remote file (see RemoteMediaSource.fetch).
+    release: Callable[[], None] | None = field(default=None, compare=False)
+
+    def close(self) -> None:
+        """The response is sent: a cached remote file may be evicted again."""
+        if self.release is not None:
+            self.release()
 
 
 class MediaService:
@@ -94,6 +114,8 @@ class MediaService:
         self.clock = clock
         self.server_name = config.server_name
         self.max_upload_bytes = config.max_upload_bytes
+        #: New media is marked authenticated: the legacy endpoints will not serve it.
+        self.authenticated_media = config.enable_authenticated_media
         self.root = config.media_path
         self.tmp_dir = self.root / "tmp"
         self._uploaded: dict[str, asyncio.Event] = {}
@@ -102,6 +124,12 @@ class MediaService:
         self._tmp_checked = False
         #: Fetches other servers' media; without it remote media is M_NOT_FOUND.
         self.remote: RemoteMediaSource | None = None
+
+    def legacy_refuses(self, authenticated: bool) -> bool:
+        """Whether the frozen unauthenticated endpoints refuse media stored with this flag:
+        as Synapse with ``enable_authenticated_media``, they serve only media stored while
+        it was off."""
+        return self.authenticated_media and authenticated
 
     def _is_remote(self, server_name: str) -> bool:
         return server_name != self.server_name and self.remote is not None
@@ -142,12 +170,19 @@ class MediaService:
         self._check_length(content_length)
         media_id = _new_media_id()
         tmp, size, digest = await self._receive(chunks)
-        await _install(tmp, self.content_path(media_id))
+        await install(tmp, self.content_path(media_id))
         async with self.db.write() as conn:
             await store.insert_media(
                 conn,
                 MediaRecord(
-                    media_id, user_id, content_type, filename, size, digest, self.clock.now_ms()
+                    media_id,
+                    user_id,
+                    content_type,
+                    filename,
+                    size,
+                    digest,
+                    self.clock.now_ms(),
+                    self.authenticated_media,
                 ),
             )
         return self.mxc(media_id)
@@ -167,7 +202,9 @@ class MediaService:
                     f"At most {MAX_PENDING_PER_USER} pending uploads at a time",
                     retry_after_ms=60_000,
                 )
-            await store.insert_pending(conn, media_id, user_id, now)
+            await store.insert_pending(
+                conn, media_id, user_id, now, authenticated=self.authenticated_media
+            )
         return self.mxc(media_id), now + PENDING_LIFETIME_MS
 
     async def upload_to(
@@ -199,7 +236,7 @@ class MediaService:
             if not record.pending:
                 raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
             tmp, size, digest = await self._receive(chunks)
-            await _install(tmp, self.content_path(media_id))
+            await install(tmp, self.content_path(media_id))
             async with self.db.write() as conn:
                 done = await store.complete_pending(
                     conn,
@@ -229,7 +266,7 @@ class MediaService:
         """Write the body to a new file in ``tmp/``: its path, size and SHA-256 (hex)."""
         if not self._tmp_checked:
             self._tmp_checked = True
-            await asyncio.to_thread(_remove_stale_files, self.tmp_dir, time.time() - STALE_TMP_S)
+            await asyncio.to_thread(remove_stale_files, self.tmp_dir, time.time() - STALE_TMP_S)
         await asyncio.to_thread(self.tmp_dir.mkdir, parents=True, exist_ok=True)
         tmp = self.tmp_dir / secrets.token_hex(16)
         file: BinaryIO = await asyncio.to_thread(open, tmp, "xb")
@@ -248,7 +285,7 @@ class MediaService:
                     buffer.clear()
             if buffer:
                 await asyncio.to_thread(file.write, bytes(buffer))
-            await asyncio.to_thread(_flush_and_sync, file)
+            await asyncio.to_thread(flush_and_sync, file)
         except BaseException:
             file.close()
             with contextlib.suppress(OSError):
@@ -260,14 +297,25 @@ class MediaService:
     # ------------------------------------------------------------ downloads
 
     async def download(
-        self, server_name: str, media_id: str, *, timeout_ms: int, fetch_remote: bool = True
+        self,
+        server_name: str,
+        media_id: str,
+        *,
+        timeout_ms: int,
+        fetch_remote: bool = True,
+        legacy: bool = False,
     ) -> MediaFile:
         """The stored content of local media (waiting up to ``timeout_ms`` if pending), or
-        of remote media, fetched (if ``fetch_remote``) and cached."""
+        of remote media, fetched (if ``fetch_remote``) and cached; close it once sent.
+        ``legacy``: asked at the frozen unauthenticated endpoints, which get M_NOT_FOUND for
+        media stored while enable_authenticated_media was on."""
         if self._is_remote(server_name):
             assert self.remote is not None
-            return (await self.remote.fetch(server_name, media_id, download=fetch_remote))[0]
-        record = await self._uploaded_record(server_name, media_id, timeout_ms)
+            found, _ = await self.remote.fetch(
+                server_name, media_id, download=fetch_remote, legacy=legacy
+            )
+            return found
+        record = await self._uploaded_record(server_name, media_id, timeout_ms, legacy)
         path = self.content_path(record.media_id)
         if not await asyncio.to_thread(path.is_file):
             log.error("media %s is in the database but %s is missing", record.media_id, path)
@@ -284,22 +332,47 @@ class MediaService:
         method: Method,
         timeout_ms: int,
         fetch_remote: bool = True,
+        legacy: bool = False,
     ) -> MediaFile:
-        """A thumbnail of image media, generated on first request and cached."""
+        """A thumbnail of image media, generated on first request and cached; close it
+        once sent."""
         if width < 1 or height < 1:
             raise invalid_param("width and height must be positive")
-        if self._is_remote(server_name):
-            assert self.remote is not None
-            original, thumbnail_dir = await self.remote.fetch(
-                server_name, media_id, download=fetch_remote
+        if not self._is_remote(server_name):
+            record = await self._uploaded_record(server_name, media_id, timeout_ms, legacy)
+            return await self._thumbnail_of(
+                record,
+                self.content_path(record.media_id),
+                self.thumbnail_dir(record.media_id),
+                width,
+                height,
+                method,
             )
+        assert self.remote is not None
+        original, thumbnail_dir = await self.remote.fetch(
+            server_name, media_id, download=fetch_remote, legacy=legacy
+        )
+        try:
             assert original.path is not None
             record = MediaRecord(media_id, "", original.content_type, None, original.size, "", 0)
-            source = original.path
-        else:
-            record = await self._uploaded_record(server_name, media_id, timeout_ms)
-            thumbnail_dir = self.thumbnail_dir(record.media_id)
-            source = self.content_path(record.media_id)
+            made = await self._thumbnail_of(
+                record, original.path, thumbnail_dir, width, height, method
+            )
+        except BaseException:
+            original.close()
+            raise
+        # The thumbnail (or the original itself) is sent from the leased cache.
+        return replace(made, release=original.release)
+
+    async def _thumbnail_of(
+        self,
+        record: MediaRecord,
+        source: Path,
+        thumbnail_dir: Path,
+        width: int,
+        height: int,
+        method: Method,
+    ) -> MediaFile:
         if record.content_type.split(";")[0].strip().lower() not in thumbnailer.IMAGE_FORMATS:
             raise cannot_thumbnail(f"{record.content_type} is not a supported image type")
         out_type = thumbnailer.output_type(record.content_type.split(";")[0].strip().lower())
@@ -327,6 +400,10 @@ class MediaService:
             return MediaFile(cached, out_type, name, len(made.data))
         return MediaFile(None, out_type, name, len(made.data), data=made.data)
 
+    async def purge_remote_cache(self, before_ts: int) -> int:
+        """Remove other servers' media not accessed since ``before_ts`` (ms); how many."""
+        return await self.remote.purge(before_ts) if self.remote is not None else 0
+
     def _store_thumbnail(self, path: Path, data: bytes) -> bool:
         """Cache a thumbnail (blocking); False if it was not kept.
 
@@ -341,7 +418,7 @@ class MediaService:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
             with open(tmp, "xb") as file:
                 file.write(data)
-                _flush_and_sync(file)
+                flush_and_sync(file)
             os.replace(tmp, path)
             return True
         except OSError:
@@ -351,12 +428,14 @@ class MediaService:
             return False
 
     async def _uploaded_record(
-        self, server_name: str, media_id: str, timeout_ms: int
+        self, server_name: str, media_id: str, timeout_ms: int, legacy: bool = False
     ) -> MediaRecord:
         media_id = self._local_id(server_name, media_id)
         record = await self._record(media_id)
         if record is None or (record.pending and self._expired(record)):
             raise not_found("Unknown media")
+        if legacy and self.legacy_refuses(record.authenticated):
+            raise frozen_legacy_media()
         if not record.pending:
             return record
         # Register interest before looking again, so an upload finishing in between is seen.
@@ -401,41 +480,3 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _remove_stale_files(directory: Path, before: float) -> None:
-    """Remove files last modified before ``before`` (a time.time()) from ``directory``."""
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
-                os.unlink(entry.path)
-                log.info("removed %s, left behind by an interrupted write", entry.path)
-
-
-def _flush_and_sync(file: BinaryIO) -> None:
-    file.flush()
-    os.fsync(file.fileno())
-
-
-async def _install(tmp: Path, final: Path) -> None:
-    """Rename a complete, synced file into place (and make the rename durable)."""
-
-    def install() -> None:
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            directory = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    await asyncio.to_thread(install)

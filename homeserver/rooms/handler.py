@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from federation import auth as engine_auth
 from federation import room_versions
@@ -384,45 +385,11 @@ class RoomHandler:
         content = _check_content(content)
         _check_event_shape(event_type, content, is_state=False)
         await self.rooms.require_joined(room_id, user_id)
-        # A repeated transaction ID is answered (or refused when it named another request)
-        # by the room's group commit, which looks all of its batch up at once.
-        return await self.rooms.send(room_id, user_id, event_type, content, txn=(device_id, txn_id))
-
-    async def _check_txn_reuse(
-        self,
-        user_id: str,
-        device_id: str,
-        txn_id: str,
-        room_id: str,
-        event_type: str,
-        redacts: str | None = None,
-    ) -> str | None:
-        """The event an earlier identical request of this device created, if any; refuse a
-        transaction ID that already named a different request of this device.
-
-        Transactions are stored per device (not per room and event type, as Synapse keys
-        them), so a reuse for another room, event type or redacted event would silently
-        answer with the earlier event and drop the new one; a 400 at least says so."""
-        async with self.rooms.db.read() as conn:
-            earlier_id = await event_store.get_txn_event(conn, user_id, device_id, txn_id)
-        earlier = await self.rooms.get_event(earlier_id) if earlier_id else None
-        if earlier is None:
-            return None
-        content = earlier.pdu.get("content")
-        earlier_redacts = earlier.pdu.get("redacts") or (
-            content.get("redacts") if isinstance(content, dict) else None
-        )
-        if (
-            earlier.room_id != room_id
-            or earlier.type != event_type
-            or (redacts is not None and earlier_redacts != redacts)
-        ):
-            raise MatrixError(
-                400,
-                "M_INVALID_PARAM",
-                f"Transaction ID {txn_id!r} was already used by this device for another request",
-            )
-        return earlier.event_id
+        # A repeated transaction is answered with its first event by the room's group
+        # commit, which looks all of its batch up at once.
+        path = f"/rooms/{_quote(room_id)}/send/{_quote(event_type)}"
+        txn = (device_id, event_store.txn_key(path, txn_id))
+        return await self.rooms.send(room_id, user_id, event_type, content, txn=txn)
 
     async def send_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
@@ -500,14 +467,13 @@ class RoomHandler:
             content["redacts"] = event_id
         else:
             extra = {"redacts": event_id}
-        await self._check_txn_reuse(
-            user_id, device_id, "redact:" + txn_id, room_id, "m.room.redaction", event_id
-        )
+        path = f"/rooms/{_quote(room_id)}/redact/{_quote(event_id)}"
+        txn = (device_id, event_store.txn_key(path, txn_id))
         return await self.rooms.send(
-            room_id,
-            user_id,
-            "m.room.redaction",
-            content,
-            txn=(device_id, "redact:" + txn_id),
-            extra=extra,
+            room_id, user_id, "m.room.redaction", content, txn=txn, extra=extra
         )
+
+
+def _quote(part: str) -> str:
+    """A path parameter as it would be sent, so that the path names the endpoint exactly."""
+    return quote(part, safe="")

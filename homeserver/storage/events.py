@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -176,40 +177,50 @@ async def insert_timeline_events(
         await conn.execute(insert(event_relations), relations)
 
 
+def txn_key(path: str, txn_id: str) -> str:
+    """The key a client transaction is known by within one device: the spec scopes a
+    transaction ID to a device *and* an endpoint, so the request path (with its parameters,
+    e.g. the room and event type) is part of it.  Pass it as ``RoomService.send``'s
+    ``txn=(device_id, key)``; the storage functions below take such keys."""
+    return json.dumps([path, txn_id], ensure_ascii=False)
+
+
+def _txn_row(user_id: str, device_id: str, key: str) -> dict[str, str]:
+    path, txn_id = json.loads(key)
+    digest = hashlib.sha256(encode_canonical_json([user_id, device_id, path, txn_id])).hexdigest()
+    return {
+        "txn_hash": digest,
+        "user_id": user_id,
+        "device_id": device_id,
+        "path": path,
+        "txn_id": txn_id,
+    }
+
+
 async def insert_txn_events(
     conn: AsyncConnection, rows: Sequence[tuple[str, str, str, str]], ts: int
 ) -> None:
-    """Record ``(user_id, device_id, txn_id, event_id)`` for idempotent sends."""
+    """Record ``(user_id, device_id, txn key, event_id)`` for idempotent sends."""
     if rows:
         await conn.execute(
             insert(event_txn_ids),
-            [
-                {"user_id": u, "device_id": d, "txn_id": t, "event_id": e, "created_ts": ts}
-                for u, d, t, e in rows
-            ],
+            [{**_txn_row(u, d, k), "event_id": e, "created_ts": ts} for u, d, k, e in rows],
         )
 
 
 async def txn_events(
     conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], str]:
-    """Event IDs already sent under ``(user_id, device_id, txn_id)`` keys."""
-    found: dict[tuple[str, str, str], str] = {}
-    users = sorted({k[0] for k in keys})
-    txns = sorted({k[2] for k in keys})
-    if not keys:
-        return found
+    """Event IDs already sent under ``(user_id, device_id, txn key)`` keys."""
+    by_hash = {_txn_row(*k)["txn_hash"]: k for k in keys}
+    if not by_hash:
+        return {}
     rows = await conn.execute(
-        select(event_txn_ids).where(
-            event_txn_ids.c.user_id.in_(users), event_txn_ids.c.txn_id.in_(txns)
+        select(event_txn_ids.c.txn_hash, event_txn_ids.c.event_id).where(
+            event_txn_ids.c.txn_hash.in_(sorted(by_hash))
         )
     )
-    wanted = set(keys)
-    for r in rows:
-        key = (r.user_id, r.device_id, r.txn_id)
-        if key in wanted:
-            found[key] = r.event_id
-    return found
+    return {by_hash[r.txn_hash]: r.event_id for r in rows}
 
 
 async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
@@ -388,25 +399,23 @@ async def set_forward_extremities(
 
 
 async def get_txn_event(
-    conn: AsyncConnection, user_id: str, device_id: str, txn_id: str
+    conn: AsyncConnection, user_id: str, device_id: str, key: str
 ) -> str | None:
+    """The event sent under ``key`` (see ``txn_key``) by that device, if any."""
+    digest = _txn_row(user_id, device_id, key)["txn_hash"]
     row = (
         await conn.execute(
-            select(event_txn_ids.c.event_id).where(
-                event_txn_ids.c.user_id == user_id,
-                event_txn_ids.c.device_id == device_id,
-                event_txn_ids.c.txn_id == txn_id,
-            )
+            select(event_txn_ids.c.event_id).where(event_txn_ids.c.txn_hash == digest)
         )
     ).first()
     return row.event_id if row else None
 
 
 async def insert_txn_event(
-    conn: AsyncConnection, user_id: str, device_id: str, txn_id: str, event_id: str, ts: int
+    conn: AsyncConnection, user_id: str, device_id: str, key: str, event_id: str, ts: int
 ) -> None:
     await conn.execute(
         insert(event_txn_ids).values(
-            user_id=user_id, device_id=device_id, txn_id=txn_id, event_id=event_id, created_ts=ts
+            **_txn_row(user_id, device_id, key), event_id=event_id, created_ts=ts
         )
     )

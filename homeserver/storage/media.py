@@ -30,6 +30,8 @@ class MediaRecord:
     size: int
     sha256: str
     created_ts: int
+    #: Stored while enable_authenticated_media was on (not served by the legacy endpoints).
+    authenticated: bool = False
 
     @property
     def pending(self) -> bool:
@@ -51,16 +53,19 @@ async def insert_media(conn: AsyncConnection, record: MediaRecord) -> None:
             size=record.size,
             sha256=record.sha256,
             created_ts=record.created_ts,
+            authenticated=record.authenticated,
         )
     )
 
 
 async def insert_pending(
-    conn: AsyncConnection, media_id: str, user_id: str, created_ts: int
+    conn: AsyncConnection, media_id: str, user_id: str, created_ts: int, *, authenticated: bool
 ) -> None:
     await insert_media(
         conn,
-        MediaRecord(media_id, user_id, PENDING_CONTENT_TYPE, None, 0, PENDING, created_ts),
+        MediaRecord(
+            media_id, user_id, PENDING_CONTENT_TYPE, None, 0, PENDING, created_ts, authenticated
+        ),
     )
 
 

@@ -121,11 +121,17 @@ forward_extremities = Table(
     Column("event_id", String(255), primary_key=True),
 )  # fmt: skip
 
+#: Client transaction IDs of sent events, for idempotent retries and for
+#: ``unsigned.transaction_id``.  A transaction is scoped to a device and an endpoint, so the
+#: key is (user, device, request path, txn ID); ``txn_hash`` (sha256 of their canonical
+#: JSON) indexes it, as the path and client-chosen ID are unbounded text.
 event_txn_ids = Table(
     "event_txn_ids", metadata,
-    Column("user_id", String(255), primary_key=True),
-    Column("device_id", String(255), primary_key=True),
-    Column("txn_id", String(255), primary_key=True),
+    Column("txn_hash", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("txn_id", Text, nullable=False),
     Column("event_id", String(255), nullable=False, index=True),
     Column("created_ts", BigInteger, nullable=False),
 )  # fmt: skip
@@ -270,6 +276,9 @@ media = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_ts", BigInteger, nullable=False),
+    # Stored while enable_authenticated_media was on: not served by the frozen legacy
+    # /_matrix/media/v3/download and /thumbnail (Synapse's local_media_repository column).
+    Column("authenticated", Boolean, nullable=False),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- federation
@@ -342,6 +351,8 @@ remote_device_lists = Table(
 )  # fmt: skip
 
 #: Other servers' media cached on disk (under ``remote_content/`` by ``file_id``).
+#: ``last_access_ts`` (updated at most once a minute per media) orders eviction: least
+#: recently used first when the cache is over its size, and purges by age.
 remote_media = Table(
     "remote_media", metadata,
     Column("server_name", String(255), primary_key=True),
@@ -351,4 +362,6 @@ remote_media = Table(
     Column("upload_name", Text, nullable=True),
     Column("size", BigInteger, nullable=False),
     Column("fetched_ts", BigInteger, nullable=False),
+    Column("last_access_ts", BigInteger, nullable=False, index=True),
+    Column("authenticated", Boolean, nullable=False),
 )  # fmt: skip

@@ -116,8 +116,15 @@ async def test_image_from_a_downloads_and_thumbnails_on_b(pair: tuple[Node, Node
 
         # From now on B serves its copy: A's file can be gone.
         a.services.media.content_path(media_id).unlink()
-        again = await bob.request("GET", f"{LEGACY}/download/{server}/{media_id}")
+        again = await bob.request("GET", f"{V1}/download/{server}/{media_id}")
         assert again.status == 200 and again.body == image
+        # The frozen legacy endpoints do not serve what was fetched for the authenticated
+        # ones (as Synapse with enable_authenticated_media).
+        for legacy_path in (
+            f"{LEGACY}/download/{server}/{media_id}",
+            f"{LEGACY}/thumbnail/{server}/{media_id}?width=32&height=32",
+        ):
+            assert_error(await bob.request("GET", legacy_path), 404, "M_NOT_FOUND")
         # A file name in the path overrides the stored one.
         named = await bob.request("GET", f"{V1}/download/{server}/{media_id}/plan.png")
         assert named.headers["Content-Disposition"] == 'inline; filename="plan.png"'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import os
@@ -14,11 +15,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
+from aiohttp import web
 from PIL import Image
 from sqlalchemy import select
 from yarl import URL
 
-from homeserver.app import close_services
+from homeserver.app import build_services, close_services, make_app
 from homeserver.media import service as media_service
 from homeserver.media.service import MAX_PENDING_PER_USER
 from homeserver.storage import media as media_store
@@ -206,20 +208,83 @@ async def test_japanese_file_names_in_content_disposition(node: Node, client: Cl
     assert unquote(disposition.split("''", 1)[1]) == 'say "hi"\\.csv'
 
 
-async def test_legacy_unauthenticated_download_and_thumbnail(node: Node, client: Client) -> None:
-    alice = await client.register("alice")
-    data = image_bytes((400, 300), "PNG")
-    server, media_id = await upload(alice, data, "image/png", "地図.png")
+async def _legacy_answers(client: Client, server: str, media_id: str) -> list[Response]:
+    answers = []
     for prefix in (LEGACY, "/_matrix/media/r0"):
-        got = await client.request("GET", f"{prefix}/download/{server}/{media_id}")
-        assert got.status == 200 and got.body == data
-        assert got.headers["Content-Disposition"] == "inline; filename*=utf-8''" + quote("地図.png")
-        thumb = await client.request(
-            "GET",
-            f"{prefix}/thumbnail/{server}/{media_id}",
-            params={"width": "100", "height": "100", "method": "scale"},
+        answers.append(await client.request("GET", f"{prefix}/download/{server}/{media_id}"))
+        answers.append(
+            await client.request(
+                "GET",
+                f"{prefix}/thumbnail/{server}/{media_id}",
+                params={"width": "100", "height": "100", "method": "scale"},
+            )
         )
-        assert opened(thumb).size == (100, 75)
+    return answers
+
+
+async def test_legacy_endpoints_frozen_by_default(node: Node, client: Client) -> None:
+    """As Synapse with enable_authenticated_media (its default): the unauthenticated download
+    and thumbnail endpoints answer 404 M_NOT_FOUND for media stored while it is on."""
+    assert node.services.config.enable_authenticated_media
+    alice = await client.register("alice")
+    server, media_id = await upload(alice, image_bytes((400, 300), "PNG"), "image/png")
+    created = await alice.ok("POST", "/_matrix/media/v1/create")
+    later_id = created["content_uri"].rsplit("/", 1)[1]
+    await alice.ok(
+        "PUT",
+        f"{LEGACY}/upload/{server}/{later_id}",
+        data=image_bytes((40, 30), "PNG"),
+        headers={"Content-Type": "image/png"},
+    )
+    for mid in (media_id, later_id):
+        for answer in await _legacy_answers(client, server, mid):
+            assert_error(answer, 404, "M_NOT_FOUND")
+        got = await alice.request("GET", f"{V1}/download/{server}/{mid}")
+        assert got.status == 200
+    # Uploads and the configuration stay where they were.
+    assert (await alice.request("GET", f"{LEGACY}/config")).status == 200
+
+
+async def test_legacy_endpoints_serve_media_from_before_the_freeze(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Media uploaded while enable_authenticated_media was off is still served at the legacy
+    endpoints once it is turned on; media uploaded afterwards is not."""
+    started, runner = await start_node(tmp_path / "n", db_url, enable_authenticated_media=False)
+    data = image_bytes((400, 300), "PNG")
+    try:
+        async with started.client() as client:
+            alice = await client.register("alice")
+            server, old_id = await upload(alice, data, "image/png", "地図.png")
+            for prefix in (LEGACY, "/_matrix/media/r0"):
+                got = await client.request("GET", f"{prefix}/download/{server}/{old_id}")
+                assert got.status == 200 and got.body == data
+                assert got.headers["Content-Disposition"] == "inline; filename*=utf-8''" + quote(
+                    "地図.png"
+                )
+            answers = await _legacy_answers(client, server, old_id)
+            assert [a.status for a in answers] == [200] * 4
+            assert opened(answers[1]).size == (100, 75)
+        # The same node, its directory and database, restarted with the default setting.
+        config = dataclasses.replace(started.services.config, enable_authenticated_media=True)
+        await runner.cleanup()
+        await close_services(started.services)
+        started.services = await build_services(config, fast_passwords=True)
+        runner = web.AppRunner(make_app(started.services))
+        await runner.setup()
+        port = int(started.server_name.rsplit(":", 1)[1])
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        async with started.client() as client:
+            alice = User(client, alice.user_id, alice.token, alice.device_id)
+            answers = await _legacy_answers(client, server, old_id)
+            assert [a.status for a in answers] == [200] * 4
+            assert answers[0].body == data
+            _, new_id = await upload(alice, data, "image/png")
+            for answer in await _legacy_answers(client, server, new_id):
+                assert_error(answer, 404, "M_NOT_FOUND")
+    finally:
+        await runner.cleanup()
+        await close_services(started.services)
 
 
 async def test_authenticated_endpoints_need_a_token(node: Node, client: Client) -> None:

@@ -706,19 +706,23 @@ async def test_event_filters(node: Node, vclient: ValidatingClient) -> None:
 
 
 async def test_transaction_ids(node: Node, vclient: ValidatingClient) -> None:
-    """A retried transaction is idempotent; reusing its ID for another room, event type or
-    redaction never silently answers with the earlier event (the new one would be lost)."""
+    """A transaction is scoped to a device and an endpoint (the request path): a retry gets
+    the first answer; the same ID on another room, event type, redacted event or device is
+    another transaction and creates its own event."""
     alice = await vclient.register("alice")
     room_a = await alice.create_room()
     room_b = await alice.create_room()
     message = {"msgtype": "m.text", "body": "一回だけ"}
     first = await alice.ok("PUT", room_path(room_a, "/send/m.room.message/t1"), message)
     assert await alice.ok("PUT", room_path(room_a, "/send/m.room.message/t1"), message) == first
-    for room_id, event_type in ((room_b, "m.room.message"), (room_a, "org.example.other")):
-        reused = await alice.request("PUT", room_path(room_id, f"/send/{event_type}/t1"), message)
-        assert reused.status == 400 and reused.body["errcode"] == "M_INVALID_PARAM"
+    in_b = await alice.ok("PUT", room_path(room_b, "/send/m.room.message/t1"), message)
+    other_type = await alice.ok("PUT", room_path(room_a, "/send/org.example.other/t1"), message)
+    ids = {first["event_id"], in_b["event_id"], other_type["event_id"]}
+    assert len(ids) == 3
     history = await alice.ok("GET", room_path(room_b, "/messages"), params={"dir": "b"})
-    assert all(e["event_id"] != first["event_id"] for e in history["chunk"])
+    assert [e["event_id"] for e in history["chunk"] if e["type"] == "m.room.message"] == [
+        in_b["event_id"]
+    ]
     # Another device of the same user has its own transactions.
     login = await vclient.ok(
         "POST",
@@ -728,14 +732,25 @@ async def test_transaction_ids(node: Node, vclient: ValidatingClient) -> None:
     other = await vclient.ok(
         "PUT", room_path(room_a, "/send/m.room.message/t1"), message, token=login["access_token"]
     )
-    assert other["event_id"] != first["event_id"]
-    # Redactions: a retry is idempotent, the same ID for another target is refused.
-    second = await alice.send(room_a, "二")
-    redact = room_path(room_a, f"/redact/{quote(first['event_id'])}/r1")
+    assert other["event_id"] not in ids
+    # Redactions: a retry is idempotent; the same ID for another target redacts that too.
+    second_sent = room_path(room_a, "/send/m.room.message/t2")
+    second = (await alice.ok("PUT", second_sent, {"msgtype": "m.text", "body": "二"}))["event_id"]
+    redact = room_path(room_a, f"/redact/{quote(first['event_id'])}/t1")
     redaction = await alice.ok("PUT", redact, {})
+    assert redaction["event_id"] not in ids
     assert await alice.ok("PUT", redact, {}) == redaction
-    elsewhere = await alice.request("PUT", room_path(room_a, f"/redact/{quote(second)}/r1"), {})
-    assert elsewhere.status == 400 and elsewhere.body["errcode"] == "M_INVALID_PARAM"
+    elsewhere = await alice.ok("PUT", room_path(room_a, f"/redact/{quote(second)}/t1"), {})
+    assert elsewhere["event_id"] != redaction["event_id"]
+    # The sending device sees its own transaction ID (exactly as sent) on each of them.
+    timeline = await alice.ok(
+        "GET", room_path(room_a, "/messages"), params={"dir": "b", "limit": "50"}
+    )
+    by_id = {e["event_id"]: e for e in timeline["chunk"]}
+    for sent in (first, other_type, redaction, elsewhere):
+        assert by_id[sent["event_id"]]["unsigned"]["transaction_id"] == "t1"
+    assert "transaction_id" not in by_id[other["event_id"]].get("unsigned", {})
+    assert "redacted_because" in by_id[second]["unsigned"]
     vclient.check(
         "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
         "PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}",

@@ -114,12 +114,14 @@ def upgrade() -> None:
 
     op.create_table(
         "event_txn_ids",
+        sa.Column("txn_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
         sa.Column("device_id", sa.String(length=255), nullable=False),
-        sa.Column("txn_id", sa.String(length=255), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("txn_id", sa.Text(), nullable=False),
         sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("created_ts", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", "device_id", "txn_id", name=op.f("pk_event_txn_ids")),
+        sa.PrimaryKeyConstraint("txn_hash", name=op.f("pk_event_txn_ids")),
     )
     with op.batch_alter_table("event_txn_ids", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_event_txn_ids_event_id"), ["event_id"], unique=False)
@@ -194,6 +196,7 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("created_ts", sa.BigInteger(), nullable=False),
+        sa.Column("authenticated", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("media_id", name=op.f("pk_media")),
     )
     op.create_table(
@@ -266,8 +269,15 @@ def upgrade() -> None:
         sa.Column("upload_name", sa.Text(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("fetched_ts", sa.BigInteger(), nullable=False),
+        sa.Column("last_access_ts", sa.BigInteger(), nullable=False),
+        sa.Column("authenticated", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("server_name", "media_id", name=op.f("pk_remote_media")),
     )
+    with op.batch_alter_table("remote_media", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_remote_media_last_access_ts"), ["last_access_ts"], unique=False
+        )
+
     op.create_table(
         "room_aliases",
         sa.Column("alias", sa.String(length=255), nullable=False),
@@ -386,6 +396,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_room_aliases_room_id"))
 
     op.drop_table("room_aliases")
+    with op.batch_alter_table("remote_media", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_remote_media_last_access_ts"))
+
     op.drop_table("remote_media")
     op.drop_table("remote_device_lists")
     op.drop_table("registration_tokens")

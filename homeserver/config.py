@@ -63,6 +63,15 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class PushSettings:
+    #: Allow push gateways on private, loopback and link-local addresses (SSRF guard: a
+    #: user's pusher URL must not make the node probe the municipality's internal network).
+    allow_private_addresses: bool = False
+    #: Send the event's content to push gateways (unless the pusher asks for event_id_only).
+    include_content: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -79,6 +88,7 @@ class Config:
     #: Accounts with these localparts are admins (besides those flagged in the database).
     admins: tuple[str, ...] = ()
     federation: FederationSettings = field(default_factory=FederationSettings)
+    push: PushSettings = field(default_factory=PushSettings)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 
@@ -126,7 +136,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
 _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
-    "rate_limit", "admins", "testing", "federation",
+    "rate_limit", "admins", "testing", "federation", "push",
 }  # fmt: skip
 
 
@@ -200,6 +210,20 @@ def parse_config(raw: Any, directory: Path) -> Config:
         admins=tuple(admins),
         testing=bool(raw.get("testing", False)),
         federation=federation,
+        push=_push(raw.get("push") or {}),
+    )
+
+
+def _push(raw: Any) -> PushSettings:
+    _expect(raw, dict, "push")
+    unknown = sorted(set(raw) - {"allow_private_addresses", "include_content"})
+    if unknown:
+        raise ConfigError(f"unknown push keys: {', '.join(unknown)}")
+    return PushSettings(
+        allow_private_addresses=_expect(
+            raw.get("allow_private_addresses", False), bool, "push.allow_private_addresses"
+        ),
+        include_content=_expect(raw.get("include_content", True), bool, "push.include_content"),
     )
 
 
@@ -321,6 +345,13 @@ federation:
   #   town-a.example.jp: "10.0.0.5:8448"
   # Notary servers to ask for other servers' keys (none by default).
   trusted_key_servers: []
+
+# Push notifications to the push gateways of users' pushers.
+push:
+  # Gateways on private/loopback addresses are refused unless allowed (SSRF guard).
+  allow_private_addresses: false
+  # Send message content to gateways (pushers may ask for event_id_only instead).
+  include_content: true
 """
 
 

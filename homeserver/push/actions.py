@@ -42,6 +42,7 @@ from homeserver.storage.events import StoredEvent
 log = logging.getLogger(__name__)
 
 BATCH = 200
+ROWS_PER_SQLITE_TRANSACTION = 250
 MAX_CACHED_USERS = 100_000
 #: /sync waits at most this long for pending push actions (never forever on a bug).
 SETTLE_TIMEOUT_S = 10.0
@@ -193,7 +194,7 @@ class PushActions:
     async def _handle(self, batch: list[_Queued]) -> set[str]:
         rules = await self._load_rules({u for item in batch for u in item.users})
         rows: list[store.PushAction] = []
-        redacted: list[tuple[str, str]] = []
+        redacted: list[tuple[str, int, tuple[str, ...]]] = []
         left: list[tuple[str, str]] = []
         for item in batch:
             event = item.event
@@ -201,19 +202,26 @@ class PushActions:
                 target = event.pdu.get("redacts") or event.pdu.get("content", {}).get("redacts")
                 found = await self.rooms.get_event(target) if isinstance(target, str) else None
                 if found is not None and found.redacted_by is not None:
-                    redacted.append((found.room_id, found.event_id))
+                    local = self._local_members(item.room).local_joined
+                    redacted.append((found.room_id, found.stream_ordering, local))
             elif event.type == "m.room.member" and event.state_key is not None:
                 membership = event.pdu.get("content", {}).get("membership")
                 if event.state_key.endswith(self._suffix) and membership in ("leave", "ban"):
                     left.append((item.room.room_id, event.state_key))
             if item.users:
                 rows.extend(await self._evaluate(item, rules))
-        if rows or redacted or left:
+        if redacted or left:
             async with self.db.write() as conn:
-                await store.delete_for_events(conn, redacted)
+                for room_id, position, users in redacted:
+                    await store.delete_for_event(conn, room_id, position, users)
                 for room_id, user_id in left:
                     await store.delete_for_members(conn, room_id, [user_id])
-                await store.insert_actions(conn, rows)
+        # On SQLite (one writer) several short transactions rather than one long one: a
+        # send waits for at most one of them.  /sync waits for the whole batch anyway.
+        step = ROWS_PER_SQLITE_TRANSACTION if self.db.is_sqlite else max(len(rows), 1)
+        for start in range(0, len(rows), step):
+            async with self.db.write() as conn:
+                await store.insert_actions(conn, rows[start : start + step])
         return {r.user_id for r in rows}
 
     async def _evaluate(
@@ -240,7 +248,6 @@ class PushActions:
                     room_id=room.room_id,
                     user_id=user_id,
                     stream_ordering=event.stream_ordering,
-                    event_id=event.event_id,
                     highlight=outcome.highlight,
                     actions=None if outcome.actions == ("notify",) else list(outcome.actions),
                 )

@@ -102,24 +102,16 @@ def upgrade() -> None:
 
     op.create_table(
         "event_push_actions",
-        sa.Column("room_id", sa.String(length=255), nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("room_id", sa.String(length=255), nullable=False),
         sa.Column("stream_ordering", sa.BigInteger(), nullable=False),
-        sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("highlight", sa.Boolean(), nullable=False),
         sa.Column("actions", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint(
-            "room_id", "user_id", "stream_ordering", name=op.f("pk_event_push_actions")
+            "user_id", "room_id", "stream_ordering", name=op.f("pk_event_push_actions")
         ),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("event_push_actions", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_event_push_actions_event_id"), ["event_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_event_push_actions_user", ["user_id", "stream_ordering"], unique=False
-        )
-
     op.create_table(
         "event_relations",
         sa.Column("event_id", sa.String(length=255), nullable=False),
@@ -463,10 +455,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_event_relations_relates_to_id"))
 
     op.drop_table("event_relations")
-    with op.batch_alter_table("event_push_actions", schema=None) as batch_op:
-        batch_op.drop_index("ix_event_push_actions_user")
-        batch_op.drop_index(batch_op.f("ix_event_push_actions_event_id"))
-
     op.drop_table("event_push_actions")
     with op.batch_alter_table("event_edges", schema=None) as batch_op:
         batch_op.drop_index("ix_event_edges_prev")

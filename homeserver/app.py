@@ -28,6 +28,7 @@ from homeserver.client_api import (
     media,
     profile,
     push,
+    pushers,
     rooms,
     spaces,
     sync,
@@ -45,6 +46,7 @@ from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.notifier import Notifier
 from homeserver.push.rules import PushRulesService
+from homeserver.push.wiring import build_push
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
@@ -58,7 +60,7 @@ from homeserver.userdata import UserDataService
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, spaces]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -115,6 +117,11 @@ async def build_services(
     push_rules = PushRulesService(db, notifier)
     sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
     userdata = UserDataService(db, room_service, notifier, clock)
+    push_actions, pushers = build_push(config, db, clock, room_service)
+    room_service.listeners.append(push_actions.on_event)
+    push_rules.on_change.append(push_actions.rules_changed)
+    sync_service.push_actions = push_actions
+    userdata.on_read = push_actions.mark_read
     directory = DirectoryService(room_service, accounts)
     federation = build_federation(
         config, key, clock, room_service, typing, userdata, directory, accounts
@@ -146,6 +153,8 @@ async def build_services(
         media=media_service,
         keys=keys_service,
         push_rules=push_rules,
+        push_actions=push_actions,
+        pushers=pushers,
     )
 
 
@@ -183,6 +192,8 @@ def make_app(services: Services) -> web.Application:
 
 
 async def close_services(services: Services) -> None:
+    await services.pushers.pool.close()
+    await services.push_actions.close()
     await services.federation.close()
     services.typing.close()
     await services.db.close()
@@ -222,6 +233,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
         ) from e
     await services.federation.start()
+    await services.pushers.pool.start()
     metrics_runner = None
     if METRICS in app:
         try:

@@ -87,6 +87,15 @@ class PasswordPolicy:
 
 
 @dataclass(frozen=True)
+class PushSettings:
+    #: Allow push gateways on private, loopback and link-local addresses (SSRF guard: a
+    #: user's pusher URL must not make the node probe the municipality's internal network).
+    allow_private_addresses: bool = False
+    #: Send the event's content to push gateways (unless the pusher asks for event_id_only).
+    include_content: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -108,6 +117,7 @@ class Config:
     #: serve only media stored while this was off.
     enable_authenticated_media: bool = True
     remote_media_cache: RemoteMediaCache = field(default_factory=RemoteMediaCache)
+    push: PushSettings = field(default_factory=PushSettings)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 
@@ -176,7 +186,7 @@ _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
     "rate_limit", "admins", "testing", "federation", "password_policy",
-    "enable_authenticated_media", "remote_media_cache",
+    "enable_authenticated_media", "remote_media_cache", "push",
 }  # fmt: skip
 
 
@@ -255,6 +265,7 @@ def parse_config(raw: Any, directory: Path) -> Config:
             raw.get("enable_authenticated_media", True), bool, "enable_authenticated_media"
         ),
         remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
+        push=_push(raw.get("push") or {}),
     )
 
 
@@ -284,6 +295,19 @@ def _password_policy(raw: Any) -> PasswordPolicy:
     return PasswordPolicy(
         minimum_length=minimum,
         **{f: _expect(raw.get(f, False), bool, f"password_policy.{f}") for f in flags},
+    )
+
+
+def _push(raw: Any) -> PushSettings:
+    _expect(raw, dict, "push")
+    unknown = sorted(set(raw) - {"allow_private_addresses", "include_content"})
+    if unknown:
+        raise ConfigError(f"unknown push keys: {', '.join(unknown)}")
+    return PushSettings(
+        allow_private_addresses=_expect(
+            raw.get("allow_private_addresses", False), bool, "push.allow_private_addresses"
+        ),
+        include_content=_expect(raw.get("include_content", True), bool, "push.include_content"),
     )
 
 
@@ -430,6 +454,13 @@ federation:
   #   town-a.example.jp: "10.0.0.5:8448"
   # Notary servers to ask for other servers' keys (none by default).
   trusted_key_servers: []
+
+# Push notifications to the push gateways of users' pushers.
+push:
+  # Gateways on private/loopback addresses are refused unless allowed (SSRF guard).
+  allow_private_addresses: false
+  # Send message content to gateways (pushers may ask for event_id_only instead).
+  include_content: true
 """
 
 

@@ -17,6 +17,8 @@ from homeserver.federation.wiring import Federation
 from homeserver.http import RateLimiter
 from homeserver.media import MediaService
 from homeserver.notifier import Notifier
+from homeserver.push.actions import PushActions
+from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
@@ -48,6 +50,8 @@ class Services:
     rate_limiter: RateLimiter
     keys: KeysService
     push_rules: PushRulesService
+    push_actions: PushActions
+    pushers: PushersService
     media: MediaService
     federation: Federation
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.clock import Clock
@@ -32,6 +32,9 @@ class UserDataService:
         self.clock = clock
         #: Called for each public read receipt of a local user (to tell other servers).
         self.on_receipt: Callable[[RoomCache, str, str, int, str | None], None] = _no_receipt_hook
+        #: Called after each read receipt of a local user (room, user, the event's stream
+        #: position): the push actions up to it are read.
+        self.on_read: Callable[[str, str, int], Awaitable[None]] | None = None
 
     async def set_receipt(
         self,
@@ -53,6 +56,8 @@ class UserDataService:
                 await store.upsert_receipt(
                     conn, room_id, receipt_type, user_id, thread_id or "", event_id, ts, position,
                 )  # fmt: skip
+        if self.on_read is not None:
+            await self.on_read(room_id, user_id, event.stream_ordering)
         if receipt_type == "m.read.private":
             self.notifier.notify([user_id])
         else:

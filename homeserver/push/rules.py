@@ -9,7 +9,7 @@ what they changed on server-default rules.  Every change is also written as the
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from homeserver.accounts.service import Requester
@@ -132,11 +132,12 @@ def _empty() -> dict[str, Any]:
     return {"user": {kind: [] for kind in KINDS}, "defaults": {}}
 
 
-def render(data: dict[str, Any], user_id: str) -> dict[str, Any]:
-    """The ``global`` rule set as GET /pushrules/ returns it."""
+def render(data: dict[str, Any], user_id: str | None) -> dict[str, Any]:
+    """The ``global`` rule set as GET /pushrules/ returns it; with ``user_id`` None the
+    default rules keep the spec's placeholder for the user's ID (for the evaluator)."""
 
     def default(rule: dict[str, Any]) -> dict[str, Any]:
-        rendered = _for_user(copy.deepcopy(rule), user_id)
+        rendered = copy.deepcopy(rule) if user_id is None else _for_user(rule, user_id)
         rendered.update(data["defaults"].get(rule["rule_id"], {}))
         return dict(rendered)
 
@@ -148,6 +149,12 @@ def render(data: dict[str, Any], user_id: str) -> dict[str, Any]:
         "sender": user["sender"],
         "underride": [*user["underride"], *map(default, DEFAULT_UNDERRIDE)],
     }
+
+
+def evaluation_order(data: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """A user's stored rules (None: never changed) as ``(kind, rule)`` in priority order."""
+    rendered = render(data or _empty(), None)
+    return [(kind, rule) for kind in KINDS for rule in rendered[kind]]
 
 
 def check_kind(kind: str) -> None:
@@ -183,6 +190,8 @@ class PushRulesService:
     def __init__(self, db: Database, notifier: Notifier) -> None:
         self.db = db
         self.notifier = notifier
+        #: Called with the user ID after each change of their rules (compiled rule caches).
+        self.on_change: list[Callable[[str], None]] = []
 
     async def _load(self, user_id: str) -> dict[str, Any]:
         async with self.db.read() as conn:
@@ -196,6 +205,8 @@ class PushRulesService:
                 await userdata_store.put_account_data(
                     conn, user_id, "", "m.push_rules", {"global": render(data, user_id)}, position
                 )
+        for hook in self.on_change:
+            hook(user_id)
         self.notifier.notify([user_id])
 
     async def all_rules(self, user_id: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage import push as push_store
 from homeserver.storage.schema import access_tokens, devices, registration_tokens, users
 
 
@@ -149,6 +150,8 @@ async def rename_device(conn: AsyncConnection, user_id: str, device_id: str, nam
 
 
 async def delete_device(conn: AsyncConnection, user_id: str, device_id: str) -> None:
+    # Logging a device out deletes the pushers its access tokens set (Synapse does too).
+    await push_store.delete_pushers_of_devices(conn, user_id, device_id)
     await conn.execute(
         delete(access_tokens).where(
             access_tokens.c.user_id == user_id, access_tokens.c.device_id == device_id
@@ -201,6 +204,7 @@ async def delete_tokens_of_user(
     if except_device is not None:
         query = query.where(access_tokens.c.device_id != except_device)
     await conn.execute(query)
+    await push_store.delete_pushers_of_devices(conn, user_id, except_device=except_device)
 
 
 # ------------------------------------------------------------------ registration tokens

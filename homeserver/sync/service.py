@@ -19,10 +19,12 @@ from homeserver.clock import Clock
 from homeserver.errors import MatrixError
 from homeserver.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.notifier import Notifier, wait_for
+from homeserver.push.actions import PushActions
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
+from homeserver.storage import push as push_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.events import StoredEvent
@@ -31,7 +33,6 @@ from homeserver.sync.typing import TypingService
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 300_000
-NOTIFYING_TYPES = ("m.room.message", "m.room.encrypted")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class SyncService:
         #: user_id -> (stream position read at, the user's memberships); valid while the
         #: membership change tracker has nothing newer for the user.
         self._memberships: dict[str, tuple[int, list[Membership]]] = {}
+        #: Push actions (homeserver/push/actions.py), which the unread counts wait for.
+        self.push_actions: PushActions | None = None
 
     def current_token(self) -> SyncToken:
         return SyncToken(self.db.stream.current, self.typing.serial)
@@ -421,6 +424,10 @@ class SyncService:
         return events
 
     async def _unread(self, room: RoomCache, user_id: str) -> dict[str, int]:
+        """Notifications and highlights after the user's read receipt (their push actions)."""
+        if self.push_actions is not None:
+            # The counts an event changes come in the same response as the event.
+            await self.push_actions.settled(room.room_id)
         async with self.db.read() as conn:
             mine = await userdata_store.get_receipt(
                 conn, room.room_id, user_id, ["m.read", "m.read.private"]
@@ -435,10 +442,10 @@ class SyncService:
                 if member_id:
                     member = await self.rooms.get_event(member_id)
                     read_upto = member.stream_ordering if member else 0
-            count = await event_store.count_unread(
-                conn, room.room_id, user_id, read_upto, NOTIFYING_TYPES
+            count, highlights = await push_store.unread_counts(
+                conn, room.room_id, user_id, read_upto
             )
-        return {"notification_count": count, "highlight_count": 0}
+        return {"notification_count": count, "highlight_count": highlights}
 
     def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
         joined = [u for u, m in room.members.items() if m == "join"]

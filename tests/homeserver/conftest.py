@@ -101,6 +101,7 @@ async def start_node(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(config)).start()
     await services.federation.start()
+    await services.pushers.pool.start()
     scheme = "https" if tls else "http"
     return Node(server_name, f"{scheme}://{server_name}", services, directory), runner
 

@@ -101,6 +101,18 @@ def upgrade() -> None:
         batch_op.create_index("ix_event_edges_prev", ["prev_event_id"], unique=False)
 
     op.create_table(
+        "event_push_actions",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("room_id", sa.String(length=255), nullable=False),
+        sa.Column("stream_ordering", sa.BigInteger(), nullable=False),
+        sa.Column("highlight", sa.Boolean(), nullable=False),
+        sa.Column("actions", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint(
+            "user_id", "room_id", "stream_ordering", name=op.f("pk_event_push_actions")
+        ),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
         "event_relations",
         sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("relates_to_id", sa.String(length=255), nullable=False),
@@ -227,6 +239,26 @@ def upgrade() -> None:
         sa.Column("json", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_push_rules")),
     )
+    op.create_table(
+        "pushers",
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("app_id", sa.String(length=64), nullable=False),
+        sa.Column("pushkey", sa.String(length=512), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("app_display_name", sa.Text(), nullable=False),
+        sa.Column("device_display_name", sa.Text(), nullable=False),
+        sa.Column("profile_tag", sa.Text(), nullable=True),
+        sa.Column("lang", sa.Text(), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("device_id", sa.String(length=255), nullable=True),
+        sa.Column("pushkey_ts", sa.BigInteger(), nullable=False),
+        sa.Column("last_stream_ordering", sa.BigInteger(), nullable=False),
+        sa.Column("failing_since", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("user_id", "app_id", "pushkey", name=op.f("pk_pushers")),
+    )
+    with op.batch_alter_table("pushers", schema=None) as batch_op:
+        batch_op.create_index("ix_pushers_app_pushkey", ["app_id", "pushkey"], unique=False)
+
     op.create_table(
         "receipts",
         sa.Column("room_id", sa.String(length=255), nullable=False),
@@ -406,6 +438,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_receipts_stream_id"))
 
     op.drop_table("receipts")
+    with op.batch_alter_table("pushers", schema=None) as batch_op:
+        batch_op.drop_index("ix_pushers_app_pushkey")
+
+    op.drop_table("pushers")
     op.drop_table("push_rules")
     op.drop_table("one_time_keys")
     with op.batch_alter_table("memberships", schema=None) as batch_op:
@@ -432,6 +468,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_event_relations_relates_to_id"))
 
     op.drop_table("event_relations")
+    op.drop_table("event_push_actions")
     with op.batch_alter_table("event_edges", schema=None) as batch_op:
         batch_op.drop_index("ix_event_edges_prev")
 

@@ -1,0 +1,26 @@
+"""Pushers API: list and set the user's pushers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from homeserver.client_api.common import requester, services
+from homeserver.http import json_response, read_json
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/_matrix/client/v3/pushers")
+async def get_pushers(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    return json_response({"pushers": await svc.pushers.list(who.user_id)})
+
+
+@routes.post("/_matrix/client/v3/pushers/set")
+async def set_pusher(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.pushers.set(who, body)
+    return json_response({})

@@ -1,0 +1,23 @@
+"""Builds the push parts of a node: push actions, the pusher pool and the pushers API."""
+
+from __future__ import annotations
+
+from homeserver.clock import Clock
+from homeserver.config import Config
+from homeserver.push.actions import PushActions
+from homeserver.push.gateway import GatewayClient
+from homeserver.push.pushers import PushersService
+from homeserver.push.sender import PusherPool
+from homeserver.rooms.service import RoomService
+from homeserver.storage.database import Database
+
+
+def build_push(
+    config: Config, db: Database, clock: Clock, rooms: RoomService
+) -> tuple[PushActions, PushersService]:
+    """Push actions feed the pusher pool; the pool starts with :meth:`PusherPool.start`."""
+    actions = PushActions(db, rooms, config.server_name)
+    gateway = GatewayClient(allow_private_addresses=config.push.allow_private_addresses)
+    pool = PusherPool(db, rooms, clock, gateway, include_content=config.push.include_content)
+    actions.on_notified = pool.wake
+    return actions, PushersService(db, pool, clock)

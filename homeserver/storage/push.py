@@ -1,0 +1,260 @@
+"""Push actions (what notifies whom) and pushers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homeserver.storage.schema import event_push_actions, events, memberships, push_rules, pushers
+
+# ------------------------------------------------------------------ push rules in bulk
+
+
+async def push_rules_of(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, str]:
+    """The stored rule JSON of those users who ever changed their rules."""
+    found: dict[str, str] = {}
+    for start in range(0, len(user_ids), 500):
+        chunk = list(user_ids[start : start + 500])
+        rows = await conn.execute(
+            select(push_rules.c.user_id, push_rules.c.json).where(push_rules.c.user_id.in_(chunk))
+        )
+        found.update({r.user_id: r.json for r in rows})
+    return found
+
+
+# ------------------------------------------------------------------ push actions
+
+
+@dataclass(frozen=True)
+class PushAction:
+    room_id: str
+    user_id: str
+    stream_ordering: int
+    highlight: bool
+    #: None stands for ["notify"].
+    actions: list[Any] | None
+    #: Filled in when read back (the event at ``stream_ordering``).
+    event_id: str = ""
+
+
+_INSERT = "INSERT INTO event_push_actions (user_id, room_id, stream_ordering, highlight, actions)"
+
+
+async def insert_actions(conn: AsyncConnection, rows: Sequence[PushAction]) -> None:
+    # The driver's own executemany: a thousand rows per event in a large room cost
+    # SQLAlchemy's per-row parameter processing several milliseconds of the event loop.
+    values = [
+        (
+            r.user_id,
+            r.room_id,
+            r.stream_ordering,
+            r.highlight,
+            None if r.actions is None else json.dumps(r.actions, ensure_ascii=False),
+        )
+        # In key order: the B-tree is walked once, not jumped around in.
+        for r in sorted(rows, key=lambda r: (r.user_id, r.room_id, r.stream_ordering))
+    ]
+    if values:
+        marks = "?, ?, ?, ?, ?" if conn.dialect.paramstyle == "qmark" else "$1, $2, $3, $4, $5"
+        await conn.exec_driver_sql(f"{_INSERT} VALUES ({marks})", values)
+
+
+async def unread_counts(
+    conn: AsyncConnection, room_id: str, user_id: str, after: int
+) -> tuple[int, int]:
+    """(notifications, highlights) of ``user_id`` in the room after stream position ``after``."""
+    t = event_push_actions.c
+    row = (
+        await conn.execute(
+            select(func.count(), func.count().filter(t.highlight)).where(
+                t.room_id == room_id, t.user_id == user_id, t.stream_ordering > after
+            )
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def badge_count(conn: AsyncConnection, user_id: str) -> int:
+    """Unread notifications of the user in every room they are joined to."""
+    t = event_push_actions.c
+    joined = select(memberships.c.room_id).where(
+        memberships.c.user_id == user_id, memberships.c.membership == "join"
+    )
+    query = select(func.count()).where(t.user_id == user_id, t.room_id.in_(joined))
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+async def delete_read(conn: AsyncConnection, room_id: str, user_id: str, upto: int) -> None:
+    """A read receipt: the notifications up to and including ``upto`` are read."""
+    t = event_push_actions.c
+    await conn.execute(
+        delete(event_push_actions).where(
+            t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto
+        )
+    )
+
+
+async def delete_for_event(
+    conn: AsyncConnection, room_id: str, stream_ordering: int, user_ids: Sequence[str]
+) -> None:
+    """A redacted event notifies none of ``user_ids`` any more."""
+    t = event_push_actions.c
+    for start in range(0, len(user_ids), 500):
+        await conn.execute(
+            delete(event_push_actions).where(
+                t.user_id.in_(list(user_ids[start : start + 500])),
+                t.room_id == room_id,
+                t.stream_ordering == stream_ordering,
+            )
+        )
+
+
+async def delete_for_members(conn: AsyncConnection, room_id: str, user_ids: Iterable[str]) -> None:
+    """Users who left a room keep no notifications from it."""
+    ids = list(user_ids)
+    if ids:
+        t = event_push_actions.c
+        await conn.execute(
+            delete(event_push_actions).where(t.room_id == room_id, t.user_id.in_(ids))
+        )
+
+
+async def actions_after(
+    conn: AsyncConnection, user_id: str, after: int, limit: int
+) -> list[PushAction]:
+    """The user's unread notifications after stream position ``after``, oldest first."""
+    t = event_push_actions.c
+    rows = await conn.execute(
+        select(event_push_actions, events.c.event_id)
+        .join(events, events.c.stream_ordering == t.stream_ordering)
+        .where(t.user_id == user_id, t.stream_ordering > after)
+        .order_by(t.stream_ordering)
+        .limit(limit)
+    )
+    return [
+        PushAction(
+            r.room_id,
+            r.user_id,
+            int(r.stream_ordering),
+            bool(r.highlight),
+            json.loads(r.actions) if r.actions is not None else None,
+            r.event_id,
+        )
+        for r in rows
+    ]
+
+
+# ------------------------------------------------------------------ pushers
+
+
+@dataclass(frozen=True)
+class Pusher:
+    user_id: str
+    app_id: str
+    pushkey: str
+    kind: str
+    app_display_name: str
+    device_display_name: str
+    profile_tag: str | None
+    lang: str
+    data: dict[str, Any]
+    device_id: str | None
+    pushkey_ts: int
+    last_stream_ordering: int
+    failing_since: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.user_id, self.app_id, self.pushkey)
+
+
+def _pusher(row: Any) -> Pusher:
+    values = dict(row._mapping)
+    values["data"] = json.loads(values["data"])
+    return Pusher(**values)
+
+
+def _where(user_id: str, app_id: str, pushkey: str) -> Any:
+    t = pushers.c
+    return and_(t.user_id == user_id, t.app_id == app_id, t.pushkey == pushkey)
+
+
+async def get_pushers(conn: AsyncConnection, user_id: str | None = None) -> list[Pusher]:
+    """The pushers of a user, or of everyone."""
+    query = select(pushers).order_by(pushers.c.user_id, pushers.c.app_id, pushers.c.pushkey)
+    if user_id is not None:
+        query = query.where(pushers.c.user_id == user_id)
+    return [_pusher(r) for r in await conn.execute(query)]
+
+
+async def get_pusher(
+    conn: AsyncConnection, user_id: str, app_id: str, pushkey: str
+) -> Pusher | None:
+    row = (await conn.execute(select(pushers).where(_where(user_id, app_id, pushkey)))).first()
+    return _pusher(row) if row else None
+
+
+async def get_pushers_by_key(conn: AsyncConnection, app_id: str, pushkey: str) -> list[Pusher]:
+    t = pushers.c
+    rows = await conn.execute(select(pushers).where(t.app_id == app_id, t.pushkey == pushkey))
+    return [_pusher(r) for r in rows]
+
+
+async def upsert_pusher(conn: AsyncConnection, pusher: Pusher) -> None:
+    await conn.execute(delete(pushers).where(_where(*pusher.key)))
+    values = {f: getattr(pusher, f) for f in pusher.__dataclass_fields__}
+    values["data"] = json.dumps(pusher.data, ensure_ascii=False)
+    await conn.execute(insert(pushers).values(**values))
+
+
+async def delete_pusher(conn: AsyncConnection, user_id: str, app_id: str, pushkey: str) -> bool:
+    result = await conn.execute(delete(pushers).where(_where(user_id, app_id, pushkey)))
+    return bool(result.rowcount)
+
+
+async def delete_pushers_of_others(
+    conn: AsyncConnection, app_id: str, pushkey: str, user_id: str
+) -> None:
+    """Without ``append`` a pushkey belongs to one user: other users' pushers for it go."""
+    t = pushers.c
+    await conn.execute(
+        delete(pushers).where(t.app_id == app_id, t.pushkey == pushkey, t.user_id != user_id)
+    )
+
+
+async def delete_pushers_of_devices(
+    conn: AsyncConnection,
+    user_id: str,
+    device_id: str | None = None,
+    *,
+    except_device: str | None = None,
+) -> None:
+    """The pushers set with a device's access tokens (every device's when ``device_id`` is
+    None, but ``except_device``'s): logging a device out deletes them."""
+    t = pushers.c
+    query = delete(pushers).where(t.user_id == user_id)
+    if device_id is not None:
+        query = query.where(t.device_id == device_id)
+    if except_device is not None:
+        query = query.where((t.device_id != except_device) | t.device_id.is_(None))
+    await conn.execute(query)
+
+
+async def update_pusher_progress(
+    conn: AsyncConnection,
+    key: tuple[str, str, str],
+    last_stream_ordering: int,
+    failing_since: int | None,
+) -> bool:
+    """Record what was sent; False when the pusher no longer exists."""
+    result = await conn.execute(
+        update(pushers)
+        .where(_where(*key))
+        .values(last_stream_ordering=last_stream_ordering, failing_since=failing_since)
+    )
+    return bool(result.rowcount)

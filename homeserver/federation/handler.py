@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,7 +18,8 @@ from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.directory import DirectoryService
-from homeserver.federation.pipeline import DroppedEvent, EventPipeline, server_allowed
+from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.verify import DroppedEvent, event_id_or_none, server_allowed
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import federation as federation_store
@@ -108,9 +110,18 @@ class NodeFederationHandler:
         if previous is not None:
             return previous
         results: dict[str, Any] = {}
+        by_room: dict[str, tuple[RoomCache, list[dict[str, Any]]]] = {}
         for pdu in body.get("pdus", []):
-            event_id, error = await self._receive_pdu(origin, pdu)
-            if event_id is not None:
+            room, event_id, error = await self._precheck_pdu(origin, pdu)
+            if room is not None:
+                by_room.setdefault(room.room_id, (room, []))[1].append(pdu)
+            elif event_id is not None:
+                results[event_id] = {"error": error}
+        answers = await asyncio.gather(
+            *(self.pipeline.receive(origin, room, pdus) for room, pdus in by_room.values())
+        )
+        for answer in answers:
+            for event_id, error in answer.items():
                 results[event_id] = {"error": error} if error else {}
         for edu in body.get("edus", []):
             try:
@@ -125,41 +136,35 @@ class NodeFederationHandler:
                 )
         return response
 
-    async def _receive_pdu(self, origin: str, pdu: Any) -> tuple[str | None, str | None]:
+    async def _precheck_pdu(
+        self, origin: str, pdu: Any
+    ) -> tuple[RoomCache | None, str | None, str | None]:
+        """The PDU's room when the pipeline is to process it; else its event ID (if it
+        has one) and why it is dropped."""
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
-            return None, None
+            return None, None, None
         room = await self.rooms.room(pdu["room_id"])
         if room is None:
             event_id = self._event_id_or_none(pdu)
             log.info("dropped PDU %s from %s: unknown room %s", event_id, origin, pdu["room_id"])
-            return event_id, "unknown room"
+            return None, event_id, "unknown room"
         event_id = self._event_id_or_none(pdu, room)
         if await self._acl_denies(room, origin):
             log.info("dropped PDU %s from %s: denied by the server ACL", event_id, origin)
-            return event_id, "server is denied by the room's server ACL"
-        try:
-            sender = pdu.get("sender")
-            if not isinstance(sender, str) or (
-                domain_of(sender) != origin and pdu.get("type") != "m.room.member"
-            ):
-                # Servers relay only their own users' events (a membership event may be
-                # relayed by the resident server of a join/leave/knock handshake).
-                raise DroppedEvent(f"event sender {sender!r} is not a user of {origin}")
-            async with room.lock:
-                return await self.pipeline.receive(origin, room, pdu), None
-        except DroppedEvent as e:
-            log.info("dropped PDU %s from %s: %s", event_id, origin, e)
-            return event_id, str(e)
-        except FederationError as e:
-            log.info("failed PDU %s from %s: %s", event_id, origin, e)
-            return event_id, str(e)
+            return None, event_id, "server is denied by the room's server ACL"
+        sender = pdu.get("sender")
+        if not isinstance(sender, str) or (
+            domain_of(sender) != origin and pdu.get("type") != "m.room.member"
+        ):
+            # Servers relay only their own users' events (a membership event may be
+            # relayed by the resident server of a join/leave/knock handshake).
+            error = f"event sender {sender!r} is not a user of {origin}"
+            log.info("dropped PDU %s from %s: %s", event_id, origin, error)
+            return None, event_id, error
+        return room, event_id, None
 
     def _event_id_or_none(self, pdu: dict[str, Any], room: RoomCache | None = None) -> str | None:
-        try:
-            version = room.version if room else room_versions.get("12")
-            return engine_events.compute_event_id(pdu, version)
-        except (FederationError, TypeError, ValueError, AttributeError):
-            return None
+        return event_id_or_none(pdu, room.version if room else room_versions.get("12"))
 
     async def _receive_edu(self, origin: str, edu: Any) -> None:
         if not isinstance(edu, dict) or not isinstance(edu.get("content"), dict):
@@ -317,15 +322,16 @@ class NodeFederationHandler:
             pdu = engine_events.sign_event(
                 pdu, room.version, self.server_name, self.rooms.signing_key
             )
-        async with room.lock:
-            try:
-                verified = await self.pipeline.verify(pdu, room)
-            except DroppedEvent as e:
-                raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
-            if verified.event_id != event_id:
-                raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
-            existing = await self.rooms.get_event(event_id)
-            stored = existing or await self.pipeline.process(origin, room, event_id, verified.pdu)
+        try:
+            verified = await self.pipeline.verify(pdu, room)
+        except DroppedEvent as e:
+            raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
+        if verified.event_id != event_id:
+            raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
+        errors = await self.pipeline.receive_verified(origin, room, [(event_id, verified.pdu)])
+        stored = await self.rooms.get_event(event_id)
+        if stored is None or stored.outlier:
+            raise forbidden(f"Event not accepted: {errors.get(event_id) or 'unknown'}")
         if stored.rejected_reason:
             raise forbidden(f"Event rejected: {stored.rejected_reason}")
         others = self.servers_in_room(room) - {origin, self.server_name}
@@ -437,8 +443,8 @@ class NodeFederationHandler:
         async with self.db.read() as conn:
             group = (
                 await self.rooms.state_store.parent(conn, event.state_group)
-                if event.state_key is not None
-                else event.state_group
+                if event.state_key is not None and event.rejected_reason is None
+                else event.state_group  # a rejected event's group is the state before it
             )
             state = await self.rooms.state_store.get_state(conn, group)
         state_ids = list(state.values())

@@ -75,8 +75,6 @@ class IncomingBatch:
     #: The room's forward extremities after the batch (None: unchanged).
     extremities: list[str] | None = None
     depth: int | None = None
-    #: (room version, creator) when the batch creates the room's row.
-    new_room: tuple[str, str] | None = None
 
 
 def state_changes(
@@ -121,16 +119,6 @@ class IncomingStore:
                         replaced = [e.event_id for e in todo if e.event_id in existing]
                         if replaced:
                             await event_store.delete_outliers(conn, replaced)
-                        if batch.new_room is not None:
-                            version, creator = batch.new_room
-                            await room_store.insert_room(
-                                conn,
-                                room.room_id,
-                                version,
-                                creator,
-                                False,
-                                self.rooms.clock.now_ms(),
-                            )
                         stored: list[StoredEvent] = []
                         for e in todo:
                             position = e.position

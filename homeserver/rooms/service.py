@@ -4,6 +4,7 @@ Every local event goes through :meth:`RoomService.send`: under the room's lock i
 prev and auth events from the current state, builds and signs the PDU with the engine,
 checks the authorization rules, and persists it in one transaction (event, edges, state
 group, current state, membership, extremities, transaction ID) before anyone is told.
+Events received from other servers are persisted by ``incoming.py``.
 """
 
 from __future__ import annotations

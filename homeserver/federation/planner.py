@@ -122,9 +122,15 @@ class BatchPlanner:
             engine_auth.check(pdu, auth_state, room.version)
         except AuthError as e:
             rejected = f"auth events: {e}"
+        redacts_any = False
         if rejected is None:
             try:
-                engine_auth.check(pdu, await self._auth_state(pdu, state_before), room.version)
+                auth_before = await self._auth_state(pdu, state_before)
+                engine_auth.check(pdu, auth_before, room.version)
+                if pdu.get("type") == "m.room.redaction":
+                    redacts_any = engine_auth.user_power_level(
+                        str(pdu["sender"]), auth_before, room.version
+                    ) >= engine_auth.named_level(auth_before, "redact")
             except AuthError as e:
                 rejected = f"state before: {e}"
         soft_failed = False
@@ -145,6 +151,7 @@ class BatchPlanner:
         event = IncomingEvent(
             event_id, pdu, group=group_after, rejected_reason=rejected,
             soft_failed=soft_failed, backfilled=self.backfilled, position=cand.position,
+            redacts_any=redacts_any,
         )  # fmt: skip
         if rejected is None and not soft_failed and not self.backfilled:
             await self._advance(event, state_after, group_after)

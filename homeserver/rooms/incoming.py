@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation.identifiers import domain_of
 from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.service import _redacts as redacted_event_id
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.events import StoredEvent
+
+log = logging.getLogger(__name__)
 
 StateMap = dict[StateKey, str]
 
@@ -61,6 +65,9 @@ class IncomingEvent:
     #: How the room's current state changes with this event, and its group afterwards.
     current_changes: dict[StateKey, str | None] = field(default_factory=dict)
     current_group: GroupRef = None
+    #: For a redaction: its sender had the power to redact others' events (else it
+    #: redacts only events of its own server's users, as Synapse applies them).
+    redacts_any: bool = False
 
     @property
     def shown(self) -> bool:
@@ -149,7 +156,7 @@ class IncomingStore:
                             )
                         for e in todo:
                             target = redacted_event_id(e.pdu, room) if e.shown else None
-                            if target:
+                            if target and await self._may_redact(conn, e, target):
                                 await self.rooms._apply_redaction(conn, room, e.event_id, target)
                                 redacted.append(target)
             except BaseException:
@@ -164,6 +171,19 @@ class IncomingStore:
             if e.shown:
                 self.rooms._after_persist(room, event)
         return stored
+
+    async def _may_redact(self, conn: Any, redaction: IncomingEvent, target_id: str) -> bool:
+        """Room versions 3+ accept any redaction event; it is applied to an event of another
+        server's user only when its sender may redact others' events."""
+        if redaction.redacts_any:
+            return True
+        target = (await event_store.get_events(conn, [target_id])).get(target_id)
+        if target is None:
+            return False
+        allowed = domain_of(target.sender) == domain_of(str(redaction.pdu["sender"]))
+        if not allowed:
+            log.info("not applying redaction %s to %s: no power", redaction.event_id, target_id)
+        return allowed
 
     async def _group(self, conn: Any, room: RoomCache, ref: GroupRef) -> int | None:
         """The ID of a group, creating it (and the new groups it builds on) first."""

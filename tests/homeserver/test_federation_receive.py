@@ -271,3 +271,32 @@ async def test_batch_with_state_changes_and_a_rejected_event(env: Env) -> None:
     members = await env.alice.ok("GET", f"/_matrix/client/v3/rooms/{env.room_id}/joined_members")
     assert members["joined"][env.room.user_id]["display_name"] == "マロリー"
     no_server_errors(env)
+
+
+async def test_redaction_of_another_servers_event_needs_the_power(env: Env) -> None:
+    """Room versions 3+ have no auth rule for redactions, so a redaction by a user at power
+    0 is accepted; as Synapse does, it is applied to an event of another server's user only
+    when its sender has the redact power.  Here the fake server's user redacts its own
+    message (sent in the same /send: applied) and one of alice's (not applied)."""
+    alice_id = await env.alice.send(env.room_id, "消さないで")
+    own_id, own = message(env, "自分の発言")
+    redact_own_id, redact_own = env.fake.build(env.room, "m.room.redaction", {"redacts": own_id})
+    redact_alice_id, redact_alice = env.fake.build(
+        env.room, "m.room.redaction", {"redacts": alice_id}
+    )
+    answer = await env.fake.send_transaction(env.node, "redact1", [own, redact_own, redact_alice])
+    assert answer.status == 200
+    assert answer.body["pdus"] == {own_id: {}, redact_own_id: {}, redact_alice_id: {}}
+    own_event = await stored(env, own_id)
+    assert own_event is not None and own_event.redacted_by == redact_own_id
+    assert own_event.pdu["content"] == {}
+    alice_event = await stored(env, alice_id)
+    assert alice_event is not None and alice_event.redacted_by is None
+    page = await env.alice.ok(
+        "GET", f"/_matrix/client/v3/rooms/{env.room_id}/messages", params={"dir": "b"}
+    )
+    contents = {e["event_id"]: e["content"] for e in page["chunk"]}
+    assert contents[own_id] == {}
+    assert contents[alice_id]["body"] == "消さないで"
+    assert logged(env, "not applying redaction", redact_alice_id)
+    no_server_errors(env)

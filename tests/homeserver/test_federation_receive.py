@@ -300,3 +300,24 @@ async def test_redaction_of_another_servers_event_needs_the_power(env: Env) -> N
     assert contents[alice_id]["body"] == "消さないで"
     assert logged(env, "not applying redaction", redact_alice_id)
     no_server_errors(env)
+
+
+async def test_same_events_in_concurrent_transactions_are_stored_once(env: Env) -> None:
+    """Two transactions carrying the same ten events at once (as two servers relaying
+    them might): both are answered with success for every event, each event is stored
+    once and shown once, and the room's forward extremity is the last of them."""
+    pdus = [message(env, f"並行 {i}") for i in range(10)]
+    first, second = await asyncio.gather(
+        env.fake.send_transaction(env.node, "twice1", [p for _, p in pdus]),
+        env.fake.send_transaction(env.node, "twice2", [p for _, p in pdus]),
+    )
+    for answer in (first, second):
+        assert answer.status == 200
+        assert answer.body["pdus"] == {event_id: {} for event_id, _ in pdus}
+    for event_id, _ in pdus:
+        assert await test_federation_hostile.copies_in_db(env, event_id) == 1
+    shown = await test_federation_hostile.timeline_ids(env.alice, env.room_id)
+    assert all(shown.count(event_id) == 1 for event_id, _ in pdus)
+    room = await env.node.services.rooms.room(env.room_id)
+    assert room is not None and room.extremities == [pdus[-1][0]]
+    no_server_errors(env)

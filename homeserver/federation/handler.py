@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -12,12 +13,14 @@ from federation import events as engine_events
 from federation import room_versions
 from federation.canonical import encode_canonical_json
 from federation.errors import AuthError, CanonicalJSONError, FederationError, MatrixError
-from federation.events import MAX_ID_BYTES
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.directory import DirectoryService
-from homeserver.federation.pipeline import DroppedEvent, EventPipeline, server_allowed
+from homeserver.federation.edus import EduReceiver
+from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.serving import HistoryServer
+from homeserver.federation.verify import DroppedEvent, event_id_or_none, server_allowed
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import federation as federation_store
@@ -62,12 +65,14 @@ class NodeFederationHandler:
         self.directory = directory
         self.server_name = rooms.server_name
         self.db = rooms.db
+        self.edus = EduReceiver(rooms, typing, userdata, self._acl_denies)
         #: Extra EDU handlers by type (to-device, device lists...), set by other services.
-        self.edu_handlers: dict[str, Any] = {}
+        self.edu_handlers: dict[str, Any] = self.edus.handlers
         #: Answers for /user/devices and /user/keys/*, set by the E2EE service when present.
         self.keys_handler: Any = None
         self.media_handler: Any = None
         self.media_thumbnail_handler: Any = None
+        self.history = HistoryServer(rooms, pipeline.resolver)
 
     # ------------------------------------------------------------- helpers
 
@@ -108,13 +113,22 @@ class NodeFederationHandler:
         if previous is not None:
             return previous
         results: dict[str, Any] = {}
+        by_room: dict[str, tuple[RoomCache, list[dict[str, Any]]]] = {}
         for pdu in body.get("pdus", []):
-            event_id, error = await self._receive_pdu(origin, pdu)
-            if event_id is not None:
+            room, event_id, error = await self._precheck_pdu(origin, pdu)
+            if room is not None:
+                by_room.setdefault(room.room_id, (room, []))[1].append(pdu)
+            elif event_id is not None:
+                results[event_id] = {"error": error}
+        answers = await asyncio.gather(
+            *(self.pipeline.receive(origin, room, pdus) for room, pdus in by_room.values())
+        )
+        for answer in answers:
+            for event_id, error in answer.items():
                 results[event_id] = {"error": error} if error else {}
         for edu in body.get("edus", []):
             try:
-                await self._receive_edu(origin, edu)
+                await self.edus.receive(origin, edu)
             except Exception:  # one bad EDU must not fail the transaction
                 log.exception("failed to process an EDU from %s", origin)
         response = {"pdus": results}
@@ -125,121 +139,35 @@ class NodeFederationHandler:
                 )
         return response
 
-    async def _receive_pdu(self, origin: str, pdu: Any) -> tuple[str | None, str | None]:
+    async def _precheck_pdu(
+        self, origin: str, pdu: Any
+    ) -> tuple[RoomCache | None, str | None, str | None]:
+        """The PDU's room when the pipeline is to process it; else its event ID (if it
+        has one) and why it is dropped."""
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
-            return None, None
+            return None, None, None
         room = await self.rooms.room(pdu["room_id"])
         if room is None:
             event_id = self._event_id_or_none(pdu)
             log.info("dropped PDU %s from %s: unknown room %s", event_id, origin, pdu["room_id"])
-            return event_id, "unknown room"
+            return None, event_id, "unknown room"
         event_id = self._event_id_or_none(pdu, room)
         if await self._acl_denies(room, origin):
             log.info("dropped PDU %s from %s: denied by the server ACL", event_id, origin)
-            return event_id, "server is denied by the room's server ACL"
-        try:
-            sender = pdu.get("sender")
-            if not isinstance(sender, str) or (
-                domain_of(sender) != origin and pdu.get("type") != "m.room.member"
-            ):
-                # Servers relay only their own users' events (a membership event may be
-                # relayed by the resident server of a join/leave/knock handshake).
-                raise DroppedEvent(f"event sender {sender!r} is not a user of {origin}")
-            async with room.lock:
-                return await self.pipeline.receive(origin, room, pdu), None
-        except DroppedEvent as e:
-            log.info("dropped PDU %s from %s: %s", event_id, origin, e)
-            return event_id, str(e)
-        except FederationError as e:
-            log.info("failed PDU %s from %s: %s", event_id, origin, e)
-            return event_id, str(e)
+            return None, event_id, "server is denied by the room's server ACL"
+        sender = pdu.get("sender")
+        if not isinstance(sender, str) or (
+            domain_of(sender) != origin and pdu.get("type") != "m.room.member"
+        ):
+            # Servers relay only their own users' events (a membership event may be
+            # relayed by the resident server of a join/leave/knock handshake).
+            error = f"event sender {sender!r} is not a user of {origin}"
+            log.info("dropped PDU %s from %s: %s", event_id, origin, error)
+            return None, event_id, error
+        return room, event_id, None
 
     def _event_id_or_none(self, pdu: dict[str, Any], room: RoomCache | None = None) -> str | None:
-        try:
-            version = room.version if room else room_versions.get("12")
-            return engine_events.compute_event_id(pdu, version)
-        except (FederationError, TypeError, ValueError, AttributeError):
-            return None
-
-    async def _receive_edu(self, origin: str, edu: Any) -> None:
-        if not isinstance(edu, dict) or not isinstance(edu.get("content"), dict):
-            log.info("ignored a malformed EDU from %s", origin)
-            return
-        edu_type, content = edu.get("edu_type"), edu["content"]
-        if edu_type == "m.typing":
-            reason = await self._typing_edu(origin, content)
-            if reason:
-                log.info("ignored m.typing EDU from %s: %s", origin, reason)
-        elif edu_type == "m.receipt":
-            await self._receipt_edu(origin, content)
-        elif isinstance(edu_type, str) and edu_type in self.edu_handlers:
-            await self.edu_handlers[edu_type](origin, content)
-
-    async def _typing_edu(self, origin: str, content: dict[str, Any]) -> str | None:
-        """Apply a typing EDU; the reason it was ignored, if it was."""
-        room_id, user_id, typing = (
-            content.get("room_id"),
-            content.get("user_id"),
-            content.get("typing"),
-        )
-        if (
-            not isinstance(room_id, str)
-            or not isinstance(user_id, str)
-            or not isinstance(typing, bool)
-        ):
-            return "malformed"
-        if domain_of(user_id) != origin:
-            return f"{user_id} is not a user of {origin}"
-        room = await self.rooms.room(room_id)
-        if room is None or room.members.get(user_id) != "join":
-            return f"{user_id} is not in room {room_id}"
-        if await self._acl_denies(room, origin):
-            return "denied by the server ACL"
-        self.typing.set_typing(room_id, user_id, typing, 30_000, local=False)
-        return None
-
-    async def _receipt_edu(self, origin: str, content: dict[str, Any]) -> None:
-        def ignored(why: str) -> None:
-            log.info("ignored m.receipt EDU from %s: %s", origin, why)
-
-        for room_id, by_type in content.items():
-            room = await self.rooms.room(room_id) if isinstance(room_id, str) else None
-            if room is None or not isinstance(by_type, dict):
-                ignored(f"unknown room {room_id} or malformed receipts")
-                continue
-            if await self._acl_denies(room, origin):
-                ignored(f"denied by the server ACL of {room_id}")
-                continue
-            for receipt_type, by_user in by_type.items():
-                if receipt_type != "m.read" or not isinstance(by_user, dict):
-                    continue
-                for user_id, receipt in by_user.items():
-                    if not isinstance(user_id, str) or domain_of(user_id) != origin:
-                        ignored(f"{user_id} is not a user of {origin}")
-                        continue
-                    if room.members.get(user_id) != "join" or not isinstance(receipt, dict):
-                        ignored(f"{user_id} is not in room {room_id} or malformed receipt")
-                        continue
-                    event_ids = receipt.get("event_ids")
-                    raw_data = receipt.get("data")
-                    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-                    if (
-                        isinstance(event_ids, list)
-                        and event_ids
-                        and isinstance(event_ids[0], str)
-                        and event_ids[0].startswith("$")
-                        and len(event_ids[0].encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES
-                    ):
-                        thread = (
-                            data.get("thread_id")
-                            if isinstance(data.get("thread_id"), str)
-                            else None
-                        )
-                        await self.userdata.store_remote_receipt(
-                            room, user_id, event_ids[0], thread
-                        )
-                    else:
-                        ignored(f"receipt of {user_id} names no valid event ID")
+        return event_id_or_none(pdu, room.version if room else room_versions.get("12"))
 
     # ------------------------------------------------------------- join / leave / knock
 
@@ -317,15 +245,16 @@ class NodeFederationHandler:
             pdu = engine_events.sign_event(
                 pdu, room.version, self.server_name, self.rooms.signing_key
             )
-        async with room.lock:
-            try:
-                verified = await self.pipeline.verify(pdu, room)
-            except DroppedEvent as e:
-                raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
-            if verified.event_id != event_id:
-                raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
-            existing = await self.rooms.get_event(event_id)
-            stored = existing or await self.pipeline.process(origin, room, event_id, verified.pdu)
+        try:
+            verified = await self.pipeline.verify(pdu, room)
+        except DroppedEvent as e:
+            raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
+        if verified.event_id != event_id:
+            raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
+        errors = await self.pipeline.receive_verified(origin, room, [(event_id, verified.pdu)])
+        stored = await self.rooms.get_event(event_id)
+        if stored is None or stored.outlier:
+            raise forbidden(f"Event not accepted: {errors.get(event_id) or 'unknown'}")
         if stored.rejected_reason:
             raise forbidden(f"Event rejected: {stored.rejected_reason}")
         others = self.servers_in_room(room) - {origin, self.server_name}
@@ -420,11 +349,7 @@ class NodeFederationHandler:
             raise not_found("Event not found")
         room = await self._room(event.room_id)
         await self._require_origin_in_room(room, origin)
-        return {
-            "origin": self.server_name,
-            "origin_server_ts": self.rooms.clock.now_ms(),
-            "pdus": await self._visible_to_server(origin, room, [event]),
-        }
+        return await self.history.event(origin, room, event)
 
     async def on_state(
         self, origin: str, room_id: str, event_id: str, ids_only: bool
@@ -434,23 +359,7 @@ class NodeFederationHandler:
         event = await self.rooms.get_event(event_id)
         if event is None or event.room_id != room_id or event.state_group is None:
             raise not_found("Event not found or state unknown at it")
-        async with self.db.read() as conn:
-            group = (
-                await self.rooms.state_store.parent(conn, event.state_group)
-                if event.state_key is not None
-                else event.state_group
-            )
-            state = await self.rooms.state_store.get_state(conn, group)
-        state_ids = list(state.values())
-        closure = await self.pipeline.resolver.load_closure(state_ids)
-        auth_ids = [e for e in closure if e not in set(state_ids)]
-        if ids_only:
-            return {"pdu_ids": state_ids, "auth_chain_ids": auth_ids}
-        found = await self.rooms.get_events(state_ids)
-        return {
-            "pdus": [found[e].pdu for e in state_ids if e in found],
-            "auth_chain": [closure[e] for e in auth_ids],
-        }
+        return await self.history.state(event, ids_only)
 
     async def on_event_auth(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
         room = await self._room(room_id)
@@ -458,99 +367,21 @@ class NodeFederationHandler:
         event = await self.rooms.get_event(event_id)
         if event is None or event.room_id != room_id:
             raise not_found("Event not found")
-        closure = await self.pipeline.resolver.load_closure(event.pdu.get("auth_events", []))
-        return {"auth_chain": list(closure.values())}
+        return await self.history.event_auth(event)
 
     async def on_backfill(
         self, origin: str, room_id: str, event_ids: list[str], limit: int
     ) -> dict[str, Any]:
         room = await self._room(room_id)
         await self._require_origin_in_room(room, origin)
-        result = await self._walk_back(room_id, event_ids, limit, stop=set(), include_start=True)
-        return {
-            "origin": self.server_name,
-            "origin_server_ts": self.rooms.clock.now_ms(),
-            "pdus": await self._visible_to_server(origin, room, result),
-        }
+        return await self.history.backfill(origin, room, event_ids, limit)
 
     async def on_get_missing_events(
         self, origin: str, room_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         room = await self._room(room_id)
         await self._require_origin_in_room(room, origin)
-        earliest = {e for e in body.get("earliest_events", []) if isinstance(e, str)}
-        latest = [e for e in body.get("latest_events", []) if isinstance(e, str)]
-        limit = body.get("limit", 10)
-        limit = max(1, min(limit if isinstance(limit, int) else 10, 100))
-        events = await self._walk_back(room_id, latest, limit, stop=earliest, include_start=False)
-        return {"events": list(reversed(await self._visible_to_server(origin, room, events)))}
-
-    async def _walk_back(
-        self, room_id: str, start: list[str], limit: int, *, stop: set[str], include_start: bool
-    ) -> list[StoredEvent]:
-        """Events reached from ``start`` through prev_events, newest (deepest) first."""
-        result: list[StoredEvent] = []
-        seen: set[str] = set(stop)
-        frontier = list(start)
-        if not include_start:
-            found = await self.rooms.get_events(frontier)
-            seen.update(frontier)
-            frontier = [p for e in found.values() for p in e.pdu.get("prev_events", [])]
-        while frontier and len(result) < limit:
-            found = await self.rooms.get_events(e for e in frontier if e not in seen)
-            seen.update(frontier)
-            batch = sorted(
-                (
-                    e
-                    for e in found.values()
-                    if e.room_id == room_id and not e.outlier and not e.rejected_reason
-                ),
-                key=lambda e: -int(e.pdu.get("depth", 0)),
-            )
-            result.extend(batch[: limit - len(result)])
-            frontier = [p for e in batch for p in e.pdu.get("prev_events", []) if p not in seen]
-        return result
-
-    async def _visible_to_server(
-        self, origin: str, room: RoomCache, events: list[StoredEvent]
-    ) -> list[dict[str, Any]]:
-        """The PDUs as ``origin`` may see them: an event whose history visibility is
-        ``joined`` (or ``invited``) while none of ``origin``'s users was joined (or
-        invited) is served redacted, as Synapse filters events for servers (its
-        CVE-2018-12291: history leaked over /get_missing_events)."""
-        result: list[dict[str, Any]] = []
-        for event in events:
-            async with self.db.read() as conn:
-                state = await self.rooms.state_store.get_state(conn, event.state_group)
-            visibility = "shared"
-            visibility_id = state.get(("m.room.history_visibility", ""))
-            if visibility_id is not None:
-                found = await self.rooms.get_event(visibility_id)
-                content = found.pdu.get("content") if found else None
-                if isinstance(content, dict) and isinstance(content.get("history_visibility"), str):
-                    visibility = content["history_visibility"]
-            allowed = {"joined": {"join"}, "invited": {"join", "invite"}}.get(visibility)
-            if allowed is not None and not await self._server_had_member(origin, state, allowed):
-                log.info("serving %s to %s redacted (history visibility)", event.event_id, origin)
-                result.append(engine_events.redact(event.pdu, room.version))
-            else:
-                result.append(event.pdu)
-        return result
-
-    async def _server_had_member(
-        self, origin: str, state: dict[tuple[str, str], str], memberships: set[str]
-    ) -> bool:
-        ids = [
-            e
-            for (t, k), e in state.items()
-            if t == "m.room.member" and k.partition(":")[2] == origin
-        ]
-        found = await self.rooms.get_events(ids)
-        return any(
-            isinstance(e.pdu.get("content"), dict)
-            and e.pdu["content"].get("membership") in memberships
-            for e in found.values()
-        )
+        return await self.history.missing_events(origin, room, body)
 
     # ------------------------------------------------------------- queries
 

@@ -171,17 +171,11 @@ class RemoteRooms:
             for sid, event in stored.items():
                 if event.state_key is not None and event.rejected_reason is None:
                     state[(event.type, event.state_key)] = sid
-            async with self.rooms.db.write() as conn:
-                group = await self.rooms.state_store.create_group(conn, room_id, None, dict(state))
             if ("m.room.create", "") not in state:
                 raise MatrixError(
                     502, "M_UNKNOWN", f"{server} sent a room state without a valid create event"
                 )
-            after = {**state, ("m.room.member", join["sender"]): event_id}
-            await self.rooms.persist_incoming(
-                room, event_id, join, state_before_group=group, new_current=after,
-                current_is_state_after=True,
-            )  # fmt: skip
+            await self.pipeline.incoming.persist_join(room, event_id, join, state)
         log.info("joined %s via %s with %d state events", room_id, server, len(state))
 
     # ------------------------------------------------------------- history
@@ -209,26 +203,15 @@ class RemoteRooms:
             pdus = body.get("pdus") if isinstance(body, dict) else None
             if not isinstance(pdus, list):
                 continue
-            async with room.lock:
-                verified = await self.pipeline.verify_many(pdus, room)
-                known = await self.rooms.get_events(verified)
-                new = [(i, p) for i, p in verified.items() if i not in known or known[i].outlier]
-                if not new:
-                    continue
-                # Newest first gets the highest (least negative) position; store oldest first.
-                by_depth = sorted(new, key=lambda item: -_depth(item[1]))
-                positions = {i: self.rooms.db.stream.backfill_position() for i, _ in by_depth}
-                for event_id, pdu in reversed(by_depth):
-                    existing = await self.rooms.get_event(event_id)
-                    if existing is None or existing.outlier:
-                        await self.pipeline.process(
-                            server,
-                            room,
-                            event_id,
-                            pdu,
-                            backfilled=True,
-                            position=positions[event_id],
-                        )
+            verified = await self.pipeline.verify_many(pdus, room)
+            known = await self.rooms.get_events(verified)
+            new = [(i, p) for i, p in verified.items() if i not in known or known[i].outlier]
+            if not new:
+                continue
+            # Newest first gets the highest (least negative) position; stored oldest first.
+            by_depth = sorted(new, key=lambda item: -_depth(item[1]))
+            positions = {i: self.rooms.db.stream.backfill_position() for i, _ in by_depth}
+            await self.pipeline.backfill(server, room, new, positions)
             return True
         return False
 

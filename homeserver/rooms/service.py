@@ -4,6 +4,7 @@ Every local event goes through :meth:`RoomService.send`: under the room's lock i
 prev and auth events from the current state, builds and signs the PDU with the engine,
 checks the authorization rules, and persists it in one transaction (event, edges, state
 group, current state, membership, extremities, transaction ID) before anyone is told.
+Events received from other servers are persisted by ``incoming.py``.
 """
 
 from __future__ import annotations
@@ -318,17 +319,7 @@ class RoomService:
                             conn, room.room_id, first_prevs, [built[-1][1]]
                         )
                         stored = [
-                            StoredEvent(
-                                event_id,
-                                position,
-                                room.room_id,
-                                pdu,
-                                group,
-                                None,
-                                False,
-                                False,
-                                None,
-                            )
+                            StoredEvent(event_id, position, room.room_id, pdu, group)
                             for position, event_id, pdu, group in rows
                         ]
             except BaseException:
@@ -456,17 +447,7 @@ class RoomService:
         except BaseException:
             self.state_store.forget_cache()
             raise
-        stored = StoredEvent(
-            event_id=event_id,
-            stream_ordering=position,
-            room_id=room.room_id,
-            pdu=pdu,
-            state_group=group,
-            rejected_reason=None,
-            outlier=False,
-            soft_failed=False,
-            redacted_by=None,
-        )
+        stored = StoredEvent(event_id, position, room.room_id, pdu, group)
         # Update the cache only now that the transaction is committed.
         if key is not None:
             room.state[key] = event_id
@@ -484,123 +465,6 @@ class RoomService:
     def add_room(self, room: RoomCache) -> None:
         """Start caching a room this node has just joined over federation."""
         self._rooms[room.room_id] = room
-
-    async def persist_incoming(
-        self,
-        room: RoomCache,
-        event_id: str,
-        pdu: dict[str, Any],
-        *,
-        state_before_group: int | None,
-        new_current: dict[StateKey, str] | None,
-        rejected_reason: str | None = None,
-        soft_failed: bool = False,
-        outlier: bool = False,
-        backfilled: bool = False,
-        position: int | None = None,
-        new_room: tuple[str, str] | None = None,
-        current_is_state_after: bool = False,
-    ) -> StoredEvent:
-        """Persist an event received from another server, in one transaction.
-
-        ``state_before_group`` is the state before it (None for outliers); ``new_current``
-        the room's resolved current state afterwards (None: unchanged);
-        ``current_is_state_after`` says the caller knows that state to be exactly the state
-        after the event (it follows every forward extremity), whose group then serves as
-        the current one.  An accepted,
-        non-soft-failed event becomes a forward extremity.  Outliers and rejected events
-        get no state group and never change the state.
-        """
-        state_key = pdu.get("state_key")
-        key = (pdu["type"], state_key) if isinstance(state_key, str) else None
-        accepted = rejected_reason is None and not outlier
-        changes: dict[StateKey, str | None] = {}
-        if new_current is not None:
-            changes = {k: v for k, v in new_current.items() if room.state.get(k) != v}
-            changes.update({k: None for k in room.state if k not in new_current})
-        try:
-            async with self.db.write() as conn:
-                if new_room is not None:
-                    await room_store.insert_room(
-                        conn, room.room_id, new_room[0], new_room[1], False, self.clock.now_ms()
-                    )
-                if position is None and backfilled:
-                    position = self.db.stream.backfill_position()
-                with self.db.stream.allocate() as allocated:
-                    position = position if position is not None else allocated
-                    group = state_before_group if accepted else None
-                    if accepted and key is not None:
-                        group = await self.state_store.create_group(
-                            conn, room.room_id, state_before_group, {key: event_id}
-                        )
-                    if not outlier:
-                        # An event first stored as an outlier now joins the timeline.
-                        await event_store.delete_outlier(conn, event_id)
-                    await event_store.insert_event(
-                        conn,
-                        stream_ordering=position,
-                        event_id=event_id,
-                        room_id=room.room_id,
-                        pdu=pdu,
-                        state_group=group,
-                        outlier=outlier,
-                        rejected_reason=rejected_reason,
-                        soft_failed=soft_failed,
-                    )
-                    current_group = room.state_group
-                    if changes:
-                        if current_is_state_after and group is not None:
-                            current_group = group
-                        else:
-                            current_group = await self.state_store.create_group(
-                                conn, room.room_id, room.state_group, changes
-                            )
-                        await room_store.update_current_state(
-                            conn, room.room_id, changes, allocated
-                        )
-                        await self._update_memberships(
-                            conn, room, changes, allocated, {event_id: pdu}
-                        )
-                    if accepted and not soft_failed and not backfilled:
-                        await event_store.set_forward_extremities(
-                            conn,
-                            room.room_id,
-                            [e for e in pdu.get("prev_events", []) if e in room.extremities],
-                            [event_id],
-                        )
-                    redacts = _redacts(pdu, room) if accepted and not soft_failed else None
-                    if redacts:
-                        await self._apply_redaction(conn, room, event_id, redacts)
-        except BaseException:
-            self.state_store.forget_cache()
-            raise
-        stored = StoredEvent(
-            event_id=event_id,
-            stream_ordering=position,
-            room_id=room.room_id,
-            pdu=pdu,
-            state_group=group,
-            rejected_reason=rejected_reason,
-            outlier=outlier,
-            soft_failed=soft_failed,
-            redacted_by=None,
-        )
-        self.events.put(stored)
-        if changes:
-            for k, v in changes.items():
-                if v is None:
-                    room.state.pop(k, None)
-                else:
-                    room.state[k] = v
-            room.state_group = current_group
-            await self._refresh_members(room, changes)
-        if accepted and not soft_failed and not backfilled:
-            prevs = set(pdu.get("prev_events", []))
-            room.extremities = [e for e in room.extremities if e not in prevs] + [event_id]
-            room.depth = max(room.depth, int(pdu.get("depth", 0)))
-        if accepted and not soft_failed:
-            self._after_persist(room, stored)
-        return stored
 
     async def store_remote_invite(
         self,
@@ -658,45 +522,6 @@ class RoomService:
                 )  # fmt: skip
                 await room_store.set_membership(conn, room_id, user_id, "leave", event_id, position)
         self.notifier.notify([user_id])
-
-    async def _update_memberships(
-        self,
-        conn: Any,
-        room: RoomCache,
-        changes: Mapping[StateKey, str | None],
-        position: int,
-        known: Mapping[str, dict[str, Any]],
-    ) -> None:
-        member_ids = [e for (t, _), e in changes.items() if t == "m.room.member" and e is not None]
-        loaded = {
-            k: v.pdu
-            for k, v in (
-                await event_store.get_events(conn, [e for e in member_ids if e not in known])
-            ).items()
-        }
-        loaded.update({k: v for k, v in known.items() if k in member_ids})
-        for (event_type, user_id), event_id in changes.items():
-            if event_type != "m.room.member" or event_id is None:
-                continue
-            pdu = loaded.get(event_id)
-            membership = pdu.get("content", {}).get("membership") if pdu else None
-            if isinstance(membership, str):
-                await room_store.set_membership(
-                    conn, room.room_id, user_id, membership, event_id, position
-                )
-
-    async def _refresh_members(
-        self, room: RoomCache, changes: Mapping[StateKey, str | None]
-    ) -> None:
-        member_ids = {k[1]: v for k, v in changes.items() if k[0] == "m.room.member"}
-        found = await self.get_events(e for e in member_ids.values() if e)
-        for user_id, event_id in member_ids.items():
-            event = found.get(event_id) if event_id else None
-            membership = event.pdu.get("content", {}).get("membership") if event else None
-            if isinstance(membership, str):
-                room.members[user_id] = membership
-            else:
-                room.members.pop(user_id, None)
 
     async def _apply_redaction(
         self, conn: Any, room: RoomCache, redaction_id: str, target_id: str

@@ -31,10 +31,10 @@ class StoredEvent:
     room_id: str
     pdu: dict[str, Any]
     state_group: int | None
-    rejected_reason: str | None
-    outlier: bool
-    soft_failed: bool
-    redacted_by: str | None
+    rejected_reason: str | None = None
+    outlier: bool = False
+    soft_failed: bool = False
+    redacted_by: str | None = None
 
     @property
     def type(self) -> str:
@@ -128,39 +128,55 @@ async def insert_timeline_events(
 ) -> None:
     """Insert accepted timeline events ``(stream_ordering, event_id, pdu, state_group)`` with
     their edges and relations in a few multi-row statements (group commit)."""
-    if rows:
-        recording().room_events.mark(room_id, max(r[0] for r in rows))
+    await insert_events(
+        conn,
+        [
+            StoredEvent(event_id, position, room_id, pdu, group)
+            for position, event_id, pdu, group in rows
+        ],
+    )
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[StoredEvent]) -> None:
+    """Insert events (any kind: timeline, outlier, rejected, soft-failed) with their edges
+    and relations in at most three multi-row statements."""
+    if not rows:
+        return
+    marks = recording().room_events
+    for e in rows:
+        marks.mark(e.room_id, e.stream_ordering)
     await conn.execute(
         insert(events),
         [
             {
-                "stream_ordering": position,
-                "event_id": event_id,
-                "room_id": room_id,
-                "type": pdu["type"],
-                "state_key": pdu.get("state_key"),
-                "sender": pdu["sender"],
-                "depth": pdu["depth"],
-                "origin_server_ts": pdu["origin_server_ts"],
-                "json": encode_canonical_json(pdu).decode("utf-8"),
-                "state_group": group,
-                "outlier": False,
-                "rejected_reason": None,
-                "soft_failed": False,
+                "stream_ordering": e.stream_ordering,
+                "event_id": e.event_id,
+                "room_id": e.room_id,
+                "type": e.pdu["type"],
+                "state_key": e.pdu.get("state_key"),
+                "sender": e.pdu["sender"],
+                "depth": e.pdu["depth"],
+                "origin_server_ts": e.pdu["origin_server_ts"],
+                "json": encode_canonical_json(e.pdu).decode("utf-8"),
+                "state_group": e.state_group,
+                "outlier": e.outlier,
+                "rejected_reason": e.rejected_reason,
+                "soft_failed": e.soft_failed,
             }
-            for position, event_id, pdu, group in rows
+            for e in rows
         ],
     )
     edges = [
-        {"event_id": event_id, "prev_event_id": p}
-        for _, event_id, pdu, _ in rows
-        for p in set(pdu.get("prev_events") or [])
+        {"event_id": e.event_id, "prev_event_id": p}
+        for e in rows
+        for p in set(e.pdu.get("prev_events") or [])
     ]
     if edges:
         await conn.execute(insert(event_edges), edges)
     relations = []
-    for _, event_id, pdu, _ in rows:
-        relates = pdu.get("content", {}).get("m.relates_to")
+    for e in rows:
+        content = e.pdu.get("content")
+        relates = content.get("m.relates_to") if isinstance(content, dict) else None
         if (
             isinstance(relates, dict)
             and isinstance(relates.get("event_id"), str)
@@ -168,7 +184,7 @@ async def insert_timeline_events(
         ):
             relations.append(
                 {
-                    "event_id": event_id,
+                    "event_id": e.event_id,
                     "relates_to_id": relates["event_id"],
                     "relation_type": relates["rel_type"],
                 }
@@ -228,6 +244,30 @@ async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
     await conn.execute(delete(events).where(events.c.event_id == event_id, events.c.outlier))
     await conn.execute(delete(event_edges).where(event_edges.c.event_id == event_id))
     await conn.execute(delete(event_relations).where(event_relations.c.event_id == event_id))
+
+
+async def delete_outliers(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
+    """:func:`delete_outlier` for many events at once."""
+    ids = list(event_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        await conn.execute(delete(events).where(events.c.event_id.in_(chunk), events.c.outlier))
+        await conn.execute(delete(event_edges).where(event_edges.c.event_id.in_(chunk)))
+        await conn.execute(delete(event_relations).where(event_relations.c.event_id.in_(chunk)))
+
+
+async def outlier_flags(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, bool]:
+    """Which of ``event_ids`` are stored, each with whether it is (still) an outlier."""
+    ids = list(set(event_ids))
+    found: dict[str, bool] = {}
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            select(events.c.event_id, events.c.outlier).where(
+                events.c.event_id.in_(ids[start : start + 500])
+            )
+        )
+        found.update((r.event_id, bool(r.outlier)) for r in rows)
+    return found
 
 
 async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[str, StoredEvent]:

@@ -91,7 +91,8 @@ events = Table(
     Column("depth", BigInteger, nullable=False),
     Column("origin_server_ts", BigInteger, nullable=False),
     Column("json", Text, nullable=False),
-    #: The state group after this event (None for outliers and rejected events).
+    #: The state group after this event (None for outliers; for a rejected event, the state
+    #: before it, which a rejected event does not change).
     Column("state_group", BigInteger, nullable=True),
     Column("outlier", Boolean, nullable=False, default=False),
     Column("rejected_reason", Text, nullable=True),

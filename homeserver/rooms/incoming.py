@@ -159,6 +159,9 @@ class IncomingStore:
                             if target and await self._may_redact(conn, e, target):
                                 await self.rooms._apply_redaction(conn, room, e.event_id, target)
                                 redacted.append(target)
+                        shown = [s for e, s in zip(todo, stored, strict=True) if e.shown]
+                        for hook in self.rooms.in_transaction:
+                            await hook(conn, room, shown)
             except BaseException:
                 self.state_store.forget_cache()
                 raise

@@ -72,6 +72,9 @@ class RoomService:
         self._rooms: dict[str, RoomCache] = {}
         #: Called with each newly persisted event (federation sender, metrics...).
         self.listeners: list[Any] = []
+        #: Async callables (connection, room, stored events) run inside the transaction
+        #: that stores new events, local or received (e.g. push actions), after the events.
+        self.in_transaction: list[Any] = []
         #: Called inside the transaction that persists a local event, to queue it for other
         #: servers in the same transaction (so a crash cannot lose it): (conn, room, pdu).
         self.outbox: Callable[[Any, RoomCache, dict[str, Any]], Awaitable[None]] | None = None
@@ -307,6 +310,8 @@ class RoomService:
                             StoredEvent(event_id, position, room.room_id, pdu, group)
                             for position, event_id, pdu, group in rows
                         ]
+                        for hook in self.in_transaction:
+                            await hook(conn, room, stored)
             except BaseException:
                 self.state_store.forget_cache()
                 raise
@@ -429,10 +434,12 @@ class RoomService:
                     redacts = _redacts(pdu, room)
                     if redacts:
                         await self._apply_redaction(conn, room, event_id, redacts)
+                    stored = StoredEvent(event_id, position, room.room_id, pdu, group)
+                    for hook in self.in_transaction:
+                        await hook(conn, room, [stored])
         except BaseException:
             self.state_store.forget_cache()
             raise
-        stored = StoredEvent(event_id, position, room.room_id, pdu, group)
         # Update the cache only now that the transaction is committed.
         if key is not None:
             room.state[key] = event_id

@@ -19,7 +19,6 @@ from homeserver.clock import Clock
 from homeserver.errors import MatrixError
 from homeserver.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.notifier import Notifier, wait_for
-from homeserver.push.actions import PushActions
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.service import RoomService
@@ -107,8 +106,6 @@ class SyncService:
         #: user_id -> (stream position read at, the user's memberships); valid while the
         #: membership change tracker has nothing newer for the user.
         self._memberships: dict[str, tuple[int, list[Membership]]] = {}
-        #: Push actions (homeserver/push/actions.py), which the unread counts wait for.
-        self.push_actions: PushActions | None = None
 
     def current_token(self) -> SyncToken:
         return SyncToken(self.db.stream.current, self.typing.serial)
@@ -425,9 +422,6 @@ class SyncService:
 
     async def _unread(self, room: RoomCache, user_id: str) -> dict[str, int]:
         """Notifications and highlights after the user's read receipt (their push actions)."""
-        if self.push_actions is not None:
-            # The counts an event changes come in the same response as the event.
-            await self.push_actions.settled(room.room_id)
         async with self.db.read() as conn:
             mine = await userdata_store.get_receipt(
                 conn, room.room_id, user_id, ["m.read", "m.read.private"]

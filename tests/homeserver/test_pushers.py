@@ -363,7 +363,6 @@ async def test_read_notifications_are_not_pushed_and_pushers_resume(
             {},
         )
         unread = await send(bob, room_id, {"msgtype": "m.text", "body": "未読"})
-        await node.services.push_actions.settled(room_id)
     finally:
         await runner.cleanup()
         await close_services(node.services)

@@ -27,21 +27,12 @@ from homeserver.storage import media as media_store
 from homeserver.storage import schema
 from tests.homeserver.client import Client, Response, User
 from tests.homeserver.conftest import Node, start_node
-from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
+from tests.homeserver.openapi import ClientServerSpec
 
 UPLOAD = "/_matrix/media/v3/upload"
 V1 = "/_matrix/client/v1/media"
 LEGACY = "/_matrix/media/v3"
 MXC = re.compile(r"mxc://([^/]+)/([A-Za-z0-9_-]+)")
-
-
-@pytest.fixture(scope="module")
-def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
 
 
 @pytest.fixture

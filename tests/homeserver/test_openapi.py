@@ -26,15 +26,6 @@ from tests.homeserver.openapi import ClientServerSpec, SchemaMismatch, SpecNotFo
 V3 = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
-
-
 class ValidatingClient(Client):
     """A test client that validates every response against the spec."""
 

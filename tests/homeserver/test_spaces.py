@@ -29,20 +29,11 @@ import pytest
 from homeserver.rooms.summary import child_order_key
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
+from tests.homeserver.openapi import ClientServerSpec
 from tests.homeserver.test_openapi import ValidatingClient
 
 V1 = "/_matrix/client/v1"
 HIERARCHY = "GET /_matrix/client/v1/rooms/{roomId}/hierarchy"
-
-
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
 
 
 @dataclass

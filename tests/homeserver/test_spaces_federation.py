@@ -20,20 +20,11 @@ from federation.client import RemoteError
 from homeserver.app import close_services
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node, start_node
-from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
+from tests.homeserver.openapi import ClientServerSpec
 from tests.homeserver.test_openapi import ValidatingClient
 
 HIERARCHY = "GET /_matrix/client/v1/rooms/{roomId}/hierarchy"
 SPACE = {"type": "m.space"}
-
-
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
 
 
 def federation_validator(spec: ClientServerSpec) -> jsonschema.protocols.Validator:

@@ -73,6 +73,8 @@ class PushActions:
         #: Users whose rules changed while their rules were being loaded (not cached then).
         self._changed: set[str] = set()
         self._members: dict[str, _Members] = {}
+        #: room ID -> (state group, user ID -> display name or None)
+        self._names: dict[str, tuple[int | None, dict[str, str | None]]] = {}
         #: event ID -> users it notified, until the event's commit is heard of.
         self._notified: dict[str, set[str]] = {}
         #: Called with the users who got new notifications (the pusher pool).
@@ -222,8 +224,24 @@ class PushActions:
     async def _display_names(
         self, room: RoomCache, event: StoredEvent, users: list[str]
     ) -> dict[str, str]:
+        """Members' display names, cached per room until its state changes (a member event
+        may change its own member's name: those are read afresh)."""
         if not users:
             return {}
+        if event.type == "m.room.member":
+            return await self._read_display_names(room, event, users)
+        cached = self._names.get(room.room_id)
+        if cached is None or cached[0] != room.state_group:
+            cached = self._names[room.room_id] = (room.state_group, {})
+        missing = [u for u in users if u not in cached[1]]
+        if missing:
+            found = await self._read_display_names(room, event, missing)
+            cached[1].update({u: found.get(u) for u in missing})
+        return {u: name for u in users if (name := cached[1].get(u))}
+
+    async def _read_display_names(
+        self, room: RoomCache, event: StoredEvent, users: list[str]
+    ) -> dict[str, str]:
         ids = {u: room.state.get(("m.room.member", u)) for u in users}
         found = await self.rooms.get_events(e for e in ids.values() if e)
         names: dict[str, str] = {}

@@ -395,7 +395,9 @@ class EventFacts:
     member_count: int
     sender_level: int | float | None
     notification_levels: Mapping[str, int]
-    _shared: dict[RuleSet, list[bool | None]] = field(default_factory=dict)
+    _candidates: dict[RuleSet, list[tuple[tuple[Condition, ...], Outcome]]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(
@@ -416,15 +418,24 @@ class EventFacts:
 
     def run(self, rules: RuleSet, user_id: str, display_name: str | None = None) -> Outcome | None:
         """The outcome of the first enabled rule that matches, or None when none does."""
-        shared = self._shared.get(rules)
-        if shared is None:
-            shared = self._shared[rules] = [None] * len(rules.rules)
-        for index, rule in enumerate(rules.rules):
-            if not rule.enabled:
-                continue
-            ok = shared[index]
-            if ok is None:
-                ok = shared[index] = all(c.test(self, user_id, None) for c in rule.shared)
-            if ok and all(c.test(self, user_id, display_name) for c in rule.personal):
-                return rule.outcome
+        candidates = self._candidates.get(rules)
+        if candidates is None:
+            candidates = self._candidates[rules] = self._candidates_for(rules, user_id)
+        for personal, outcome in candidates:
+            if all(c.test(self, user_id, display_name) for c in personal):
+                return outcome
         return None
+
+    def _candidates_for(
+        self, rules: RuleSet, user_id: str
+    ) -> list[tuple[tuple[Condition, ...], Outcome]]:
+        """The enabled rules whose user-independent conditions hold for this event, in
+        order, up to the first that has no per-user condition (it matches everyone): each
+        user then tests only these rules' per-user conditions."""
+        found: list[tuple[tuple[Condition, ...], Outcome]] = []
+        for rule in rules.rules:
+            if rule.enabled and all(c.test(self, user_id, None) for c in rule.shared):
+                found.append((rule.personal, rule.outcome))
+                if not rule.personal:
+                    break
+        return found

@@ -154,11 +154,7 @@ class IncomingStore:
                             await event_store.set_forward_extremities(
                                 conn, room.room_id, sorted(before - after), sorted(after - before)
                             )
-                        for e in todo:
-                            target = redacted_event_id(e.pdu, room) if e.shown else None
-                            if target and await self._may_redact(conn, e, target):
-                                await self.rooms._apply_redaction(conn, room, e.event_id, target)
-                                redacted.append(target)
+                        redacted = await self._redactions(conn, room, todo, stored)
                         shown = [s for e, s in zip(todo, stored, strict=True) if e.shown]
                         for hook in self.rooms.in_transaction:
                             await hook(conn, room, shown)
@@ -174,6 +170,38 @@ class IncomingStore:
             if e.shown:
                 self.rooms._after_persist(room, event)
         return stored
+
+    async def _redactions(
+        self, conn: Any, room: RoomCache, todo: list[IncomingEvent], stored: list[StoredEvent]
+    ) -> list[str]:
+        """Apply the batch's redactions; one whose target is not stored yet waits for it
+        (``pending_redactions``), and the batch's events that such redactions wait for are
+        redacted now.  Returns the IDs of the events redacted."""
+        redacted: list[str] = []
+        redactions = [
+            (e, target)
+            for e in todo
+            if e.shown and (target := redacted_event_id(e.pdu, room)) is not None
+        ]
+        if redactions:
+            known = await event_store.get_events(conn, [t for _, t in redactions])
+            for e, target in redactions:
+                if target not in known:
+                    pending = event_store.PendingRedaction(
+                        target, e.event_id, room.room_id, str(e.pdu["sender"]), e.redacts_any
+                    )
+                    await event_store.add_pending_redaction(conn, pending)
+                elif await self._may_redact(conn, e, target):
+                    await self.rooms._apply_redaction(conn, room, e.event_id, target)
+                    redacted.append(target)
+        arrived = {s.event_id: s for s in stored if s.rejected_reason is None}
+        for late in await event_store.take_pending_redactions(conn, list(arrived)):
+            target_event = arrived[late.target_id]
+            allowed = late.redacts_any or domain_of(target_event.sender) == domain_of(late.sender)
+            if late.room_id == room.room_id and allowed:
+                await self.rooms._apply_redaction(conn, room, late.redaction_id, late.target_id)
+                redacted.append(late.target_id)
+        return redacted
 
     async def _may_redact(self, conn: Any, redaction: IncomingEvent, target_id: str) -> bool:
         """Room versions 3+ accept any redaction event; it is applied to an event of another

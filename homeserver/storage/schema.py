@@ -116,6 +116,18 @@ event_relations = Table(
     Column("relation_type", String(255), nullable=False),
 )  # fmt: skip
 
+#: Received redactions whose target event is not stored yet: applied when it arrives (if
+#: the redaction's sender may redact it), as Synapse does when it serves such an event.
+pending_redactions = Table(
+    "pending_redactions", metadata,
+    Column("target_id", String(255), primary_key=True),
+    Column("redaction_id", String(255), primary_key=True),
+    Column("room_id", String(255), nullable=False),
+    Column("sender", String(255), nullable=False),
+    #: The sender had the room's redact level (may redact anyone's events).
+    Column("redacts_any", Boolean, nullable=False),
+)  # fmt: skip
+
 forward_extremities = Table(
     "forward_extremities", metadata,
     Column("room_id", String(255), primary_key=True),

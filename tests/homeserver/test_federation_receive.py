@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import event, select
 
+from homeserver.storage import events as event_store
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import events as events_table
 from tests.homeserver import test_federation_hostile
@@ -308,6 +309,35 @@ async def test_redaction_of_another_servers_event_needs_the_power(env: Env) -> N
     assert contents[own_id] == {}
     assert contents[alice_id]["body"] == "消さないで"
     assert logged(env, "not applying redaction", redact_alice_id)
+    no_server_errors(env)
+
+
+async def test_redaction_that_arrives_before_its_target_is_applied_when_it_comes(
+    env: Env,
+) -> None:
+    """A redaction can reach a server before the event it redacts (they may be on
+    different branches of the room's graph).  It waits, and the target is stored redacted
+    when it arrives, as Synapse shows such an event redacted."""
+    target_id, target = env.fake.build(
+        env.room, "m.room.message", {"msgtype": "m.text", "body": "後から届く"}, advance=False
+    )
+    redaction_id, redaction = env.fake.build(env.room, "m.room.redaction", {"redacts": target_id})
+    first = await env.fake.send_transaction(env.node, "late1", [redaction])
+    assert first.body["pdus"] == {redaction_id: {}}
+    assert await stored(env, target_id) is None
+    second = await env.fake.send_transaction(env.node, "late2", [target])
+    assert second.body["pdus"] == {target_id: {}}
+    event = await stored(env, target_id)
+    assert event is not None and event.redacted_by == redaction_id
+    assert event.pdu["content"] == {}
+    page = await env.alice.ok(
+        "GET", f"/_matrix/client/v3/rooms/{env.room_id}/messages", params={"dir": "b"}
+    )
+    contents = {e["event_id"]: e["content"] for e in page["chunk"]}
+    assert contents[target_id] == {}
+    async with env.node.services.db.read() as conn:
+        # Applied once: nothing is left waiting.
+        assert await event_store.take_pending_redactions(conn, [target_id]) == []
     no_server_errors(env)
 
 

@@ -125,6 +125,15 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "pending_redactions",
+        sa.Column("target_id", sa.String(length=255), nullable=False),
+        sa.Column("redaction_id", sa.String(length=255), nullable=False),
+        sa.Column("room_id", sa.String(length=255), nullable=False),
+        sa.Column("sender", sa.String(length=255), nullable=False),
+        sa.Column("redacts_any", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("target_id", "redaction_id", name=op.f("pk_pending_redactions")),
+    )
+    op.create_table(
         "event_txn_ids",
         sa.Column("txn_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=False),
@@ -468,6 +477,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_event_relations_relates_to_id"))
 
     op.drop_table("event_relations")
+    op.drop_table("pending_redactions")
     op.drop_table("event_push_actions")
     with op.batch_alter_table("event_edges", schema=None) as batch_op:
         batch_op.drop_index("ix_event_edges_prev")

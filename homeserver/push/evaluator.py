@@ -422,7 +422,10 @@ class EventFacts:
         if candidates is None:
             candidates = self._candidates[rules] = self._candidates_for(rules, user_id)
         for personal, outcome in candidates:
-            if all(c.test(self, user_id, display_name) for c in personal):
+            for condition in personal:
+                if not condition.test(self, user_id, display_name):
+                    break
+            else:
                 return outcome
         return None
 

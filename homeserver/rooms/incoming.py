@@ -229,6 +229,8 @@ class IncomingStore:
         """The in-memory room after a committed batch."""
         room = batch.room
         changed: dict[StateKey, str | None] = {}
+        new_group: GroupRef = None
+        group_changed = False
         for e in todo:
             if not e.current_changes:
                 continue
@@ -238,10 +240,13 @@ class IncomingStore:
                 else:
                     room.state[key] = value
                 changed[key] = value
-            group = e.current_group
-            room.state_group = group.id if isinstance(group, NewGroup) else group
+            new_group, group_changed = e.current_group, True
         if changed:
             await self._refresh_members(room, changed)
+        if group_changed:
+            # Only now that the members are refreshed: caches keyed by the state group (the
+            # local members for push actions) must not pair the new group with old members.
+            room.state_group = new_group.id if isinstance(new_group, NewGroup) else new_group
         if batch.extremities is not None:
             room.extremities = list(batch.extremities)
         if batch.depth is not None:

@@ -189,23 +189,26 @@ class PushActions:
             sender_level=sender_level,
             power_levels=power,
         )
-        rules = {u: all_rules[u] for u in item.users}
-        named = [u for u, r in rules.items() if r.needs_display_name]
+        # Users sharing a rule set (most users never change theirs) are evaluated together.
+        by_rules: dict[RuleSet, list[str]] = {}
+        for user_id in item.users:
+            by_rules.setdefault(all_rules[user_id], []).append(user_id)
+        named = [u for r, users in by_rules.items() if r.needs_display_name for u in users]
         names = await self._display_names(room, event, named)
         rows: list[store.PushAction] = []
-        for user_id, ruleset in rules.items():
-            outcome = facts.run(ruleset, user_id, names.get(user_id))
-            if outcome is None or not outcome.notify:
-                continue
-            rows.append(
-                store.PushAction(
-                    room_id=room.room_id,
-                    user_id=user_id,
-                    stream_ordering=event.stream_ordering,
-                    highlight=outcome.highlight,
-                    actions=None if outcome.actions == ("notify",) else list(outcome.actions),
+        for ruleset, users in by_rules.items():
+            for user_id, outcome in facts.run_many(ruleset, users, names).items():
+                if not outcome.notify:
+                    continue
+                rows.append(
+                    store.PushAction(
+                        room_id=room.room_id,
+                        user_id=user_id,
+                        stream_ordering=event.stream_ordering,
+                        highlight=outcome.highlight,
+                        actions=None if outcome.actions == ("notify",) else list(outcome.actions),
+                    )
                 )
-            )
         return rows
 
     async def _power(

@@ -476,3 +476,54 @@ def test_historical_actions_are_dropped_and_tweaks_default_to_true() -> None:
     )
     silent = user_rules(override=[{"rule_id": "r", "conditions": [], "actions": ["dont_notify"]}])
     assert run(text("x"), rules=silent).actions == ()  # type: ignore[union-attr]
+
+
+def test_many_users_at_once_get_what_each_gets_alone() -> None:
+    """``run_many`` (all users of one rule set, a rule at a time, as push actions use it)
+    answers exactly what ``run`` answers user by user, over events that exercise each
+    per-user condition: mentions, display names (literal and glob), user names in the body."""
+    users = [f"@u{i}:kairan.example.jp" for i in range(12)] + [ME, OTHER, "@村*:x.jp"]
+    names = {users[0]: "山田", users[1]: "Sato", users[2]: "sa*o", users[3]: "Ito", ME: "alice"}
+    name_rules = user_rules(
+        override=[
+            {
+                "rule_id": "name",
+                "default": False,
+                "enabled": True,
+                "conditions": [{"kind": "contains_display_name"}],
+                "actions": ["notify", HIGHLIGHT],
+            }
+        ],
+        content=[
+            {
+                "rule_id": "mine",
+                "default": False,
+                "enabled": True,
+                "pattern": "u3",
+                "actions": ["notify", SOUND],
+            }
+        ],
+    )
+    events = [
+        text("hello everyone"),
+        text("SATO-san, 山田さん and ito: 会議です"),
+        text("ping", **{"m.mentions": {"user_ids": [users[4], ME, "@nobody:x"]}}),
+        text("sato and saito and u3 and @u5:kairan.example.jp"),
+        text("村* wildcard"),
+        event("m.room.message", msgtype="m.notice", body="Sato"),
+        event("m.room.member", state_key=ME, membership="invite"),
+        event("m.reaction"),
+    ]
+    distinct = set()
+    for rules in (DEFAULT, name_rules):
+        for ev in events:
+            for members in (2, 5):
+                facts = EventFacts.of(ev, member_count=members, sender_level=0)
+                alone = {u: facts.run(rules, u, names.get(u)) for u in users}
+                together = EventFacts.of(ev, member_count=members, sender_level=0).run_many(
+                    rules, list(users), names
+                )
+                assert together == {u: o for u, o in alone.items() if o is not None}, ev
+                distinct.add(len({repr(o) for o in alone.values()}))
+    # The events do tell users apart (else the comparison would prove little).
+    assert max(distinct) >= 2

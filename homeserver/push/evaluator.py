@@ -470,21 +470,13 @@ class EventFacts:
 
     def run(self, rules: RuleSet, user_id: str, display_name: str | None = None) -> Outcome | None:
         """The outcome of the first enabled rule that matches, or None when none does."""
-        candidates = self._candidates.get(rules)
-        if candidates is None:
-            candidates = self._candidates[rules] = self._candidates_for(rules, user_id)
-        for personal, outcome in candidates:
-            for condition in personal:
-                if not condition.test(self, user_id, display_name):
-                    break
-            else:
-                return outcome
-        return None
+        names = {user_id: display_name} if display_name else {}
+        return self.run_many(rules, [user_id], names).get(user_id)
 
     def run_many(
         self, rules: RuleSet, users: list[str], names: Mapping[str, str]
     ) -> dict[str, Outcome]:
-        """:meth:`run` for many users sharing ``rules``, a rule at a time: each candidate
+        """The outcomes of many users sharing ``rules``, a rule at a time: each candidate
         rule's per-user conditions are tested for all the remaining users in one pass.
         Users whom no rule matches are left out."""
         candidates = self._candidates.get(rules)

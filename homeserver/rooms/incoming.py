@@ -191,30 +191,20 @@ class IncomingStore:
                         target, e.event_id, room.room_id, str(e.pdu["sender"]), e.redacts_any
                     )
                     await event_store.add_pending_redaction(conn, pending)
-                elif await self._may_redact(conn, e, target):
+                elif _may_redact(e.redacts_any, str(e.pdu["sender"]), known[target].sender):
                     await self.rooms._apply_redaction(conn, room, e.event_id, target)
                     redacted.append(target)
+                else:
+                    log.info("not applying redaction %s to %s: no power", e.event_id, target)
         arrived = {s.event_id: s for s in stored if s.rejected_reason is None}
         for late in await event_store.take_pending_redactions(conn, list(arrived)):
-            target_event = arrived[late.target_id]
-            allowed = late.redacts_any or domain_of(target_event.sender) == domain_of(late.sender)
-            if late.room_id == room.room_id and allowed:
+            target_sender = arrived[late.target_id].sender
+            if late.room_id == room.room_id and _may_redact(
+                late.redacts_any, late.sender, target_sender
+            ):
                 await self.rooms._apply_redaction(conn, room, late.redaction_id, late.target_id)
                 redacted.append(late.target_id)
         return redacted
-
-    async def _may_redact(self, conn: Any, redaction: IncomingEvent, target_id: str) -> bool:
-        """Room versions 3+ accept any redaction event; it is applied to an event of another
-        server's user only when its sender may redact others' events."""
-        if redaction.redacts_any:
-            return True
-        target = (await event_store.get_events(conn, [target_id])).get(target_id)
-        if target is None:
-            return False
-        allowed = domain_of(target.sender) == domain_of(str(redaction.pdu["sender"]))
-        if not allowed:
-            log.info("not applying redaction %s to %s: no power", redaction.event_id, target_id)
-        return allowed
 
     async def _group(self, conn: Any, room: RoomCache, ref: GroupRef) -> int | None:
         """The ID of a group, creating it (and the new groups it builds on) first."""
@@ -329,3 +319,9 @@ class IncomingStore:
         event = await self.rooms.get_event(event_id)
         assert event is not None, event_id
         return event
+
+
+def _may_redact(redacts_any: bool, redaction_sender: str, target_sender: str) -> bool:
+    """Room versions 3+ accept any redaction event; it is applied to an event of another
+    server's user only when its sender may redact others' events."""
+    return redacts_any or domain_of(target_sender) == domain_of(redaction_sender)

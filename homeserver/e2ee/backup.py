@@ -80,9 +80,7 @@ class BackupService:
                 if found is None:
                     raise not_found("No current backup version")
             else:
-                found = await store.get_version(conn, user_id, parse_version(version))
-                if found is None:
-                    raise not_found(f"Unknown backup version {version}")
+                found = await _existing_version(conn, user_id, parse_version(version), version)
             count = await store.count_keys(conn, user_id, found.version)
         return {
             "algorithm": found.algorithm,
@@ -98,9 +96,7 @@ class BackupService:
         if "version" in body and body["version"] != version:
             raise invalid_param("The version in the body does not match the path")
         async with self.db.write() as conn:
-            found = await store.get_version(conn, user_id, number)
-            if found is None:
-                raise not_found(f"Unknown backup version {version}")
+            found = await _existing_version(conn, user_id, number, version)
             if found.algorithm != algorithm:
                 raise invalid_param("Algorithm does not match")
             await store.update_version(conn, user_id, number, auth_data)
@@ -108,8 +104,7 @@ class BackupService:
     async def delete_version(self, user_id: str, version: str) -> None:
         number = parse_version(version)
         async with self.db.write() as conn:
-            if await store.get_version(conn, user_id, number) is None:
-                raise not_found(f"Unknown backup version {version}")
+            await _existing_version(conn, user_id, number, version)
             await store.delete_version(conn, user_id, number)
 
     @staticmethod
@@ -186,8 +181,7 @@ class BackupService:
     ) -> dict[str, Any]:
         number = parse_version(version)
         async with self.db.read() as conn:
-            if await store.get_version(conn, user_id, number) is None:
-                raise not_found(f"Unknown backup version {version}")
+            await _existing_version(conn, user_id, number, version)
             keys = await store.get_keys(conn, user_id, number, room_id, session_id)
         if session_id is not None:
             if not keys:
@@ -207,8 +201,7 @@ class BackupService:
     ) -> dict[str, Any]:
         number = parse_version(version)
         async with self.db.write() as conn:
-            if await store.get_version(conn, user_id, number) is None:
-                raise not_found(f"Unknown backup version {version}")
+            await _existing_version(conn, user_id, number, version)
             await store.delete_keys(conn, user_id, number, room_id, session_id)
             await store.bump_etag(conn, user_id, number)
             return await self._etag_count(conn, user_id, number)
@@ -220,3 +213,13 @@ class BackupService:
             "etag": str(found.etag if found else 0),
             "count": await store.count_keys(conn, user_id, version),
         }
+
+
+async def _existing_version(
+    conn: Any, user_id: str, number: int, version: str | None
+) -> store.BackupVersion:
+    """The user's backup version ``number``; 404 when there is none."""
+    found = await store.get_version(conn, user_id, number)
+    if found is None:
+        raise not_found(f"Unknown backup version {version}")
+    return found

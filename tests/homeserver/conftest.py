@@ -117,6 +117,27 @@ def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
     return ClientServerSpec(root)
 
 
+async def two_nodes(
+    tmp_path: Path, db_url: str, db_url_b: str, **b_config: Any
+) -> AsyncIterator[tuple[Node, Node]]:
+    """Nodes A and B over TLS that federate with each other (``b_config``: B's changes)."""
+    started: list[tuple[Node, web.AppRunner]] = []
+    try:
+        started.append(await start_node(tmp_path / "a", db_url, tls=True))
+        started.append(await start_node(tmp_path / "b", db_url_b, tls=True, **b_config))
+        yield started[0][0], started[1][0]
+    finally:
+        for node, runner in started:
+            await runner.cleanup()
+            await close_services(node.services)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
+    async for nodes in two_nodes(tmp_path, db_url, db_url_b):
+        yield nodes
+
+
 @pytest.fixture
 async def node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     started, runner = await start_node(tmp_path / "node", db_url)

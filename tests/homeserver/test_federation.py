@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import pytest
-from aiohttp import web
-
-from homeserver.app import close_services
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node
 
 T = TypeVar("T")
 
@@ -27,19 +22,6 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.1)
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        started.append(await start_node(tmp_path / "b", db_url_b, tls=True))
-        yield started[0][0], started[1][0]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def timeline_bodies(user: User, room_id: str) -> list[str]:

@@ -4,38 +4,21 @@ claims, to-device messages, and the federation key endpoints' answers to bad inp
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from federation.client import RemoteError, federation_path
 from federation.signing import sign_json
-from homeserver.app import close_services
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import CrossSigningKey, Device, upload_keys
 from tests.homeserver.test_federation import eventually
 
 V3 = "/_matrix/client/v3"
 SIGNED = "signed_curve25519"
 _txn = itertools.count()
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        started.append(await start_node(tmp_path / "b", db_url_b, tls=True))
-        yield started[0][0], started[1][0]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def login(client: Client, user: User) -> User:

@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,33 +15,13 @@ from aiohttp import web
 from PIL import Image
 
 from federation.client import RemoteError, federation_path
-from homeserver.app import close_services, ssl_context
+from homeserver.app import ssl_context
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Response, User
-from tests.homeserver.conftest import Node, free_port, start_node
+from tests.homeserver.conftest import Node, free_port, two_nodes
 
 V1 = "/_matrix/client/v1/media"
 LEGACY = "/_matrix/media/v3"
-
-
-async def _pair(
-    tmp_path: Path, db_url: str, db_url_b: str, **b_config: Any
-) -> AsyncIterator[tuple[Node, Node]]:
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        started.append(await start_node(tmp_path / "b", db_url_b, tls=True, **b_config))
-        yield started[0][0], started[1][0]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
-
-
-@pytest.fixture
-async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
-    async for nodes in _pair(tmp_path, db_url, db_url_b):
-        yield nodes
 
 
 @pytest.fixture
@@ -50,7 +29,7 @@ async def pair_small_b(
     tmp_path: Path, db_url: str, db_url_b: str
 ) -> AsyncIterator[tuple[Node, Node]]:
     """B accepts (and fetches) at most 1000 bytes."""
-    async for nodes in _pair(tmp_path, db_url, db_url_b, max_upload_bytes=1000):
+    async for nodes in two_nodes(tmp_path, db_url, db_url_b, max_upload_bytes=1000):
         yield nodes
 
 

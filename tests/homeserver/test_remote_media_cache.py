@@ -18,8 +18,8 @@ from homeserver.federation.media import FederatedMedia
 from homeserver.federation.media_cache import ACCESS_GRANULARITY_MS
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node
-from tests.homeserver.test_federation_media import _pair, assert_error, upload
+from tests.homeserver.conftest import Node, two_nodes
+from tests.homeserver.test_federation_media import assert_error, upload
 
 V1 = "/_matrix/client/v1/media"
 LEGACY = "/_matrix/media/v3"
@@ -31,7 +31,7 @@ SIZE = 1000
 async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tuple[Node, Node]]:
     """B keeps at most 2.5 files of SIZE bytes, and nothing unused for a day."""
     cache = RemoteMediaCache(max_size=SIZE * 5 // 2, lifetime_ms=86_400_000)
-    async for nodes in _pair(tmp_path, db_url, db_url_b, remote_media_cache=cache):
+    async for nodes in two_nodes(tmp_path, db_url, db_url_b, remote_media_cache=cache):
         yield nodes
 
 
@@ -184,7 +184,7 @@ async def test_unfrozen_legacy_endpoints_fetch_remote_media(
 ) -> None:
     """With enable_authenticated_media off, the legacy endpoints serve and fetch remote
     media too (as Synapse), except with allow_remote=false."""
-    async for a, b in _pair(tmp_path, db_url, db_url_b, enable_authenticated_media=False):
+    async for a, b in two_nodes(tmp_path, db_url, db_url_b, enable_authenticated_media=False):
         async with a.client() as ca, b.client() as cb:
             bob, (m0, _, _), server = await setup(a, b, ca, cb)
             path = f"{LEGACY}/download/{server}/{m0}"

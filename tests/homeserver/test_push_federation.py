@@ -7,12 +7,12 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.homeserver.conftest import Node
-from tests.homeserver.test_federation import eventually, pair  # noqa: F401
+from tests.homeserver.test_federation import eventually
 
 V3 = "/_matrix/client/v3"
 
 
-async def test_remote_mentions_count_for_local_users(pair: tuple[Node, Node]) -> None:  # noqa: F811
+async def test_remote_mentions_count_for_local_users(pair: tuple[Node, Node]) -> None:
     a, b = pair
     async with a.client() as ca, b.client() as cb:
         alice = await ca.register("alice")

@@ -118,7 +118,7 @@ async def build_services(
     sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
     userdata = UserDataService(db, room_service, notifier, clock)
     push_actions, pushers = build_push(config, db, clock, room_service)
-    room_service.in_transaction.append(push_actions.in_transaction)
+    room_service.hooks.append(push_actions)
     room_service.listeners.append(push_actions.after_commit)
     push_rules.on_change.append(push_actions.rules_changed)
     userdata.on_read = push_actions.mark_read

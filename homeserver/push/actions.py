@@ -1,13 +1,15 @@
 """Push actions at persist time: whom each new event notifies, like Synapse's
 ``event_push_actions``.
 
-:meth:`PushActions.in_transaction` is a hook of :class:`RoomService` and of the
-federation receive path, called inside the transaction that stores new events: it
-evaluates each local joined member's push rules (never for their own events) and writes
-one row per notified user in that same transaction, as Synapse writes its push actions
-with the event.  So the counts an event changes are committed with it (a /sync that sees
-the event sees its counts), a crash cannot keep the event and lose its counts, and no
-extra commit competes with sends.  After the commit, :meth:`after_commit` (a listener)
+:class:`PushActions` is a hook of :class:`RoomService` (local events, grouped or not)
+and of the federation receive path: :meth:`PushActions.prepare` evaluates each local
+joined member's push rules for new events (never for their own events), and what it
+returns writes one row per notified user in the transaction that stores the events, as
+Synapse writes its push actions with the event.  So the counts an event changes are
+committed with it (a /sync that sees the event sees its counts), a crash cannot keep the
+event and lose its counts, and no extra commit competes with sends.  (Group commit
+prepares a group while the group before it is being written, so the evaluation overlaps
+the database's work.)  After the commit, :meth:`after_commit` (a listener)
 wakes the pushers of the users notified.  Read receipts delete the rows up to them
 (:meth:`mark_read`), redactions the rows of the redacted event, leaving a room the user's
 rows in it.
@@ -32,6 +34,7 @@ from federation.errors import FederationError
 from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.hooks import HookWrite
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage import push as store
@@ -85,21 +88,38 @@ class PushActions:
 
     # ------------------------------------------------------------- hooks
 
-    async def in_transaction(
-        self, conn: Any, room: RoomCache, events: Sequence[StoredEvent]
-    ) -> None:
-        """Inside the transaction that stores ``events``: write their push actions."""
+    async def prepare(self, room: RoomCache, events: Sequence[StoredEvent]) -> HookWrite | None:
+        """Evaluate the push rules for ``events`` (before or inside the transaction that
+        stores them); the returned callable writes the actions in that transaction."""
         items = [item for event in events if (item := self._item(room, event)) is not None]
         if not items:
-            return
+            return None
         started = time.perf_counter()
-        notified = await self._handle(conn, items)
+        rules = await self._load_rules({u for item in items for u in item.users})
+        rows: list[store.ActionRow] = []
+        notified: dict[str, set[str]] = {}
+        for item in items:
+            if item.users:
+                found = await self._evaluate(item, rules)
+                rows.extend(found)
+                if found:
+                    notified[item.event.event_id] = {row[0] for row in found}
         self.busy_ms += (time.perf_counter() - started) * 1000
-        self.events_done += len(items)
-        if len(self._notified) > MAX_PENDING_EVENTS:
-            self._notified.clear()
-        for event_id, users in notified.items():
-            self._notified[event_id] = users
+
+        def written() -> None:
+            self.events_done += len(items)
+            if len(self._notified) > MAX_PENDING_EVENTS:
+                self._notified.clear()
+            self._notified.update(notified)
+
+        if any(self._removes(item.event) for item in items):
+            # Deletions first (they need reads in the transaction), then the new rows.
+            async def run(conn: Any) -> None:
+                await self._forget_removed(conn, items)
+                await store.insert_actions(conn, rows)
+
+            return HookWrite(run=run, written=written)
+        return HookWrite(statements=[store.action_statement(rows)], written=written)
 
     def after_commit(self, room: RoomCache, event: StoredEvent) -> None:
         """RoomService listener (after the commit): wake the notified users' pushers."""
@@ -150,11 +170,20 @@ class PushActions:
 
     # ------------------------------------------------------------- evaluation
 
-    async def _handle(self, conn: Any, batch: list[_Item]) -> dict[str, set[str]]:
-        rules = await self._load_rules({u for item in batch for u in item.users})
-        rows: list[store.PushAction] = []
-        notified: dict[str, set[str]] = {}
-        for item in batch:
+    def _removes(self, event: StoredEvent) -> bool:
+        """Whether the event removes notifications (a redaction, a local member leaving)."""
+        if event.type == "m.room.redaction":
+            return True
+        return (
+            event.type == "m.room.member"
+            and event.state_key is not None
+            and event.state_key.endswith(self._suffix)
+            and event.pdu.get("content", {}).get("membership") in ("leave", "ban")
+        )
+
+    async def _forget_removed(self, conn: Any, items: list[_Item]) -> None:
+        """Delete the actions of redacted events and of members who left or were banned."""
+        for item in items:
             event = item.event
             if event.type == "m.room.redaction":
                 target = event.pdu.get("redacts") or event.pdu.get("content", {}).get("redacts")
@@ -172,15 +201,8 @@ class PushActions:
                 membership = event.pdu.get("content", {}).get("membership")
                 if event.state_key.endswith(self._suffix) and membership in ("leave", "ban"):
                     await store.delete_for_members(conn, item.room.room_id, [event.state_key])
-            if item.users:
-                found_rows = await self._evaluate(item, rules)
-                rows.extend(found_rows)
-                if found_rows:
-                    notified[event.event_id] = {r.user_id for r in found_rows}
-        await store.insert_actions(conn, rows)
-        return notified
 
-    async def _evaluate(self, item: _Item, all_rules: dict[str, RuleSet]) -> list[store.PushAction]:
+    async def _evaluate(self, item: _Item, all_rules: dict[str, RuleSet]) -> list[store.ActionRow]:
         event, room = item.event, item.room
         power, sender_level = await self._power(room, event.sender)
         facts = EventFacts.of(
@@ -195,20 +217,17 @@ class PushActions:
             by_rules.setdefault(all_rules[user_id], []).append(user_id)
         named = [u for r, users in by_rules.items() if r.needs_display_name for u in users]
         names = await self._display_names(room, event, named)
-        rows: list[store.PushAction] = []
+        rows: list[store.ActionRow] = []
+        room_id, position = room.room_id, event.stream_ordering
+        stored: dict[int, str | None] = {}  # id of an outcome -> its actions as stored
         for ruleset, users in by_rules.items():
             for user_id, outcome in facts.run_many(ruleset, users, names).items():
                 if not outcome.notify:
                     continue
-                rows.append(
-                    store.PushAction(
-                        room_id=room.room_id,
-                        user_id=user_id,
-                        stream_ordering=event.stream_ordering,
-                        highlight=outcome.highlight,
-                        actions=None if outcome.actions == ("notify",) else list(outcome.actions),
-                    )
-                )
+                key = id(outcome)
+                if key not in stored:
+                    stored[key] = store.stored_actions(outcome.actions)
+                rows.append((user_id, room_id, position, outcome.highlight, stored[key]))
         return rows
 
     async def _power(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from federation.room_versions import RoomVersion
 from homeserver.storage.events import StoredEvent
@@ -34,6 +34,22 @@ class EventCache:
         self._events.pop(event_id, None)
 
 
+class RoomLock(asyncio.Lock):
+    """A room's lock, which knows whether anyone is waiting for it (so that group commit,
+    which holds it while events keep coming, can step aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.waiting += 1
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
+
+
 @dataclass
 class RoomCache:
     """A room's current state, forward extremities and depth, and the lock for sending."""
@@ -46,10 +62,12 @@ class RoomCache:
     depth: int
     #: user ID -> current membership (join, invite, leave, ban, knock)
     members: dict[str, str] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: RoomLock = field(default_factory=RoomLock)
     #: Message events waiting to be built and committed together (group commit).
     pending: list[Any] = field(default_factory=list)
     drainer: asyncio.Task[None] | None = None
+    #: Set while the drainer waits for a write to end, to wake it when a message is queued.
+    wakeup: asyncio.Future[None] | None = None
 
     def joined(self) -> list[str]:
         return [u for u, m in self.members.items() if m == "join"]

@@ -156,8 +156,7 @@ class IncomingStore:
                             )
                         redacted = await self._redactions(conn, room, todo, stored)
                         shown = [s for e, s in zip(todo, stored, strict=True) if e.shown]
-                        for hook in self.rooms.in_transaction:
-                            await hook(conn, room, shown)
+                        await self.rooms.run_hooks(conn, room, shown)
             except BaseException:
                 self.state_store.forget_cache()
                 raise
@@ -168,7 +167,7 @@ class IncomingStore:
         await self._update_room(batch, todo)
         for e, event in zip(todo, stored, strict=True):
             if e.shown:
-                self.rooms._after_persist(room, event)
+                self.rooms.after_persist(room, event)
         return stored
 
     async def _redactions(

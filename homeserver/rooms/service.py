@@ -4,17 +4,15 @@ Every local event goes through :meth:`RoomService.send`: under the room's lock i
 prev and auth events from the current state, builds and signs the PDU with the engine,
 checks the authorization rules, and persists it in one transaction (event, edges, state
 group, current state, membership, extremities, transaction ID) before anyone is told.
-Events received from other servers are persisted by ``incoming.py``.
+Message events sent at the same time are committed together (``groupcommit.py``); events
+received from other servers are persisted by ``incoming.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from federation import auth as engine_auth
@@ -26,6 +24,9 @@ from homeserver.clock import Clock
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.notifier import Notifier
 from homeserver.rooms.cache import EventCache, RoomCache, StateKey
+from homeserver.rooms.groupcommit import MAX_PREV_EVENTS, GroupCommit, Pending
+from homeserver.rooms.hooks import EventHook, HookWrite, finish_hooks
+from homeserver.storage import driver
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.database import Database
@@ -33,23 +34,6 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.state import StateStore
 
 log = logging.getLogger(__name__)
-
-MAX_PREV_EVENTS = 10
-#: Most message events committed in one transaction.
-MAX_GROUP = 100
-
-
-@dataclass
-class _Pending:
-    sender: str
-    event_type: str
-    content: dict[str, Any]
-    txn: tuple[str, str] | None
-    extra: Mapping[str, Any] | None
-    future: asyncio.Future[str] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    event_id: str | None = None
 
 
 class RoomService:
@@ -72,12 +56,13 @@ class RoomService:
         self._rooms: dict[str, RoomCache] = {}
         #: Called with each newly persisted event (federation sender, metrics...).
         self.listeners: list[Any] = []
-        #: Async callables (connection, room, stored events) run inside the transaction
-        #: that stores new events, local or received (e.g. push actions), after the events.
-        self.in_transaction: list[Any] = []
+        #: Written inside the transaction that stores new events, local or received, after
+        #: the events (push actions).
+        self.hooks: list[EventHook] = []
         #: Called inside the transaction that persists a local event, to queue it for other
         #: servers in the same transaction (so a crash cannot lose it): (conn, room, pdu).
         self.outbox: Callable[[Any, RoomCache, dict[str, Any]], Awaitable[None]] | None = None
+        self.group_commit = GroupCommit(self)
 
     # ------------------------------------------------------------- reading
 
@@ -192,7 +177,9 @@ class RoomService:
         room = await self.require_room(room_id)
         if state_key is None and countersign is None and event_type != "m.room.redaction":
             # Duplicate transactions are found by the group commit itself.
-            return await self._send_grouped(room, _Pending(sender, event_type, content, txn, extra))
+            return await self.group_commit.send(
+                room, Pending(sender, event_type, content, txn, extra)
+            )
         if txn is not None:
             async with self.db.read() as conn:
                 existing = await event_store.get_txn_event(conn, sender, txn[0], txn[1])
@@ -204,123 +191,27 @@ class RoomService:
                     existing = await event_store.get_txn_event(conn, sender, txn[0], txn[1])
                 if existing is not None:
                     return existing
-            event_id, pdu = await self._build(room, sender, event_type, content, state_key, extra)
+            event_id, pdu = await self.build(room, sender, event_type, content, state_key, extra)
             if countersign is not None:
                 # Another server must sign it first (an invite of one of its users).
                 pdu = await countersign(room, event_id, pdu)
             stored = await self._persist(room, event_id, pdu, txn=(sender, *txn) if txn else None)
-        self._after_persist(room, stored)
+        self.after_persist(room, stored)
         return event_id
 
-    # ------------------------------------------------------------- group commit
+    # ------------------------------------------------------------- hooks
 
-    async def _send_grouped(self, room: RoomCache, item: _Pending) -> str:
-        """Queue a message event; events queued meanwhile are committed in one transaction.
+    async def prepare_hooks(
+        self, room: RoomCache, events: Sequence[StoredEvent]
+    ) -> list[HookWrite]:
+        writes = [await hook.prepare(room, events) for hook in self.hooks]
+        return [w for w in writes if w is not None]
 
-        Each caller still gets its answer only after the commit that made its event
-        durable, but concurrent senders share one fsync instead of paying one each.
-        """
-        room.pending.append(item)
-        if room.drainer is None or room.drainer.done():
-            room.drainer = asyncio.get_running_loop().create_task(self._drain(room))
-        return await item.future
-
-    async def _drain(self, room: RoomCache) -> None:
-        while room.pending:
-            batch, room.pending = room.pending[:MAX_GROUP], room.pending[MAX_GROUP:]
-            try:
-                stored = await self._commit_group(room, batch)
-            except BaseException as e:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(
-                            e if isinstance(e, Exception) else RuntimeError(str(e))
-                        )
-                if not isinstance(e, Exception):
-                    raise
-                log.exception("group commit failed in %s", room.room_id)
-                continue
-            for event in stored:
-                self._after_persist(room, event)
-            for item in batch:
-                if not item.future.done() and item.event_id is not None:
-                    item.future.set_result(item.event_id)
-
-    async def _commit_group(self, room: RoomCache, batch: list[_Pending]) -> list[StoredEvent]:
-        async with room.lock:
-            keys = [(i.sender, i.txn[0], i.txn[1]) for i in batch if i.txn is not None]
-            async with self.db.read() as conn:
-                known = await event_store.txn_events(conn, keys)
-            prev = room.extremities[-MAX_PREV_EVENTS:]
-            depth = room.depth
-            built: list[tuple[_Pending, str, dict[str, Any]]] = []
-            seen: dict[tuple[str, str, str], str] = {}
-            for item in batch:
-                # The key names the endpoint path (room and event type): a match is a retry.
-                key = (item.sender, item.txn[0], item.txn[1]) if item.txn else None
-                if key is not None and key in known:
-                    item.event_id = known[key]
-                    continue
-                if key is not None and key in seen:
-                    item.event_id = seen[key]
-                    continue
-                try:
-                    event_id, pdu = await self._build(
-                        room, item.sender, item.event_type, item.content, None, item.extra,
-                        prev_events=prev, depth=depth + 1,
-                    )  # fmt: skip
-                except MatrixError as e:
-                    item.future.set_exception(e)
-                    continue
-                item.event_id = event_id
-                if key is not None:
-                    seen[key] = event_id
-                built.append((item, event_id, pdu))
-                prev, depth = [event_id], depth + 1
-            if not built:
-                return []
-            first_prevs = built[0][2]["prev_events"]
-            stored: list[StoredEvent] = []
-            try:
-                with contextlib.ExitStack() as positions:
-                    async with self.db.write() as conn:
-                        rows = [
-                            (
-                                positions.enter_context(self.db.stream.allocate()),
-                                event_id,
-                                pdu,
-                                room.state_group,
-                            )
-                            for _, event_id, pdu in built
-                        ]
-                        await event_store.insert_timeline_events(conn, room.room_id, rows)
-                        await event_store.insert_txn_events(
-                            conn,
-                            [(i.sender, *i.txn, e) for i, e, _ in built if i.txn is not None],
-                            self.clock.now_ms(),
-                        )
-
-                        if self.outbox is not None:
-                            for _, _, pdu in built:
-                                await self.outbox(conn, room, pdu)
-                        await event_store.set_forward_extremities(
-                            conn, room.room_id, first_prevs, [built[-1][1]]
-                        )
-                        stored = [
-                            StoredEvent(event_id, position, room.room_id, pdu, group)
-                            for position, event_id, pdu, group in rows
-                        ]
-                        for hook in self.in_transaction:
-                            await hook(conn, room, stored)
-            except BaseException:
-                self.state_store.forget_cache()
-                raise
-            removed = set(first_prevs)
-            room.extremities = [e for e in room.extremities if e not in removed] + [built[-1][1]]
-            room.depth = depth
-            for event in stored:
-                self.events.put(event)
-            return stored
+    async def run_hooks(self, conn: Any, room: RoomCache, events: Sequence[StoredEvent]) -> None:
+        """Inside the transaction that stores ``events``: prepare and write every hook."""
+        writes = await self.prepare_hooks(room, events)
+        await driver.run(conn, [s for w in writes for s in w.statements])
+        await finish_hooks(conn, writes)
 
     async def auth_for(
         self, room: RoomCache, proto: dict[str, Any]
@@ -340,7 +231,7 @@ class RoomService:
         ]
         return sorted(set(auth_ids)), auth_state
 
-    async def _build(
+    async def build(
         self,
         room: RoomCache,
         sender: str,
@@ -435,8 +326,7 @@ class RoomService:
                     if redacts:
                         await self._apply_redaction(conn, room, event_id, redacts)
                     stored = StoredEvent(event_id, position, room.room_id, pdu, group)
-                    for hook in self.in_transaction:
-                        await hook(conn, room, [stored])
+                    await self.run_hooks(conn, room, [stored])
         except BaseException:
             self.state_store.forget_cache()
             raise
@@ -527,7 +417,7 @@ class RoomService:
         await event_store.mark_redacted(conn, target_id, redaction_id, pruned)
         self.events.invalidate(target_id)
 
-    def _after_persist(self, room: RoomCache, event: StoredEvent) -> None:
+    def after_persist(self, room: RoomCache, event: StoredEvent) -> None:
         users = set(room.interested())
         if event.type == "m.room.member" and event.state_key:
             users.add(event.state_key)
@@ -585,7 +475,7 @@ class RoomService:
             proto_room, create_id, create, new_room=(version.identifier, creator, is_public)
         )
         self._rooms[room_id] = proto_room
-        self._after_persist(proto_room, stored)
+        self.after_persist(proto_room, stored)
         await self.send(
             room_id, creator, "m.room.member", {"membership": "join"}, state_key=creator
         )

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.canonical import encode_canonical_json
+from homeserver.storage import driver
 from homeserver.storage.changes import recording
 from homeserver.storage.schema import (
     event_edges,
@@ -124,56 +125,18 @@ async def insert_event(
             )
 
 
-async def insert_timeline_events(
-    conn: AsyncConnection, room_id: str, rows: Sequence[tuple[int, str, dict[str, Any], int | None]]
-) -> None:
-    """Insert accepted timeline events ``(stream_ordering, event_id, pdu, state_group)`` with
-    their edges and relations in a few multi-row statements (group commit)."""
-    await insert_events(
-        conn,
-        [
-            StoredEvent(event_id, position, room_id, pdu, group)
-            for position, event_id, pdu, group in rows
-        ],
-    )
-
-
 async def insert_events(conn: AsyncConnection, rows: Sequence[StoredEvent]) -> None:
     """Insert events (any kind: timeline, outlier, rejected, soft-failed) with their edges
     and relations in at most three multi-row statements."""
-    if not rows:
-        return
+    await driver.run(conn, event_statements(rows))
+
+
+def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
+    """The statements that insert ``rows`` (inside a ``Database.write()``: the rooms are
+    marked changed at the events' positions)."""
     marks = recording().room_events
     for e in rows:
         marks.mark(e.room_id, e.stream_ordering)
-    await conn.execute(
-        insert(events),
-        [
-            {
-                "stream_ordering": e.stream_ordering,
-                "event_id": e.event_id,
-                "room_id": e.room_id,
-                "type": e.pdu["type"],
-                "state_key": e.pdu.get("state_key"),
-                "sender": e.pdu["sender"],
-                "depth": e.pdu["depth"],
-                "origin_server_ts": e.pdu["origin_server_ts"],
-                "json": encode_canonical_json(e.pdu).decode("utf-8"),
-                "state_group": e.state_group,
-                "outlier": e.outlier,
-                "rejected_reason": e.rejected_reason,
-                "soft_failed": e.soft_failed,
-            }
-            for e in rows
-        ],
-    )
-    edges = [
-        {"event_id": e.event_id, "prev_event_id": p}
-        for e in rows
-        for p in set(e.pdu.get("prev_events") or [])
-    ]
-    if edges:
-        await conn.execute(insert(event_edges), edges)
     relations = []
     for e in rows:
         content = e.pdu.get("content")
@@ -183,15 +146,40 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[StoredEvent]) -> N
             and isinstance(relates.get("event_id"), str)
             and isinstance(relates.get("rel_type"), str)
         ):
-            relations.append(
-                {
-                    "event_id": e.event_id,
-                    "relates_to_id": relates["event_id"],
-                    "relation_type": relates["rel_type"],
-                }
-            )
-    if relations:
-        await conn.execute(insert(event_relations), relations)
+            relations.append((e.event_id, relates["event_id"], relates["rel_type"]))
+    return [
+        (
+            "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender,"
+            " depth, origin_server_ts, json, state_group, outlier, rejected_reason,"
+            " soft_failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.stream_ordering,
+                    e.event_id,
+                    e.room_id,
+                    e.pdu["type"],
+                    e.pdu.get("state_key"),
+                    e.pdu["sender"],
+                    e.pdu["depth"],
+                    e.pdu["origin_server_ts"],
+                    encode_canonical_json(e.pdu).decode("utf-8"),
+                    e.state_group,
+                    e.outlier,
+                    e.rejected_reason,
+                    e.soft_failed,
+                )
+                for e in rows
+            ],
+        ),
+        (
+            "INSERT INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
+            [(e.event_id, p) for e in rows for p in sorted(set(e.pdu.get("prev_events") or []))],
+        ),
+        (
+            "INSERT INTO event_relations (event_id, relates_to_id, relation_type) VALUES (?, ?, ?)",
+            relations,
+        ),
+    ]
 
 
 def txn_key(path: str, txn_id: str) -> str:
@@ -218,11 +206,15 @@ async def insert_txn_events(
     conn: AsyncConnection, rows: Sequence[tuple[str, str, str, str]], ts: int
 ) -> None:
     """Record ``(user_id, device_id, txn key, event_id)`` for idempotent sends."""
-    if rows:
-        await conn.execute(
-            insert(event_txn_ids),
-            [{**_txn_row(u, d, k), "event_id": e, "created_ts": ts} for u, d, k, e in rows],
-        )
+    await driver.run(conn, [txn_statement(rows, ts)])
+
+
+def txn_statement(rows: Sequence[tuple[str, str, str, str]], ts: int) -> driver.Statement:
+    return (
+        "INSERT INTO event_txn_ids (txn_hash, user_id, device_id, path, txn_id, event_id,"
+        " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(*_txn_row(u, d, k).values(), e, ts) for u, d, k, e in rows],
+    )
 
 
 async def txn_events(
@@ -232,12 +224,13 @@ async def txn_events(
     by_hash = {_txn_row(*k)["txn_hash"]: k for k in keys}
     if not by_hash:
         return {}
-    rows = await conn.execute(
-        select(event_txn_ids.c.txn_hash, event_txn_ids.c.event_id).where(
-            event_txn_ids.c.txn_hash.in_(sorted(by_hash))
-        )
+    rows = await driver.fetchall(
+        conn,
+        "SELECT txn_hash, event_id FROM event_txn_ids"
+        f" WHERE txn_hash IN ({driver.placeholders(len(by_hash))})",
+        sorted(by_hash),
     )
-    return {by_hash[r.txn_hash]: r.event_id for r in rows}
+    return {by_hash[txn_hash]: event_id for txn_hash, event_id in rows}
 
 
 async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
@@ -424,19 +417,22 @@ async def get_forward_extremities(conn: AsyncConnection, room_id: str) -> list[s
 async def set_forward_extremities(
     conn: AsyncConnection, room_id: str, remove: Iterable[str], add: Iterable[str]
 ) -> None:
-    removed = list(remove)
-    if removed:
-        await conn.execute(
-            delete(forward_extremities).where(
-                forward_extremities.c.room_id == room_id,
-                forward_extremities.c.event_id.in_(removed),
-            )
-        )
-    added = list(add)
-    if added:
-        await conn.execute(
-            insert(forward_extremities), [{"room_id": room_id, "event_id": e} for e in added]
-        )
+    await driver.run(conn, extremity_statements(room_id, remove, add))
+
+
+def extremity_statements(
+    room_id: str, remove: Iterable[str], add: Iterable[str]
+) -> list[driver.Statement]:
+    return [
+        (
+            "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+            [(room_id, e) for e in remove],
+        ),
+        (
+            "INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
+            [(room_id, e) for e in add],
+        ),
+    ]
 
 
 async def get_txn_event(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage import driver
 from homeserver.storage.schema import event_push_actions, events, memberships, push_rules, pushers
 
 # ------------------------------------------------------------------ push rules in bulk
@@ -42,26 +43,34 @@ class PushAction:
     event_id: str = ""
 
 
-_INSERT = "INSERT INTO event_push_actions (user_id, room_id, stream_ordering, highlight, actions)"
+_INSERT = (
+    "INSERT INTO event_push_actions (user_id, room_id, stream_ordering, highlight, actions)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 
 
-async def insert_actions(conn: AsyncConnection, rows: Sequence[PushAction]) -> None:
-    # The driver's own executemany: a thousand rows per event in a large room cost
-    # SQLAlchemy's per-row parameter processing several milliseconds of the event loop.
-    values = [
-        (
-            r.user_id,
-            r.room_id,
-            r.stream_ordering,
-            r.highlight,
-            None if r.actions is None else json.dumps(r.actions, ensure_ascii=False),
-        )
-        # In key order: the B-tree is walked once, not jumped around in.
-        for r in sorted(rows, key=lambda r: (r.user_id, r.room_id, r.stream_ordering))
-    ]
-    if values:
-        marks = "?, ?, ?, ?, ?" if conn.dialect.paramstyle == "qmark" else "$1, $2, $3, $4, $5"
-        await conn.exec_driver_sql(f"{_INSERT} VALUES ({marks})", values)
+#: A row of ``event_push_actions``: user ID, room ID, stream position, highlight, and the
+#: actions as JSON when they are more than ``["notify"]`` (else None).
+ActionRow = tuple[str, str, int, bool, str | None]
+
+
+def stored_actions(actions: Sequence[Any]) -> str | None:
+    """How a rule's actions are stored: None for just ``notify`` (nearly every row)."""
+    if len(actions) == 1 and actions[0] == "notify":
+        return None
+    return json.dumps(list(actions), ensure_ascii=False)
+
+
+async def insert_actions(conn: AsyncConnection, rows: list[ActionRow]) -> None:
+    await driver.run(conn, [action_statement(rows)])
+
+
+def action_statement(rows: list[ActionRow]) -> driver.Statement:
+    # The driver's own executemany (one row per notified member of every event, a thousand
+    # per event in a large room), in key order: the B-tree is walked once, not jumped
+    # around in.
+    rows.sort()
+    return _INSERT, rows
 
 
 async def unread_counts(

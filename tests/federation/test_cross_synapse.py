@@ -202,8 +202,14 @@ def test_auth_scenarios_are_interesting(synapse_oracle: SynapseOracle) -> None:
     """The generator must produce accepted and rejected events, for every room version."""
     seen: list[tuple[str, bool, str | None]] = []
 
+    # Derandomized: a share of random draws is a statistic, and a random seed made it dip
+    # below the bound now and then (27 of 200 once); the fixed draws are checked as they are.
     @settings(
-        max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=200,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
     )
     @given(scn=S.auth_scenarios())
     def collect(scn: S.AuthScenario) -> None:
@@ -213,6 +219,7 @@ def test_auth_scenarios_are_interesting(synapse_oracle: SynapseOracle) -> None:
     collect()
     accepted = sum(allowed for _, allowed, _ in seen)
     assert 0.15 < accepted / len(seen) < 0.85, f"{accepted} of {len(seen)} accepted"
+    print(f"\n{accepted} of {len(seen)} generated events accepted")
     for version in S.ROOM_VERSIONS:
         outcomes = {allowed for v, allowed, _ in seen if v == version}
         assert outcomes == {True, False}, f"room {version}: only {outcomes}"

@@ -50,10 +50,9 @@ async def test_a_thousand_local_members(node: Node, client: Client, db_backend: 
         await alice.ok("PUT", path, {"msgtype": "m.text", "body": "お知らせ"})
 
     actions = services.push_actions
-    hook = actions.in_transaction
-    services.rooms.in_transaction.remove(hook)
+    services.rooms.hooks.remove(actions)
     without = await _send_many(send, MESSAGES)
-    services.rooms.in_transaction.append(hook)
+    services.rooms.hooks.append(actions)
     busy, done = actions.busy_ms, actions.events_done
     started = time.perf_counter()
     with_push = await _send_many(send, MESSAGES)

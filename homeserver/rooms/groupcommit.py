@@ -1,0 +1,346 @@
+"""Group commit of local message events, pipelined.
+
+Message events sent to one room at the same time queue up; one drainer task per room takes
+up to :data:`MAX_GROUP` of them, builds and signs them as a chain (each event's only prev
+event is the one before it), and stores them in one transaction: concurrent senders share
+one commit (one fsync) instead of paying one each.  Each sender is answered only after the
+commit that made its event durable.
+
+The work is pipelined in two stages, so that the event loop and the database work at the
+same time: while one group is being written (SQLite's connection thread or the PostgreSQL
+server doing the inserts and the commit), the next group is built on the event loop,
+chained on the last event of the group in flight, and the in-transaction hooks (push
+actions) plan their rows for it.  Stream positions are taken when a group is built and
+stay in flight until its commit, so /sync never answers past a row not yet visible.
+
+The drainer holds the room's lock for the whole pipeline, so a state event sent meanwhile
+cannot fork the chain; when someone waits for the lock (a state event, a received
+federation transaction), the drainer stops building, writes what it has built, and lets
+them go first.  If a write fails, its senders get the error and the group built on top of
+it (whose first prev event now does not exist) is thrown away and built again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from homeserver.errors import MatrixError
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.hooks import HookWrite, finish_hooks
+from homeserver.storage import driver
+from homeserver.storage import events as event_store
+from homeserver.storage.events import StoredEvent
+
+if TYPE_CHECKING:
+    from homeserver.rooms.service import RoomService
+
+log = logging.getLogger(__name__)
+
+#: Most message events committed in one transaction.
+MAX_GROUP = 100
+#: Most prev events of a new event (when the room has several forward extremities).
+MAX_PREV_EVENTS = 10
+
+TxnKey = tuple[str, str, str]
+
+
+@dataclass
+class Pending:
+    """A message event waiting to be built and committed."""
+
+    sender: str
+    event_type: str
+    content: dict[str, Any]
+    #: (device ID, transaction key) of the request, for idempotent retries.
+    txn: tuple[str, str] | None
+    extra: Mapping[str, Any] | None
+    future: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    #: Set when built, or when the transaction turned out to be a retry.
+    event_id: str | None = None
+
+    @property
+    def key(self) -> TxnKey | None:
+        return (self.sender, *self.txn) if self.txn is not None else None
+
+
+@dataclass
+class _Tip:
+    """Where the next event goes: the room's forward extremities and depth once every
+    group built so far is committed."""
+
+    extremities: list[str]
+    depth: int
+
+
+@dataclass
+class _Group:
+    items: list[Pending]
+    stored: list[StoredEvent]
+    #: Transaction key -> event ID of the events built in this group.
+    txns: dict[TxnKey, str]
+    #: The stream positions of ``stored``, in flight until released in the write.
+    positions: contextlib.ExitStack
+    writes: list[HookWrite]
+    prev_events: list[str]
+    tip: _Tip
+
+    def abandon(self) -> None:
+        self.positions.close()
+
+    def extend(self, later: _Group) -> None:
+        """Take in a group built on this one (so that both are written together)."""
+        self.items += later.items
+        if later.stored:
+            if not self.stored:
+                self.prev_events = later.prev_events
+            self.stored += later.stored
+            self.txns.update(later.txns)
+            self.positions.enter_context(later.positions.pop_all())
+            self.writes += later.writes
+            self.tip = later.tip
+
+
+def _as_exception(e: BaseException) -> Exception:
+    return e if isinstance(e, Exception) else RuntimeError("the server is stopping")
+
+
+class GroupCommit:
+    def __init__(self, rooms: RoomService) -> None:
+        self.rooms = rooms
+
+    async def send(self, room: RoomCache, item: Pending) -> str:
+        """Queue a message event; its event ID once it is committed."""
+        room.pending.append(item)
+        if room.drainer is None or room.drainer.done():
+            room.drainer = asyncio.get_running_loop().create_task(self._drain(room))
+        elif room.wakeup is not None and not room.wakeup.done():
+            room.wakeup.set_result(None)
+        return await item.future
+
+    async def _drain(self, room: RoomCache) -> None:
+        try:
+            while room.pending:
+                async with room.lock:
+                    await self._pipeline(room)
+        except BaseException as e:
+            # Stopped (shutting down) or broken: nobody may wait for ever.
+            self._fail(room.pending, _as_exception(e))
+            room.pending = []
+            raise
+
+    async def _pipeline(self, room: RoomCache) -> None:
+        """Build and write groups until the queue is empty or someone else waits for the
+        room's lock (the first group is built regardless: the lock was taken in turn).
+
+        One group is being written (``writing``) while the events that arrive meanwhile are
+        built, as they arrive, into the next one (``ready``), chained on the first."""
+        tip = _Tip(room.extremities, room.depth)
+        writing: tuple[_Group, asyncio.Task[None]] | None = None
+        ready: _Group | None = None
+        batch: list[Pending] = []
+        fresh = True
+        try:
+            while True:
+                room_left = MAX_GROUP - (len(ready.items) if ready is not None else 0)
+                if room.pending and room_left > 0 and (fresh or not room.lock.waiting):
+                    fresh = False
+                    batch, room.pending = room.pending[:room_left], room.pending[room_left:]
+                    in_flight = {
+                        **(writing[0].txns if writing is not None else {}),
+                        **(ready.txns if ready is not None else {}),
+                    }
+                    try:
+                        group = await self._build(room, batch, tip, in_flight)
+                    except Exception as e:
+                        log.exception("building a group of events failed in %s", room.room_id)
+                        self._fail(batch, e)
+                        continue
+                    tip = group.tip
+                    if ready is None:
+                        ready = group
+                    else:
+                        ready.extend(group)
+                    if writing is not None:
+                        continue  # more may have arrived meanwhile
+                if writing is not None:
+                    if not writing[1].done():
+                        if room.pending and not room.lock.waiting and room_left > 0:
+                            continue
+                        await self._write_or_arrival(room, writing[1])
+                        continue
+                    committed = await self._finish(room, *writing)
+                    writing = None
+                    if not committed and ready is not None:
+                        # What was built on the failed group is built again.
+                        ready.abandon()
+                        self._requeue(room, ready.items)
+                        ready, tip = None, _Tip(room.extremities, room.depth)
+                        continue
+                if ready is None:
+                    return
+                if ready.stored:
+                    task = asyncio.get_running_loop().create_task(self._write(room, ready))
+                    writing, ready = (ready, task), None
+                else:  # only retries, answered now that the events before are committed
+                    self._answer(ready)
+                    ready = None
+        except BaseException as e:
+            error = _as_exception(e)
+            if ready is not None:
+                ready.abandon()
+                self._fail(ready.items, error)
+            if writing is not None:
+                writing[1].cancel()
+                self._fail(writing[0].items, error)
+            self._fail(batch, error)
+            raise
+
+    async def _write_or_arrival(self, room: RoomCache, task: asyncio.Task[None]) -> None:
+        """Wait until the write in flight ends or another event is queued."""
+        room.wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait((task, room.wakeup), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.wakeup.cancel()
+            room.wakeup = None
+
+    async def _build(
+        self,
+        room: RoomCache,
+        batch: list[Pending],
+        tip: _Tip,
+        in_flight: dict[TxnKey, str] | None,
+    ) -> _Group:
+        """Build a group on ``tip``; ``in_flight``: the transactions of the group being
+        written meanwhile, if any."""
+        keys = [key for item in batch if (key := item.key) is not None]
+        known: dict[TxnKey, str] = {}
+        if keys:
+            async with self.rooms.db.read() as conn:
+                known = await event_store.txn_events(conn, keys)
+        prev, depth = tip.extremities[-MAX_PREV_EVENTS:], tip.depth
+        first_prevs = prev
+        built: list[tuple[str, dict[str, Any]]] = []
+        txns: dict[TxnKey, str] = {}
+        for item in batch:
+            # The key names the endpoint path (room and event type): a match is a retry.
+            key = item.key
+            if key is not None:
+                earlier = known.get(key) or (in_flight or {}).get(key) or txns.get(key)
+                if earlier is not None:
+                    item.event_id = earlier
+                    continue
+            try:
+                event_id, pdu = await self.rooms.build(
+                    room, item.sender, item.event_type, item.content, None, item.extra,
+                    prev_events=prev, depth=depth + 1,
+                )  # fmt: skip
+            except MatrixError as e:
+                item.future.set_exception(e)
+                continue
+            item.event_id = event_id
+            if key is not None:
+                txns[key] = event_id
+            built.append((event_id, pdu))
+            prev, depth = [event_id], depth + 1
+            if in_flight is not None:
+                # Let the write in flight take its next step (a few milliseconds of building
+                # in one go would hold up each of its statements).
+                await asyncio.sleep(0)
+        positions = contextlib.ExitStack()
+        stored = [
+            StoredEvent(
+                event_id,
+                positions.enter_context(self.rooms.db.stream.allocate()),
+                room.room_id,
+                pdu,
+                room.state_group,
+            )
+            for event_id, pdu in built
+        ]
+        if not stored:
+            return _Group(batch, [], {}, positions, [], [], tip)
+        try:
+            writes = await self.rooms.prepare_hooks(room, stored)
+        except BaseException:
+            positions.close()
+            raise
+        removed = set(first_prevs)
+        after = [e for e in tip.extremities if e not in removed] + [stored[-1].event_id]
+        return _Group(batch, stored, txns, positions, writes, first_prevs, _Tip(after, depth))
+
+    async def _write(self, room: RoomCache, group: _Group) -> None:
+        db = self.rooms.db
+        try:
+            async with db.write() as conn:
+                # Everything in one trip to the database (see storage/driver.py).
+                await driver.run(
+                    conn,
+                    [
+                        *event_store.event_statements(group.stored),
+                        event_store.txn_statement(
+                            [(*key, e) for key, e in group.txns.items()],
+                            self.rooms.clock.now_ms(),
+                        ),
+                        *event_store.extremity_statements(
+                            room.room_id, group.prev_events, [group.stored[-1].event_id]
+                        ),
+                        *(s for write in group.writes for s in write.statements),
+                    ],
+                )
+                if self.rooms.outbox is not None:
+                    for event in group.stored:
+                        await self.rooms.outbox(conn, room, event.pdu)
+                await finish_hooks(conn, group.writes)
+                # Released inside the transaction: in flight until it commits.
+                group.positions.close()
+        except BaseException:
+            group.positions.close()
+            self.rooms.state_store.forget_cache()
+            raise
+
+    async def _finish(self, room: RoomCache, group: _Group, task: asyncio.Task[None]) -> bool:
+        """Wait for a group's write; update the room and answer its senders.  False if the
+        write failed (its senders get the error)."""
+        try:
+            await task
+        except Exception as e:
+            log.exception("group commit failed in %s", room.room_id)
+            self._fail(group.items, e)
+            return False
+        removed = set(group.prev_events)
+        last = group.stored[-1]
+        room.extremities = [e for e in room.extremities if e not in removed] + [last.event_id]
+        room.depth = group.tip.depth
+        for event in group.stored:
+            self.rooms.events.put(event)
+        for event in group.stored:
+            self.rooms.after_persist(room, event)
+        self._answer(group)
+        return True
+
+    @staticmethod
+    def _answer(group: _Group) -> None:
+        for item in group.items:
+            if not item.future.done() and item.event_id is not None:
+                item.future.set_result(item.event_id)
+
+    @staticmethod
+    def _fail(items: list[Pending], error: Exception) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    @staticmethod
+    def _requeue(room: RoomCache, items: list[Pending]) -> None:
+        waiting = [item for item in items if not item.future.done()]
+        for item in waiting:
+            item.event_id = None
+        room.pending[:0] = waiting

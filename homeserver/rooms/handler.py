@@ -397,7 +397,7 @@ class RoomHandler:
         content = _check_content(content)
         room = await self.rooms.require_joined(room_id, user_id)
         if event_type == "m.room.member":
-            raise forbidden("Use the membership endpoints to change membership")
+            return await self._member_state(user_id, room, state_key, content)
         _check_event_shape(event_type, content, is_state=True)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room, content)
@@ -411,6 +411,43 @@ class RoomHandler:
             ):
                 return current  # idempotent, as Synapse does
         return await self.rooms.send(room_id, user_id, event_type, content, state_key=state_key)
+
+    async def _member_state(
+        self, user_id: str, room: RoomCache, target: str, content: dict[str, Any]
+    ) -> str:
+        """A membership through the state API, as Synapse takes it: one's own join again
+        changes one's profile in this room (Element's per-room nickname); a leave, ban or
+        invite goes the way of the membership endpoints (so does a leave of another user, a
+        kick)."""
+        membership = content.get("membership")
+        if not isinstance(membership, str):
+            raise bad_json("Invalid membership (must be a string)")
+        reason = content.get("reason") if isinstance(content.get("reason"), str) else None
+        if membership == "join" and target == user_id:
+            _check_event_shape("m.room.member", content, is_state=True)
+            return await self.rooms.send(
+                room.room_id, user_id, "m.room.member", content, state_key=target
+            )
+        if membership == "leave" and target == user_id:
+            await self.leave(user_id, room.room_id, reason)
+        elif membership == "leave":
+            await self.set_membership(user_id, room.room_id, target, "kick", reason)
+        elif membership == "ban":
+            await self.set_membership(user_id, room.room_id, target, "ban", reason)
+        elif membership == "invite":
+            await self.invite(
+                user_id,
+                room.room_id,
+                target,
+                reason=reason,
+                is_direct=content.get("is_direct") is True,
+            )
+        else:
+            raise forbidden(f"Cannot set membership {membership!r} through the state API")
+        event_id = room.state.get(("m.room.member", target))
+        if event_id is None:  # cannot happen: the membership was just stored
+            raise MatrixError(500, "M_UNKNOWN", "The membership was not stored")
+        return event_id
 
     async def _check_canonical_alias(self, room: RoomCache, content: dict[str, Any]) -> None:
         aliases = [content.get("alias")] if content.get("alias") else []

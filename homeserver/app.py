@@ -42,6 +42,7 @@ from homeserver.e2ee.service import KeysService
 from homeserver.errors import MatrixError
 from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
 from homeserver.http import Handler, RateLimiter, error_middleware
+from homeserver.ignored import IgnoredUsers
 from homeserver.media import MediaService
 from homeserver.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.notifier import Notifier
@@ -122,6 +123,8 @@ async def build_services(
     room_service.listeners.append(push_actions.after_commit)
     push_rules.on_change.append(push_actions.rules_changed)
     userdata.on_read = push_actions.mark_read
+    ignored = IgnoredUsers(db)
+    userdata.ignored = history.ignored = push_actions.ignored = ignored
     directory = DirectoryService(room_service, accounts)
     federation = build_federation(
         config, key, clock, room_service, typing, userdata, directory, accounts

@@ -7,6 +7,7 @@ from typing import Any
 
 from homeserver.clock import Clock
 from homeserver.errors import MatrixError, bad_json, not_found
+from homeserver.ignored import IGNORED_USER_LIST, IgnoredUsers
 from homeserver.notifier import Notifier
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
@@ -35,6 +36,8 @@ class UserDataService:
         #: Called after each read receipt of a local user (room, user, the event's stream
         #: position): the push actions up to it are read.
         self.on_read: Callable[[str, str, int], Awaitable[None]] | None = None
+        #: Told when a user's ignore list changes.
+        self.ignored: IgnoredUsers | None = None
 
     async def set_receipt(
         self,
@@ -113,6 +116,8 @@ class UserDataService:
         async with self.db.write() as conn:
             with self.db.stream.allocate() as position:
                 await store.put_account_data(conn, user_id, room_id, data_type, content, position)
+        if not room_id and data_type == IGNORED_USER_LIST and self.ignored is not None:
+            self.ignored.changed(user_id, content)
         self.notifier.notify([user_id])
 
     async def get_account_data(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ soft-failed events) notify no one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from typing import Any
 
 from federation.auth.power import user_power_level
 from federation.errors import FederationError
+from homeserver.ignored import IgnoredUsers, hides, invited_by
 from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
@@ -65,6 +67,14 @@ class _Members:
     joined_count: int
 
 
+def _without_ignorers(item: _Item, lists: dict[str, frozenset[str]]) -> _Item:
+    event = item.event
+    users = tuple(
+        u for u in item.users if not (hides(event, lists[u]) or invited_by(event, u, lists[u]))
+    )
+    return item if len(users) == len(item.users) else dataclasses.replace(item, users=users)
+
+
 class PushActions:
     def __init__(self, db: Database, rooms: RoomService, server_name: str) -> None:
         self.db = db
@@ -82,6 +92,9 @@ class PushActions:
         self._notified: dict[str, set[str]] = {}
         #: Called with the users who got new notifications (the pusher pool).
         self.on_notified: Callable[[set[str]], None] = lambda users: None
+        #: Users' ignore lists: an event notifies no one who ignores its sender (but state
+        #: events other than an invite of them).
+        self.ignored: IgnoredUsers | None = None
         #: Milliseconds spent evaluating and storing, and events handled (for measuring).
         self.busy_ms = 0.0
         self.events_done = 0
@@ -95,6 +108,10 @@ class PushActions:
         if not items:
             return None
         started = time.perf_counter()
+        if self.ignored is not None:
+            lists = await self.ignored.of_many({u for item in items for u in item.users})
+            if any(lists.values()):
+                items = [_without_ignorers(item, lists) for item in items]
         rules = await self._load_rules({u for item in items for u in item.users})
         rows: list[store.ActionRow] = []
         notified: dict[str, set[str]] = {}

@@ -8,6 +8,7 @@ from typing import Any
 from homeserver.clock import Clock
 from homeserver.errors import MatrixError, forbidden, not_found
 from homeserver.eventformat import client_event
+from homeserver.ignored import NOBODY, IgnoredUsers, hides
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
@@ -39,6 +40,8 @@ class HistoryService:
         self.clock = clock
         #: Fetches older history from other servers: (room, limit) -> whether any arrived.
         self.backfiller: Callable[[RoomCache, int], Awaitable[bool]] | None = None
+        #: Users' ignore lists: their events (but state events) are hidden.
+        self.ignored: IgnoredUsers | None = None
 
     async def _value_at(self, group: int | None, key: tuple[str, str]) -> dict[str, Any]:
         async with self.rooms.db.read() as conn:
@@ -52,10 +55,14 @@ class HistoryService:
     async def visible(
         self, user_id: str, room: RoomCache, events: Sequence[StoredEvent]
     ) -> list[StoredEvent]:
-        """The events ``user_id`` may see, by the history visibility and membership at each."""
+        """The events ``user_id`` may see, by the history visibility and membership at each,
+        less those of users they ignore (but state events)."""
         currently = room.members.get(user_id)
+        ignored = await self.ignored.of(user_id) if self.ignored is not None else NOBODY
         result: list[StoredEvent] = []
         for event in events:
+            if ignored and hides(event, ignored):
+                continue
             visibility = (await self._value_at(event.state_group, HISTORY_VISIBILITY)).get(
                 "history_visibility", "shared"
             )

@@ -128,6 +128,23 @@ async def get_account_data(
     return json.loads(row.content) if row else None
 
 
+async def global_account_data_of(
+    conn: AsyncConnection, users: list[str], data_type: str
+) -> dict[str, dict[str, Any]]:
+    """Each user's global account data of one type (users without it are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(users), 500):
+        rows = await conn.execute(
+            select(account_data.c.user_id, account_data.c.content).where(
+                account_data.c.user_id.in_(users[start : start + 500]),
+                account_data.c.room_id == "",
+                account_data.c.type == data_type,
+            )
+        )
+        found.update((r.user_id, json.loads(r.content)) for r in rows)
+    return found
+
+
 async def account_data_since(
     conn: AsyncConnection, user_id: str, after: int | None, upto: int
 ) -> list[tuple[str, str, dict[str, Any]]]:

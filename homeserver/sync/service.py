@@ -18,6 +18,7 @@ from homeserver.accounts.service import Requester
 from homeserver.clock import Clock
 from homeserver.errors import MatrixError
 from homeserver.eventformat import STRIPPED_STATE_TYPES, stripped_event
+from homeserver.ignored import NOBODY, invited_by
 from homeserver.notifier import Notifier, wait_for
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
@@ -144,6 +145,7 @@ class SyncService:
     ) -> dict[str, Any]:
         user_id = requester.user_id
         memberships = await self._memberships_of(user_id, upto.position)
+        ignored = await self.history.ignored.of(user_id) if self.history.ignored else NOBODY
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.position if since else None
         account_data = await self._account_data(user_id, since_pos, upto.position)
@@ -159,7 +161,9 @@ class SyncService:
             changed = since_pos is None or membership.stream_ordering > since_pos
             if room is None:
                 # A room this node is not in: an invite from another server, or its rejection.
-                await self._remote_membership(membership, changed, since_pos, full_state, rooms)
+                await self._remote_membership(
+                    membership, changed, since_pos, full_state, rooms, ignored
+                )
                 continue
             if membership.membership == "join":
                 if active is not None and not changed and room.room_id not in active:
@@ -181,6 +185,10 @@ class SyncService:
                     )
                 )
             elif membership.membership in ("invite", "knock") and (changed or full_state):
+                if ignored and invited_by(
+                    await self.rooms.get_event(membership.event_id), user_id, ignored
+                ):
+                    continue  # the spec: invites from ignored users are not sent
                 key = "invite_state" if membership.membership == "invite" else "knock_state"
                 rooms[membership.membership][room.room_id] = {
                     key: {"events": await self._stripped_state(room, membership)}
@@ -460,10 +468,11 @@ class SyncService:
         since: int | None,
         full_state: bool,
         rooms: dict[str, dict[str, Any]],
+        ignored: frozenset[str],
     ) -> None:
         if membership.membership == "invite" and (changed or full_state):
             invite = await self.rooms.get_event(membership.event_id)
-            if invite is None:
+            if invite is None or invited_by(invite, membership.user_id, ignored):
                 return
             state = invite.pdu.get("unsigned", {}).get("invite_room_state", [])
             events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []

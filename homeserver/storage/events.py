@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.canonical import encode_canonical_json
@@ -276,16 +276,37 @@ async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[st
     return found
 
 
-def _type_matches(patterns: Sequence[str]) -> ColumnElement[bool]:
-    """``events.type`` matches one of ``patterns``, where ``*`` is any sequence of characters
-    (the spec's event filter wildcards: ``m.room.*``, ``*``)."""
+_SELECT_EVENTS = (
+    "SELECT event_id, stream_ordering, room_id, json, state_group, rejected_reason, outlier,"
+    " soft_failed, redacted_by FROM events"
+)
+
+
+def _event_of(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        event_id=row[0],
+        stream_ordering=row[1],
+        room_id=row[2],
+        pdu=json.loads(row[3]),
+        state_group=row[4],
+        rejected_reason=row[5],
+        outlier=bool(row[6]),
+        soft_failed=bool(row[7]),
+        redacted_by=row[8],
+    )
+
+
+def _types_sql(patterns: Sequence[str]) -> tuple[str, list[str]]:
+    """SQL of ``type`` matching one of ``patterns`` (``*`` any characters), and its values."""
     exact = [p for p in patterns if "*" not in p]
-    conditions: list[ColumnElement[bool]] = [events.c.type.in_(exact)] if exact else []
+    parts = [f"type IN ({driver.placeholders(len(exact))})"] if exact else []
+    values = list(exact)
     for pattern in patterns:
         if "*" in pattern:
             escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(events.c.type.like(escaped.replace("*", "%"), escape="\\"))
-    return or_(*conditions) if conditions else false()
+            parts.append("type LIKE ? ESCAPE '\\'")
+            values.append(escaped.replace("*", "%"))
+    return ("(" + " OR ".join(parts) + ")" if parts else "1 = 0"), values
 
 
 async def room_events(
@@ -302,30 +323,40 @@ async def room_events(
     senders: Sequence[str] | None = None,
     not_senders: Sequence[str] | None = None,
 ) -> list[StoredEvent]:
-    """Accepted, non-outlier events of a room in stream order within (after, upto] or < before."""
-    query = select(*_COLUMNS).where(
-        events.c.room_id == room_id,
-        ~events.c.outlier,
-        events.c.rejected_reason.is_(None),
-        ~events.c.soft_failed,
-    )
-    if after is not None:
-        query = query.where(events.c.stream_ordering > after)
-    if upto is not None:
-        query = query.where(events.c.stream_ordering <= upto)
-    if before is not None:
-        query = query.where(events.c.stream_ordering < before)
+    """Accepted, non-outlier events of a room in stream order within (after, upto] or < before.
+
+    On the driver (one trip): /sync reads this for every room it shows."""
+    where = ["room_id = ?", "NOT outlier", "rejected_reason IS NULL", "NOT soft_failed"]
+    values: list[Any] = [room_id]
+    for condition, value in (
+        ("stream_ordering > ?", after),
+        ("stream_ordering <= ?", upto),
+        ("stream_ordering < ?", before),
+    ):
+        if value is not None:
+            where.append(condition)
+            values.append(value)
     if types is not None:  # [] includes nothing, as the spec reads
-        query = query.where(_type_matches(types))
+        sql, more = _types_sql(types)
+        where.append(sql)
+        values += more
     if not_types:
-        query = query.where(~_type_matches(not_types))
+        sql, more = _types_sql(not_types)
+        where.append(f"NOT {sql}")
+        values += more
     if senders:
-        query = query.where(events.c.sender.in_(list(senders)))
+        where.append(f"sender IN ({driver.placeholders(len(senders))})")
+        values += list(senders)
     if not_senders:
-        query = query.where(events.c.sender.not_in(list(not_senders)))
-    order = events.c.stream_ordering.desc() if backwards else events.c.stream_ordering.asc()
-    rows = await conn.execute(query.order_by(order).limit(limit))
-    return [_row(r) for r in rows]
+        where.append(f"sender NOT IN ({driver.placeholders(len(not_senders))})")
+        values += list(not_senders)
+    order = "DESC" if backwards else "ASC"
+    rows = await driver.fetchall(
+        conn,
+        f"{_SELECT_EVENTS} WHERE {' AND '.join(where)} ORDER BY stream_ordering {order} LIMIT ?",
+        [*values, limit],
+    )
+    return [_event_of(r) for r in rows]
 
 
 async def mark_redacted(
@@ -342,16 +373,18 @@ async def transaction_ids(
     conn: AsyncConnection, event_ids: Sequence[str], user_id: str, device_id: str
 ) -> dict[str, str]:
     """The client transaction IDs of those events that ``device_id`` of ``user_id`` sent."""
-    if not event_ids:
-        return {}
-    rows = await conn.execute(
-        select(event_txn_ids.c.event_id, event_txn_ids.c.txn_id).where(
-            event_txn_ids.c.event_id.in_(list(event_ids)),
-            event_txn_ids.c.user_id == user_id,
-            event_txn_ids.c.device_id == device_id,
+    found: dict[str, str] = {}
+    ids = list(event_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await driver.fetchall(
+            conn,
+            "SELECT event_id, txn_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+            f" AND event_id IN ({driver.placeholders(len(chunk))})",
+            [user_id, device_id, *chunk],
         )
-    )
-    return {r.event_id: r.txn_id for r in rows}
+        found.update((event_id, txn_id) for event_id, txn_id in rows)
+    return found
 
 
 async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:

@@ -70,6 +70,26 @@ async def receipts_for_rooms(
     return [Receipt(**r._mapping) for r in await conn.execute(query)]
 
 
+async def receipts_of_user(
+    conn: AsyncConnection, user_id: str, room_ids: Sequence[str], receipt_types: Sequence[str]
+) -> dict[str, list[Receipt]]:
+    """The user's receipts of those types in each of those rooms (rooms without any are
+    left out)."""
+    found: dict[str, list[Receipt]] = {}
+    ids = list(room_ids)
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            select(receipts).where(
+                receipts.c.user_id == user_id,
+                receipts.c.room_id.in_(ids[start : start + 500]),
+                receipts.c.receipt_type.in_(list(receipt_types)),
+            )
+        )
+        for r in rows:
+            found.setdefault(r.room_id, []).append(Receipt(**r._mapping))
+    return found
+
+
 async def get_receipt(
     conn: AsyncConnection, room_id: str, user_id: str, receipt_types: Sequence[str]
 ) -> list[Receipt]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +150,7 @@ class SyncService:
         account_data = await self._account_data(user_id, since_pos, upto.position)
         active = self._active_rooms(user_id, memberships, since, account_data, full_state)
         # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
-        joined_jobs: list[tuple[str, Coroutine[Any, Any, dict[str, Any] | None]]] = []
+        joined_rooms: list[tuple[RoomCache, SyncToken | None, list[dict[str, Any]] | None]] = []
         for membership in memberships:
             if membership.forgotten or not _room_wanted(membership.room_id, sync_filter):
                 continue
@@ -168,20 +167,14 @@ class SyncService:
             if membership.membership == "join":
                 if active is not None and not changed and room.room_id not in active:
                     continue  # nothing new in this room: skip its queries
-                joined_jobs.append(
+                joined_rooms.append(
                     (
-                        room.room_id,
-                        self._joined_room(
-                            requester,
-                            room,
-                            since if not changed and not full_state else None,
-                            upto,
-                            sync_filter,
-                            # A room new to this sync gets all of its account data.
-                            account_data.get(room.room_id, [])
-                            if not changed or since_pos is None
-                            else None,
-                        ),
+                        room,
+                        since if not changed and not full_state else None,
+                        # A room new to this sync gets all of its account data.
+                        account_data.get(room.room_id, [])
+                        if not changed or since_pos is None
+                        else None,
                     )
                 )
             elif membership.membership in ("invite", "knock") and (changed or full_state):
@@ -200,10 +193,26 @@ class SyncService:
                 rooms["leave"][room.room_id] = await self._left_room(
                     requester, room, membership, since, sync_filter
                 )
-        entries = await asyncio.gather(*(job for _, job in joined_jobs))
-        for (room_id, _), entry in zip(joined_jobs, entries, strict=True):
-            if entry is not None:
-                rooms["join"][room_id] = entry
+        receipts = await self._receipts(joined_rooms, upto)
+        entries = await asyncio.gather(
+            *(
+                self._joined_room(
+                    requester,
+                    room,
+                    room_since,
+                    upto,
+                    sync_filter,
+                    room_account_data,
+                    receipts.get(room.room_id, []),
+                )
+                for room, room_since, room_account_data in joined_rooms
+            )
+        )
+        shown = [room for (room, _, _), entry in zip(joined_rooms, entries, strict=True) if entry]
+        unread = await self._unread(shown, user_id)
+        for room, entry in zip(shown, (e for e in entries if e), strict=True):
+            entry["unread_notifications"] = unread[room.room_id]
+            rooms["join"][room.room_id] = entry
         response: dict[str, Any] = {
             "next_batch": str(upto),
             "rooms": {k: v for k, v in rooms.items() if v},
@@ -290,14 +299,16 @@ class SyncService:
         upto: SyncToken,
         sync_filter: SyncFilter,
         room_account_data: list[dict[str, Any]] | None,
+        receipts: list[userdata_store.Receipt],
     ) -> dict[str, Any] | None:
+        """The room's section of the response, but its unread counts (read for all rooms at
+        once); None when nothing changed in it since ``since``."""
         user_id = requester.user_id
         limit = sync_filter.timeline_limit
         after = since.position if since else None
         changes = self.db.changes
         recent: list[StoredEvent] = []
         changed_state: set[tuple[str, str]] | None = None
-        receipts: list[userdata_store.Receipt] = []
         async with self.db.read() as conn:
             # Only what the change trackers say may have changed is asked for.
             if after is None or changes.room_events.changed_since(room.room_id, after):
@@ -316,10 +327,6 @@ class SyncService:
                     await room_store.state_changes_after(conn, room.room_id, after, upto.position)
                     if changes.room_state.changed_since(room.room_id, after)
                     else set()
-                )
-            if after is None or changes.receipts.changed_since(room.room_id, after):
-                receipts = await userdata_store.receipts_for_rooms(
-                    conn, [room.room_id], after, upto.position
                 )
             if room_account_data is None:
                 rows = await userdata_store.account_data_since(conn, user_id, None, upto.position)
@@ -355,7 +362,6 @@ class SyncService:
             },
             "account_data": {"events": room_account_data},
             "ephemeral": {"events": self._ephemeral(room, user_id, receipts, typing_changed)},
-            "unread_notifications": await self._unread(room, user_id),
             "summary": self._summary(room, user_id),
         }
         return entry
@@ -428,26 +434,66 @@ class SyncService:
             events.append({"type": "m.receipt", "content": content})
         return events
 
-    async def _unread(self, room: RoomCache, user_id: str) -> dict[str, int]:
-        """Notifications and highlights after the user's read receipt (their push actions)."""
+    async def _receipts(
+        self,
+        joined: list[tuple[RoomCache, SyncToken | None, Any]],
+        upto: SyncToken,
+    ) -> dict[str, list[userdata_store.Receipt]]:
+        """The receipts each room's section shows (those after its since token), read for
+        all rooms at once; only rooms whose receipts the change tracker saw change."""
+        by_since: dict[int | None, list[str]] = {}
+        changes = self.db.changes
+        for room, since, _ in joined:
+            after = since.position if since else None
+            if after is None or changes.receipts.changed_since(room.room_id, after):
+                by_since.setdefault(after, []).append(room.room_id)
+        found: dict[str, list[userdata_store.Receipt]] = {}
+        if not by_since:
+            return found
         async with self.db.read() as conn:
-            mine = await userdata_store.get_receipt(
-                conn, room.room_id, user_id, ["m.read", "m.read.private"]
+            for after, room_ids in by_since.items():
+                for start in range(0, len(room_ids), 500):
+                    for receipt in await userdata_store.receipts_for_rooms(
+                        conn, room_ids[start : start + 500], after, upto.position
+                    ):
+                        found.setdefault(receipt.room_id, []).append(receipt)
+        return found
+
+    async def _unread(self, rooms: list[RoomCache], user_id: str) -> dict[str, dict[str, int]]:
+        """Notifications and highlights after the user's read receipt (their push actions)
+        in each room, read for all rooms at once."""
+        if not rooms:
+            return {}
+        after: dict[str, int] = {}
+        async with self.db.read() as conn:
+            mine = await userdata_store.receipts_of_user(
+                conn, user_id, [r.room_id for r in rooms], ["m.read", "m.read.private"]
             )
-            read_upto = 0
-            if mine:
-                found = await event_store.get_events(conn, [r.event_id for r in mine])
-                read_upto = max((e.stream_ordering for e in found.values()), default=0)
-            own = room.members.get(user_id)
-            if own is not None and not mine:
-                member_id = room.state.get(("m.room.member", user_id))
-                if member_id:
-                    member = await self.rooms.get_event(member_id)
-                    read_upto = member.stream_ordering if member else 0
-            count, highlights = await push_store.unread_counts(
-                conn, room.room_id, user_id, read_upto
+            read = await event_store.get_events(
+                conn, [r.event_id for receipts in mine.values() for r in receipts]
             )
-        return {"notification_count": count, "highlight_count": highlights}
+            members = await self.rooms.get_events(
+                member_id
+                for room in rooms
+                if room.room_id not in mine and room.members.get(user_id) is not None
+                if (member_id := room.state.get(("m.room.member", user_id)))
+            )
+            for room in rooms:
+                if room.room_id in mine:
+                    after[room.room_id] = max(
+                        (read[r.event_id].stream_ordering for r in mine[room.room_id]
+                         if r.event_id in read),
+                        default=0,
+                    )  # fmt: skip
+                else:
+                    member = members.get(room.state.get(("m.room.member", user_id), ""))
+                    after[room.room_id] = member.stream_ordering if member else 0
+            counts = await push_store.unread_counts_in_rooms(conn, user_id, after)
+        return {
+            room_id: {"notification_count": n, "highlight_count": h}
+            for room_id in after
+            for n, h in [counts.get(room_id, (0, 0))]
+        }
 
     def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
         joined = [u for u, m in room.members.items() if m == "join"]

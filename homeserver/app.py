@@ -41,6 +41,7 @@ from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
 from homeserver.errors import MatrixError
 from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
+from homeserver.housekeeping import Housekeeping
 from homeserver.http import Handler, RateLimiter, error_middleware
 from homeserver.ignored import IgnoredUsers
 from homeserver.media import MediaService
@@ -158,6 +159,7 @@ async def build_services(
         push_rules=push_rules,
         push_actions=push_actions,
         pushers=pushers,
+        housekeeping=Housekeeping(db, clock),
     )
 
 
@@ -195,6 +197,7 @@ def make_app(services: Services) -> web.Application:
 
 
 async def close_services(services: Services) -> None:
+    await services.housekeeping.close()
     await services.pushers.pool.close()
     await services.federation.close()
     services.typing.close()
@@ -239,6 +242,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             raise
     await services.federation.start()
     await services.pushers.pool.start()
+    services.housekeeping.start()
     site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
     try:
         await site.start()

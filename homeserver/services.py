@@ -14,6 +14,7 @@ from homeserver.config import Config
 from homeserver.directory import DirectoryService
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.wiring import Federation
+from homeserver.housekeeping import Housekeeping
 from homeserver.http import RateLimiter
 from homeserver.media import MediaService
 from homeserver.notifier import Notifier
@@ -54,6 +55,7 @@ class Services:
     pushers: PushersService
     media: MediaService
     federation: Federation
+    housekeeping: Housekeeping
 
 
 SERVICES = web.AppKey("services", Services)

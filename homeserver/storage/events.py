@@ -217,6 +217,12 @@ def txn_statement(rows: Sequence[tuple[str, str, str, str]], ts: int) -> driver.
     )
 
 
+async def delete_txn_ids_before(conn: AsyncConnection, before_ts: int) -> int:
+    """Forget client transaction IDs recorded before ``before_ts``; how many went."""
+    result = await conn.execute(delete(event_txn_ids).where(event_txn_ids.c.created_ts < before_ts))
+    return int(result.rowcount or 0)
+
+
 async def txn_events(
     conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], str]:

@@ -146,7 +146,8 @@ event_txn_ids = Table(
     Column("path", Text, nullable=False),
     Column("txn_id", Text, nullable=False),
     Column("event_id", String(255), nullable=False, index=True),
-    Column("created_ts", BigInteger, nullable=False),
+    #: Kept 24 hours (homeserver/housekeeping.py): indexed for the hourly deletion.
+    Column("created_ts", BigInteger, nullable=False, index=True),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- state

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from sqlalchemy import update
 
 from homeserver.app import build_services, close_services, make_app
+from homeserver.housekeeping import TXN_LIFETIME_MS
+from homeserver.storage.schema import event_txn_ids
 from homeserver.txncache import TransactionCache
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node, start_node
@@ -154,3 +157,26 @@ async def test_transaction_cache_shares_answers_and_forgets_failures() -> None:
     short: TransactionCache[int] = TransactionCache(lifetime_s=0.0)
     assert await short.run("k", work) == 4
     assert await short.run("k", work) == 5
+
+
+async def test_transaction_ids_are_kept_a_day(node: Node, client: Client) -> None:
+    """Housekeeping forgets transaction IDs older than 24 hours (as Synapse), so the table
+    does not grow with every message ever sent; younger ones still deduplicate."""
+    alice = await client.register("alice")
+    room_id = await alice.create_room()
+    old_path = f"{V3}/rooms/{room_id}/send/m.room.message/yesterday"
+    new_path = f"{V3}/rooms/{room_id}/send/m.room.message/today"
+    old = await alice.ok("PUT", old_path, MESSAGE)
+    new = await alice.ok("PUT", new_path, MESSAGE)
+    services = node.services
+    async with services.db.write() as conn:
+        await conn.execute(
+            update(event_txn_ids)
+            .where(event_txn_ids.c.event_id == old["event_id"])
+            .values(created_ts=services.clock.now_ms() - TXN_LIFETIME_MS - 1000)
+        )
+    assert await services.housekeeping.run_once() == 1
+    assert await services.housekeeping.run_once() == 0
+    assert await alice.ok("PUT", new_path, MESSAGE) == new
+    # A retry after a day is a new message, as in Synapse.
+    assert (await alice.ok("PUT", old_path, MESSAGE))["event_id"] != old["event_id"]

@@ -34,8 +34,8 @@ class UserDataService:
         #: Called for each public read receipt of a local user (to tell other servers).
         self.on_receipt: Callable[[RoomCache, str, str, int, str | None], None] = _no_receipt_hook
         #: Called after each read receipt of a local user (room, user, the event's stream
-        #: position): the push actions up to it are read.
-        self.on_read: Callable[[str, str, int], Awaitable[None]] | None = None
+        #: position, the receipt's thread or None): the push actions up to it are read.
+        self.on_read: Callable[[str, str, int, str | None], Awaitable[None]] | None = None
         #: Told when a user's ignore list changes.
         self.ignored: IgnoredUsers | None = None
 
@@ -60,7 +60,7 @@ class UserDataService:
                     conn, room_id, receipt_type, user_id, thread_id or "", event_id, ts, position,
                 )  # fmt: skip
         if self.on_read is not None:
-            await self.on_read(room_id, user_id, event.stream_ordering)
+            await self.on_read(room_id, user_id, event.stream_ordering, thread_id or None)
         if receipt_type == "m.read.private":
             self.notifier.notify([user_id])
         else:

@@ -167,10 +167,13 @@ class PushActions:
         self._rules.pop(user_id, None)
         self._changed.add(user_id)
 
-    async def mark_read(self, room_id: str, user_id: str, stream_ordering: int) -> None:
-        """After a read receipt: the notifications up to its event are read (deleted)."""
+    async def mark_read(
+        self, room_id: str, user_id: str, stream_ordering: int, thread_id: str | None = None
+    ) -> None:
+        """After a read receipt: the notifications up to its event are read (deleted), in
+        its thread if it is a threaded receipt, else in all."""
         async with self.db.write() as conn:
-            await store.delete_read(conn, room_id, user_id, stream_ordering)
+            await store.delete_read(conn, room_id, user_id, stream_ordering, thread_id)
 
     # ------------------------------------------------------------- members
 
@@ -236,6 +239,7 @@ class PushActions:
         names = await self._display_names(room, event, named)
         rows: list[store.ActionRow] = []
         room_id, position = room.room_id, event.stream_ordering
+        thread = await self._thread_of(event)
         stored: dict[int, str | None] = {}  # id of an outcome -> its actions as stored
         for ruleset, users in by_rules.items():
             for user_id, outcome in facts.run_many(ruleset, users, names).items():
@@ -244,8 +248,31 @@ class PushActions:
                 key = id(outcome)
                 if key not in stored:
                     stored[key] = store.stored_actions(outcome.actions)
-                rows.append((user_id, room_id, position, outcome.highlight, stored[key]))
+                rows.append((user_id, room_id, position, outcome.highlight, stored[key], thread))
         return rows
+
+    async def _thread_of(self, event: StoredEvent) -> str:
+        """The thread an event is in, as Synapse tells it: the root of an ``m.thread``
+        relation; for another relation (a reaction, an edit), the thread of the event it
+        relates to; else the main timeline."""
+        relates = event.pdu.get("content", {}).get("m.relates_to")
+        if not isinstance(relates, dict) or not isinstance(relates.get("event_id"), str):
+            return store.MAIN
+        if relates.get("rel_type") == "m.thread":
+            return str(relates["event_id"])
+        if not isinstance(relates.get("rel_type"), str):
+            return store.MAIN  # a reply (m.in_reply_to only) is not a relation
+        target = await self.rooms.get_event(relates["event_id"])
+        if target is None or target.room_id != event.room_id:
+            return store.MAIN
+        parent = target.pdu.get("content", {}).get("m.relates_to")
+        if (
+            isinstance(parent, dict)
+            and parent.get("rel_type") == "m.thread"
+            and isinstance(parent.get("event_id"), str)
+        ):
+            return str(parent["event_id"])
+        return store.MAIN
 
     async def _power(
         self, room: RoomCache, sender: str

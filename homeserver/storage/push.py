@@ -44,14 +44,17 @@ class PushAction:
 
 
 _INSERT = (
-    "INSERT INTO event_push_actions (user_id, room_id, stream_ordering, highlight, actions)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO event_push_actions"
+    " (user_id, room_id, stream_ordering, highlight, actions, thread_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
+#: The thread ID of the main timeline (events in no thread), as in threaded receipts.
+MAIN = "main"
 
 
-#: A row of ``event_push_actions``: user ID, room ID, stream position, highlight, and the
-#: actions as JSON when they are more than ``["notify"]`` (else None).
-ActionRow = tuple[str, str, int, bool, str | None]
+#: A row of ``event_push_actions``: user ID, room ID, stream position, highlight, the
+#: actions as JSON when they are more than ``["notify"]`` (else None), and the thread.
+ActionRow = tuple[str, str, int, bool, str | None, str]
 
 
 def stored_actions(actions: Sequence[Any]) -> str | None:
@@ -90,24 +93,25 @@ async def unread_counts(
 
 async def unread_counts_in_rooms(
     conn: AsyncConnection, user_id: str, after: Mapping[str, int]
-) -> dict[str, tuple[int, int]]:
-    """:func:`unread_counts` of many rooms at once: room ID -> position the count starts
-    after.  Rooms without notifications are left out."""
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Unread (notifications, highlights) of many rooms at once, by thread (``MAIN`` or the
+    root's event ID): room ID -> position the count starts after.  Rooms and threads
+    without notifications are left out."""
     t = event_push_actions.c
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str, dict[str, tuple[int, int]]] = {}
     rooms = sorted(after)
     for start in range(0, len(rooms), 200):
         chunk = rooms[start : start + 200]
         query = (
-            select(t.room_id, func.count(), func.count().filter(t.highlight))
+            select(t.room_id, t.thread_id, func.count(), func.count().filter(t.highlight))
             .where(
                 t.user_id == user_id,
                 or_(*(and_(t.room_id == r, t.stream_ordering > after[r]) for r in chunk)),
             )
-            .group_by(t.room_id)
+            .group_by(t.room_id, t.thread_id)
         )
-        for room_id, count, highlights in await conn.execute(query):
-            found[room_id] = (int(count or 0), int(highlights or 0))
+        for room_id, thread_id, count, highlights in await conn.execute(query):
+            found.setdefault(room_id, {})[thread_id] = (int(count or 0), int(highlights or 0))
     return found
 
 
@@ -121,14 +125,18 @@ async def badge_count(conn: AsyncConnection, user_id: str) -> int:
     return int((await conn.execute(query)).scalar() or 0)
 
 
-async def delete_read(conn: AsyncConnection, room_id: str, user_id: str, upto: int) -> None:
-    """A read receipt: the notifications up to and including ``upto`` are read."""
+async def delete_read(
+    conn: AsyncConnection, room_id: str, user_id: str, upto: int, thread_id: str | None = None
+) -> None:
+    """A read receipt: the notifications up to and including ``upto`` are read, in one
+    thread (a threaded receipt: ``MAIN`` or a root's event ID) or in all."""
     t = event_push_actions.c
-    await conn.execute(
-        delete(event_push_actions).where(
-            t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto
-        )
+    query = delete(event_push_actions).where(
+        t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto
     )
+    if thread_id is not None:
+        query = query.where(t.thread_id == thread_id)
+    await conn.execute(query)
 
 
 async def delete_for_event(

@@ -62,6 +62,8 @@ class SyncFilter:
     not_rooms: list[str] | None = None
     account_data: bool = True
     ephemeral: bool = True
+    #: Notification counts per thread (``unread_thread_notifications``).
+    thread_counts: bool = False
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> SyncFilter:
@@ -81,6 +83,7 @@ class SyncFilter:
             not_rooms=room.get("not_rooms"),
             account_data=(body.get("account_data") or {}).get("not_types") != ["*"],
             ephemeral=(room.get("ephemeral") or {}).get("not_types") != ["*"],
+            thread_counts=timeline.get("unread_thread_notifications") is True,
         )
 
 
@@ -211,7 +214,7 @@ class SyncService:
         shown = [room for (room, _, _), entry in zip(joined_rooms, entries, strict=True) if entry]
         unread = await self._unread(shown, user_id)
         for room, entry in zip(shown, (e for e in entries if e), strict=True):
-            entry["unread_notifications"] = unread[room.room_id]
+            entry.update(_counts(unread.get(room.room_id, {}), sync_filter.thread_counts))
             rooms["join"][room.room_id] = entry
         response: dict[str, Any] = {
             "next_batch": str(upto),
@@ -459,18 +462,26 @@ class SyncService:
                         found.setdefault(receipt.room_id, []).append(receipt)
         return found
 
-    async def _unread(self, rooms: list[RoomCache], user_id: str) -> dict[str, dict[str, int]]:
-        """Notifications and highlights after the user's read receipt (their push actions)
-        in each room, read for all rooms at once."""
+    async def _unread(
+        self, rooms: list[RoomCache], user_id: str
+    ) -> dict[str, dict[str, tuple[int, int]]]:
+        """Notifications and highlights (their push actions) by room and thread, after the
+        user's unthreaded read receipt (threaded receipts delete their thread's actions up
+        to them when they are sent), read for all rooms at once."""
         if not rooms:
             return {}
         after: dict[str, int] = {}
         async with self.db.read() as conn:
-            mine = await userdata_store.receipts_of_user(
+            receipts = await userdata_store.receipts_of_user(
                 conn, user_id, [r.room_id for r in rooms], ["m.read", "m.read.private"]
             )
+            mine = {
+                room_id: unthreaded
+                for room_id, found in receipts.items()
+                if (unthreaded := [r for r in found if not r.thread_id])
+            }
             read = await event_store.get_events(
-                conn, [r.event_id for receipts in mine.values() for r in receipts]
+                conn, [r.event_id for found in mine.values() for r in found]
             )
             members = await self.rooms.get_events(
                 member_id
@@ -488,12 +499,7 @@ class SyncService:
                 else:
                     member = members.get(room.state.get(("m.room.member", user_id), ""))
                     after[room.room_id] = member.stream_ordering if member else 0
-            counts = await push_store.unread_counts_in_rooms(conn, user_id, after)
-        return {
-            room_id: {"notification_count": n, "highlight_count": h}
-            for room_id in after
-            for n, h in [counts.get(room_id, (0, 0))]
-        }
+            return await push_store.unread_counts_in_rooms(conn, user_id, after)
 
     def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
         joined = [u for u, m in room.members.items() if m == "join"]
@@ -579,6 +585,31 @@ class SyncService:
             "state": {"events": []},
             "account_data": {"events": []},
         }
+
+
+def _counts(threads: dict[str, tuple[int, int]], by_thread: bool) -> dict[str, Any]:
+    """A room's ``unread_notifications`` (and ``unread_thread_notifications`` when the
+    filter asks for counts per thread: the main timeline's apart from each thread's, as the
+    spec's threaded read receipts read them)."""
+    if not by_thread:
+        return {
+            "unread_notifications": {
+                "notification_count": sum(n for n, _ in threads.values()),
+                "highlight_count": sum(h for _, h in threads.values()),
+            }
+        }
+    main = threads.get(push_store.MAIN, (0, 0))
+    entry: dict[str, Any] = {
+        "unread_notifications": {"notification_count": main[0], "highlight_count": main[1]}
+    }
+    others = {
+        root: {"notification_count": n, "highlight_count": h}
+        for root, (n, h) in sorted(threads.items())
+        if root != push_store.MAIN and (n or h)
+    }
+    if others:
+        entry["unread_thread_notifications"] = others
+    return entry
 
 
 def _room_wanted(room_id: str, sync_filter: SyncFilter) -> bool:

@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("stream_ordering", sa.BigInteger(), nullable=False),
         sa.Column("highlight", sa.Boolean(), nullable=False),
         sa.Column("actions", sa.Text(), nullable=True),
+        sa.Column("thread_id", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint(
             "user_id", "room_id", "stream_ordering", name=op.f("pk_event_push_actions")
         ),

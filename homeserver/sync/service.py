@@ -23,11 +23,11 @@ from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
-from homeserver.storage import push as push_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.rooms import Membership
+from homeserver.sync import counts
 from homeserver.sync.typing import TypingService
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -196,7 +196,12 @@ class SyncService:
                 rooms["leave"][room.room_id] = await self._left_room(
                     requester, room, membership, since, sync_filter
                 )
-        receipts = await self._receipts(joined_rooms, upto)
+        receipts = await counts.receipts_after(
+            self.db,
+            [(room.room_id, room_since.position if room_since else None)
+             for room, room_since, _ in joined_rooms],
+            upto.position,
+        )  # fmt: skip
         entries = await asyncio.gather(
             *(
                 self._joined_room(
@@ -212,9 +217,9 @@ class SyncService:
             )
         )
         shown = [room for (room, _, _), entry in zip(joined_rooms, entries, strict=True) if entry]
-        unread = await self._unread(shown, user_id)
+        unread = await counts.unread(self.db, self.rooms, shown, user_id)
         for room, entry in zip(shown, (e for e in entries if e), strict=True):
-            entry.update(_counts(unread.get(room.room_id, {}), sync_filter.thread_counts))
+            entry.update(counts.entry(unread.get(room.room_id, {}), sync_filter.thread_counts))
             rooms["join"][room.room_id] = entry
         response: dict[str, Any] = {
             "next_batch": str(upto),
@@ -437,70 +442,6 @@ class SyncService:
             events.append({"type": "m.receipt", "content": content})
         return events
 
-    async def _receipts(
-        self,
-        joined: list[tuple[RoomCache, SyncToken | None, Any]],
-        upto: SyncToken,
-    ) -> dict[str, list[userdata_store.Receipt]]:
-        """The receipts each room's section shows (those after its since token), read for
-        all rooms at once; only rooms whose receipts the change tracker saw change."""
-        by_since: dict[int | None, list[str]] = {}
-        changes = self.db.changes
-        for room, since, _ in joined:
-            after = since.position if since else None
-            if after is None or changes.receipts.changed_since(room.room_id, after):
-                by_since.setdefault(after, []).append(room.room_id)
-        found: dict[str, list[userdata_store.Receipt]] = {}
-        if not by_since:
-            return found
-        async with self.db.read() as conn:
-            for after, room_ids in by_since.items():
-                for start in range(0, len(room_ids), 500):
-                    for receipt in await userdata_store.receipts_for_rooms(
-                        conn, room_ids[start : start + 500], after, upto.position
-                    ):
-                        found.setdefault(receipt.room_id, []).append(receipt)
-        return found
-
-    async def _unread(
-        self, rooms: list[RoomCache], user_id: str
-    ) -> dict[str, dict[str, tuple[int, int]]]:
-        """Notifications and highlights (their push actions) by room and thread, after the
-        user's unthreaded read receipt (threaded receipts delete their thread's actions up
-        to them when they are sent), read for all rooms at once."""
-        if not rooms:
-            return {}
-        after: dict[str, int] = {}
-        async with self.db.read() as conn:
-            receipts = await userdata_store.receipts_of_user(
-                conn, user_id, [r.room_id for r in rooms], ["m.read", "m.read.private"]
-            )
-            mine = {
-                room_id: unthreaded
-                for room_id, found in receipts.items()
-                if (unthreaded := [r for r in found if not r.thread_id])
-            }
-            read = await event_store.get_events(
-                conn, [r.event_id for found in mine.values() for r in found]
-            )
-            members = await self.rooms.get_events(
-                member_id
-                for room in rooms
-                if room.room_id not in mine and room.members.get(user_id) is not None
-                if (member_id := room.state.get(("m.room.member", user_id)))
-            )
-            for room in rooms:
-                if room.room_id in mine:
-                    after[room.room_id] = max(
-                        (read[r.event_id].stream_ordering for r in mine[room.room_id]
-                         if r.event_id in read),
-                        default=0,
-                    )  # fmt: skip
-                else:
-                    member = members.get(room.state.get(("m.room.member", user_id), ""))
-                    after[room.room_id] = member.stream_ordering if member else 0
-            return await push_store.unread_counts_in_rooms(conn, user_id, after)
-
     def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
         joined = [u for u, m in room.members.items() if m == "join"]
         invited = [u for u, m in room.members.items() if m == "invite"]
@@ -585,31 +526,6 @@ class SyncService:
             "state": {"events": []},
             "account_data": {"events": []},
         }
-
-
-def _counts(threads: dict[str, tuple[int, int]], by_thread: bool) -> dict[str, Any]:
-    """A room's ``unread_notifications`` (and ``unread_thread_notifications`` when the
-    filter asks for counts per thread: the main timeline's apart from each thread's, as the
-    spec's threaded read receipts read them)."""
-    if not by_thread:
-        return {
-            "unread_notifications": {
-                "notification_count": sum(n for n, _ in threads.values()),
-                "highlight_count": sum(h for _, h in threads.values()),
-            }
-        }
-    main = threads.get(push_store.MAIN, (0, 0))
-    entry: dict[str, Any] = {
-        "unread_notifications": {"notification_count": main[0], "highlight_count": main[1]}
-    }
-    others = {
-        root: {"notification_count": n, "highlight_count": h}
-        for root, (n, h) in sorted(threads.items())
-        if root != push_store.MAIN and (n or h)
-    }
-    if others:
-        entry["unread_thread_notifications"] = others
-    return entry
 
 
 def _room_wanted(room_id: str, sync_filter: SyncFilter) -> bool:

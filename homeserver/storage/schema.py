@@ -295,7 +295,7 @@ event_push_actions = Table(
     #: The rule's actions (JSON) when they are more than ["notify"].
     Column("actions", Text, nullable=True),
     #: The thread the event is in: its root's event ID, or "main" (the main timeline).
-    Column("thread_id", String(255), nullable=False),
+    Column("thread_id", String(255), nullable=False, server_default="main"),
     sqlite_with_rowid=False,
 )  # fmt: skip
 

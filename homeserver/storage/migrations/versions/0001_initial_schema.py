@@ -107,7 +107,6 @@ def upgrade() -> None:
         sa.Column("stream_ordering", sa.BigInteger(), nullable=False),
         sa.Column("highlight", sa.Boolean(), nullable=False),
         sa.Column("actions", sa.Text(), nullable=True),
-        sa.Column("thread_id", sa.String(length=255), nullable=False),
         sa.PrimaryKeyConstraint(
             "user_id", "room_id", "stream_ordering", name=op.f("pk_event_push_actions")
         ),
@@ -146,9 +145,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("txn_hash", name=op.f("pk_event_txn_ids")),
     )
     with op.batch_alter_table("event_txn_ids", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_event_txn_ids_created_ts"), ["created_ts"], unique=False
-        )
         batch_op.create_index(batch_op.f("ix_event_txn_ids_event_id"), ["event_id"], unique=False)
 
     op.create_table(
@@ -475,7 +471,6 @@ def downgrade() -> None:
     op.drop_table("events")
     with op.batch_alter_table("event_txn_ids", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_event_txn_ids_event_id"))
-        batch_op.drop_index(batch_op.f("ix_event_txn_ids_created_ts"))
 
     op.drop_table("event_txn_ids")
     with op.batch_alter_table("event_relations", schema=None) as batch_op:

@@ -29,6 +29,7 @@ from homeserver.federation.verify import Verifier
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.incoming import IncomingStore
 from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class RemoteFetcher:
         prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
         missing = set(await self._missing_prevs(pdu, candidates))
         earliest = list(dict.fromkeys([*room.extremities, *(p for p in prevs if p not in missing)]))
+        # As Synapse: no deeper back than where this server's history of the room begins.
+        async with self.rooms.db.read() as conn:
+            min_depth = await event_store.room_min_depth(conn, room.room_id)
         try:
             body = await self.client.request(
                 origin,
@@ -138,7 +142,7 @@ class RemoteFetcher:
                     "earliest_events": earliest,
                     "latest_events": [event_id],
                     "limit": MAX_MISSING,
-                    "min_depth": 0,
+                    "min_depth": min_depth,
                 },
                 timeout_s=FETCH_TIMEOUT_S,
             )

@@ -365,6 +365,17 @@ async def room_events(
     return [_event_of(r) for r in rows]
 
 
+async def room_min_depth(conn: AsyncConnection, room_id: str) -> int:
+    """The smallest depth of the room's timeline events here (0 for none): where this
+    server's history of the room begins (``min_depth`` of /get_missing_events)."""
+    value = (
+        await conn.execute(
+            select(func.min(events.c.depth)).where(events.c.room_id == room_id, ~events.c.outlier)
+        )
+    ).scalar()
+    return int(value or 0)
+
+
 async def mark_redacted(
     conn: AsyncConnection, event_id: str, redaction_id: str, pruned: dict[str, Any]
 ) -> None:

@@ -52,8 +52,12 @@ def answer_events(env: Env, found: dict[str, dict[str, Any]]) -> Any:
     return handler
 
 
-def missing_events(pdus: list[dict[str, Any]]) -> Any:
+def missing_events(pdus: list[dict[str, Any]], bodies: list[Any] | None = None) -> Any:
+    """A /get_missing_events answer; the request bodies are kept in ``bodies``."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
+        if bodies is not None:
+            bodies.append(await request.json())
         return web.json_response({"events": pdus})
 
     return handler
@@ -150,7 +154,8 @@ async def test_gap_is_bridged_with_the_state_at_the_missing_event(env: Env) -> N
     state_at_zero = list(env.room.state.values())
     one_id, one = message(env, "one: pulled")
     two_id, two = message(env, "two: pushed")
-    env.fake.handlers[f"{F1}/get_missing_events/"] = missing_events([one])
+    requests: list[Any] = []
+    env.fake.handlers[f"{F1}/get_missing_events/"] = missing_events([one], requests)
 
     async def state_ids(request: web.Request) -> web.StreamResponse:
         assert request.query["event_id"] == zero_id
@@ -164,6 +169,11 @@ async def test_gap_is_bridged_with_the_state_at_the_missing_event(env: Env) -> N
         await assert_accepted(env, event_id)
     outlier = await stored(env, zero_id)
     assert outlier is not None and outlier.outlier
+    # No deeper back than where the node's history of the room begins (as Synapse asks).
+    async with env.node.services.db.read() as conn:
+        min_depth = await event_store.room_min_depth(conn, env.room_id)
+    assert min_depth > 0
+    assert [r["min_depth"] for r in requests] == [min_depth]
     no_server_errors(env)
 
 

@@ -20,21 +20,12 @@ from federation.signing import (
 )
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
+from tests.homeserver.openapi import ClientServerSpec
 from tests.homeserver.test_openapi import ValidatingClient
 
 V3 = "/_matrix/client/v3"
 OLM = "m.olm.v1.curve25519-aes-sha2"
 MEGOLM = "m.megolm.v1.aes-sha2"
-
-
-@pytest.fixture(scope="session", name="spec")
-def spec_fixture(request: pytest.FixtureRequest) -> ClientServerSpec:
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
 
 
 @pytest.fixture(name="vclient")

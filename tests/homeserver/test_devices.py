@@ -11,7 +11,6 @@ from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
     Device,
-    spec_fixture,  # noqa: F401
     upload_keys,
     vclient_fixture,  # noqa: F401
 )

@@ -22,7 +22,6 @@ from tests.homeserver.keyhelpers import (
     V3,
     CrossSigningKey,
     Device,
-    spec_fixture,  # noqa: F401
     upload_keys,
     vclient_fixture,  # noqa: F401
 )

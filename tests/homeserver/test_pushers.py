@@ -20,7 +20,7 @@ from homeserver.config import PushSettings
 from homeserver.push.gateway import GatewayClient, GatewayError
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node, free_port, start_node
-from tests.homeserver.keyhelpers import V3, spec_fixture  # noqa: F401
+from tests.homeserver.keyhelpers import V3
 from tests.homeserver.openapi import ClientServerSpec
 from tests.homeserver.test_openapi import ValidatingClient
 

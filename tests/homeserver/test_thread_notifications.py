@@ -13,7 +13,6 @@ from urllib.parse import quote
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
-    spec_fixture,  # noqa: F401
     vclient_fixture,  # noqa: F401
 )
 from tests.homeserver.test_openapi import ValidatingClient

@@ -103,7 +103,7 @@ class PushActions:
 
     async def prepare(self, room: RoomCache, events: Sequence[StoredEvent]) -> HookWrite | None:
         """Evaluate the push rules for ``events`` (before or inside the transaction that
-        stores them); the returned callable writes the actions in that transaction."""
+        stores them); what it returns writes the actions in that transaction."""
         items = [item for event in events if (item := self._item(room, event)) is not None]
         if not items:
             return None
@@ -205,22 +205,22 @@ class PushActions:
         """Delete the actions of redacted events and of members who left or were banned."""
         for item in items:
             event = item.event
-            if event.type == "m.room.redaction":
-                target = event.pdu.get("redacts") or event.pdu.get("content", {}).get("redacts")
-                # Read in this transaction, not through the event cache: a cache miss
-                # would cache the target as it was before this transaction redacts it.
-                found = (
-                    (await event_store.get_events(conn, [target])).get(target)
-                    if isinstance(target, str)
-                    else None
-                )
-                if found is not None and found.room_id == item.room.room_id:
-                    local = self._local_members(item.room).local_joined
-                    await store.delete_for_event(conn, found.room_id, found.stream_ordering, local)
-            elif event.type == "m.room.member" and event.state_key is not None:
-                membership = event.pdu.get("content", {}).get("membership")
-                if event.state_key.endswith(self._suffix) and membership in ("leave", "ban"):
-                    await store.delete_for_members(conn, item.room.room_id, [event.state_key])
+            if not self._removes(event):
+                continue
+            if event.type != "m.room.redaction":  # a local member who left or was banned
+                await store.delete_for_members(conn, item.room.room_id, [str(event.state_key)])
+                continue
+            target = event.pdu.get("redacts") or event.pdu.get("content", {}).get("redacts")
+            # Read in this transaction, not through the event cache: a cache miss would
+            # cache the target as it was before this transaction redacts it.
+            found = (
+                (await event_store.get_events(conn, [target])).get(target)
+                if isinstance(target, str)
+                else None
+            )
+            if found is not None and found.room_id == item.room.room_id:
+                local = self._local_members(item.room).local_joined
+                await store.delete_for_event(conn, found.room_id, found.stream_ordering, local)
 
     async def _evaluate(self, item: _Item, all_rules: dict[str, RuleSet]) -> list[store.ActionRow]:
         event, room = item.event, item.room
@@ -254,25 +254,18 @@ class PushActions:
     async def _thread_of(self, event: StoredEvent) -> str:
         """The thread an event is in, as Synapse tells it: the root of an ``m.thread``
         relation; for another relation (a reaction, an edit), the thread of the event it
-        relates to; else the main timeline."""
-        relates = event.pdu.get("content", {}).get("m.relates_to")
-        if not isinstance(relates, dict) or not isinstance(relates.get("event_id"), str):
+        relates to; else (a reply included) the main timeline."""
+        relation = event_store.relation_of(event.pdu)
+        if relation is None:
             return store.MAIN
-        if relates.get("rel_type") == "m.thread":
-            return str(relates["event_id"])
-        if not isinstance(relates.get("rel_type"), str):
-            return store.MAIN  # a reply (m.in_reply_to only) is not a relation
-        target = await self.rooms.get_event(relates["event_id"])
+        rel_type, related = relation
+        if rel_type == "m.thread":
+            return related
+        target = await self.rooms.get_event(related)
         if target is None or target.room_id != event.room_id:
             return store.MAIN
-        parent = target.pdu.get("content", {}).get("m.relates_to")
-        if (
-            isinstance(parent, dict)
-            and parent.get("rel_type") == "m.thread"
-            and isinstance(parent.get("event_id"), str)
-        ):
-            return str(parent["event_id"])
-        return store.MAIN
+        parent = event_store.relation_of(target.pdu)
+        return parent[1] if parent is not None and parent[0] == "m.thread" else store.MAIN
 
     async def _power(
         self, room: RoomCache, sender: str

@@ -216,10 +216,10 @@ class GroupCommit:
         room: RoomCache,
         batch: list[Pending],
         tip: _Tip,
-        in_flight: dict[TxnKey, str] | None,
+        in_flight: dict[TxnKey, str],
     ) -> _Group:
-        """Build a group on ``tip``; ``in_flight``: the transactions of the group being
-        written meanwhile, if any."""
+        """Build a group on ``tip``; ``in_flight``: the transactions of the groups built
+        but not committed yet."""
         keys = [key for item in batch if (key := item.key) is not None]
         known: dict[TxnKey, str] = {}
         if keys:
@@ -233,7 +233,7 @@ class GroupCommit:
             # The key names the endpoint path (room and event type): a match is a retry.
             key = item.key
             if key is not None:
-                earlier = known.get(key) or (in_flight or {}).get(key) or txns.get(key)
+                earlier = known.get(key) or in_flight.get(key) or txns.get(key)
                 if earlier is not None:
                     item.event_id = earlier
                     continue
@@ -250,10 +250,9 @@ class GroupCommit:
                 txns[key] = event_id
             built.append((event_id, pdu))
             prev, depth = [event_id], depth + 1
-            if in_flight is not None:
-                # Let the write in flight take its next step (a few milliseconds of building
-                # in one go would hold up each of its statements).
-                await asyncio.sleep(0)
+            # Let a write in flight take its next step (a few milliseconds of building in
+            # one go would hold up each of its statements).
+            await asyncio.sleep(0)
         positions = contextlib.ExitStack()
         stored = [
             StoredEvent(
@@ -315,10 +314,8 @@ class GroupCommit:
             log.exception("group commit failed in %s", room.room_id)
             self._fail(group.items, e)
             return False
-        removed = set(group.prev_events)
-        last = group.stored[-1]
-        room.extremities = [e for e in room.extremities if e not in removed] + [last.event_id]
-        room.depth = group.tip.depth
+        # The room's lock is held since the group was built on the room as it was.
+        room.extremities, room.depth = group.tip.extremities, group.tip.depth
         for event in group.stored:
             self.rooms.events.put(event)
         for event in group.stored:

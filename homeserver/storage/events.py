@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,17 +65,22 @@ _COLUMNS = (
 )
 
 
-def _row(row: Any) -> StoredEvent:
+#: The same columns for statements on the driver (:func:`room_events`).
+_SELECT_EVENTS = f"SELECT {', '.join(c.name for c in _COLUMNS)} FROM events"
+
+
+def _event_of(row: Sequence[Any]) -> StoredEvent:
+    """A row of :data:`_COLUMNS` (a SQLAlchemy row or a driver tuple)."""
     return StoredEvent(
-        event_id=row.event_id,
-        stream_ordering=row.stream_ordering,
-        room_id=row.room_id,
-        pdu=json.loads(row.json),
-        state_group=row.state_group,
-        rejected_reason=row.rejected_reason,
-        outlier=bool(row.outlier),
-        soft_failed=bool(row.soft_failed),
-        redacted_by=row.redacted_by,
+        event_id=row[0],
+        stream_ordering=row[1],
+        room_id=row[2],
+        pdu=json.loads(row[3]),
+        state_group=row[4],
+        rejected_reason=row[5],
+        outlier=bool(row[6]),
+        soft_failed=bool(row[7]),
+        redacted_by=row[8],
     )
 
 
@@ -131,22 +136,28 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[StoredEvent]) -> N
     await driver.run(conn, event_statements(rows))
 
 
+def relation_of(pdu: Mapping[str, Any]) -> tuple[str, str] | None:
+    """An event's relation (``content.m.relates_to``): (rel_type, related event ID), or None
+    (a reply, whose ``m.in_reply_to`` is no relation, included)."""
+    content = pdu.get("content")
+    relates = content.get("m.relates_to") if isinstance(content, dict) else None
+    if (
+        isinstance(relates, dict)
+        and isinstance(relates.get("event_id"), str)
+        and isinstance(relates.get("rel_type"), str)
+    ):
+        return relates["rel_type"], relates["event_id"]
+    return None
+
+
 def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
     """The statements that insert ``rows`` (inside a ``Database.write()``: the rooms are
     marked changed at the events' positions)."""
     marks = recording().room_events
     for e in rows:
         marks.mark(e.room_id, e.stream_ordering)
-    relations = []
-    for e in rows:
-        content = e.pdu.get("content")
-        relates = content.get("m.relates_to") if isinstance(content, dict) else None
-        if (
-            isinstance(relates, dict)
-            and isinstance(relates.get("event_id"), str)
-            and isinstance(relates.get("rel_type"), str)
-        ):
-            relations.append((e.event_id, relates["event_id"], relates["rel_type"]))
+    # (event, related event, rel_type)
+    relations = [(e.event_id, r[1], r[0]) for e in rows if (r := relation_of(e.pdu)) is not None]
     return [
         (
             "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender,"
@@ -200,13 +211,6 @@ def _txn_row(user_id: str, device_id: str, key: str) -> dict[str, str]:
         "path": path,
         "txn_id": txn_id,
     }
-
-
-async def insert_txn_events(
-    conn: AsyncConnection, rows: Sequence[tuple[str, str, str, str]], ts: int
-) -> None:
-    """Record ``(user_id, device_id, txn key, event_id)`` for idempotent sends."""
-    await driver.run(conn, [txn_statement(rows, ts)])
 
 
 def txn_statement(rows: Sequence[tuple[str, str, str, str]], ts: int) -> driver.Statement:
@@ -278,28 +282,8 @@ async def get_events(conn: AsyncConnection, event_ids: Iterable[str]) -> dict[st
             select(*_COLUMNS).where(events.c.event_id.in_(ids[start : start + 500]))
         )
         for row in rows:
-            found[row.event_id] = _row(row)
+            found[row.event_id] = _event_of(row)
     return found
-
-
-_SELECT_EVENTS = (
-    "SELECT event_id, stream_ordering, room_id, json, state_group, rejected_reason, outlier,"
-    " soft_failed, redacted_by FROM events"
-)
-
-
-def _event_of(row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        event_id=row[0],
-        stream_ordering=row[1],
-        room_id=row[2],
-        pdu=json.loads(row[3]),
-        state_group=row[4],
-        rejected_reason=row[5],
-        outlier=bool(row[6]),
-        soft_failed=bool(row[7]),
-        redacted_by=row[8],
-    )
 
 
 def _types_sql(patterns: Sequence[str]) -> tuple[str, list[str]]:

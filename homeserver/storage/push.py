@@ -79,16 +79,16 @@ def action_statement(rows: list[ActionRow]) -> driver.Statement:
 async def unread_counts(
     conn: AsyncConnection, room_id: str, user_id: str, after: int
 ) -> tuple[int, int]:
-    """(notifications, highlights) of ``user_id`` in the room after stream position ``after``."""
-    t = event_push_actions.c
-    row = (
-        await conn.execute(
-            select(func.count(), func.count().filter(t.highlight)).where(
-                t.room_id == room_id, t.user_id == user_id, t.stream_ordering > after
-            )
-        )
-    ).one()
-    return int(row[0] or 0), int(row[1] or 0)
+    """(notifications, highlights) of ``user_id`` in the room after stream position ``after``,
+    all threads together."""
+    return all_threads(
+        (await unread_counts_in_rooms(conn, user_id, {room_id: after})).get(room_id, {})
+    )
+
+
+def all_threads(threads: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
+    """The (notifications, highlights) of every thread together."""
+    return sum(n for n, _ in threads.values()), sum(h for _, h in threads.values())
 
 
 async def unread_counts_in_rooms(

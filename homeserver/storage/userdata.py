@@ -60,14 +60,17 @@ async def upsert_receipt(
 async def receipts_for_rooms(
     conn: AsyncConnection, room_ids: Sequence[str], after: int | None, upto: int
 ) -> list[Receipt]:
-    if not room_ids:
-        return []
-    query = select(receipts).where(
-        receipts.c.room_id.in_(list(room_ids)), receipts.c.stream_id <= upto
-    )
-    if after is not None:
-        query = query.where(receipts.c.stream_id > after)
-    return [Receipt(**r._mapping) for r in await conn.execute(query)]
+    """The receipts of those rooms written in (after, upto]."""
+    found: list[Receipt] = []
+    ids = list(room_ids)
+    for start in range(0, len(ids), 500):
+        query = select(receipts).where(
+            receipts.c.room_id.in_(ids[start : start + 500]), receipts.c.stream_id <= upto
+        )
+        if after is not None:
+            query = query.where(receipts.c.stream_id > after)
+        found += [Receipt(**r._mapping) for r in await conn.execute(query)]
+    return found
 
 
 async def receipts_of_user(
@@ -88,19 +91,6 @@ async def receipts_of_user(
         for r in rows:
             found.setdefault(r.room_id, []).append(Receipt(**r._mapping))
     return found
-
-
-async def get_receipt(
-    conn: AsyncConnection, room_id: str, user_id: str, receipt_types: Sequence[str]
-) -> list[Receipt]:
-    rows = await conn.execute(
-        select(receipts).where(
-            receipts.c.room_id == room_id,
-            receipts.c.user_id == user_id,
-            receipts.c.receipt_type.in_(list(receipt_types)),
-        )
-    )
-    return [Receipt(**r._mapping) for r in rows]
 
 
 # ------------------------------------------------------------------ account data

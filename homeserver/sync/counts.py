@@ -28,11 +28,8 @@ async def receipts_after(
         return found
     async with db.read() as conn:
         for after, room_ids in by_since.items():
-            for start in range(0, len(room_ids), 500):
-                for receipt in await userdata_store.receipts_for_rooms(
-                    conn, room_ids[start : start + 500], after, upto
-                ):
-                    found.setdefault(receipt.room_id, []).append(receipt)
+            for receipt in await userdata_store.receipts_for_rooms(conn, room_ids, after, upto):
+                found.setdefault(receipt.room_id, []).append(receipt)
     return found
 
 
@@ -80,22 +77,16 @@ def entry(threads: dict[str, tuple[int, int]], by_thread: bool) -> dict[str, Any
     """A room's ``unread_notifications`` (and ``unread_thread_notifications`` when the
     filter asks for counts per thread: the main timeline's apart from each thread's, as the
     spec's threaded read receipts read them)."""
-    if not by_thread:
-        return {
-            "unread_notifications": {
-                "notification_count": sum(n for n, _ in threads.values()),
-                "highlight_count": sum(h for _, h in threads.values()),
-            }
-        }
-    main = threads.get(push_store.MAIN, (0, 0))
+    # Without threads, every thread counts in the room's figures.
+    n, h = threads.get(push_store.MAIN, (0, 0)) if by_thread else push_store.all_threads(threads)
     result: dict[str, Any] = {
-        "unread_notifications": {"notification_count": main[0], "highlight_count": main[1]}
+        "unread_notifications": {"notification_count": n, "highlight_count": h}
     }
     others = {
         root: {"notification_count": n, "highlight_count": h}
         for root, (n, h) in sorted(threads.items())
         if root != push_store.MAIN and (n or h)
     }
-    if others:
+    if by_thread and others:
         result["unread_thread_notifications"] = others
     return result

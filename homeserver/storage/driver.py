@@ -81,11 +81,6 @@ async def run(conn: AsyncConnection, statements: Sequence[Statement]) -> None:
             await aio.executemany(sql, rows)
 
 
-async def executemany(conn: AsyncConnection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Run ``sql`` once per row of parameters, in ``conn``'s transaction."""
-    await run(conn, [(sql, rows)])
-
-
 async def fetchall(conn: AsyncConnection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows ``sql`` selects, in ``conn``'s transaction."""
     if conn.dialect.name == "sqlite":

@@ -32,7 +32,7 @@ async def test_statements_commit_and_roll_back_with_the_transaction(db_url: str)
             )  # fmt: skip
         with pytest.raises(RuntimeError):
             async with db.write() as conn:
-                await driver.executemany(conn, INSERT, [("!a", "$3")])
+                await driver.run(conn, [(INSERT, [("!a", "$3")])])
                 assert await driver.fetchall(conn, SELECT, ["!a"]) == [("$2",), ("$3",)]
                 raise RuntimeError("roll back")
         async with db.read() as conn:
@@ -101,11 +101,11 @@ async def test_sqlite_connection_left_in_a_transaction_is_rolled_back(tmp_path: 
     db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'k.db'}")
     try:
         async with db.read() as conn:
-            await driver.executemany(conn, INSERT, [("!d", "$1")])
+            await driver.run(conn, [(INSERT, [("!d", "$1")])])
         async with db.read() as conn:
             assert await driver.fetchall(conn, SELECT, ["!d"]) == []
         async with db.write() as conn:  # the write lock is free
-            await driver.executemany(conn, INSERT, [("!d", "$2")])
+            await driver.run(conn, [(INSERT, [("!d", "$2")])])
         async with db.read() as conn:
             assert await driver.fetchall(conn, SELECT, ["!d"]) == [("$2",)]
     finally:

@@ -33,9 +33,9 @@ def _fail(message: str) -> None:
 
 def _run_with_services(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
     """Load the node's config and services, run ``action(services)``, close everything."""
-    from homeserver.app import build_services, close_services
-    from homeserver.config import ConfigError, load_config
-    from homeserver.errors import MatrixError
+    from homeserver.common.errors import MatrixError
+    from homeserver.config.model import ConfigError, load_config
+    from homeserver.node.app import build_services, close_services
     from homeserver.storage.database import StorageError
 
     async def run() -> T:
@@ -72,8 +72,8 @@ def init(
     server_name: str, directory: Path, enable_registration: bool, tls_self_signed: bool
 ) -> None:
     """Write DIR/kairan.yaml and a signing key for a new node."""
-    from homeserver.config import ConfigError
-    from homeserver.setup import init_node
+    from homeserver.config.model import ConfigError
+    from homeserver.node.setup import init_node
 
     try:
         path = init_node(
@@ -97,9 +97,9 @@ def init(
 @click.option("--log-level", default="INFO", show_default=True)
 def serve(directory: Path, dev: bool, log_level: str) -> None:
     """Run the node in the foreground until SIGTERM or Ctrl-C."""
-    from homeserver.app import serve as serve_node
-    from homeserver.config import CONFIG_FILE, ConfigError, load_config
-    from homeserver.setup import init_node
+    from homeserver.config.model import CONFIG_FILE, ConfigError, load_config
+    from homeserver.node.app import serve as serve_node
+    from homeserver.node.setup import init_node
     from homeserver.storage.database import StorageError
 
     logging.basicConfig(
@@ -332,7 +332,7 @@ def bench() -> None:
 @click.option("--messages", default=5000, show_default=True, help="Messages sent by 20 members.")
 def bench_storage(members: int, messages: int) -> None:
     """Bytes on disk per event and state storage growth, on a throwaway SQLite node."""
-    from homeserver import bench_storage as storage_bench
+    from interop.bench import storage as storage_bench
 
     storage_bench.main(max(members, 20), messages)
 
@@ -342,7 +342,7 @@ def bench_storage(members: int, messages: int) -> None:
 @click.option("--repeat", default=5, show_default=True, help="State resolution runs (median).")
 def bench_engine(seconds: float, repeat: int) -> None:
     """Protocol engine: ed25519, PDU verification, event signing, state resolution."""
-    from federation import bench as engine_bench
+    from interop.bench import engine as engine_bench
 
     engine_bench.main(seconds, repeat)
 
@@ -379,7 +379,7 @@ def bench_client(
     ca_file: Path | None,
 ) -> None:
     """Any homeserver over the Client-Server API: latencies, throughput, sync, RSS."""
-    from homeserver import bench_client as client_bench
+    from interop.bench import client as client_bench
 
     options = client_bench.BenchOptions(
         url, users, messages, senders, per_sender, rooms, deliveries, registration_token, pid,
@@ -417,7 +417,7 @@ def bench_federation(
         _fail(f"no interop suite in {repo_root}: run this from a Kairan source checkout")
     if str(repo_root) not in sys.path:
         sys.path.insert(0, str(repo_root))
-    from interop import bench_federation as fed
+    from interop.bench import federation as fed
     from interop.run import prepare_synapse
 
     try:

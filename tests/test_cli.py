@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from homeserver.admin import ops
-from homeserver.app import build_services, close_services
-from homeserver.config import load_config
+from homeserver.config.model import load_config
+from homeserver.node.app import build_services, close_services
 from tests.homeserver.conftest import db_url
 
 __all__ = ["db_url"]  # the fixture: administration runs on SQLite and PostgreSQL

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeserver.errors import MatrixError
+from homeserver.common.errors import MatrixError
 
 SESSION_LIFETIME_S = 600
 

@@ -6,8 +6,8 @@ import secrets
 import string
 from typing import Any
 
-from homeserver.errors import MatrixError, not_found
-from homeserver.services import Services
+from homeserver.common.errors import MatrixError, not_found
+from homeserver.node.services import Services
 from homeserver.storage import accounts as account_store
 from homeserver.storage import rooms as room_store
 

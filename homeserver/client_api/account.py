@@ -9,9 +9,15 @@ from aiohttp import web
 from homeserver.accounts.service import Requester
 from homeserver.accounts.uia import Session
 from homeserver.client_api.common import client_ip, requester, services
-from homeserver.errors import MatrixError, bad_json, forbidden
-from homeserver.http import bearer_token, json_response, optional_string, read_json, required_string
-from homeserver.services import Services
+from homeserver.common.errors import MatrixError, bad_json, forbidden
+from homeserver.common.http import (
+    bearer_token,
+    json_response,
+    optional_string,
+    read_json,
+    required_string,
+)
+from homeserver.node.services import Services
 from homeserver.storage import accounts as account_store
 from homeserver.storage import keys as key_store
 

@@ -18,9 +18,9 @@ from aiohttp import web
 from homeserver.accounts.passwords import check_password_length
 from homeserver.admin import ops
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, bad_json, invalid_param
-from homeserver.http import json_response, query_int, read_json
-from homeserver.services import Services
+from homeserver.common.errors import MatrixError, bad_json, invalid_param
+from homeserver.common.http import json_response, query_int, read_json
+from homeserver.node.services import Services
 
 routes = web.RouteTableDef()
 PREFIX = "/_kairan/admin/v1"

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from homeserver.client_api.account import password_uia
 from homeserver.client_api.common import requester, services
-from homeserver.errors import bad_json, not_found
-from homeserver.http import json_response, read_json
+from homeserver.common.errors import bad_json, not_found
+from homeserver.common.http import json_response, read_json
 from homeserver.storage import accounts as account_store
 from homeserver.storage.accounts import Device
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from federation import room_versions
 from homeserver.client_api.common import requester, services
-from homeserver.http import json_response
+from homeserver.common.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from homeserver.client_api.account import password_uia
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError
-from homeserver.http import json_response, read_json
+from homeserver.common.errors import MatrixError
+from homeserver.common.http import json_response, read_json
 from homeserver.rooms.history import parse_stream_token
 
 routes = web.RouteTableDef()

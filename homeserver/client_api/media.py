@@ -14,8 +14,8 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import invalid_param, missing_param
-from homeserver.http import CORS_HEADERS, json_response, query_int
+from homeserver.common.errors import invalid_param, missing_param
+from homeserver.common.http import CORS_HEADERS, json_response, query_int
 from homeserver.media.service import MAX_WAIT_MS, MediaFile
 from homeserver.media.thumbnailer import METHODS, Method
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, bad_json, forbidden, not_found
-from homeserver.http import json_response, read_json
+from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.common.http import json_response, read_json
 
 routes = web.RouteTableDef()
 P = "/_matrix/client/v3/profile/{user_id}"

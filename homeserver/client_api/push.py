@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, bad_json, invalid_param
-from homeserver.http import json_response, read_json
+from homeserver.common.errors import MatrixError, bad_json, invalid_param
+from homeserver.common.http import json_response, read_json
 from homeserver.push.rules import check_actions, check_kind
 
 routes = web.RouteTableDef()

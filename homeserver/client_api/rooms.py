@@ -8,9 +8,15 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, bad_json, forbidden, not_found
-from homeserver.http import json_response, optional_string, query_int, read_json, required_string
-from homeserver.services import Services
+from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.common.http import (
+    json_response,
+    optional_string,
+    query_int,
+    read_json,
+    required_string,
+)
+from homeserver.node.services import Services
 from homeserver.storage import rooms as room_store
 
 routes = web.RouteTableDef()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import invalid_param
-from homeserver.http import json_response
+from homeserver.common.errors import invalid_param
+from homeserver.common.http import json_response
 
 routes = web.RouteTableDef()
 

@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.errors import MatrixError, bad_json, forbidden
-from homeserver.http import json_response, query_int, read_json
+from homeserver.common.errors import MatrixError, bad_json, forbidden
+from homeserver.common.http import json_response, query_int, read_json
 from homeserver.sync.service import SyncFilter
-from homeserver.userdata import validate_filter
+from homeserver.userdata.service import validate_filter
 
 routes = web.RouteTableDef()
 U = "/_matrix/client/v3/user/{user_id}"

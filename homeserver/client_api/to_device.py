@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.http import json_response, read_json
+from homeserver.common.http import json_response, read_json
 
 routes = web.RouteTableDef()
 

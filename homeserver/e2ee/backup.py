@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
+from homeserver.common.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.storage import backup as store
 from homeserver.storage.database import Database
 

@@ -16,16 +16,16 @@ from typing import Any, Protocol
 from federation.errors import FederationError
 from federation.signing import signing_bytes, verify_json
 from homeserver.accounts.service import AccountService, Requester
-from homeserver.clock import Clock
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError, bad_json, invalid_param, not_found
+from homeserver.common.notifier import Notifier
+from homeserver.common.txncache import TransactionCache
 from homeserver.e2ee import validate
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.counts import KeyCounts
-from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
-from homeserver.notifier import Notifier
 from homeserver.storage import accounts as account_store
 from homeserver.storage import keys as store
 from homeserver.storage.database import Database
-from homeserver.txncache import TransactionCache
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.errors import MatrixError, bad_json, invalid_param
+from homeserver.common.errors import MatrixError, bad_json, invalid_param
 
 MAX_ID_LENGTH = 255
 

@@ -34,7 +34,7 @@ from federation.errors import MatrixError
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import Requester
-from homeserver.clock import Clock
+from homeserver.common.clock import Clock
 from homeserver.e2ee import validate
 from homeserver.e2ee.service import KeysService
 from homeserver.rooms.cache import RoomCache

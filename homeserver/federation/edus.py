@@ -12,7 +12,7 @@ from federation.identifiers import domain_of
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.sync.typing import TypingService
-from homeserver.userdata import UserDataService
+from homeserver.userdata.service import UserDataService
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,18 @@ from federation.errors import AuthError, CanonicalJSONError, FederationError, Ma
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
-from homeserver.directory import DirectoryService
 from homeserver.federation.edus import EduReceiver
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.serving import HistoryServer
 from homeserver.federation.verify import DroppedEvent, event_id_or_none, server_allowed
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.service import RoomService
 from homeserver.storage import federation as federation_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.events import StoredEvent
 from homeserver.sync.typing import TypingService
-from homeserver.userdata import UserDataService
+from homeserver.userdata.service import UserDataService
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from aiohttp.multipart import content_disposition_filename, parse_content_dispos
 from federation.client import FederationClient, UnreachableError, federation_path
 from federation.errors import MatrixError
 from federation.identifiers import is_valid_server_name
-from homeserver.clock import Clock
-from homeserver.config import RemoteMediaCache as CacheSettings
+from homeserver.common.clock import Clock
+from homeserver.config.model import RemoteMediaCache as CacheSettings
 from homeserver.federation.media_cache import RemoteMediaCache
 from homeserver.media.files import install
 from homeserver.media.service import (

@@ -19,7 +19,7 @@ from typing import Any
 
 from federation.client import FederationClient, FederationClientError
 from federation.identifiers import is_valid_server_name
-from homeserver.clock import Clock
+from homeserver.common.clock import Clock
 from homeserver.rooms.summary import child_order_key, strip_child, valid_via
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,8 @@ from federation.sender import TransactionSender
 from federation.server import FederationServer
 from federation.signing import SigningKey
 from homeserver.accounts.service import AccountService
-from homeserver.clock import Clock
-from homeserver.config import Config, RemoteMediaCache
-from homeserver.directory import DirectoryService
+from homeserver.common.clock import Clock
+from homeserver.config.model import Config, RemoteMediaCache
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.e2ee import FederatedKeys
 from homeserver.federation.handler import NodeFederationHandler
@@ -23,13 +22,14 @@ from homeserver.federation.outbound import Outbound
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
+from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.summary import RoomSummaries
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.sync.typing import TypingService
-from homeserver.userdata import UserDataService
+from homeserver.userdata.service import UserDataService
 
 
 @dataclass

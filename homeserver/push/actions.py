@@ -32,7 +32,6 @@ from typing import Any
 
 from federation.auth.power import user_power_level
 from federation.errors import FederationError
-from homeserver.ignored import IgnoredUsers, hides, invited_by
 from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
@@ -42,6 +41,7 @@ from homeserver.storage import events as event_store
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
+from homeserver.userdata.ignored import IgnoredUsers, hides, invited_by
 
 log = logging.getLogger(__name__)
 

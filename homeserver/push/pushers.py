@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.accounts.service import Requester
-from homeserver.clock import Clock
-from homeserver.errors import MatrixError, bad_json, invalid_param, missing_param
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError, bad_json, invalid_param, missing_param
 from homeserver.push.gateway import check_url
 from homeserver.push.sender import PusherPool
 from homeserver.storage import push as store

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from homeserver.accounts.service import Requester
-from homeserver.errors import MatrixError, bad_json, invalid_param, not_found
-from homeserver.notifier import Notifier
+from homeserver.common.errors import MatrixError, bad_json, invalid_param, not_found
+from homeserver.common.notifier import Notifier
 from homeserver.storage import keys as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database

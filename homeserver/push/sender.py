@@ -16,7 +16,7 @@ import contextlib
 import logging
 from typing import Any
 
-from homeserver.clock import Clock
+from homeserver.common.clock import Clock
 from homeserver.push.evaluator import outcome_of
 from homeserver.push.gateway import GatewayClient, GatewayError, notification
 from homeserver.rooms.service import RoomService

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from homeserver.clock import Clock
-from homeserver.config import Config
+from homeserver.common.clock import Clock
+from homeserver.config.model import Config
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
 from homeserver.push.pushers import PushersService

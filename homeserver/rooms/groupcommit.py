@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from homeserver.errors import MatrixError
+from homeserver.common.errors import MatrixError
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.hooks import HookWrite, finish_hooks
 from homeserver.storage import driver

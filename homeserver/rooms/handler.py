@@ -17,7 +17,7 @@ from federation.client import FederationClientError
 from federation.errors import CanonicalJSONError, UnsupportedRoomVersion
 from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.accounts.service import AccountService
-from homeserver.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store

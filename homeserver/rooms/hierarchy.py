@@ -20,8 +20,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from homeserver.clock import Clock
-from homeserver.errors import forbidden, invalid_param
+from homeserver.common.clock import Clock
+from homeserver.common.errors import forbidden, invalid_param
 from homeserver.rooms.summary import SPACE, RoomSummaries
 
 if TYPE_CHECKING:

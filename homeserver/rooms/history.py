@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from homeserver.clock import Clock
-from homeserver.errors import MatrixError, forbidden, not_found
-from homeserver.eventformat import client_event
-from homeserver.ignored import NOBODY, IgnoredUsers, hides
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.eventformat import client_event
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage.events import StoredEvent
+from homeserver.userdata.ignored import NOBODY, IgnoredUsers, hides
 
 HISTORY_VISIBILITY = ("m.room.history_visibility", "")
 #: Memberships from the most to the least joined (Synapse's MEMBERSHIP_PRIORITY).

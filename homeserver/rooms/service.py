@@ -20,9 +20,9 @@ from federation import events as engine_events
 from federation import room_versions
 from federation.errors import AuthError, FederationError
 from federation.signing import SigningKey
-from homeserver.clock import Clock
-from homeserver.errors import MatrixError, forbidden, not_found
-from homeserver.notifier import Notifier
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError, forbidden, not_found
+from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import EventCache, RoomCache, StateKey
 from homeserver.rooms.groupcommit import MAX_PREV_EVENTS, GroupCommit, Pending
 from homeserver.rooms.hooks import EventHook, HookWrite, finish_hooks

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from federation.identifiers import domain_of
-from homeserver.errors import not_found
+from homeserver.common.errors import not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store

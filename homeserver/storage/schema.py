@@ -146,7 +146,7 @@ event_txn_ids = Table(
     Column("path", Text, nullable=False),
     Column("txn_id", Text, nullable=False),
     Column("event_id", String(255), nullable=False, index=True),
-    #: Kept 24 hours (homeserver/housekeeping.py): indexed for the hourly deletion.
+    #: Kept 24 hours (homeserver/node/housekeeping.py): indexed for the hourly deletion.
     Column("created_ts", BigInteger, nullable=False, index=True),
 )  # fmt: skip
 

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.accounts.service import Requester
-from homeserver.clock import Clock
-from homeserver.errors import MatrixError
-from homeserver.eventformat import STRIPPED_STATE_TYPES, stripped_event
-from homeserver.ignored import NOBODY, invited_by
-from homeserver.notifier import Notifier, wait_for
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError
+from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
@@ -29,6 +28,7 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.rooms import Membership
 from homeserver.sync import counts
 from homeserver.sync.typing import TypingService
+from homeserver.userdata.ignored import NOBODY, invited_by
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 300_000

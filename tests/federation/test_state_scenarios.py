@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from federation.auth import auth_types_for_event
-from federation.benchmarks.stateres import build_large_room
 from federation.errors import StateResolutionError, UnsupportedRoomVersion
 from federation.events import compute_content_hash, compute_event_id, compute_room_id
 from federation.room_versions import get as get_room_version
@@ -25,6 +24,7 @@ from federation.state import resolve
 from federation.state._events import EventGraph
 from federation.state.auth_chain import auth_difference
 from federation.state.separate import separate
+from interop.bench.stateres import build_large_room
 
 StateKey = tuple[str, str]
 StateMap = dict[StateKey, str]

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from homeserver.app import build_services, close_services, make_app, ssl_context
-from homeserver.config import RateLimit, load_config
-from homeserver.services import Services
-from homeserver.setup import init_node
+from homeserver.config.model import RateLimit, load_config
+from homeserver.node.app import build_services, close_services, make_app, ssl_context
+from homeserver.node.services import Services
+from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
 from tests.homeserver.client import Client

@@ -27,7 +27,7 @@ from federation.room_versions import RoomVersion
 from federation.room_versions import get as get_room_version
 from federation.signing import SigningKey, build_server_keys, generate_signing_key
 from federation.xmatrix import authorization_header
-from homeserver.tls import write_self_signed
+from homeserver.node.tls import write_self_signed
 from tests.homeserver.conftest import Node, free_port
 
 

@@ -19,9 +19,9 @@ from federation.signing import (
     signing_bytes,
 )
 from tests.homeserver.client import User
+from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ClientServerSpec
-from tests.homeserver.test_openapi import ValidatingClient
 
 V3 = "/_matrix/client/v3"
 OLM = "m.olm.v1.curve25519-aes-sha2"

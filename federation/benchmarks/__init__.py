@@ -1,1 +1,0 @@
-"""Benchmarks of the protocol engine (pure code; run with ``python -m``)."""

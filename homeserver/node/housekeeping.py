@@ -1,0 +1,58 @@
+"""Periodic housekeeping of the node's tables.
+
+- Client transaction IDs of sent events (``event_txn_ids``) are kept 24 hours, as Synapse
+  keeps its ``event_txn_id`` rows: long enough for any retry of a request (clients retry
+  within minutes; the in-memory cache of other idempotent requests keeps 30 minutes), and
+  the table no longer grows with every message ever sent.  A retry after that creates a new
+  event, and ``unsigned.transaction_id`` is no longer given for the old one, as in Synapse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from homeserver.common.clock import Clock
+from homeserver.storage import events as event_store
+from homeserver.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+TXN_LIFETIME_MS = 24 * 3600 * 1000
+INTERVAL_S = 3600.0
+
+
+class Housekeeping:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """Delete what has expired; how many rows went."""
+        async with self.db.write() as conn:
+            return await event_store.delete_txn_ids_before(
+                conn, self.clock.now_ms() - TXN_LIFETIME_MS
+            )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._every_hour())
+
+    async def _every_hour(self) -> None:
+        while True:
+            try:
+                removed = await self.run_once()
+                if removed:
+                    log.info("deleted %d expired client transaction IDs", removed)
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(INTERVAL_S)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,195 @@
+"""The room directory, profiles and the user directory (with Japanese-aware search).
+
+User directory search normalises both the query and the names (NFKC, case folding, no
+spaces, katakana as hiragana) and also matches the kana reading of kanji names (pykakasi),
+so 「山田太郎」, 「山田 太郎」 and 「やまだ」 all find 山田 太郎.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from homeserver.accounts.service import AccountService
+from homeserver.common.errors import MatrixError, bad_json, not_found
+from homeserver.rooms.service import RoomService
+from homeserver.storage import accounts as account_store
+from homeserver.storage import rooms as room_store
+
+
+def _to_hiragana(text: str) -> str:
+    return "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in text)
+
+
+def normalise(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _to_hiragana("".join(folded.split()))
+
+
+@lru_cache(maxsize=100_000)
+def reading(text: str) -> str:
+    """The hiragana reading of ``text`` (kanji converted by pykakasi), normalised."""
+    converter = _kakasi()
+    return normalise("".join(item["hira"] for item in converter.convert(text)))
+
+
+@lru_cache(maxsize=1)
+def _kakasi() -> Any:
+    import pykakasi
+
+    return pykakasi.kakasi()  # type: ignore[no-untyped-call]
+
+
+def matches(term: str, *names: str | None) -> bool:
+    wanted = normalise(term)
+    if not wanted:
+        return False
+    for name in names:
+        if not name:
+            continue
+        if wanted in normalise(name) or wanted in reading(name):
+            return True
+    return False
+
+
+class DirectoryService:
+    def __init__(self, rooms: RoomService, accounts: AccountService) -> None:
+        self.rooms = rooms
+        self.accounts = accounts
+        self.db = rooms.db
+
+    # ------------------------------------------------------------- public rooms
+
+    async def public_rooms(self, search: str, limit: int, since: Any) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            listed = await room_store.list_rooms(conn, public_only=True)
+        chunk: list[dict[str, Any]] = []
+        for room in listed:
+            cache = await self.rooms.room(room.room_id)
+            if cache is None:
+                continue
+            entry: dict[str, Any] = {
+                "room_id": room.room_id,
+                "num_joined_members": len(cache.joined()),
+                "world_readable": (
+                    await self.rooms.state_content(cache, "m.room.history_visibility")
+                ).get("history_visibility")
+                == "world_readable",
+                "guest_can_join": (
+                    await self.rooms.state_content(cache, "m.room.guest_access")
+                ).get("guest_access")
+                == "can_join",
+                "join_rule": (await self.rooms.state_content(cache, "m.room.join_rules")).get(
+                    "join_rule", "invite"
+                ),
+                "room_type": (await self.rooms.state_content(cache, "m.room.create")).get("type"),
+            }
+            for key, event_type, field in (
+                ("name", "m.room.name", "name"),
+                ("topic", "m.room.topic", "topic"),
+                ("canonical_alias", "m.room.canonical_alias", "alias"),
+                ("avatar_url", "m.room.avatar", "url"),
+            ):
+                value = (await self.rooms.state_content(cache, event_type)).get(field)
+                if isinstance(value, str):
+                    entry[key] = value
+            entry = {k: v for k, v in entry.items() if v is not None}
+            if search and not matches(
+                search, entry.get("name"), entry.get("topic"), entry.get("canonical_alias")
+            ):
+                continue
+            chunk.append(entry)
+        chunk.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
+        start = 0
+        if since is not None:
+            if not isinstance(since, str) or not (since.isascii() and since.isdigit()):
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
+            start = int(since)
+        limit = max(1, min(limit, 500))
+        page = chunk[start : start + limit]
+        response: dict[str, Any] = {"chunk": page, "total_room_count_estimate": len(chunk)}
+        if start + limit < len(chunk):
+            response["next_batch"] = str(start + limit)
+        if start > 0:
+            response["prev_batch"] = str(max(0, start - limit))
+        return response
+
+    # ------------------------------------------------------------- profiles
+
+    async def get_profile(self, user_id: str) -> dict[str, Any]:
+        user = await self.accounts.get_user(user_id)
+        if user is None or user.deactivated:
+            raise not_found("Profile not found")
+        profile: dict[str, Any] = {}
+        if user.displayname is not None:
+            profile["displayname"] = user.displayname
+        if user.avatar_url is not None:
+            profile["avatar_url"] = user.avatar_url
+        return profile
+
+    async def set_profile_field(self, user_id: str, field: str, value: Any) -> None:
+        if field not in ("displayname", "avatar_url"):
+            raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
+        if value is not None and not isinstance(value, str):
+            raise bad_json(f"{field} must be a string")
+        if isinstance(value, str) and len(value) > 256 and field == "displayname":
+            raise MatrixError(400, "M_TOO_LARGE", "displayname is longer than 256 characters")
+        async with self.db.write() as conn:
+            await account_store.update_user(conn, user_id, **{field: value})
+        # Propagate to the member event of every joined room, as Synapse does.
+        async with self.db.read() as conn:
+            joined = await room_store.memberships_of_user(conn, user_id, ["join"])
+        for membership in joined:
+            room = await self.rooms.room(membership.room_id)
+            if room is None:
+                continue
+            current = await self.rooms.state_content(room, "m.room.member", user_id)
+            content = dict(current) if current else {"membership": "join"}
+            if value is None:
+                content.pop(field, None)
+            else:
+                content[field] = value
+            try:
+                await self.rooms.send(
+                    room.room_id, user_id, "m.room.member", content, state_key=user_id
+                )
+            except MatrixError:
+                continue  # e.g. no longer allowed in that room
+
+    # ------------------------------------------------------------- user directory
+
+    async def search_users(self, requester: str, term: str, limit: int) -> dict[str, Any]:
+        term = term.strip()
+        async with self.db.read() as conn:
+            candidates = await account_store.list_users(conn, limit=100_000)
+            shared_rooms = await room_store.memberships_of_user(conn, requester, ["join"])
+        seen: dict[str, dict[str, Any]] = {}
+        for user in candidates:
+            if user.deactivated:
+                continue
+            localpart = user.user_id[1:].split(":", 1)[0]
+            if matches(term, user.displayname, localpart, user.user_id):
+                seen[user.user_id] = {
+                    "user_id": user.user_id,
+                    "display_name": user.displayname,
+                    "avatar_url": user.avatar_url,
+                }
+        for membership in shared_rooms:
+            room = await self.rooms.room(membership.room_id)
+            if room is None:
+                continue
+            for member in room.joined():
+                if member in seen or self.accounts.is_local(member):
+                    continue
+                content = await self.rooms.state_content(room, "m.room.member", member)
+                name = content.get("displayname")
+                if matches(term, name if isinstance(name, str) else None, member):
+                    seen[member] = {
+                        "user_id": member,
+                        "display_name": name,
+                        "avatar_url": content.get("avatar_url"),
+                    }
+        results = sorted(seen.values(), key=lambda r: r["user_id"])
+        cleaned = [{k: v for k, v in r.items() if v is not None} for r in results[:limit]]
+        return {"results": cleaned, "limited": len(results) > limit}

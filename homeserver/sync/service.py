@@ -4,87 +4,38 @@ A sync token is ``s<stream position>_<typing serial>``.  Everything persisted (e
 state deltas, memberships, receipts, account data, to-device messages, device list
 changes) has a position in the node's single stream, so "what changed since" is a range
 query per kind of data.
+
+:class:`SyncService` waits for news and decides which rooms a response shows; the
+sections are read by :mod:`.joined` (joined rooms) and :mod:`.other_rooms` (invites,
+knocks, rooms left); :mod:`.params` has the token and the filter, :mod:`.counts` the
+unread counts and receipts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from homeserver.accounts.service import Requester
 from homeserver.common.clock import Clock
-from homeserver.common.errors import MatrixError
 from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
-from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
-from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
-from homeserver.storage.events import StoredEvent
 from homeserver.storage.rooms import Membership
-from homeserver.sync import counts
+from homeserver.sync import counts, other_rooms
+from homeserver.sync.joined import JoinedRoomSync
+
+# SyncFilter is imported from here by the client API's /sync route.
+from homeserver.sync.params import SyncFilter as SyncFilter
+from homeserver.sync.params import SyncToken
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.ignored import NOBODY, invited_by
 
-DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 300_000
-
-
-@dataclass(frozen=True)
-class SyncToken:
-    position: int
-    typing: int
-
-    def __str__(self) -> str:
-        return f"s{self.position}_{self.typing}"
-
-    @classmethod
-    def parse(cls, text: str) -> SyncToken:
-        parts = text[1:].split("_") if text.startswith("s") else []
-        # ASCII digits within int64: anything else would fail in int() or in the database.
-        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
-            raise MatrixError(400, "M_INVALID_PARAM", f"Invalid since token {text!r}")
-        return cls(int(parts[0]), int(parts[1]))
-
-
-@dataclass(frozen=True)
-class SyncFilter:
-    timeline_limit: int = DEFAULT_TIMELINE_LIMIT
-    timeline_types: list[str] | None = None
-    timeline_not_types: list[str] | None = None
-    lazy_load_members: bool = False
-    include_leave: bool = False
-    rooms: list[str] | None = None
-    not_rooms: list[str] | None = None
-    account_data: bool = True
-    ephemeral: bool = True
-    #: Notification counts per thread (``unread_thread_notifications``).
-    thread_counts: bool = False
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> SyncFilter:
-        room = body.get("room") or {}
-        timeline = room.get("timeline") or {}
-        state = room.get("state") or {}
-        limit = timeline.get("limit", DEFAULT_TIMELINE_LIMIT)
-        return cls(
-            timeline_limit=max(1, min(int(limit), 1000))
-            if isinstance(limit, int)
-            else DEFAULT_TIMELINE_LIMIT,
-            timeline_types=timeline.get("types"),
-            timeline_not_types=timeline.get("not_types"),
-            lazy_load_members=bool(state.get("lazy_load_members")),
-            include_leave=bool(room.get("include_leave")),
-            rooms=room.get("rooms"),
-            not_rooms=room.get("not_rooms"),
-            account_data=(body.get("account_data") or {}).get("not_types") != ["*"],
-            ephemeral=(room.get("ephemeral") or {}).get("not_types") != ["*"],
-            thread_counts=timeline.get("unread_thread_notifications") is True,
-        )
 
 
 class SyncService:
@@ -155,7 +106,7 @@ class SyncService:
         # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
         joined_rooms: list[tuple[RoomCache, SyncToken | None, list[dict[str, Any]] | None]] = []
         for membership in memberships:
-            if membership.forgotten or not _room_wanted(membership.room_id, sync_filter):
+            if membership.forgotten or not sync_filter.wants_room(membership.room_id):
                 continue
             if membership.stream_ordering > upto.position:
                 continue  # committed after our snapshot: the next sync will see it
@@ -163,8 +114,8 @@ class SyncService:
             changed = since_pos is None or membership.stream_ordering > since_pos
             if room is None:
                 # A room this node is not in: an invite from another server, or its rejection.
-                await self._remote_membership(
-                    membership, changed, since_pos, full_state, rooms, ignored
+                await other_rooms.remote_membership(
+                    self.rooms, membership, changed, since_pos, full_state, rooms, ignored
                 )
                 continue
             if membership.membership == "join":
@@ -187,14 +138,14 @@ class SyncService:
                     continue  # the spec: invites from ignored users are not sent
                 key = "invite_state" if membership.membership == "invite" else "knock_state"
                 rooms[membership.membership][room.room_id] = {
-                    key: {"events": await self._stripped_state(room, membership)}
+                    key: {"events": await other_rooms.stripped_state(self.rooms, room, membership)}
                 }
             elif membership.membership in ("leave", "ban") and (
                 (since_pos is not None and changed)
                 or (sync_filter.include_leave and since_pos is None)
             ):
-                rooms["leave"][room.room_id] = await self._left_room(
-                    requester, room, membership, since, sync_filter
+                rooms["leave"][room.room_id] = await other_rooms.left_room(
+                    self.rooms, self.history, requester, room, membership, since, sync_filter
                 )
         receipts = await counts.receipts_after(
             self.db,
@@ -202,9 +153,10 @@ class SyncService:
              for room, room_since, _ in joined_rooms],
             upto.position,
         )  # fmt: skip
+        joined_sync = JoinedRoomSync(self.rooms, self.history, self.typing)
         entries = await asyncio.gather(
             *(
-                self._joined_room(
+                joined_sync.section(
                     requester,
                     room,
                     room_since,
@@ -296,242 +248,6 @@ class SyncService:
         }
         found.update(room_id for room_id in account_data if room_id)
         return found
-
-    # ------------------------------------------------------------- joined rooms
-
-    async def _joined_room(
-        self,
-        requester: Requester,
-        room: RoomCache,
-        since: SyncToken | None,
-        upto: SyncToken,
-        sync_filter: SyncFilter,
-        room_account_data: list[dict[str, Any]] | None,
-        receipts: list[userdata_store.Receipt],
-    ) -> dict[str, Any] | None:
-        """The room's section of the response, but its unread counts (read for all rooms at
-        once); None when nothing changed in it since ``since``."""
-        user_id = requester.user_id
-        limit = sync_filter.timeline_limit
-        after = since.position if since else None
-        changes = self.db.changes
-        recent: list[StoredEvent] = []
-        changed_state: set[tuple[str, str]] | None = None
-        async with self.db.read() as conn:
-            # Only what the change trackers say may have changed is asked for.
-            if after is None or changes.room_events.changed_since(room.room_id, after):
-                recent = await event_store.room_events(
-                    conn,
-                    room.room_id,
-                    after=after,
-                    upto=upto.position,
-                    limit=limit + 1,
-                    backwards=True,
-                    types=sync_filter.timeline_types,
-                    not_types=sync_filter.timeline_not_types,
-                )
-            if after is not None:
-                changed_state = (
-                    await room_store.state_changes_after(conn, room.room_id, after, upto.position)
-                    if changes.room_state.changed_since(room.room_id, after)
-                    else set()
-                )
-            if room_account_data is None:
-                rows = await userdata_store.account_data_since(conn, user_id, None, upto.position)
-                room_account_data = [
-                    {"type": t, "content": c} for r, t, c in rows if r == room.room_id
-                ]
-        limited = len(recent) > limit
-        timeline = list(reversed(recent[:limit]))
-        timeline = await self.history.visible(user_id, room, timeline)
-        typing_changed = since is None or self.typing.changed_since(room.room_id, since.typing)
-        if since is not None and not timeline and not changed_state and not receipts \
-                and not typing_changed and not room_account_data:  # fmt: skip
-            return None
-        state_events = await self._state_for(
-            room, user_id, timeline, since, changed_state, sync_filter
-        )
-        requester_key = (requester.user_id, requester.device_id)
-        prev_batch = (
-            stream_token(timeline[0].stream_ordering - 1)
-            if timeline
-            else stream_token(upto.position)
-        )
-        entry: dict[str, Any] = {
-            "timeline": {
-                "events": await self.history.serialize(
-                    timeline, requester_key, include_room_id=False
-                ),
-                "limited": limited,
-                "prev_batch": prev_batch,
-            },
-            "state": {
-                "events": await self.history.serialize(state_events, None, include_room_id=False)
-            },
-            "account_data": {"events": room_account_data},
-            "ephemeral": {"events": self._ephemeral(room, user_id, receipts, typing_changed)},
-            "summary": self._summary(room, user_id),
-        }
-        return entry
-
-    async def _state_for(
-        self,
-        room: RoomCache,
-        user_id: str,
-        timeline: list[StoredEvent],
-        since: SyncToken | None,
-        changed: set[tuple[str, str]] | None,
-        sync_filter: SyncFilter,
-    ) -> list[StoredEvent]:
-        in_timeline = {e.event_id for e in timeline}
-        if since is None:
-            # The state at the start of the timeline.
-            if timeline:
-                first = timeline[0]
-                async with self.db.read() as conn:
-                    group = first.state_group
-                    state = await self.rooms.state_store.get_state(conn, group)
-                if first.state_key is not None:
-                    # The group is the state after the first event: take the state before it.
-                    state = await self._state_before(first)
-            else:
-                state = dict(room.state)
-            keys = list(state)
-        else:
-            keys = list(changed or ())
-            state = room.state
-        if sync_filter.lazy_load_members:
-            wanted = {e.sender for e in timeline} | {user_id}
-            keys = [k for k in keys if k[0] != "m.room.member" or k[1] in wanted]
-        ids = [state[k] for k in keys if k in state]
-        found = await self.rooms.get_events(ids)
-        return [found[i] for i in ids if i in found and i not in in_timeline]
-
-    async def _state_before(self, event: StoredEvent) -> dict[tuple[str, str], str]:
-        """The state before a state event: its group's parent (see RoomService._persist)."""
-        async with self.db.read() as conn:
-            parent = await self.rooms.state_store.parent(conn, event.state_group)
-            return await self.rooms.state_store.get_state(conn, parent)
-
-    def _ephemeral(
-        self,
-        room: RoomCache,
-        user_id: str,
-        receipts: list[userdata_store.Receipt],
-        typing_changed: bool,
-    ) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        if typing_changed:
-            events.append(
-                {
-                    "type": "m.typing",
-                    "content": {"user_ids": self.typing.typing_users(room.room_id)},
-                }
-            )
-        content: dict[str, dict[str, dict[str, Any]]] = {}
-        for receipt in receipts:
-            if receipt.receipt_type == "m.read.private" and receipt.user_id != user_id:
-                continue
-            data: dict[str, Any] = {"ts": receipt.ts}
-            if receipt.thread_id:
-                data["thread_id"] = receipt.thread_id
-            content.setdefault(receipt.event_id, {}).setdefault(receipt.receipt_type, {})[
-                receipt.user_id
-            ] = data
-        if content:
-            events.append({"type": "m.receipt", "content": content})
-        return events
-
-    def _summary(self, room: RoomCache, user_id: str) -> dict[str, Any]:
-        joined = [u for u, m in room.members.items() if m == "join"]
-        invited = [u for u, m in room.members.items() if m == "invite"]
-        heroes = sorted(u for u in joined + invited if u != user_id)[:5]
-        return {
-            "m.heroes": heroes,
-            "m.joined_member_count": len(joined),
-            "m.invited_member_count": len(invited),
-        }
-
-    # ------------------------------------------------------------- other rooms
-
-    async def _remote_membership(
-        self,
-        membership: Membership,
-        changed: bool,
-        since: int | None,
-        full_state: bool,
-        rooms: dict[str, dict[str, Any]],
-        ignored: frozenset[str],
-    ) -> None:
-        if membership.membership == "invite" and (changed or full_state):
-            invite = await self.rooms.get_event(membership.event_id)
-            if invite is None or invited_by(invite, membership.user_id, ignored):
-                return
-            state = invite.pdu.get("unsigned", {}).get("invite_room_state", [])
-            events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
-            events.append(stripped_event(invite))
-            rooms["invite"][membership.room_id] = {"invite_state": {"events": events}}
-        elif membership.membership == "leave" and since is not None and changed:
-            rooms["leave"][membership.room_id] = {
-                "timeline": {
-                    "events": [],
-                    "limited": False,
-                    "prev_batch": stream_token(membership.stream_ordering),
-                },
-                "state": {"events": []},
-                "account_data": {"events": []},
-            }
-
-    async def _stripped_state(
-        self, room: RoomCache, membership: Membership
-    ) -> list[dict[str, Any]]:
-        ids = [room.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in room.state]
-        found = await self.rooms.get_events([*ids, membership.event_id])
-        events = [stripped_event(found[i]) for i in ids if i in found]
-        own = found.get(membership.event_id)
-        if own is not None:
-            events.append(stripped_event(own))
-        return events
-
-    async def _left_room(
-        self,
-        requester: Requester,
-        room: RoomCache,
-        membership: Membership,
-        since: SyncToken | None,
-        sync_filter: SyncFilter,
-    ) -> dict[str, Any]:
-        limit = sync_filter.timeline_limit
-        async with self.db.read() as conn:
-            recent = await event_store.room_events(
-                conn,
-                room.room_id,
-                after=since.position if since else None,
-                upto=membership.stream_ordering,
-                limit=limit + 1,
-                backwards=True,
-            )
-        timeline = list(reversed(recent[:limit]))
-        timeline = await self.history.visible(requester.user_id, room, timeline)
-        return {
-            "timeline": {
-                "events": await self.history.serialize(
-                    timeline, (requester.user_id, requester.device_id), include_room_id=False
-                ),
-                "limited": len(recent) > limit,
-                "prev_batch": stream_token(
-                    (timeline[0].stream_ordering - 1) if timeline else membership.stream_ordering
-                ),
-            },
-            "state": {"events": []},
-            "account_data": {"events": []},
-        }
-
-
-def _room_wanted(room_id: str, sync_filter: SyncFilter) -> bool:
-    if sync_filter.rooms is not None and room_id not in sync_filter.rooms:
-        return False
-    return not (sync_filter.not_rooms and room_id in sync_filter.not_rooms)
 
 
 def _has_news(response: dict[str, Any]) -> bool:

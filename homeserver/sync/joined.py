@@ -1,0 +1,183 @@
+"""The section of a joined room in a /sync response: its timeline, the state the client
+needs with it, its account data, typing and receipts (``ephemeral``) and its summary.
+Its unread counts are read for all the rooms of a response at once
+(:mod:`homeserver.sync.counts`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.accounts.service import Requester
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
+from homeserver.storage import userdata as userdata_store
+from homeserver.storage.events import StoredEvent
+from homeserver.sync.params import SyncFilter, SyncToken
+from homeserver.sync.typing import TypingService
+
+
+class JoinedRoomSync:
+    """Reads joined rooms' sections of /sync responses."""
+
+    def __init__(self, rooms: RoomService, history: HistoryService, typing: TypingService) -> None:
+        self.rooms = rooms
+        self.history = history
+        self.typing = typing
+        self.db = rooms.db
+
+    async def section(
+        self,
+        requester: Requester,
+        room: RoomCache,
+        since: SyncToken | None,
+        upto: SyncToken,
+        sync_filter: SyncFilter,
+        room_account_data: list[dict[str, Any]] | None,
+        receipts: list[userdata_store.Receipt],
+    ) -> dict[str, Any] | None:
+        """The room's section of the response, but its unread counts (read for all rooms at
+        once); None when nothing changed in it since ``since``."""
+        user_id = requester.user_id
+        limit = sync_filter.timeline_limit
+        after = since.position if since else None
+        changes = self.db.changes
+        recent: list[StoredEvent] = []
+        changed_state: set[tuple[str, str]] | None = None
+        async with self.db.read() as conn:
+            # Only what the change trackers say may have changed is asked for.
+            if after is None or changes.room_events.changed_since(room.room_id, after):
+                recent = await event_store.room_events(
+                    conn,
+                    room.room_id,
+                    after=after,
+                    upto=upto.position,
+                    limit=limit + 1,
+                    backwards=True,
+                    types=sync_filter.timeline_types,
+                    not_types=sync_filter.timeline_not_types,
+                )
+            if after is not None:
+                changed_state = (
+                    await room_store.state_changes_after(conn, room.room_id, after, upto.position)
+                    if changes.room_state.changed_since(room.room_id, after)
+                    else set()
+                )
+            if room_account_data is None:
+                rows = await userdata_store.account_data_since(conn, user_id, None, upto.position)
+                room_account_data = [
+                    {"type": t, "content": c} for r, t, c in rows if r == room.room_id
+                ]
+        limited = len(recent) > limit
+        timeline = list(reversed(recent[:limit]))
+        timeline = await self.history.visible(user_id, room, timeline)
+        typing_changed = since is None or self.typing.changed_since(room.room_id, since.typing)
+        if since is not None and not timeline and not changed_state and not receipts \
+                and not typing_changed and not room_account_data:  # fmt: skip
+            return None
+        state_events = await self._state_for(
+            room, user_id, timeline, since, changed_state, sync_filter
+        )
+        requester_key = (requester.user_id, requester.device_id)
+        prev_batch = (
+            stream_token(timeline[0].stream_ordering - 1)
+            if timeline
+            else stream_token(upto.position)
+        )
+        entry: dict[str, Any] = {
+            "timeline": {
+                "events": await self.history.serialize(
+                    timeline, requester_key, include_room_id=False
+                ),
+                "limited": limited,
+                "prev_batch": prev_batch,
+            },
+            "state": {
+                "events": await self.history.serialize(state_events, None, include_room_id=False)
+            },
+            "account_data": {"events": room_account_data},
+            "ephemeral": {"events": self._ephemeral(room, user_id, receipts, typing_changed)},
+            "summary": summary(room, user_id),
+        }
+        return entry
+
+    async def _state_for(
+        self,
+        room: RoomCache,
+        user_id: str,
+        timeline: list[StoredEvent],
+        since: SyncToken | None,
+        changed: set[tuple[str, str]] | None,
+        sync_filter: SyncFilter,
+    ) -> list[StoredEvent]:
+        in_timeline = {e.event_id for e in timeline}
+        if since is None:
+            # The state at the start of the timeline.
+            if timeline:
+                first = timeline[0]
+                async with self.db.read() as conn:
+                    group = first.state_group
+                    state = await self.rooms.state_store.get_state(conn, group)
+                if first.state_key is not None:
+                    # The group is the state after the first event: take the state before it.
+                    state = await self._state_before(first)
+            else:
+                state = dict(room.state)
+            keys = list(state)
+        else:
+            keys = list(changed or ())
+            state = room.state
+        if sync_filter.lazy_load_members:
+            wanted = {e.sender for e in timeline} | {user_id}
+            keys = [k for k in keys if k[0] != "m.room.member" or k[1] in wanted]
+        ids = [state[k] for k in keys if k in state]
+        found = await self.rooms.get_events(ids)
+        return [found[i] for i in ids if i in found and i not in in_timeline]
+
+    async def _state_before(self, event: StoredEvent) -> dict[tuple[str, str], str]:
+        """The state before a state event: its group's parent (see RoomService._persist)."""
+        async with self.db.read() as conn:
+            parent = await self.rooms.state_store.parent(conn, event.state_group)
+            return await self.rooms.state_store.get_state(conn, parent)
+
+    def _ephemeral(
+        self,
+        room: RoomCache,
+        user_id: str,
+        receipts: list[userdata_store.Receipt],
+        typing_changed: bool,
+    ) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if typing_changed:
+            events.append(
+                {
+                    "type": "m.typing",
+                    "content": {"user_ids": self.typing.typing_users(room.room_id)},
+                }
+            )
+        content: dict[str, dict[str, dict[str, Any]]] = {}
+        for receipt in receipts:
+            if receipt.receipt_type == "m.read.private" and receipt.user_id != user_id:
+                continue
+            data: dict[str, Any] = {"ts": receipt.ts}
+            if receipt.thread_id:
+                data["thread_id"] = receipt.thread_id
+            content.setdefault(receipt.event_id, {}).setdefault(receipt.receipt_type, {})[
+                receipt.user_id
+            ] = data
+        if content:
+            events.append({"type": "m.receipt", "content": content})
+        return events
+
+
+def summary(room: RoomCache, user_id: str) -> dict[str, Any]:
+    joined = [u for u, m in room.members.items() if m == "join"]
+    invited = [u for u, m in room.members.items() if m == "invite"]
+    heroes = sorted(u for u in joined + invited if u != user_id)[:5]
+    return {
+        "m.heroes": heroes,
+        "m.joined_member_count": len(joined),
+        "m.invited_member_count": len(invited),
+    }

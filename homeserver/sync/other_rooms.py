@@ -1,0 +1,94 @@
+"""The sections of rooms the user is not joined to in a /sync response: invites and
+knocks (stripped state), rooms left or banned from (the timeline up to the leave), and
+invites to rooms on other servers that this node is not in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.accounts.service import Requester
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
+from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.service import RoomService
+from homeserver.storage import events as event_store
+from homeserver.storage.rooms import Membership
+from homeserver.sync.params import SyncFilter, SyncToken
+from homeserver.userdata.ignored import invited_by
+
+
+async def remote_membership(
+    room_service: RoomService,
+    membership: Membership,
+    changed: bool,
+    since: int | None,
+    full_state: bool,
+    rooms: dict[str, dict[str, Any]],
+    ignored: frozenset[str],
+) -> None:
+    if membership.membership == "invite" and (changed or full_state):
+        invite = await room_service.get_event(membership.event_id)
+        if invite is None or invited_by(invite, membership.user_id, ignored):
+            return
+        state = invite.pdu.get("unsigned", {}).get("invite_room_state", [])
+        events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
+        events.append(stripped_event(invite))
+        rooms["invite"][membership.room_id] = {"invite_state": {"events": events}}
+    elif membership.membership == "leave" and since is not None and changed:
+        rooms["leave"][membership.room_id] = {
+            "timeline": {
+                "events": [],
+                "limited": False,
+                "prev_batch": stream_token(membership.stream_ordering),
+            },
+            "state": {"events": []},
+            "account_data": {"events": []},
+        }
+
+
+async def stripped_state(
+    rooms: RoomService, room: RoomCache, membership: Membership
+) -> list[dict[str, Any]]:
+    ids = [room.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in room.state]
+    found = await rooms.get_events([*ids, membership.event_id])
+    events = [stripped_event(found[i]) for i in ids if i in found]
+    own = found.get(membership.event_id)
+    if own is not None:
+        events.append(stripped_event(own))
+    return events
+
+
+async def left_room(
+    rooms: RoomService,
+    history: HistoryService,
+    requester: Requester,
+    room: RoomCache,
+    membership: Membership,
+    since: SyncToken | None,
+    sync_filter: SyncFilter,
+) -> dict[str, Any]:
+    limit = sync_filter.timeline_limit
+    async with rooms.db.read() as conn:
+        recent = await event_store.room_events(
+            conn,
+            room.room_id,
+            after=since.position if since else None,
+            upto=membership.stream_ordering,
+            limit=limit + 1,
+            backwards=True,
+        )
+    timeline = list(reversed(recent[:limit]))
+    timeline = await history.visible(requester.user_id, room, timeline)
+    return {
+        "timeline": {
+            "events": await history.serialize(
+                timeline, (requester.user_id, requester.device_id), include_room_id=False
+            ),
+            "limited": len(recent) > limit,
+            "prev_batch": stream_token(
+                (timeline[0].stream_ordering - 1) if timeline else membership.stream_ordering
+            ),
+        },
+        "state": {"events": []},
+        "account_data": {"events": []},
+    }

@@ -25,7 +25,7 @@ from federation.sender import TransactionSender
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.service import RoomService
-from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class RemoteRooms:
     async def backfill(self, room: RoomCache, limit: int) -> bool:
         """Fetch older history from a server in the room; True when new events were stored."""
         async with self.rooms.db.read() as conn:
-            extremities = await event_store.backward_extremities(conn, room.room_id)
+            extremities = await extremity_store.backward_extremities(conn, room.room_id)
         if not extremities:
             return False
         servers = sorted(

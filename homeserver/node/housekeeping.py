@@ -14,7 +14,7 @@ import contextlib
 import logging
 
 from homeserver.common.clock import Clock
-from homeserver.storage import events as event_store
+from homeserver.storage import txns as txn_store
 from homeserver.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Housekeeping:
     async def run_once(self) -> int:
         """Delete what has expired; how many rows went."""
         async with self.db.write() as conn:
-            return await event_store.delete_txn_ids_before(
+            return await txn_store.delete_txn_ids_before(
                 conn, self.clock.now_ms() - TXN_LIFETIME_MS
             )
 

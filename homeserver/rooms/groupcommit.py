@@ -34,6 +34,8 @@ from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.hooks import HookWrite, finish_hooks
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
+from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 
 if TYPE_CHECKING:
@@ -224,7 +226,7 @@ class GroupCommit:
         known: dict[TxnKey, str] = {}
         if keys:
             async with self.rooms.db.read() as conn:
-                known = await event_store.txn_events(conn, keys)
+                known = await txn_store.txn_events(conn, keys)
         prev, depth = tip.extremities[-MAX_PREV_EVENTS:], tip.depth
         first_prevs = prev
         built: list[tuple[str, dict[str, Any]]] = []
@@ -284,11 +286,11 @@ class GroupCommit:
                     conn,
                     [
                         *event_store.event_statements(group.stored),
-                        event_store.txn_statement(
+                        txn_store.txn_statement(
                             [(*key, e) for key, e in group.txns.items()],
                             self.rooms.clock.now_ms(),
                         ),
-                        *event_store.extremity_statements(
+                        *extremity_store.extremity_statements(
                             room.room_id, group.prev_events, [group.stored[-1].event_id]
                         ),
                         *(s for write in group.writes for s in write.statements),

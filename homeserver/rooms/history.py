@@ -11,6 +11,7 @@ from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.eventformat import client_event
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
+from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 from homeserver.userdata.ignored import NOBODY, IgnoredUsers, hides
 
@@ -114,7 +115,7 @@ class HistoryService:
             own = [e.event_id for e in events if e.sender == requester[0]]
             if own:
                 async with self.rooms.db.read() as conn:
-                    txn_ids = await event_store.transaction_ids(conn, own, *requester)
+                    txn_ids = await txn_store.transaction_ids(conn, own, *requester)
         redactions = await self.rooms.get_events(e.redacted_by for e in events if e.redacted_by)
         # State events in a timeline carry the state they replaced (unsigned.prev_content),
         # which clients need to say what changed ("changed their name from ...").

@@ -26,6 +26,8 @@ from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.service import _redacts as redacted_event_id
 from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
+from homeserver.storage import redactions as redaction_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.events import StoredEvent
 
@@ -151,7 +153,7 @@ class IncomingStore:
                                 )
                         if batch.extremities is not None:
                             before, after = set(room.extremities), set(batch.extremities)
-                            await event_store.set_forward_extremities(
+                            await extremity_store.set_forward_extremities(
                                 conn, room.room_id, sorted(before - after), sorted(after - before)
                             )
                         redacted = await self._redactions(conn, room, todo, stored)
@@ -186,17 +188,17 @@ class IncomingStore:
             known = await event_store.get_events(conn, [t for _, t in redactions])
             for e, target in redactions:
                 if target not in known:
-                    pending = event_store.PendingRedaction(
+                    pending = redaction_store.PendingRedaction(
                         target, e.event_id, room.room_id, str(e.pdu["sender"]), e.redacts_any
                     )
-                    await event_store.add_pending_redaction(conn, pending)
+                    await redaction_store.add_pending_redaction(conn, pending)
                 elif _may_redact(e.redacts_any, str(e.pdu["sender"]), known[target].sender):
                     await self.rooms._apply_redaction(conn, room, e.event_id, target)
                     redacted.append(target)
                 else:
                     log.info("not applying redaction %s to %s: no power", e.event_id, target)
         arrived = {s.event_id: s for s in stored if s.rejected_reason is None}
-        for late in await event_store.take_pending_redactions(conn, list(arrived)):
+        for late in await redaction_store.take_pending_redactions(conn, list(arrived)):
             target_sender = arrived[late.target_id].sender
             if late.room_id == room.room_id and _may_redact(
                 late.redacts_any, late.sender, target_sender

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,14 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.canonical import encode_canonical_json
 from homeserver.storage import driver
 from homeserver.storage.changes import recording
-from homeserver.storage.schema import (
-    event_edges,
-    event_relations,
-    event_txn_ids,
-    events,
-    forward_extremities,
-    pending_redactions,
-)
+from homeserver.storage.schema import event_edges, event_relations, events
+
+# isort: split
+# Re-exported: rooms/service.py and rooms/handler.py use these as event_store.<name>.
+from homeserver.storage.extremities import get_forward_extremities as get_forward_extremities
+from homeserver.storage.extremities import set_forward_extremities as set_forward_extremities
+from homeserver.storage.txns import get_txn_event as get_txn_event
+from homeserver.storage.txns import insert_txn_event as insert_txn_event
+from homeserver.storage.txns import txn_key as txn_key
 
 
 @dataclass(frozen=True)
@@ -193,56 +193,6 @@ def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
     ]
 
 
-def txn_key(path: str, txn_id: str) -> str:
-    """The key a client transaction is known by within one device: the spec scopes a
-    transaction ID to a device *and* an endpoint, so the request path (with its parameters,
-    e.g. the room and event type) is part of it.  Pass it as ``RoomService.send``'s
-    ``txn=(device_id, key)``; the storage functions below take such keys."""
-    return json.dumps([path, txn_id], ensure_ascii=False)
-
-
-def _txn_row(user_id: str, device_id: str, key: str) -> dict[str, str]:
-    path, txn_id = json.loads(key)
-    digest = hashlib.sha256(encode_canonical_json([user_id, device_id, path, txn_id])).hexdigest()
-    return {
-        "txn_hash": digest,
-        "user_id": user_id,
-        "device_id": device_id,
-        "path": path,
-        "txn_id": txn_id,
-    }
-
-
-def txn_statement(rows: Sequence[tuple[str, str, str, str]], ts: int) -> driver.Statement:
-    return (
-        "INSERT INTO event_txn_ids (txn_hash, user_id, device_id, path, txn_id, event_id,"
-        " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(*_txn_row(u, d, k).values(), e, ts) for u, d, k, e in rows],
-    )
-
-
-async def delete_txn_ids_before(conn: AsyncConnection, before_ts: int) -> int:
-    """Forget client transaction IDs recorded before ``before_ts``; how many went."""
-    result = await conn.execute(delete(event_txn_ids).where(event_txn_ids.c.created_ts < before_ts))
-    return int(result.rowcount or 0)
-
-
-async def txn_events(
-    conn: AsyncConnection, keys: Sequence[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], str]:
-    """Event IDs already sent under ``(user_id, device_id, txn key)`` keys."""
-    by_hash = {_txn_row(*k)["txn_hash"]: k for k in keys}
-    if not by_hash:
-        return {}
-    rows = await driver.fetchall(
-        conn,
-        "SELECT txn_hash, event_id FROM event_txn_ids"
-        f" WHERE txn_hash IN ({driver.placeholders(len(by_hash))})",
-        sorted(by_hash),
-    )
-    return {by_hash[txn_hash]: event_id for txn_hash, event_id in rows}
-
-
 async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
     """Remove an outlier's rows so the event can be stored again as part of the timeline."""
     await conn.execute(delete(events).where(events.c.event_id == event_id, events.c.outlier))
@@ -370,24 +320,6 @@ async def mark_redacted(
     )
 
 
-async def transaction_ids(
-    conn: AsyncConnection, event_ids: Sequence[str], user_id: str, device_id: str
-) -> dict[str, str]:
-    """The client transaction IDs of those events that ``device_id`` of ``user_id`` sent."""
-    found: dict[str, str] = {}
-    ids = list(event_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = await driver.fetchall(
-            conn,
-            "SELECT event_id, txn_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
-            f" AND event_id IN ({driver.placeholders(len(chunk))})",
-            [user_id, device_id, *chunk],
-        )
-        found.update((event_id, txn_id) for event_id, txn_id in rows)
-    return found
-
-
 async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:
     """Those of ``event_ids`` that were rejected."""
     found: set[str] = set()
@@ -401,22 +333,6 @@ async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set
         )
         found.update(r.event_id for r in rows)
     return found
-
-
-async def backward_extremities(conn: AsyncConnection, room_id: str, limit: int = 20) -> list[str]:
-    """Prev events of the room's timeline events that are not in the timeline (unknown, or
-    known only as outliers): where older history continues."""
-    prev = event_edges.alias("prev")
-    known = events.alias("known")
-    rows = await conn.execute(
-        select(prev.c.prev_event_id)
-        .join(events, events.c.event_id == prev.c.event_id)
-        .outerjoin(known, and_(known.c.event_id == prev.c.prev_event_id, ~known.c.outlier))
-        .where(events.c.room_id == room_id, ~events.c.outlier, known.c.event_id.is_(None))
-        .order_by(events.c.stream_ordering)
-        .limit(limit)
-    )
-    return list(dict.fromkeys(r.prev_event_id for r in rows))
 
 
 async def count_unread(
@@ -436,93 +352,3 @@ async def count_unread(
         )
     )
     return int((await conn.execute(query)).scalar() or 0)
-
-
-# ------------------------------------------------------------------ extremities and txn IDs
-
-
-async def get_forward_extremities(conn: AsyncConnection, room_id: str) -> list[str]:
-    rows = await conn.execute(
-        select(forward_extremities.c.event_id).where(forward_extremities.c.room_id == room_id)
-    )
-    return [r.event_id for r in rows]
-
-
-async def set_forward_extremities(
-    conn: AsyncConnection, room_id: str, remove: Iterable[str], add: Iterable[str]
-) -> None:
-    await driver.run(conn, extremity_statements(room_id, remove, add))
-
-
-def extremity_statements(
-    room_id: str, remove: Iterable[str], add: Iterable[str]
-) -> list[driver.Statement]:
-    return [
-        (
-            "DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
-            [(room_id, e) for e in remove],
-        ),
-        (
-            "INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)",
-            [(room_id, e) for e in add],
-        ),
-    ]
-
-
-async def get_txn_event(
-    conn: AsyncConnection, user_id: str, device_id: str, key: str
-) -> str | None:
-    """The event sent under ``key`` (see ``txn_key``) by that device, if any."""
-    digest = _txn_row(user_id, device_id, key)["txn_hash"]
-    row = (
-        await conn.execute(
-            select(event_txn_ids.c.event_id).where(event_txn_ids.c.txn_hash == digest)
-        )
-    ).first()
-    return row.event_id if row else None
-
-
-async def insert_txn_event(
-    conn: AsyncConnection, user_id: str, device_id: str, key: str, event_id: str, ts: int
-) -> None:
-    await conn.execute(
-        insert(event_txn_ids).values(
-            **_txn_row(user_id, device_id, key), event_id=event_id, created_ts=ts
-        )
-    )
-
-
-# ------------------------------------------------------------------ late redactions
-
-
-@dataclass(frozen=True)
-class PendingRedaction:
-    target_id: str
-    redaction_id: str
-    room_id: str
-    sender: str
-    redacts_any: bool
-
-
-async def add_pending_redaction(conn: AsyncConnection, pending: PendingRedaction) -> None:
-    await conn.execute(
-        delete(pending_redactions).where(
-            pending_redactions.c.target_id == pending.target_id,
-            pending_redactions.c.redaction_id == pending.redaction_id,
-        )
-    )
-    await conn.execute(insert(pending_redactions).values(**pending.__dict__))
-
-
-async def take_pending_redactions(
-    conn: AsyncConnection, target_ids: Sequence[str]
-) -> list[PendingRedaction]:
-    """The waiting redactions of these events, removed from the waiting list."""
-    ids = list(target_ids)
-    if not ids:
-        return []
-    where = pending_redactions.c.target_id.in_(ids)
-    rows = (await conn.execute(select(pending_redactions).where(where))).all()
-    if rows:
-        await conn.execute(delete(pending_redactions).where(where))
-    return [PendingRedaction(**r._mapping) for r in rows]

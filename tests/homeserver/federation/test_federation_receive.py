@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import event, select
 
 from homeserver.storage import events as event_store
+from homeserver.storage import redactions as redaction_store
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import events as events_table
 from tests.homeserver.federation import test_federation_hostile
@@ -344,7 +345,7 @@ async def test_redaction_that_arrives_before_its_target_is_applied_when_it_comes
     assert contents[target_id] == {}
     async with env.node.services.db.read() as conn:
         # Applied once: nothing is left waiting.
-        assert await event_store.take_pending_redactions(conn, [target_id]) == []
+        assert await redaction_store.take_pending_redactions(conn, [target_id]) == []
     no_server_errors(env)
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.hooks import HookWrite
-from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
+from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 from tests.homeserver.client import Client
 from tests.homeserver.conftest import Node
@@ -51,7 +52,7 @@ class Gate:
 
 
 def txn(name: str) -> tuple[str, str]:
-    return ("DEVICE", event_store.txn_key("/send/m.room.message", name))
+    return ("DEVICE", txn_store.txn_key("/send/m.room.message", name))
 
 
 async def settle(condition: Any, steps: int = 1000) -> None:
@@ -87,7 +88,7 @@ async def _chain_is_whole(node: Node, room_id: str, event_ids: list[str]) -> Non
     stored_prevs = await rooms.get_events(prevs)
     assert set(stored_prevs) == prevs
     async with node.services.db.read() as conn:
-        extremities = await event_store.get_forward_extremities(conn, room_id)
+        extremities = await extremity_store.get_forward_extremities(conn, room_id)
     room = await rooms.require_room(room_id)
     assert extremities == room.extremities
     assert len(extremities) == 1
@@ -200,7 +201,7 @@ async def test_retry_of_a_transaction_in_flight_gets_its_event(node: Node, clien
     assert await retry == event_id
     await other
     async with node.services.db.read() as conn:
-        known = await event_store.txn_events(conn, [(sender, *txn("same"))])
+        known = await txn_store.txn_events(conn, [(sender, *txn("same"))])
     assert known == {(sender, *txn("same")): event_id}
     await _chain_is_whole(node, room_id, [event_id, await other])
 

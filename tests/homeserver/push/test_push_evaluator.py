@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.push.evaluator import (
-    EventFacts,
-    Outcome,
-    RuleSet,
-    compile_rules,
-    flatten,
-)
+from homeserver.push.conditions import flatten
+from homeserver.push.evaluator import EventFacts, Outcome, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 
 ME = "@alice:kairan.example.jp"

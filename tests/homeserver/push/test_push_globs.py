@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from homeserver.push.evaluator import glob_matcher, glob_to_regex
+from homeserver.push.globs import glob_matcher, glob_to_regex
 
 
 def _reference(glob: str, word: bool, value: str) -> bool:

@@ -34,7 +34,7 @@ def _fail(message: str) -> None:
 def _run_with_services(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
     """Load the node's config and services, run ``action(services)``, close everything."""
     from homeserver.common.errors import MatrixError
-    from homeserver.config.model import ConfigError, load_config
+    from homeserver.config import ConfigError, load_config
     from homeserver.node.app import build_services, close_services
     from homeserver.storage.database import StorageError
 
@@ -72,7 +72,7 @@ def init(
     server_name: str, directory: Path, enable_registration: bool, tls_self_signed: bool
 ) -> None:
     """Write DIR/kairan.yaml and a signing key for a new node."""
-    from homeserver.config.model import ConfigError
+    from homeserver.config import ConfigError
     from homeserver.node.setup import init_node
 
     try:
@@ -97,7 +97,7 @@ def init(
 @click.option("--log-level", default="INFO", show_default=True)
 def serve(directory: Path, dev: bool, log_level: str) -> None:
     """Run the node in the foreground until SIGTERM or Ctrl-C."""
-    from homeserver.config.model import CONFIG_FILE, ConfigError, load_config
+    from homeserver.config import CONFIG_FILE, ConfigError, load_config
     from homeserver.node.app import serve as serve_node
     from homeserver.node.setup import init_node
     from homeserver.storage.database import StorageError

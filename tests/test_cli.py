@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from homeserver.admin import ops
-from homeserver.config.model import load_config
+from homeserver.config import load_config
 from homeserver.node.app import build_services, close_services
 from tests.homeserver.conftest import db_url
 

@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from homeserver.common.errors import MatrixError
-from homeserver.config.model import PasswordPolicy
+from homeserver.config import PasswordPolicy
 
 #: Synapse refuses longer passwords at registration, password changes and in its admin API.
 MAX_PASSWORD_LENGTH = 512

@@ -10,7 +10,7 @@ from federation.identifiers import is_valid_localpart
 from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, unknown_token
-from homeserver.config.model import PasswordPolicy
+from homeserver.config import PasswordPolicy
 from homeserver.storage import accounts as store
 from homeserver.storage.database import Database
 

@@ -26,7 +26,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from homeserver.common.http import Handler
-from homeserver.config.model import ConfigError
+from homeserver.config import ConfigError
 from homeserver.node.services import Services
 from homeserver.rooms.cache import RoomCache
 from homeserver.storage.events import StoredEvent

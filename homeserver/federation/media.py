@@ -31,7 +31,7 @@ from federation.client import FederationClient, UnreachableError, federation_pat
 from federation.errors import MatrixError
 from federation.identifiers import is_valid_server_name
 from homeserver.common.clock import Clock
-from homeserver.config.model import RemoteMediaCache as CacheSettings
+from homeserver.config import RemoteMediaCache as CacheSettings
 from homeserver.federation.media_cache import RemoteMediaCache
 from homeserver.media.files import install
 from homeserver.media.service import (

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from homeserver.common.clock import Clock
-from homeserver.config.model import RemoteMediaCache as Settings
+from homeserver.config import RemoteMediaCache as Settings
 from homeserver.storage import remote_cache
 from homeserver.storage.database import Database
 from homeserver.storage.remote_cache import RemoteMedia

@@ -12,7 +12,7 @@ from federation.server import FederationServer
 from federation.signing import SigningKey
 from homeserver.accounts.service import AccountService
 from homeserver.common.clock import Clock
-from homeserver.config.model import Config, RemoteMediaCache
+from homeserver.config import Config, RemoteMediaCache
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.e2ee import FederatedKeys
 from homeserver.federation.handler import NodeFederationHandler

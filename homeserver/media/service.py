@@ -29,7 +29,7 @@ from typing import BinaryIO, Protocol
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, invalid_param, not_found, too_large
-from homeserver.config.model import Config
+from homeserver.config import Config
 from homeserver.media import thumbnailer
 from homeserver.media.files import flush_and_sync, install, remove_stale_files
 from homeserver.media.thumbnailer import Method, ThumbnailError

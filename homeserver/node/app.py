@@ -40,7 +40,7 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError
 from homeserver.common.http import Handler, RateLimiter, error_middleware
 from homeserver.common.notifier import Notifier
-from homeserver.config.model import Config, ConfigError
+from homeserver.config import Config, ConfigError
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
 from homeserver.media import MediaService

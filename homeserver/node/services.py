@@ -12,7 +12,7 @@ from homeserver.accounts.uia import UIA
 from homeserver.common.clock import Clock
 from homeserver.common.http import RateLimiter
 from homeserver.common.notifier import Notifier
-from homeserver.config.model import Config
+from homeserver.config import Config
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.wiring import Federation
 from homeserver.media import MediaService

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from federation.identifiers import InvalidIdentifier, split_server_name
 from federation.signing import generate_signing_key
-from homeserver.config.model import CONFIG_FILE, ConfigError, render_config
+from homeserver.config import CONFIG_FILE, ConfigError, render_config
 from homeserver.node.tls import write_self_signed
 
 

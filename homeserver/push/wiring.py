@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homeserver.common.clock import Clock
-from homeserver.config.model import Config
+from homeserver.config import Config
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
 from homeserver.push.pushers import PushersService

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from homeserver.config.model import load_config
+from homeserver.config import load_config
 from homeserver.node.app import build_services, close_services
 from homeserver.node.setup import init_node
 from homeserver.storage.schema import events, state_group_deltas, state_groups

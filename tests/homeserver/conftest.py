@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from homeserver.config.model import RateLimit, load_config
+from homeserver.config import RateLimit, load_config
 from homeserver.node.app import build_services, close_services, make_app, ssl_context
 from homeserver.node.services import Services
 from homeserver.node.setup import init_node

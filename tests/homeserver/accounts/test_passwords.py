@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from homeserver.config.model import ConfigError, PasswordPolicy, load_config, parse_config
+from homeserver.config import ConfigError, PasswordPolicy, load_config, parse_config
 from homeserver.node.app import close_services
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node, start_node

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from homeserver.admin.metrics import METRICS, NodeMetrics, start_listener
-from homeserver.config.model import ConfigError, Metrics
+from homeserver.config import ConfigError, Metrics
 from homeserver.node.app import close_services
 from tests.homeserver.client import Client
 from tests.homeserver.conftest import Node, free_port, start_node

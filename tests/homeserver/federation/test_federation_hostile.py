@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from federation import events as engine_events
 from federation.signing import generate_signing_key
-from homeserver.config.model import FederationSettings
+from homeserver.config import FederationSettings
 from homeserver.node.app import close_services
 from homeserver.storage.schema import events as events_table
 from homeserver.storage.schema import federation_queue

@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 from PIL import Image
 
-from homeserver.config.model import ConfigError, RemoteMediaCache, parse_config
+from homeserver.config import ConfigError, RemoteMediaCache, parse_config
 from homeserver.federation.media import FederatedMedia
 from homeserver.federation.media_cache import ACCESS_GRANULARITY_MS
 from homeserver.storage import remote_cache

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from homeserver.config.model import PushSettings
+from homeserver.config import PushSettings
 from homeserver.node.app import build_services, close_services
 from homeserver.push.gateway import GatewayClient, GatewayError
 from tests.homeserver.client import User

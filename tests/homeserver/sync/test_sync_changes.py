@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import event
 
-from homeserver.config.model import RateLimit, load_config
+from homeserver.config import RateLimit, load_config
 from homeserver.node.app import build_services, close_services, make_app
 from homeserver.storage import keys as key_store
 from homeserver.storage.changes import ChangeTracker, recording

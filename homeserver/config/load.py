@@ -1,0 +1,253 @@
+"""Reading ``kairan.yaml``: YAML into the dataclasses of :mod:`.model`, every value
+checked, every problem a one-line :class:`ConfigError`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federation.identifiers import InvalidIdentifier
+from homeserver.config.model import (
+    CONFIG_FILE,
+    Config,
+    ConfigError,
+    FederationSettings,
+    Listener,
+    Metrics,
+    PasswordPolicy,
+    PushSettings,
+    RateLimit,
+    RemoteMediaCache,
+    default_listener,
+    sqlite_url,
+)
+
+_SIZE_SUFFIXES = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_DURATION_UNITS_MS = {
+    "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+    "y": 31_536_000_000,
+}  # fmt: skip
+
+
+def _size(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:].upper() in _SIZE_SUFFIXES:
+        return int(value[:-1]) * _SIZE_SUFFIXES[value[-1].upper()]
+    raise ConfigError(f"{name} must be a size such as 50M, got {value!r}")
+
+
+def _duration_ms(value: Any, name: str) -> int:
+    """Milliseconds (an integer) or a number with a unit, as Synapse: 30s, 10m, 12h, 90d, 2w,
+    1y."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if (
+        isinstance(value, str)
+        and value[:-1].isascii()
+        and value[:-1].isdigit()
+        and int(value[:-1]) > 0
+        and value[-1:] in _DURATION_UNITS_MS
+    ):
+        return int(value[:-1]) * _DURATION_UNITS_MS[value[-1]]
+    raise ConfigError(f"{name} must be a duration such as 90d or 12h, got {value!r}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{name} must be {names}, got {value!r}")
+    return value
+
+
+_KNOWN_KEYS = {
+    "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
+    "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
+    "rate_limit", "admins", "testing", "federation", "password_policy",
+    "enable_authenticated_media", "remote_media_cache", "push",
+}  # fmt: skip
+
+
+def parse_config(raw: Any, directory: Path) -> Config:
+    """Validate a parsed YAML document; relative paths are relative to ``directory``."""
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a YAML mapping")
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+    server_name = _expect(raw.get("server_name"), str, "server_name")
+    try:
+        listener = default_listener(server_name)
+    except InvalidIdentifier as e:
+        raise ConfigError(str(e)) from e
+
+    def path(value: Any, name: str) -> Path:
+        p = Path(_expect(value, str, name)).expanduser()
+        return p if p.is_absolute() else directory / p
+
+    listen = _expect(raw.get("listen", {}), dict, "listen")
+    host = _expect(listen.get("host", listener.host), str, "listen.host")
+    port = _expect(listen.get("port", listener.port), int, "listen.port")
+    if not 0 < port < 65536:
+        raise ConfigError(f"listen.port must be 1-65535, got {port}")
+    tls = _expect(raw.get("tls") or {}, dict, "tls")
+    cert = path(tls["certificate"], "tls.certificate") if tls.get("certificate") else None
+    key = path(tls["private_key"], "tls.private_key") if tls.get("private_key") else None
+    if (cert is None) != (key is None):
+        raise ConfigError("tls needs both certificate and private_key")
+    metrics_raw = _expect(raw.get("metrics") or {}, dict, "metrics")
+    metrics = Metrics(
+        enabled=_expect(metrics_raw.get("enabled", False), bool, "metrics.enabled"),
+        host=_expect(metrics_raw.get("host", "127.0.0.1"), str, "metrics.host"),
+        port=_expect(metrics_raw.get("port", 9108), int, "metrics.port"),
+    )
+    rate_raw = _expect(raw.get("rate_limit") or {}, dict, "rate_limit")
+    rate = RateLimit(
+        per_second=float(
+            _expect(rate_raw.get("per_second", 10), (int, float), "rate_limit.per_second")
+        ),
+        burst=_expect(rate_raw.get("burst", 50), int, "rate_limit.burst"),
+    )
+    database = raw.get("database") or sqlite_url(directory / "kairan.db")
+    _expect(database, str, "database")
+    if not database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+        )
+    federation = _federation(raw.get("federation") or {}, path)
+    admins = raw.get("admins") or []
+    if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
+        raise ConfigError("admins must be a list of user localparts")
+    return Config(
+        server_name=server_name,
+        directory=directory,
+        listener=Listener(host, port, cert, key),
+        database=database,
+        signing_key_path=path(raw.get("signing_key_path", "signing.key"), "signing_key_path"),
+        media_path=path(raw.get("media_path", "media"), "media_path"),
+        max_upload_bytes=_size(raw.get("max_upload_size", "50M"), "max_upload_size"),
+        enable_registration=_expect(
+            raw.get("enable_registration", False), bool, "enable_registration"
+        ),
+        registration_requires_token=_expect(
+            raw.get("registration_requires_token", True), bool, "registration_requires_token"
+        ),
+        public_baseurl=raw.get("public_baseurl"),
+        metrics=metrics,
+        rate_limit=rate,
+        admins=tuple(admins),
+        testing=bool(raw.get("testing", False)),
+        federation=federation,
+        password_policy=_password_policy(raw.get("password_policy") or {}),
+        enable_authenticated_media=_expect(
+            raw.get("enable_authenticated_media", True), bool, "enable_authenticated_media"
+        ),
+        remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
+        push=_push(raw.get("push") or {}),
+    )
+
+
+def _remote_media_cache(raw: Any) -> RemoteMediaCache:
+    _expect(raw, dict, "remote_media_cache")
+    unknown = sorted(set(raw) - {"max_size", "lifetime"})
+    if unknown:
+        raise ConfigError(f"unknown remote_media_cache keys: {', '.join(unknown)}")
+    lifetime = raw.get("lifetime")
+    return RemoteMediaCache(
+        max_size=_size(raw.get("max_size", "10G"), "remote_media_cache.max_size"),
+        lifetime_ms=(
+            _duration_ms(lifetime, "remote_media_cache.lifetime") if lifetime is not None else None
+        ),
+    )
+
+
+def _password_policy(raw: Any) -> PasswordPolicy:
+    _expect(raw, dict, "password_policy")
+    flags = ("enabled", "require_digit", "require_symbol", "require_lowercase", "require_uppercase")
+    unknown = sorted(set(raw) - {*flags, "minimum_length"})
+    if unknown:
+        raise ConfigError(f"unknown password_policy keys: {', '.join(unknown)}")
+    minimum = _expect(raw.get("minimum_length", 0), int, "password_policy.minimum_length")
+    if not 0 <= minimum <= 512:
+        raise ConfigError(f"password_policy.minimum_length must be 0-512, got {minimum}")
+    return PasswordPolicy(
+        minimum_length=minimum,
+        **{f: _expect(raw.get(f, False), bool, f"password_policy.{f}") for f in flags},
+    )
+
+
+def _push(raw: Any) -> PushSettings:
+    _expect(raw, dict, "push")
+    unknown = sorted(set(raw) - {"allow_private_addresses", "include_content"})
+    if unknown:
+        raise ConfigError(f"unknown push keys: {', '.join(unknown)}")
+    return PushSettings(
+        allow_private_addresses=_expect(
+            raw.get("allow_private_addresses", False), bool, "push.allow_private_addresses"
+        ),
+        include_content=_expect(raw.get("include_content", True), bool, "push.include_content"),
+    )
+
+
+def _federation(raw: Any, path: Callable[[Any, str], Path]) -> FederationSettings:
+    _expect(raw, dict, "federation")
+    unknown = sorted(
+        set(raw)
+        - {
+            "enabled",
+            "verify_tls",
+            "ca_file",
+            "allow_private_addresses",
+            "server_overrides",
+            "trusted_key_servers",
+        }
+    )
+    if unknown:
+        raise ConfigError(f"unknown federation keys: {', '.join(unknown)}")
+    overrides = _expect(raw.get("server_overrides") or {}, dict, "federation.server_overrides")
+    for name, target in overrides.items():
+        _expect(target, str, f"federation.server_overrides[{name}]")
+        if ":" not in target:
+            raise ConfigError(f"federation.server_overrides[{name}] must be host:port")
+    notaries = []
+    for entry in _expect(
+        raw.get("trusted_key_servers") or [], list, "federation.trusted_key_servers"
+    ):
+        _expect(entry, dict, "federation.trusted_key_servers entry")
+        name = _expect(entry.get("server_name"), str, "trusted_key_servers.server_name")
+        keys = _expect(entry.get("verify_keys") or {}, dict, "trusted_key_servers.verify_keys")
+        notaries.append((name, tuple(sorted((str(k), str(v)) for k, v in keys.items()))))
+    return FederationSettings(
+        enabled=_expect(raw.get("enabled", True), bool, "federation.enabled"),
+        verify_tls=_expect(raw.get("verify_tls", True), bool, "federation.verify_tls"),
+        ca_file=path(raw["ca_file"], "federation.ca_file") if raw.get("ca_file") else None,
+        allow_private_addresses=_expect(
+            raw.get("allow_private_addresses", False), bool, "federation.allow_private_addresses"
+        ),
+        server_overrides=tuple(sorted(overrides.items())),
+        trusted_key_servers=tuple(notaries),
+    )
+
+
+def load_config(directory: Path) -> Config:
+    """Read ``DIRECTORY/kairan.yaml``."""
+    path = directory / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run 'kairan init' first") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from e
+    try:
+        return parse_config(raw, directory.resolve())
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e

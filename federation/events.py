@@ -256,6 +256,24 @@ def check_pdu_format(
     version = get(room_version)
     if not isinstance(pdu, dict):
         raise _fail("a PDU must be a JSON object")
+    _check_fields(pdu)
+    _check_room_id(pdu, version)
+    _check_event_id_list(pdu, "prev_events", MAX_PREV_EVENTS)
+    _check_event_id_list(pdu, "auth_events", MAX_AUTH_EVENTS)
+    for key in ("sender", "room_id", "type", "state_key", "event_id"):
+        _check_id_length(pdu, key)
+    if "unsigned" in pdu and not isinstance(pdu["unsigned"], dict):
+        raise _fail("unsigned must be an object")
+    if "redacts" in pdu and not isinstance(pdu["redacts"], str):
+        raise _fail("redacts must be an event ID")
+    if signed:
+        _check_hashes_and_signatures(pdu)
+    if not size_known_within_limit:
+        _check_size(pdu, version)
+
+
+def _check_fields(pdu: dict[str, Any]) -> None:
+    """The types of sender, type, state_key, content, depth and origin_server_ts."""
     for key in ("type", "sender"):
         if not isinstance(pdu.get(key), str):
             raise _fail(f"{key} must be a string")
@@ -270,6 +288,10 @@ def check_pdu_format(
             raise _fail(f"{key} must be an integer")
     if pdu["depth"] < 0:
         raise _fail("depth must not be negative")
+
+
+def _check_room_id(pdu: dict[str, Any], version: RoomVersion) -> None:
+    """A room ID, but none on the create event of rooms whose ID is its hash."""
     is_create = pdu["type"] == "m.room.create" and pdu.get("state_key") == ""
     if version.room_id_is_create_hash and is_create:
         if "room_id" in pdu:
@@ -280,26 +302,23 @@ def check_pdu_format(
             raise _fail("room_id must be a room ID")
         if version.room_id_is_create_hash and ":" in room_id:
             raise _fail(f"room-{version.identifier} room IDs have no server name")
-    _check_event_id_list(pdu, "prev_events", MAX_PREV_EVENTS)
-    _check_event_id_list(pdu, "auth_events", MAX_AUTH_EVENTS)
-    for key in ("sender", "room_id", "type", "state_key", "event_id"):
-        _check_id_length(pdu, key)
-    if "unsigned" in pdu and not isinstance(pdu["unsigned"], dict):
-        raise _fail("unsigned must be an object")
-    if "redacts" in pdu and not isinstance(pdu["redacts"], str):
-        raise _fail("redacts must be an event ID")
-    if signed:
-        hashes = pdu.get("hashes")
-        if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
-            raise _fail("hashes.sha256 must be a string")
-        signatures = pdu.get("signatures")
-        if not isinstance(signatures, dict) or not all(
-            isinstance(s, dict) and all(isinstance(v, str) for v in s.values())
-            for s in signatures.values()
-        ):
-            raise _fail("signatures must map server names to objects of key ID -> signature")
-    if size_known_within_limit:
-        return
+
+
+def _check_hashes_and_signatures(pdu: dict[str, Any]) -> None:
+    hashes = pdu.get("hashes")
+    if not isinstance(hashes, dict) or not isinstance(hashes.get("sha256"), str):
+        raise _fail("hashes.sha256 must be a string")
+    signatures = pdu.get("signatures")
+    if not isinstance(signatures, dict) or not all(
+        isinstance(s, dict) and all(isinstance(v, str) for v in s.values())
+        for s in signatures.values()
+    ):
+        raise _fail("signatures must map server names to objects of key ID -> signature")
+
+
+def _check_size(pdu: dict[str, Any], version: RoomVersion) -> None:
+    """At most :data:`MAX_PDU_BYTES` as canonical JSON (which it must be, strictly, in
+    room versions that require it)."""
     if version.strict_canonical_json:
         # A PDU that arrived inside a larger JSON document (a transaction) was not parsed
         # strictly: floats and integers outside [-(2**53)+1, 2**53-1] (e.g. a depth of

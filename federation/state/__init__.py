@@ -70,33 +70,12 @@ def resolve(
 
     graph = EventGraph(events, rv)
     rejected_ids = frozenset(rejected)
-
-    conflicted_events: set[str] = set()
-    for key, values in conflicted.items():
-        for eid in values:
-            if graph.key(eid) != key:
-                raise StateResolutionError(
-                    f"event {eid!r} is a {graph.key(eid)!r} event but a state set has it at {key!r}"
-                )
-            conflicted_events.add(eid)
-
+    conflicted_events = _conflicted_events(graph, conflicted)
     full_conflicted = auth_difference(graph, state_sets, unconflicted, conflicted)
     full_conflicted |= conflicted_events
     if rv.uses_state_res_v2_1:
         full_conflicted |= conflicted_subgraph(graph, conflicted_events)
-
-    # Everything in play must be a well-formed state event of this room.
-    room_ids: set[object] = set()
-    for eid in full_conflicted:
-        graph.key(eid)
-        graph.sender(eid)
-        graph.origin_server_ts(eid)
-        graph.content(eid)
-        pdu = graph.pdu(eid)
-        if "room_id" in pdu or not rv.room_id_is_create_hash:
-            room_ids.add(pdu.get("room_id"))
-    if len(room_ids) > 1:
-        raise StateResolutionError(f"events from more than one room: {sorted(map(repr, room_ids))}")
+    _check_in_play(graph, full_conflicted)
 
     power_events = [eid for eid in full_conflicted if is_power_event(graph, eid)]
     sorted_power = reverse_topological_power_order(graph, power_events, full_conflicted)
@@ -111,3 +90,32 @@ def resolve(
 
     resolved.update(unconflicted)
     return resolved
+
+
+def _conflicted_events(graph: EventGraph, conflicted: Mapping[StateKey, Set[str]]) -> set[str]:
+    """The conflicted state set's events, each checked to be at its own state key."""
+    conflicted_events: set[str] = set()
+    for key, values in conflicted.items():
+        for eid in values:
+            if graph.key(eid) != key:
+                raise StateResolutionError(
+                    f"event {eid!r} is a {graph.key(eid)!r} event but a state set has it at {key!r}"
+                )
+            conflicted_events.add(eid)
+    return conflicted_events
+
+
+def _check_in_play(graph: EventGraph, full_conflicted: Set[str]) -> None:
+    """Everything in play must be a well-formed state event of this room."""
+    rv = graph.room_version
+    room_ids: set[object] = set()
+    for eid in full_conflicted:
+        graph.key(eid)
+        graph.sender(eid)
+        graph.origin_server_ts(eid)
+        graph.content(eid)
+        pdu = graph.pdu(eid)
+        if "room_id" in pdu or not rv.room_id_is_create_hash:
+            room_ids.add(pdu.get("room_id"))
+    if len(room_ids) > 1:
+        raise StateResolutionError(f"events from more than one room: {sorted(map(repr, room_ids))}")

@@ -80,7 +80,7 @@ def parse_config(raw: Any, directory: Path) -> Config:
         raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
     server_name = _expect(raw.get("server_name"), str, "server_name")
     try:
-        listener = default_listener(server_name)
+        default = default_listener(server_name)
     except InvalidIdentifier as e:
         raise ConfigError(str(e)) from e
 
@@ -88,35 +88,10 @@ def parse_config(raw: Any, directory: Path) -> Config:
         p = Path(_expect(value, str, name)).expanduser()
         return p if p.is_absolute() else directory / p
 
-    listen = _expect(raw.get("listen", {}), dict, "listen")
-    host = _expect(listen.get("host", listener.host), str, "listen.host")
-    port = _expect(listen.get("port", listener.port), int, "listen.port")
-    if not 0 < port < 65536:
-        raise ConfigError(f"listen.port must be 1-65535, got {port}")
-    tls = _expect(raw.get("tls") or {}, dict, "tls")
-    cert = path(tls["certificate"], "tls.certificate") if tls.get("certificate") else None
-    key = path(tls["private_key"], "tls.private_key") if tls.get("private_key") else None
-    if (cert is None) != (key is None):
-        raise ConfigError("tls needs both certificate and private_key")
-    metrics_raw = _expect(raw.get("metrics") or {}, dict, "metrics")
-    metrics = Metrics(
-        enabled=_expect(metrics_raw.get("enabled", False), bool, "metrics.enabled"),
-        host=_expect(metrics_raw.get("host", "127.0.0.1"), str, "metrics.host"),
-        port=_expect(metrics_raw.get("port", 9108), int, "metrics.port"),
-    )
-    rate_raw = _expect(raw.get("rate_limit") or {}, dict, "rate_limit")
-    rate = RateLimit(
-        per_second=float(
-            _expect(rate_raw.get("per_second", 10), (int, float), "rate_limit.per_second")
-        ),
-        burst=_expect(rate_raw.get("burst", 50), int, "rate_limit.burst"),
-    )
-    database = raw.get("database") or sqlite_url(directory / "kairan.db")
-    _expect(database, str, "database")
-    if not database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        raise ConfigError(
-            "database must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
-        )
+    listener = _listener(raw, default, path)
+    metrics = _metrics(raw.get("metrics") or {})
+    rate = _rate_limit(raw.get("rate_limit") or {})
+    database = _database(raw.get("database") or sqlite_url(directory / "kairan.db"))
     federation = _federation(raw.get("federation") or {}, path)
     admins = raw.get("admins") or []
     if not isinstance(admins, list) or not all(isinstance(a, str) for a in admins):
@@ -124,7 +99,7 @@ def parse_config(raw: Any, directory: Path) -> Config:
     return Config(
         server_name=server_name,
         directory=directory,
-        listener=Listener(host, port, cert, key),
+        listener=listener,
         database=database,
         signing_key_path=path(raw.get("signing_key_path", "signing.key"), "signing_key_path"),
         media_path=path(raw.get("media_path", "media"), "media_path"),
@@ -148,6 +123,47 @@ def parse_config(raw: Any, directory: Path) -> Config:
         remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
         push=_push(raw.get("push") or {}),
     )
+
+
+def _listener(raw: dict[str, Any], default: Listener, path: Callable[[Any, str], Path]) -> Listener:
+    """``listen`` (the server name's host and port by default) and ``tls``."""
+    listen = _expect(raw.get("listen", {}), dict, "listen")
+    host = _expect(listen.get("host", default.host), str, "listen.host")
+    port = _expect(listen.get("port", default.port), int, "listen.port")
+    if not 0 < port < 65536:
+        raise ConfigError(f"listen.port must be 1-65535, got {port}")
+    tls = _expect(raw.get("tls") or {}, dict, "tls")
+    cert = path(tls["certificate"], "tls.certificate") if tls.get("certificate") else None
+    key = path(tls["private_key"], "tls.private_key") if tls.get("private_key") else None
+    if (cert is None) != (key is None):
+        raise ConfigError("tls needs both certificate and private_key")
+    return Listener(host, port, cert, key)
+
+
+def _metrics(raw: Any) -> Metrics:
+    _expect(raw, dict, "metrics")
+    return Metrics(
+        enabled=_expect(raw.get("enabled", False), bool, "metrics.enabled"),
+        host=_expect(raw.get("host", "127.0.0.1"), str, "metrics.host"),
+        port=_expect(raw.get("port", 9108), int, "metrics.port"),
+    )
+
+
+def _rate_limit(raw: Any) -> RateLimit:
+    _expect(raw, dict, "rate_limit")
+    return RateLimit(
+        per_second=float(_expect(raw.get("per_second", 10), (int, float), "rate_limit.per_second")),
+        burst=_expect(raw.get("burst", 50), int, "rate_limit.burst"),
+    )
+
+
+def _database(value: Any) -> str:
+    database: str = _expect(value, str, "database")
+    if not database.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB"
+        )
+    return database
 
 
 def _remote_media_cache(raw: Any) -> RemoteMediaCache:

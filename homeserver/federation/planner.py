@@ -98,7 +98,7 @@ class BatchPlanner:
     async def add(self, cand: Candidate) -> str | None:
         """Plan one event; None when it is to be stored (or is stored already), else the
         reason it is dropped."""
-        event_id, pdu, room = cand.event_id, cand.pdu, self.room
+        event_id, pdu = cand.event_id, cand.pdu
         if event_id in self.planned or event_id in self._stored:
             return None
         auth_ids = [a for a in pdu.get("auth_events", []) if isinstance(a, str)]
@@ -110,36 +110,10 @@ class BatchPlanner:
         if before is None:
             return NOT_DIVULGING if cand.pushed else NO_STATE
         state_before, group_before = before
-        rejected: str | None = None
-        try:
-            auth_state = engine_auth.build_auth_state(
-                pdu,
-                {k: v.pdu for k, v in auth.items()},
-                room.version,
-                create_event=await self._create_pdu(),
-                rejected={k for k, v in auth.items() if v.rejected},
-            )
-            engine_auth.check(pdu, auth_state, room.version)
-        except AuthError as e:
-            rejected = f"auth events: {e}"
-        redacts_any = False
-        if rejected is None:
-            try:
-                auth_before = await self._auth_state(pdu, state_before)
-                engine_auth.check(pdu, auth_before, room.version)
-                if pdu.get("type") == "m.room.redaction":
-                    redacts_any = engine_auth.user_power_level(
-                        str(pdu["sender"]), auth_before, room.version
-                    ) >= engine_auth.named_level(auth_before, "redact")
-            except AuthError as e:
-                rejected = f"state before: {e}"
-        soft_failed = False
-        if rejected is None and not self.backfilled:
-            try:
-                engine_auth.check(pdu, await self._auth_state(pdu, self.current), room.version)
-            except AuthError as e:
-                log.info("soft-failing %s: %s", event_id, e)
-                soft_failed = True
+        rejected, redacts_any = await self._rejection(pdu, auth, state_before)
+        soft_failed = (
+            rejected is None and not self.backfilled and await self._soft_fails(event_id, pdu)
+        )
         state_after, group_after = state_before, group_before
         state_key = pdu.get("state_key")
         if rejected is None and isinstance(state_key, str):
@@ -158,6 +132,45 @@ class BatchPlanner:
         self.planned[event_id] = _Planned(pdu, rejected is not None, state_after, group_after)
         self.batch.events.append(event)
         return None
+
+    async def _rejection(
+        self, pdu: dict[str, Any], auth: dict[str, _Seen], state_before: StateMap
+    ) -> tuple[str | None, bool]:
+        """Why the event is rejected (None when it is not): checked against its own auth
+        events, then against the state before it.  And, for an accepted redaction, whether
+        its sender may redact anyone's events."""
+        room = self.room
+        try:
+            auth_state = engine_auth.build_auth_state(
+                pdu,
+                {k: v.pdu for k, v in auth.items()},
+                room.version,
+                create_event=await self._create_pdu(),
+                rejected={k for k, v in auth.items() if v.rejected},
+            )
+            engine_auth.check(pdu, auth_state, room.version)
+        except AuthError as e:
+            return f"auth events: {e}", False
+        redacts_any = False
+        try:
+            auth_before = await self._auth_state(pdu, state_before)
+            engine_auth.check(pdu, auth_before, room.version)
+            if pdu.get("type") == "m.room.redaction":
+                redacts_any = engine_auth.user_power_level(
+                    str(pdu["sender"]), auth_before, room.version
+                ) >= engine_auth.named_level(auth_before, "redact")
+        except AuthError as e:
+            return f"state before: {e}", False
+        return None, redacts_any
+
+    async def _soft_fails(self, event_id: str, pdu: dict[str, Any]) -> bool:
+        """Whether an accepted event fails the auth rules against the current state."""
+        try:
+            engine_auth.check(pdu, await self._auth_state(pdu, self.current), self.room.version)
+        except AuthError as e:
+            log.info("soft-failing %s: %s", event_id, e)
+            return True
+        return False
 
     async def _advance(self, event: IncomingEvent, state_after: StateMap, group: GroupRef) -> None:
         """The room's current state and forward extremities after an accepted event."""

@@ -11,6 +11,8 @@ belongs to the device whose access token set it: logging that device out deletes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from homeserver.accounts.service import Requester
@@ -99,30 +101,18 @@ class PushersService:
                 await store.delete_pusher(conn, user_id, app_id, pushkey)
             self.pool.removed((user_id, app_id, pushkey))
             return
-        missing = [k for k in REQUIRED if k not in body]
-        if missing:
-            raise missing_param(f"Missing parameters: {', '.join(missing)}")
-        app_display_name = _string(body, "app_display_name")
-        device_display_name = _string(body, "device_display_name")
-        lang = _string(body, "lang")
-        profile_tag = _string(body, "profile_tag") if body.get("profile_tag") is not None else None
-        data = body["data"]
-        if not isinstance(data, dict):
-            raise bad_json("'data' must be an object")
-        append = body.get("append", False)
-        if not isinstance(append, bool):
-            raise bad_json("'append' must be a boolean")
-        if kind == "http":
-            check_http_data(data)
-        elif kind == "email":
-            raise MatrixError(
-                400,
-                "M_THREEPID_NOT_FOUND",
-                "Email not found: email pushers need a verified email address (3PID) on the "
-                "account, and this server keeps none",
-            )
-        else:
-            raise invalid_param(f"Unknown pusher kind {kind!r}")
+        settings = _settings(body, kind)
+        pusher, taken = await self._store(requester, app_id, pushkey, kind, settings)
+        for other in taken:
+            self.pool.removed(other.key)
+        self.pool.added(pusher)
+
+    async def _store(
+        self, requester: Requester, app_id: str, pushkey: str, kind: str, settings: _Settings
+    ) -> tuple[Pusher, Sequence[Pusher]]:
+        """Store the pusher; with ``append`` false, other users' pushers with the same
+        app ID and pushkey are deleted.  The pusher, and the other users' pushers taken."""
+        user_id = requester.user_id
         async with self.db.write() as conn:
             existing = await store.get_pusher(conn, user_id, app_id, pushkey)
             pusher = Pusher(
@@ -130,18 +120,18 @@ class PushersService:
                 app_id=app_id,
                 pushkey=pushkey,
                 kind=kind,
-                app_display_name=app_display_name,
-                device_display_name=device_display_name,
-                profile_tag=profile_tag,
-                lang=lang,
-                data=data,
+                app_display_name=settings.app_display_name,
+                device_display_name=settings.device_display_name,
+                profile_tag=settings.profile_tag,
+                lang=settings.lang,
+                data=settings.data,
                 # Another device may edit a pusher: it stays with the device that set it.
                 device_id=existing.device_id if existing else requester.device_id,
                 pushkey_ts=self.clock.now_ms(),
                 # It pushes what happens from now on.
                 last_stream_ordering=self.db.stream.current,
             )
-            if not append:
+            if not settings.append:
                 taken = [
                     p
                     for p in await store.get_pushers_by_key(conn, app_id, pushkey)
@@ -151,6 +141,44 @@ class PushersService:
             else:
                 taken = []
             await store.upsert_pusher(conn, pusher)
-        for other in taken:
-            self.pool.removed(other.key)
-        self.pool.added(pusher)
+        return pusher, taken
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What ``/pushers/set`` sets on a pusher, checked."""
+
+    app_display_name: str
+    device_display_name: str
+    lang: str
+    profile_tag: str | None
+    data: dict[str, Any]
+    append: bool
+
+
+def _settings(body: dict[str, Any], kind: str) -> _Settings:
+    missing = [k for k in REQUIRED if k not in body]
+    if missing:
+        raise missing_param(f"Missing parameters: {', '.join(missing)}")
+    app_display_name = _string(body, "app_display_name")
+    device_display_name = _string(body, "device_display_name")
+    lang = _string(body, "lang")
+    profile_tag = _string(body, "profile_tag") if body.get("profile_tag") is not None else None
+    data = body["data"]
+    if not isinstance(data, dict):
+        raise bad_json("'data' must be an object")
+    append = body.get("append", False)
+    if not isinstance(append, bool):
+        raise bad_json("'append' must be a boolean")
+    if kind == "http":
+        check_http_data(data)
+    elif kind == "email":
+        raise MatrixError(
+            400,
+            "M_THREEPID_NOT_FOUND",
+            "Email not found: email pushers need a verified email address (3PID) on the "
+            "account, and this server keeps none",
+        )
+    else:
+        raise invalid_param(f"Unknown pusher kind {kind!r}")
+    return _Settings(app_display_name, device_display_name, lang, profile_tag, data, append)

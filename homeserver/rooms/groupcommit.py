@@ -109,6 +109,30 @@ class _Group:
             self.tip = later.tip
 
 
+@dataclass
+class _Stages:
+    """The pipeline of one room: the group being written (with its task), the group being
+    built on it, where the next event goes, and the batch taken from the queue last."""
+
+    tip: _Tip
+    writing: tuple[_Group, asyncio.Task[None]] | None = None
+    ready: _Group | None = None
+    batch: list[Pending] = field(default_factory=list)
+    #: No group was built yet (the first is built even when someone waits for the lock).
+    fresh: bool = True
+
+    def room_left(self) -> int:
+        """How many more events the group being built takes."""
+        return MAX_GROUP - (len(self.ready.items) if self.ready is not None else 0)
+
+    def in_flight(self) -> dict[TxnKey, str]:
+        """The transactions of the groups built but not committed yet."""
+        return {
+            **(self.writing[0].txns if self.writing is not None else {}),
+            **(self.ready.txns if self.ready is not None else {}),
+        }
+
+
 def _as_exception(e: BaseException) -> Exception:
     return e if isinstance(e, Exception) else RuntimeError("the server is stopping")
 
@@ -143,66 +167,80 @@ class GroupCommit:
 
         One group is being written (``writing``) while the events that arrive meanwhile are
         built, as they arrive, into the next one (``ready``), chained on the first."""
-        tip = _Tip(room.extremities, room.depth)
-        writing: tuple[_Group, asyncio.Task[None]] | None = None
-        ready: _Group | None = None
-        batch: list[Pending] = []
-        fresh = True
+        stages = _Stages(_Tip(room.extremities, room.depth))
         try:
             while True:
-                room_left = MAX_GROUP - (len(ready.items) if ready is not None else 0)
-                if room.pending and room_left > 0 and (fresh or not room.lock.waiting):
-                    fresh = False
-                    batch, room.pending = room.pending[:room_left], room.pending[room_left:]
-                    in_flight = {
-                        **(writing[0].txns if writing is not None else {}),
-                        **(ready.txns if ready is not None else {}),
-                    }
-                    try:
-                        group = await self._build(room, batch, tip, in_flight)
-                    except Exception as e:
-                        log.exception("building a group of events failed in %s", room.room_id)
-                        self._fail(batch, e)
-                        continue
-                    tip = group.tip
-                    if ready is None:
-                        ready = group
-                    else:
-                        ready.extend(group)
-                    if writing is not None:
+                room_left = stages.room_left()
+                if room.pending and room_left > 0 and (stages.fresh or not room.lock.waiting):
+                    built = await self._build_next(room, stages, room_left)
+                    if not built or stages.writing is not None:
                         continue  # more may have arrived meanwhile
-                if writing is not None:
-                    if not writing[1].done():
+                if stages.writing is not None:
+                    if not stages.writing[1].done():
                         if room.pending and not room.lock.waiting and room_left > 0:
                             continue
-                        await self._write_or_arrival(room, writing[1])
+                        await self._write_or_arrival(room, stages.writing[1])
                         continue
-                    committed = await self._finish(room, *writing)
-                    writing = None
-                    if not committed and ready is not None:
-                        # What was built on the failed group is built again.
-                        ready.abandon()
-                        self._requeue(room, ready.items)
-                        ready, tip = None, _Tip(room.extremities, room.depth)
+                    if not await self._finish_writing(room, stages):
                         continue
-                if ready is None:
+                if stages.ready is None:
                     return
-                if ready.stored:
-                    task = asyncio.get_running_loop().create_task(self._write(room, ready))
-                    writing, ready = (ready, task), None
-                else:  # only retries, answered now that the events before are committed
-                    self._answer(ready)
-                    ready = None
+                self._start_writing(room, stages)
         except BaseException as e:
-            error = _as_exception(e)
-            if ready is not None:
-                ready.abandon()
-                self._fail(ready.items, error)
-            if writing is not None:
-                writing[1].cancel()
-                self._fail(writing[0].items, error)
-            self._fail(batch, error)
+            self._abort(stages, _as_exception(e))
             raise
+
+    async def _build_next(self, room: RoomCache, stages: _Stages, room_left: int) -> bool:
+        """Build the next events of the queue into the group being built; False (and their
+        senders get the error) when that failed."""
+        stages.fresh = False
+        stages.batch, room.pending = room.pending[:room_left], room.pending[room_left:]
+        try:
+            group = await self._build(room, stages.batch, stages.tip, stages.in_flight())
+        except Exception as e:
+            log.exception("building a group of events failed in %s", room.room_id)
+            self._fail(stages.batch, e)
+            return False
+        stages.tip = group.tip
+        if stages.ready is None:
+            stages.ready = group
+        else:
+            stages.ready.extend(group)
+        return True
+
+    async def _finish_writing(self, room: RoomCache, stages: _Stages) -> bool:
+        """Finish the write in flight (it is done).  False when it failed and the group
+        built on it was put back in the queue, to be built again."""
+        assert stages.writing is not None
+        committed = await self._finish(room, *stages.writing)
+        stages.writing = None
+        if not committed and stages.ready is not None:
+            stages.ready.abandon()
+            self._requeue(room, stages.ready.items)
+            stages.ready, stages.tip = None, _Tip(room.extremities, room.depth)
+            return False
+        return True
+
+    def _start_writing(self, room: RoomCache, stages: _Stages) -> None:
+        """Start writing the group built (nothing is being written)."""
+        ready = stages.ready
+        assert ready is not None
+        stages.ready = None
+        if ready.stored:
+            task = asyncio.get_running_loop().create_task(self._write(room, ready))
+            stages.writing = (ready, task)
+        else:  # only retries, answered now that the events before are committed
+            self._answer(ready)
+
+    def _abort(self, stages: _Stages, error: Exception) -> None:
+        """Stopped or broken: every sender in the pipeline gets ``error``."""
+        if stages.ready is not None:
+            stages.ready.abandon()
+            self._fail(stages.ready.items, error)
+        if stages.writing is not None:
+            stages.writing[1].cancel()
+            self._fail(stages.writing[0].items, error)
+        self._fail(stages.batch, error)
 
     async def _write_or_arrival(self, room: RoomCache, task: asyncio.Task[None]) -> None:
         """Wait until the write in flight ends or another event is queued."""
@@ -227,8 +265,44 @@ class GroupCommit:
         if keys:
             async with self.rooms.db.read() as conn:
                 known = await txn_store.txn_events(conn, keys)
-        prev, depth = tip.extremities[-MAX_PREV_EVENTS:], tip.depth
-        first_prevs = prev
+        first_prevs = tip.extremities[-MAX_PREV_EVENTS:]
+        built, txns = await self._chain(room, batch, first_prevs, tip.depth, known, in_flight)
+        positions = contextlib.ExitStack()
+        stored = [
+            StoredEvent(
+                event_id,
+                positions.enter_context(self.rooms.db.stream.allocate()),
+                room.room_id,
+                pdu,
+                room.state_group,
+            )
+            for event_id, pdu in built
+        ]
+        if not stored:
+            return _Group(batch, [], {}, positions, [], [], tip)
+        try:
+            writes = await self.rooms.prepare_hooks(room, stored)
+        except BaseException:
+            positions.close()
+            raise
+        removed = set(first_prevs)
+        after = [e for e in tip.extremities if e not in removed] + [stored[-1].event_id]
+        depth = tip.depth + len(built)
+        return _Group(batch, stored, txns, positions, writes, first_prevs, _Tip(after, depth))
+
+    async def _chain(
+        self,
+        room: RoomCache,
+        batch: list[Pending],
+        prev: list[str],
+        depth: int,
+        known: dict[TxnKey, str],
+        in_flight: dict[TxnKey, str],
+    ) -> tuple[list[tuple[str, dict[str, Any]]], dict[TxnKey, str]]:
+        """Build the batch's events on ``prev`` at ``depth``, each on the one before: the
+        (event ID, PDU) built, and their transaction keys.  A retry (a transaction key
+        ``known`` as committed, or in flight) gets the earlier event's ID; an event that
+        cannot be built fails its own sender."""
         built: list[tuple[str, dict[str, Any]]] = []
         txns: dict[TxnKey, str] = {}
         for item in batch:
@@ -255,27 +329,7 @@ class GroupCommit:
             # Let a write in flight take its next step (a few milliseconds of building in
             # one go would hold up each of its statements).
             await asyncio.sleep(0)
-        positions = contextlib.ExitStack()
-        stored = [
-            StoredEvent(
-                event_id,
-                positions.enter_context(self.rooms.db.stream.allocate()),
-                room.room_id,
-                pdu,
-                room.state_group,
-            )
-            for event_id, pdu in built
-        ]
-        if not stored:
-            return _Group(batch, [], {}, positions, [], [], tip)
-        try:
-            writes = await self.rooms.prepare_hooks(room, stored)
-        except BaseException:
-            positions.close()
-            raise
-        removed = set(first_prevs)
-        after = [e for e in tip.extremities if e not in removed] + [stored[-1].event_id]
-        return _Group(batch, stored, txns, positions, writes, first_prevs, _Tip(after, depth))
+        return built, txns
 
     async def _write(self, room: RoomCache, group: _Group) -> None:
         db = self.rooms.db

@@ -111,54 +111,11 @@ class IncomingStore:
         """Persist ``batch`` in one transaction; returns the events stored (an event
         already in the timeline is skipped; an outlier of it is replaced)."""
         room = batch.room
-        redacted: list[str] = []
         async with self._lock(room.room_id):
             try:
                 with contextlib.ExitStack() as positions:
                     async with self.db.write() as conn:
-                        existing = await event_store.outlier_flags(
-                            conn, [e.event_id for e in batch.events]
-                        )
-                        todo = [
-                            e
-                            for e in batch.events
-                            if e.event_id not in existing
-                            or (existing[e.event_id] and not e.outlier)
-                        ]
-                        replaced = [e.event_id for e in todo if e.event_id in existing]
-                        if replaced:
-                            await event_store.delete_outliers(conn, replaced)
-                        stored: list[StoredEvent] = []
-                        for e in todo:
-                            position = e.position
-                            if position is None:
-                                position = positions.enter_context(self.db.stream.allocate())
-                            stored.append(
-                                StoredEvent(
-                                    e.event_id, position, room.room_id, e.pdu,
-                                    await self._group(conn, room, e.group),
-                                    e.rejected_reason, e.outlier, e.soft_failed,
-                                )
-                            )  # fmt: skip
-                        await event_store.insert_events(conn, stored)
-                        pdus = {e.event_id: e.pdu for e in todo}
-                        for e, s in zip(todo, stored, strict=True):
-                            if e.current_changes:
-                                await self._group(conn, room, e.current_group)
-                                await room_store.update_current_state(
-                                    conn, room.room_id, e.current_changes, s.stream_ordering
-                                )
-                                await self._update_memberships(
-                                    conn, room, e.current_changes, s.stream_ordering, pdus
-                                )
-                        if batch.extremities is not None:
-                            before, after = set(room.extremities), set(batch.extremities)
-                            await extremity_store.set_forward_extremities(
-                                conn, room.room_id, sorted(before - after), sorted(after - before)
-                            )
-                        redacted = await self._redactions(conn, room, todo, stored)
-                        shown = [s for e, s in zip(todo, stored, strict=True) if e.shown]
-                        await self.rooms.run_hooks(conn, room, shown)
+                        todo, stored, redacted = await self._write_rows(conn, positions, batch)
             except BaseException:
                 self.state_store.forget_cache()
                 raise
@@ -171,6 +128,61 @@ class IncomingStore:
             if e.shown:
                 self.rooms.after_persist(room, event)
         return stored
+
+    async def _write_rows(
+        self, conn: Any, positions: contextlib.ExitStack, batch: IncomingBatch
+    ) -> tuple[list[IncomingEvent], list[StoredEvent], list[str]]:
+        """Write the batch in the transaction ``conn``: the events not stored yet, the
+        room's current state, memberships and forward extremities, the redactions and the
+        hooks' rows.  (the events written, as stored, and the IDs of the events redacted)"""
+        room = batch.room
+        existing = await event_store.outlier_flags(conn, [e.event_id for e in batch.events])
+        todo = [
+            e
+            for e in batch.events
+            if e.event_id not in existing or (existing[e.event_id] and not e.outlier)
+        ]
+        replaced = [e.event_id for e in todo if e.event_id in existing]
+        if replaced:
+            await event_store.delete_outliers(conn, replaced)
+        stored: list[StoredEvent] = []
+        for e in todo:
+            position = e.position
+            if position is None:
+                position = positions.enter_context(self.db.stream.allocate())
+            stored.append(
+                StoredEvent(
+                    e.event_id, position, room.room_id, e.pdu,
+                    await self._group(conn, room, e.group),
+                    e.rejected_reason, e.outlier, e.soft_failed,
+                )
+            )  # fmt: skip
+        await event_store.insert_events(conn, stored)
+        await self._write_current_state(conn, room, todo, stored)
+        if batch.extremities is not None:
+            before, after = set(room.extremities), set(batch.extremities)
+            await extremity_store.set_forward_extremities(
+                conn, room.room_id, sorted(before - after), sorted(after - before)
+            )
+        redacted = await self._redactions(conn, room, todo, stored)
+        shown = [s for e, s in zip(todo, stored, strict=True) if e.shown]
+        await self.rooms.run_hooks(conn, room, shown)
+        return todo, stored, redacted
+
+    async def _write_current_state(
+        self, conn: Any, room: RoomCache, todo: list[IncomingEvent], stored: list[StoredEvent]
+    ) -> None:
+        """The room's current state and memberships as the events change them."""
+        pdus = {e.event_id: e.pdu for e in todo}
+        for e, s in zip(todo, stored, strict=True):
+            if e.current_changes:
+                await self._group(conn, room, e.current_group)
+                await room_store.update_current_state(
+                    conn, room.room_id, e.current_changes, s.stream_ordering
+                )
+                await self._update_memberships(
+                    conn, room, e.current_changes, s.stream_ordering, pdus
+                )
 
     async def _redactions(
         self, conn: Any, room: RoomCache, todo: list[IncomingEvent], stored: list[StoredEvent]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.accounts.service import Requester
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.service import RoomService
@@ -15,7 +14,7 @@ from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.events import StoredEvent
-from homeserver.sync.params import SyncFilter, SyncToken
+from homeserver.sync.params import SyncFilter, SyncRequest, SyncToken
 from homeserver.sync.typing import TypingService
 
 
@@ -30,46 +29,20 @@ class JoinedRoomSync:
 
     async def section(
         self,
-        requester: Requester,
+        req: SyncRequest,
         room: RoomCache,
         since: SyncToken | None,
-        upto: SyncToken,
-        sync_filter: SyncFilter,
         room_account_data: list[dict[str, Any]] | None,
         receipts: list[userdata_store.Receipt],
     ) -> dict[str, Any] | None:
-        """The room's section of the response, but its unread counts (read for all rooms at
-        once); None when nothing changed in it since ``since``."""
-        user_id = requester.user_id
-        limit = sync_filter.timeline_limit
-        after = since.position if since else None
-        changes = self.db.changes
-        recent: list[StoredEvent] = []
-        changed_state: set[tuple[str, str]] | None = None
-        async with self.db.read() as conn:
-            # Only what the change trackers say may have changed is asked for.
-            if after is None or changes.room_events.changed_since(room.room_id, after):
-                recent = await event_store.room_events(
-                    conn,
-                    room.room_id,
-                    after=after,
-                    upto=upto.position,
-                    limit=limit + 1,
-                    backwards=True,
-                    types=sync_filter.timeline_types,
-                    not_types=sync_filter.timeline_not_types,
-                )
-            if after is not None:
-                changed_state = (
-                    await room_store.state_changes_after(conn, room.room_id, after, upto.position)
-                    if changes.room_state.changed_since(room.room_id, after)
-                    else set()
-                )
-            if room_account_data is None:
-                rows = await userdata_store.account_data_since(conn, user_id, None, upto.position)
-                room_account_data = [
-                    {"type": t, "content": c} for r, t, c in rows if r == room.room_id
-                ]
+        """The room's section of the response from ``since`` (None: a room new to this
+        sync), but its unread counts (read for all rooms at once); None when nothing
+        changed in it since ``since``."""
+        user_id = req.user_id
+        limit = req.sync_filter.timeline_limit
+        recent, changed_state, room_account_data = await self._read(
+            req, room, since, room_account_data
+        )
         limited = len(recent) > limit
         timeline = list(reversed(recent[:limit]))
         timeline = await self.history.visible(user_id, room, timeline)
@@ -78,13 +51,13 @@ class JoinedRoomSync:
                 and not typing_changed and not room_account_data:  # fmt: skip
             return None
         state_events = await self._state_for(
-            room, user_id, timeline, since, changed_state, sync_filter
+            room, user_id, timeline, since, changed_state, req.sync_filter
         )
-        requester_key = (requester.user_id, requester.device_id)
+        requester_key = (req.requester.user_id, req.requester.device_id)
         prev_batch = (
             stream_token(timeline[0].stream_ordering - 1)
             if timeline
-            else stream_token(upto.position)
+            else stream_token(req.upto.position)
         )
         entry: dict[str, Any] = {
             "timeline": {
@@ -102,6 +75,49 @@ class JoinedRoomSync:
             "summary": summary(room, user_id),
         }
         return entry
+
+    async def _read(
+        self,
+        req: SyncRequest,
+        room: RoomCache,
+        since: SyncToken | None,
+        room_account_data: list[dict[str, Any]] | None,
+    ) -> tuple[list[StoredEvent], set[tuple[str, str]] | None, list[dict[str, Any]]]:
+        """What may be new in the room since ``since``: its latest events (one more than
+        the timeline limit, newest first), the keys of its changed state (None without
+        ``since``), and its account data (read when not given).  Only what the change
+        trackers say may have changed is asked for."""
+        user_id = req.user_id
+        upto = req.upto.position
+        sync_filter = req.sync_filter
+        after = since.position if since else None
+        changes = self.db.changes
+        recent: list[StoredEvent] = []
+        changed_state: set[tuple[str, str]] | None = None
+        async with self.db.read() as conn:
+            if after is None or changes.room_events.changed_since(room.room_id, after):
+                recent = await event_store.room_events(
+                    conn,
+                    room.room_id,
+                    after=after,
+                    upto=upto,
+                    limit=sync_filter.timeline_limit + 1,
+                    backwards=True,
+                    types=sync_filter.timeline_types,
+                    not_types=sync_filter.timeline_not_types,
+                )
+            if after is not None:
+                changed_state = (
+                    await room_store.state_changes_after(conn, room.room_id, after, upto)
+                    if changes.room_state.changed_since(room.room_id, after)
+                    else set()
+                )
+            if room_account_data is None:
+                rows = await userdata_store.account_data_since(conn, user_id, None, upto)
+                room_account_data = [
+                    {"type": t, "content": c} for r, t, c in rows if r == room.room_id
+                ]
+        return recent, changed_state, room_account_data
 
     async def _state_for(
         self,

@@ -1,11 +1,12 @@
 """What a /sync request asks for: where it starts (:class:`SyncToken`) and what it wants
-(:class:`SyncFilter`)."""
+(:class:`SyncFilter`); a pass of it over the node's data (:class:`SyncRequest`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from homeserver.accounts.service import Requester
 from homeserver.common.errors import MatrixError
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -68,3 +69,23 @@ class SyncFilter:
         if self.rooms is not None and room_id not in self.rooms:
             return False
         return not (self.not_rooms and room_id in self.not_rooms)
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """One pass of a /sync request: whose, since where (None: an initial sync), up to
+    where, with which filter."""
+
+    requester: Requester
+    since: SyncToken | None
+    upto: SyncToken
+    sync_filter: SyncFilter
+    full_state: bool
+
+    @property
+    def user_id(self) -> str:
+        return self.requester.user_id
+
+    @property
+    def since_pos(self) -> int | None:
+        return self.since.position if self.since else None

@@ -31,11 +31,15 @@ from homeserver.sync.joined import JoinedRoomSync
 
 # SyncFilter is imported from here by the client API's /sync route.
 from homeserver.sync.params import SyncFilter as SyncFilter
-from homeserver.sync.params import SyncToken
+from homeserver.sync.params import SyncRequest, SyncToken
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.ignored import NOBODY, invited_by
 
 MAX_TIMEOUT_MS = 300_000
+
+#: A joined room whose section is to be read: the room, where its section starts (None:
+#: from the start, a room new to this sync) and its account data (None: to be read).
+_JoinedRoom = tuple[RoomCache, SyncToken | None, list[dict[str, Any]] | None]
 
 
 class SyncService:
@@ -96,83 +100,14 @@ class SyncService:
         sync_filter: SyncFilter,
         full_state: bool,
     ) -> dict[str, Any]:
+        req = SyncRequest(requester, since, upto, sync_filter, full_state)
         user_id = requester.user_id
         memberships = await self._memberships_of(user_id, upto.position)
         ignored = await self.history.ignored.of(user_id) if self.history.ignored else NOBODY
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
-        since_pos = since.position if since else None
-        account_data = await self._account_data(user_id, since_pos, upto.position)
-        active = self._active_rooms(user_id, memberships, since, account_data, full_state)
-        # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
-        joined_rooms: list[tuple[RoomCache, SyncToken | None, list[dict[str, Any]] | None]] = []
-        for membership in memberships:
-            if membership.forgotten or not sync_filter.wants_room(membership.room_id):
-                continue
-            if membership.stream_ordering > upto.position:
-                continue  # committed after our snapshot: the next sync will see it
-            room = await self.rooms.room(membership.room_id)
-            changed = since_pos is None or membership.stream_ordering > since_pos
-            if room is None:
-                # A room this node is not in: an invite from another server, or its rejection.
-                await other_rooms.remote_membership(
-                    self.rooms, membership, changed, since_pos, full_state, rooms, ignored
-                )
-                continue
-            if membership.membership == "join":
-                if active is not None and not changed and room.room_id not in active:
-                    continue  # nothing new in this room: skip its queries
-                joined_rooms.append(
-                    (
-                        room,
-                        since if not changed and not full_state else None,
-                        # A room new to this sync gets all of its account data.
-                        account_data.get(room.room_id, [])
-                        if not changed or since_pos is None
-                        else None,
-                    )
-                )
-            elif membership.membership in ("invite", "knock") and (changed or full_state):
-                if ignored and invited_by(
-                    await self.rooms.get_event(membership.event_id), user_id, ignored
-                ):
-                    continue  # the spec: invites from ignored users are not sent
-                key = "invite_state" if membership.membership == "invite" else "knock_state"
-                rooms[membership.membership][room.room_id] = {
-                    key: {"events": await other_rooms.stripped_state(self.rooms, room, membership)}
-                }
-            elif membership.membership in ("leave", "ban") and (
-                (since_pos is not None and changed)
-                or (sync_filter.include_leave and since_pos is None)
-            ):
-                rooms["leave"][room.room_id] = await other_rooms.left_room(
-                    self.rooms, self.history, requester, room, membership, since, sync_filter
-                )
-        receipts = await counts.receipts_after(
-            self.db,
-            [(room.room_id, room_since.position if room_since else None)
-             for room, room_since, _ in joined_rooms],
-            upto.position,
-        )  # fmt: skip
-        joined_sync = JoinedRoomSync(self.rooms, self.history, self.typing)
-        entries = await asyncio.gather(
-            *(
-                joined_sync.section(
-                    requester,
-                    room,
-                    room_since,
-                    upto,
-                    sync_filter,
-                    room_account_data,
-                    receipts.get(room.room_id, []),
-                )
-                for room, room_since, room_account_data in joined_rooms
-            )
-        )
-        shown = [room for (room, _, _), entry in zip(joined_rooms, entries, strict=True) if entry]
-        unread = await counts.unread(self.db, self.rooms, shown, user_id)
-        for room, entry in zip(shown, (e for e in entries if e), strict=True):
-            entry.update(counts.entry(unread.get(room.room_id, {}), sync_filter.thread_counts))
-            rooms["join"][room.room_id] = entry
+        account_data = await self._account_data(user_id, req.since_pos, upto.position)
+        joined_rooms = await self._rooms_to_show(req, memberships, account_data, ignored, rooms)
+        await self._joined_sections(req, joined_rooms, rooms["join"])
         response: dict[str, Any] = {
             "next_batch": str(upto),
             "rooms": {k: v for k, v in rooms.items() if v},
@@ -185,11 +120,111 @@ class SyncService:
         # Each extension fills its own sections of the response.
         await asyncio.gather(
             *(
-                extension(requester, since_pos, upto.position, response, joined)
+                extension(requester, req.since_pos, upto.position, response, joined)
                 for extension in self.extensions
             )
         )
         return response
+
+    async def _rooms_to_show(
+        self,
+        req: SyncRequest,
+        memberships: list[Membership],
+        account_data: dict[str, list[dict[str, Any]]],
+        ignored: frozenset[str],
+        rooms: dict[str, dict[str, Any]],
+    ) -> list[_JoinedRoom]:
+        """The joined rooms whose sections are to be read; the sections of the other rooms
+        to show are put in ``rooms`` directly."""
+        since_pos = req.since_pos
+        active = self._active_rooms(
+            req.user_id, memberships, req.since, account_data, req.full_state
+        )
+        joined_rooms: list[_JoinedRoom] = []
+        for membership in memberships:
+            if membership.forgotten or not req.sync_filter.wants_room(membership.room_id):
+                continue
+            if membership.stream_ordering > req.upto.position:
+                continue  # committed after our snapshot: the next sync will see it
+            room = await self.rooms.room(membership.room_id)
+            changed = since_pos is None or membership.stream_ordering > since_pos
+            if room is None:
+                # A room this node is not in: an invite from another server, or its rejection.
+                await other_rooms.remote_membership(
+                    self.rooms, membership, changed, since_pos, req.full_state, rooms, ignored
+                )
+            elif membership.membership != "join":
+                await self._other_room(req, room, membership, changed, ignored, rooms)
+            # Else a joined room, skipped (with its queries) when it has nothing new.
+            elif active is None or changed or room.room_id in active:
+                joined_rooms.append(
+                    (
+                        room,
+                        req.since if not changed and not req.full_state else None,
+                        # A room new to this sync gets all of its account data.
+                        account_data.get(room.room_id, [])
+                        if not changed or since_pos is None
+                        else None,
+                    )
+                )
+        return joined_rooms
+
+    async def _other_room(
+        self,
+        req: SyncRequest,
+        room: RoomCache,
+        membership: Membership,
+        changed: bool,
+        ignored: frozenset[str],
+        rooms: dict[str, dict[str, Any]],
+    ) -> None:
+        """Put the section of a room the user is invited to, knocked on, left or is banned
+        from in ``rooms``, when it is to be shown."""
+        since_pos = req.since_pos
+        if membership.membership in ("invite", "knock") and (changed or req.full_state):
+            if ignored and invited_by(
+                await self.rooms.get_event(membership.event_id), req.user_id, ignored
+            ):
+                return  # the spec: invites from ignored users are not sent
+            key = "invite_state" if membership.membership == "invite" else "knock_state"
+            rooms[membership.membership][room.room_id] = {
+                key: {"events": await other_rooms.stripped_state(self.rooms, room, membership)}
+            }
+        elif membership.membership in ("leave", "ban") and (
+            (since_pos is not None and changed)
+            or (req.sync_filter.include_leave and since_pos is None)
+        ):
+            rooms["leave"][room.room_id] = await other_rooms.left_room(
+                self.rooms, self.history, req.requester, room, membership, req.since,
+                req.sync_filter,
+            )  # fmt: skip
+
+    async def _joined_sections(
+        self, req: SyncRequest, joined_rooms: list[_JoinedRoom], joined: dict[str, Any]
+    ) -> None:
+        """Put the sections of the joined rooms, with their unread counts, in ``joined``
+        (a room with nothing new since the last sync has none)."""
+        receipts = await counts.receipts_after(
+            self.db,
+            [(room.room_id, room_since.position if room_since else None)
+             for room, room_since, _ in joined_rooms],
+            req.upto.position,
+        )  # fmt: skip
+        joined_sync = JoinedRoomSync(self.rooms, self.history, self.typing)
+        # Joined rooms are read concurrently (WAL/PostgreSQL readers do not block each other).
+        entries = await asyncio.gather(
+            *(
+                joined_sync.section(
+                    req, room, room_since, room_account_data, receipts.get(room.room_id, [])
+                )
+                for room, room_since, room_account_data in joined_rooms
+            )
+        )
+        shown = [room for (room, _, _), entry in zip(joined_rooms, entries, strict=True) if entry]
+        unread = await counts.unread(self.db, self.rooms, shown, req.user_id)
+        for room, entry in zip(shown, (e for e in entries if e), strict=True):
+            entry.update(counts.entry(unread.get(room.room_id, {}), req.sync_filter.thread_counts))
+            joined[room.room_id] = entry
 
     async def _memberships_of(self, user_id: str, upto: int) -> list[Membership]:
         """The user's memberships, read again only after one of them changed.

@@ -54,10 +54,6 @@ WellKnownFetcher = Callable[[str], Awaitable[bytes | None]]
 SrvLookup = Callable[[str], Awaitable[list[tuple[str, int]]]]
 
 
-async def no_srv(name: str) -> list[tuple[str, int]]:
-    return []
-
-
 async def dns_srv(name: str) -> list[tuple[str, int]]:
     """SRV lookup with dnspython; no records or any DNS failure gives []."""
     try:

@@ -34,7 +34,6 @@ class DestinationQueue:
         self.retry_now = asyncio.Event()
         self.backoff_s = 0.0
         self.task: asyncio.Task[None] | None = None
-        self.sent_transactions = 0
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -87,7 +86,6 @@ class DestinationQueue:
         except UnreachableError as e:
             log.info("transaction %s to %s failed: %s", txn_id, self.destination, e)
             return False
-        self.sent_transactions += 1
         results = response.get("pdus", {}) if isinstance(response, dict) else {}
         if isinstance(results, dict):
             for event_id, result in results.items():

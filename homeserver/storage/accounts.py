@@ -186,17 +186,6 @@ async def lookup_token(conn: AsyncConnection, token_sha256: bytes) -> tuple[str,
     return (row.user_id, row.device_id) if row else None
 
 
-async def delete_token(conn: AsyncConnection, token_sha256: bytes) -> None:
-    await conn.execute(delete(access_tokens).where(access_tokens.c.token_sha256 == token_sha256))
-
-
-async def tokens_of_user(conn: AsyncConnection, user_id: str) -> list[bytes]:
-    rows = await conn.execute(
-        select(access_tokens.c.token_sha256).where(access_tokens.c.user_id == user_id)
-    )
-    return [bytes(r.token_sha256) for r in rows]
-
-
 async def delete_tokens_of_user(
     conn: AsyncConnection, user_id: str, except_device: str | None = None
 ) -> None:

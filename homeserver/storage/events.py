@@ -193,15 +193,8 @@ def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
     ]
 
 
-async def delete_outlier(conn: AsyncConnection, event_id: str) -> None:
-    """Remove an outlier's rows so the event can be stored again as part of the timeline."""
-    await conn.execute(delete(events).where(events.c.event_id == event_id, events.c.outlier))
-    await conn.execute(delete(event_edges).where(event_edges.c.event_id == event_id))
-    await conn.execute(delete(event_relations).where(event_relations.c.event_id == event_id))
-
-
 async def delete_outliers(conn: AsyncConnection, event_ids: Sequence[str]) -> None:
-    """:func:`delete_outlier` for many events at once."""
+    """Remove outliers' rows so the events can be stored again as part of the timeline."""
     ids = list(event_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -333,22 +326,3 @@ async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set
         )
         found.update(r.event_id for r in rows)
     return found
-
-
-async def count_unread(
-    conn: AsyncConnection, room_id: str, user_id: str, after: int, types: Sequence[str]
-) -> int:
-    query = (
-        select(func.count())
-        .select_from(events)
-        .where(
-            events.c.room_id == room_id,
-            events.c.stream_ordering > after,
-            events.c.sender != user_id,
-            events.c.type.in_(list(types)),
-            ~events.c.outlier,
-            events.c.rejected_reason.is_(None),
-            events.c.redacted_by.is_(None),
-        )
-    )
-    return int((await conn.execute(query)).scalar() or 0)

@@ -201,19 +201,6 @@ async def get_membership(conn: AsyncConnection, room_id: str, user_id: str) -> M
     return Membership(**row._mapping) if row else None
 
 
-async def membership_changes_after(
-    conn: AsyncConnection, user_id: str, after: int, upto: int
-) -> list[Membership]:
-    rows = await conn.execute(
-        select(memberships).where(
-            memberships.c.user_id == user_id,
-            memberships.c.stream_ordering > after,
-            memberships.c.stream_ordering <= upto,
-        )
-    )
-    return [Membership(**r._mapping) for r in rows]
-
-
 # ------------------------------------------------------------------ aliases
 
 

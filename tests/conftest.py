@@ -20,6 +20,10 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+#: The conformance run (responses validated against the Matrix spec's OpenAPI) and its option;
+#: pytester, to test that plugin on small suites of its own.
+pytest_plugins = ["tests.homeserver.conformance", "pytester"]
+
 POSTGRES_URL_VAR = "KAIRAN_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REQUIRE_POSTGRES = os.environ.get("KAIRAN_REQUIRE_POSTGRES") == "1"
@@ -55,15 +59,6 @@ def _postgres_reachable() -> bool:
 
 
 POSTGRES = _postgres_reachable()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--matrix-spec",
-        default=None,
-        help="matrix-spec checkout for the Client-Server conformance tests "
-        "(default: $KAIRAN_MATRIX_SPEC, else ../shared/matrix-spec)",
-    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:

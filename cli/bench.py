@@ -1,4 +1,4 @@
-"""``kairan bench``: the benchmarks (interop/bench in the source checkout)."""
+"""``kairan bench``: the benchmarks (interop/bench/, in the source checkout: not installed)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import fail
+from cli.common import source_checkout
 
 
 @click.group()
@@ -21,6 +21,7 @@ def bench() -> None:
 @click.option("--messages", default=5000, show_default=True, help="Messages sent by 20 members.")
 def bench_storage(members: int, messages: int) -> None:
     """Bytes on disk per event and state storage growth, on a throwaway SQLite node."""
+    source_checkout()
     from interop.bench import storage as storage_bench
 
     storage_bench.main(max(members, 20), messages)
@@ -31,6 +32,7 @@ def bench_storage(members: int, messages: int) -> None:
 @click.option("--repeat", default=5, show_default=True, help="State resolution runs (median).")
 def bench_engine(seconds: float, repeat: int) -> None:
     """Protocol engine: ed25519, PDU verification, event signing, state resolution."""
+    source_checkout()
     from interop.bench import engine as engine_bench
 
     engine_bench.main(seconds, repeat)
@@ -68,6 +70,7 @@ def bench_client(
     ca_file: Path | None,
 ) -> None:
     """Any homeserver over the Client-Server API: latencies, throughput, sync, RSS."""
+    source_checkout()
     from interop.bench import client as client_bench
 
     options = client_bench.BenchOptions(
@@ -101,11 +104,7 @@ def bench_federation(
     with_synapse: bool,
 ) -> None:
     """Two fresh nodes per pair on loopback: delivery latency, throughput A->B, RSS."""
-    repo_root = Path(__file__).resolve().parent.parent
-    if not (repo_root / "interop" / "bench_federation.py").exists():
-        fail(f"no interop suite in {repo_root}: run this from a Kairan source checkout")
-    if str(repo_root) not in sys.path:
-        sys.path.insert(0, str(repo_root))
+    source_checkout()
     from interop.bench import federation as fed
     from interop.run import prepare_synapse
 

@@ -10,6 +10,8 @@ import click
 
 from cli.common import DIR_OPTION
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 @click.command()
 @click.option("--server-name", required=True, help="e.g. kairan.city.example.jp or 127.0.0.1:8448")
@@ -42,7 +44,12 @@ def init(
     is_flag=True,
     help="Create a local development node (localhost:8008, open registration) if DIR has none.",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
 def serve(directory: Path, dev: bool, log_level: str) -> None:
     """Run the node in the foreground until SIGTERM or Ctrl-C."""
     from homeserver.config.model import CONFIG_FILE, ConfigError, load_config
@@ -50,9 +57,7 @@ def serve(directory: Path, dev: bool, log_level: str) -> None:
     from homeserver.node.setup import init_node
     from homeserver.storage.database import StorageError
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if dev and not (directory / CONFIG_FILE).exists():
             init_node("localhost:8008", directory, enable_registration=True)

@@ -275,6 +275,22 @@ def test_metrics_port_in_use(tmp_path: Path) -> None:
         )
 
 
+def test_log_level_is_one_of_the_choices(tmp_path: Path) -> None:
+    bogus = kairan("serve", "--dir", tmp_path, "--log-level", "bogus")
+    # A usage error: status 2, no traceback, one line saying why (after click's usage hint).
+    assert bogus.returncode == 2, bogus.stderr
+    assert "Traceback" not in bogus.stderr + bogus.stdout
+    errors = [line for line in bogus.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, bogus.stderr
+    assert "'--log-level'" in errors[0] and "'bogus'" in errors[0], errors
+    assert not (tmp_path / "kairan.yaml").exists()  # refused before doing anything
+    shown = kairan("serve", "--help")
+    assert re.search(r"--log-level \[debug\|info\|warning\|error\|critical\]", shown.stdout, re.I)
+    # Any case is accepted: the node then fails on the (missing) configuration, not the level.
+    lower = kairan("serve", "--dir", tmp_path, "--log-level", "warning")
+    assert_one_line_error(lower, "no configuration", "kairan init")
+
+
 # ---------------------------------------------------------------------- administration
 
 

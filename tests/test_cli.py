@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from cli.main import main, register_groups
 from homeserver.admin import ops
 from homeserver.config.model import load_config
 from homeserver.node.app import build_services, close_services
@@ -289,6 +292,33 @@ def test_log_level_is_one_of_the_choices(tmp_path: Path) -> None:
     # Any case is accepted: the node then fails on the (missing) configuration, not the level.
     lower = kairan("serve", "--dir", tmp_path, "--log-level", "warning")
     assert_one_line_error(lower, "no configuration", "kairan init")
+
+
+# ---------------------------------------------------------------------- command groups
+
+
+@click.group("feature")
+def feature_group() -> None:
+    """What a node feature's package would contribute."""
+
+
+@feature_group.command("hello")
+def feature_hello() -> None:
+    click.echo("hello from a feature")
+
+
+def test_feature_groups_join_the_root_command() -> None:
+    assert set(main.commands) == {
+        "init", "serve", "user", "room", "token", "key", "bench", "interop",
+    }  # fmt: skip
+    root = click.Group("kairan")
+    register_groups(root, ["tests.test_cli:feature_group"])
+    result = CliRunner().invoke(root, ["feature", "hello"])
+    assert (result.exit_code, result.output) == (0, "hello from a feature\n")
+    with pytest.raises(ValueError, match="'feature' exists already"):
+        register_groups(root, ["tests.test_cli:feature_group"])
+    with pytest.raises(TypeError, match="not a click command"):
+        register_groups(root, ["tests.test_cli:free_port"])
 
 
 # ---------------------------------------------------------------------- administration

@@ -42,7 +42,8 @@ def init(
 @click.option(
     "--dev",
     is_flag=True,
-    help="Create a local development node (localhost:8008, open registration) if DIR has none.",
+    help="Create a local development node (localhost:8008, open registration) if DIR has "
+    "none; log each request.",
 )
 @click.option(
     "--log-level",
@@ -50,7 +51,13 @@ def init(
     default="INFO",
     show_default=True,
 )
-def serve(directory: Path, dev: bool, log_level: str) -> None:
+@click.option(
+    "--log-requests/--no-log-requests",
+    default=None,
+    help="Log each request in one line: method, path, status, milliseconds (access tokens "
+    "redacted).  [default: on with --dev, else off]",
+)
+def serve(directory: Path, dev: bool, log_level: str, log_requests: bool | None) -> None:
     """Run the node in the foreground until SIGTERM or Ctrl-C."""
     from homeserver.config.model import CONFIG_FILE, ConfigError, load_config
     from homeserver.node.app import serve as serve_node
@@ -63,7 +70,8 @@ def serve(directory: Path, dev: bool, log_level: str) -> None:
             init_node("localhost:8008", directory, enable_registration=True)
             click.echo(f"created a development node in {directory} (http://localhost:8008)")
         config = load_config(directory)
-        asyncio.run(serve_node(config))
+        access_log = dev if log_requests is None else log_requests
+        asyncio.run(serve_node(config, access_log=access_log))
     except (ConfigError, StorageError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:

@@ -125,9 +125,11 @@ def served() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait()
 
 
-def start(processes: list[subprocess.Popen[str]], directory: Path) -> subprocess.Popen[str]:
+def start(
+    processes: list[subprocess.Popen[str]], directory: Path, *options: str
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [*KAIRAN, "serve", "--dir", str(directory)],
+        [*KAIRAN, "serve", "--dir", str(directory), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -188,8 +190,27 @@ def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]])
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "shutting down" in stderr
+    assert "access_log" not in stderr  # requests are logged by development nodes only
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/_matrix/client/versions")
+
+
+def test_dev_node_logs_each_request(tmp_path: Path, served: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    init(tmp_path / "node", port)  # --dev serves a node that is there as it is
+    process = start(served, tmp_path / "node", "--dev")
+    url = f"http://127.0.0.1:{port}/_matrix/client"
+    wait_until_up(process, f"{url}/versions?access_token=s3cret")
+    assert get(f"{url}/v3/nowhere")[0] == 404
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 0, stderr
+    line = r" INFO homeserver\.node\.access_log: GET {} {} \d+\.\dms$"
+    versions = re.escape("/_matrix/client/versions?access_token=<redacted>")
+    assert re.search(line.format(versions, 200), stderr, re.M), stderr
+    assert re.search(line.format("/_matrix/client/v3/nowhere", 404), stderr, re.M), stderr
+    assert "s3cret" not in stderr
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:

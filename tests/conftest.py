@@ -1,9 +1,11 @@
 """Shared test configuration: the databases every storage-touching test runs on.
 
-Tests that take the ``db_url`` fixture run once on SQLite and once on PostgreSQL (the
-local server at 127.0.0.1:5432, database ``test``).  Where PostgreSQL is not reachable the
-PostgreSQL variant is not generated and the session header says so; with
-``KAIRAN_REQUIRE_POSTGRES=1`` (as ``.ci/run`` sets) an unreachable PostgreSQL fails the run.
+Tests that take the ``db_url`` fixture run once on SQLite and once on PostgreSQL.  The
+PostgreSQL server is one setting, ``KAIRAN_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``): its database is where each test session
+creates and drops databases of its own.  Where that server is not reachable the PostgreSQL
+variant is not generated and the session header says so; with ``KAIRAN_REQUIRE_POSTGRES=1``
+(as ``.ci/run`` sets) an unreachable PostgreSQL fails the run.
 """
 
 from __future__ import annotations
@@ -15,17 +17,42 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
-PG_HOST = os.environ.get("KAIRAN_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("KAIRAN_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("KAIRAN_TEST_PG_USER", "postgres")
-PG_ADMIN_DB = os.environ.get("KAIRAN_TEST_PG_DB", "test")
+#: The conformance run (responses validated against the Matrix spec's OpenAPI) and its option;
+#: pytester, to test that plugin on small suites of its own.
+pytest_plugins = ["tests.homeserver.conformance", "pytester"]
+
+POSTGRES_URL_VAR = "KAIRAN_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REQUIRE_POSTGRES = os.environ.get("KAIRAN_REQUIRE_POSTGRES") == "1"
 
 
-def _postgres_reachable() -> bool:
+def _postgres_url(raw: str) -> URL:
     try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(f"{POSTGRES_URL_VAR}={raw!r} is not a database URL") from None
+    if url.get_backend_name() != "postgresql" or not url.database:
+        raise ValueError(f"{POSTGRES_URL_VAR}={raw!r}: expected postgresql://user@host:port/db")
+    return url
+
+
+try:
+    PG_URL = _postgres_url(os.environ.get(POSTGRES_URL_VAR) or DEFAULT_POSTGRES_URL)
+    PG_URL_ERROR = None
+except ValueError as e:  # reported by pytest_configure, in one line
+    PG_URL, PG_URL_ERROR = make_url(DEFAULT_POSTGRES_URL), str(e)
+#: Where the server is, for messages (never the password).
+PG_WHERE = f"{PG_URL.host or 'localhost'}:{PG_URL.port or 5432}"
+
+
+def _postgres_reachable() -> bool:
+    if PG_URL_ERROR is not None:
+        return False
+    try:
+        with socket.create_connection((PG_URL.host or "localhost", PG_URL.port or 5432), timeout=1):
             return True
     except OSError:
         return False
@@ -34,27 +61,25 @@ def _postgres_reachable() -> bool:
 POSTGRES = _postgres_reachable()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--matrix-spec",
-        default=None,
-        help="matrix-spec checkout for the Client-Server conformance tests "
-        "(default: $KAIRAN_MATRIX_SPEC, else ../shared/matrix-spec)",
-    )
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     if POSTGRES:
-        return f"databases: SQLite and PostgreSQL at {PG_HOST}:{PG_PORT}"
+        return f"databases: SQLite and PostgreSQL at {PG_WHERE}"
     return (
-        "databases: SQLite only (PostgreSQL not reachable; set KAIRAN_REQUIRE_POSTGRES=1 to insist)"
+        f"databases: SQLite only (PostgreSQL at {PG_WHERE} not reachable; set "
+        f"{POSTGRES_URL_VAR} to use another, KAIRAN_REQUIRE_POSTGRES=1 to insist)"
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if PG_URL_ERROR is not None:
+        raise pytest.UsageError(PG_URL_ERROR)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if REQUIRE_POSTGRES and not POSTGRES:
         raise pytest.UsageError(
-            f"KAIRAN_REQUIRE_POSTGRES=1 but PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable"
+            f"KAIRAN_REQUIRE_POSTGRES=1 but PostgreSQL at {PG_WHERE} is not reachable "
+            f"(set {POSTGRES_URL_VAR})"
         )
 
 
@@ -69,7 +94,8 @@ def _pg_admin(sql: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        dsn = PG_URL.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(sql)
         finally:
@@ -83,7 +109,8 @@ def _session_database(suffix: str) -> Iterator[str]:
     name = f"kairan_test_{os.getpid()}{suffix}"
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
     _pg_admin(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    url = PG_URL.set(drivername="postgresql+asyncpg", database=name)
+    yield url.render_as_string(hide_password=False)
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

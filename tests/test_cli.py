@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from cli.main import main, register_groups
 from homeserver.admin import ops
 from homeserver.config import load_config
 from homeserver.node.app import build_services, close_services
@@ -122,9 +125,11 @@ def served() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait()
 
 
-def start(processes: list[subprocess.Popen[str]], directory: Path) -> subprocess.Popen[str]:
+def start(
+    processes: list[subprocess.Popen[str]], directory: Path, *options: str
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [*KAIRAN, "serve", "--dir", str(directory)],
+        [*KAIRAN, "serve", "--dir", str(directory), *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -185,8 +190,27 @@ def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]])
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "shutting down" in stderr
+    assert "access_log" not in stderr  # requests are logged by development nodes only
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/_matrix/client/versions")
+
+
+def test_dev_node_logs_each_request(tmp_path: Path, served: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    init(tmp_path / "node", port)  # --dev serves a node that is there as it is
+    process = start(served, tmp_path / "node", "--dev")
+    url = f"http://127.0.0.1:{port}/_matrix/client"
+    wait_until_up(process, f"{url}/versions?access_token=s3cret")
+    assert get(f"{url}/v3/nowhere")[0] == 404
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+    stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 0, stderr
+    line = r" INFO homeserver\.node\.access_log: GET {} {} \d+\.\dms$"
+    versions = re.escape("/_matrix/client/versions?access_token=<redacted>")
+    assert re.search(line.format(versions, 200), stderr, re.M), stderr
+    assert re.search(line.format("/_matrix/client/v3/nowhere", 404), stderr, re.M), stderr
+    assert "s3cret" not in stderr
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -273,6 +297,49 @@ def test_metrics_port_in_use(tmp_path: Path) -> None:
             kairan("serve", "--dir", tmp_path / "node"),
             f"cannot listen for metrics on 127.0.0.1:{port}",
         )
+
+
+def test_log_level_is_one_of_the_choices(tmp_path: Path) -> None:
+    bogus = kairan("serve", "--dir", tmp_path, "--log-level", "bogus")
+    # A usage error: status 2, no traceback, one line saying why (after click's usage hint).
+    assert bogus.returncode == 2, bogus.stderr
+    assert "Traceback" not in bogus.stderr + bogus.stdout
+    errors = [line for line in bogus.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, bogus.stderr
+    assert "'--log-level'" in errors[0] and "'bogus'" in errors[0], errors
+    assert not (tmp_path / "kairan.yaml").exists()  # refused before doing anything
+    shown = kairan("serve", "--help")
+    assert re.search(r"--log-level \[debug\|info\|warning\|error\|critical\]", shown.stdout, re.I)
+    # Any case is accepted: the node then fails on the (missing) configuration, not the level.
+    lower = kairan("serve", "--dir", tmp_path, "--log-level", "warning")
+    assert_one_line_error(lower, "no configuration", "kairan init")
+
+
+# ---------------------------------------------------------------------- command groups
+
+
+@click.group("feature")
+def feature_group() -> None:
+    """What a node feature's package would contribute."""
+
+
+@feature_group.command("hello")
+def feature_hello() -> None:
+    click.echo("hello from a feature")
+
+
+def test_feature_groups_join_the_root_command() -> None:
+    assert set(main.commands) == {
+        "init", "serve", "user", "room", "token", "key", "bench", "interop",
+    }  # fmt: skip
+    root = click.Group("kairan")
+    register_groups(root, ["tests.test_cli:feature_group"])
+    result = CliRunner().invoke(root, ["feature", "hello"])
+    assert (result.exit_code, result.output) == (0, "hello from a feature\n")
+    with pytest.raises(ValueError, match="'feature' exists already"):
+        register_groups(root, ["tests.test_cli:feature_group"])
+    with pytest.raises(TypeError, match="not a click command"):
+        register_groups(root, ["tests.test_cli:free_port"])
 
 
 # ---------------------------------------------------------------------- administration

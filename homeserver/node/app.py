@@ -44,6 +44,7 @@ from homeserver.config import Config, ConfigError
 from homeserver.e2ee.service import KeysService
 from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
 from homeserver.media import MediaService
+from homeserver.node.access_log import access_log_middleware
 from homeserver.node.housekeeping import Housekeeping
 from homeserver.node.services import SERVICES, Services
 from homeserver.push.rules import PushRulesService
@@ -180,8 +181,10 @@ def _rate_limit_middleware(services: Services) -> Middleware:
     return middleware
 
 
-def make_app(services: Services) -> web.Application:
+def make_app(services: Services, *, access_log: bool = False) -> web.Application:
     middlewares = [error_middleware, _rate_limit_middleware(services)]
+    if access_log:  # one line per request (development nodes): homeserver/node/access_log.py
+        middlewares.insert(0, access_log_middleware)
     metrics = NodeMetrics(services) if services.config.metrics.enabled else None
     if metrics is not None:
         middlewares.insert(0, metrics.middleware())
@@ -216,14 +219,16 @@ def ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    config: Config, *, stop: asyncio.Event | None = None, access_log: bool = False
+) -> None:
     """Run the node until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
     # The database drivers run in threads: hand the GIL over sooner than the default 5 ms,
     # or every query waits for the event loop's time slice to end.
     sys.setswitchinterval(0.001)
     tls = ssl_context(config)
     services = await build_services(config)
-    app = make_app(services)
+    app = make_app(services, access_log=access_log)
     # On SIGTERM, requests in flight get this long; then they (long-polls above all) are
     # cancelled, so the node stops within seconds rather than after the longest /sync.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)

@@ -19,7 +19,6 @@ from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
 from tests.homeserver.client import Client
-from tests.homeserver.openapi import ClientServerSpec, SpecNotFound, spec_root
 
 
 def free_port() -> int:
@@ -105,16 +104,6 @@ async def start_node(
     await services.pushers.pool.start()
     scheme = "https" if tls else "http"
     return Node(server_name, f"{scheme}://{server_name}", services, directory), runner
-
-
-@pytest.fixture(scope="session")
-def spec(request: pytest.FixtureRequest) -> ClientServerSpec:
-    """The Client-Server OpenAPI definitions (``--matrix-spec`` or ``KAIRAN_MATRIX_SPEC``)."""
-    try:
-        root = spec_root(request.config.getoption("--matrix-spec"))
-    except SpecNotFound as e:
-        pytest.fail(str(e), pytrace=False)
-    return ClientServerSpec(root)
 
 
 async def two_nodes(

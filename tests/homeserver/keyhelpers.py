@@ -1,5 +1,6 @@
 """Helpers for the E2EE, device and push rule tests: real ed25519-signed key objects and a
-client whose every response is validated against the spec's OpenAPI."""
+client whose every response is validated against the spec's OpenAPI in the conformance
+run (tests/homeserver/conformance.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from federation.signing import (
     signing_bytes,
 )
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec
+from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V3 = "/_matrix/client/v3"
 OLM = "m.olm.v1.curve25519-aes-sha2"
@@ -29,8 +29,10 @@ MEGOLM = "m.megolm.v1.aes-sha2"
 
 
 @pytest.fixture(name="vclient")
-async def vclient_fixture(node: Node, spec: ClientServerSpec) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, spec)
+async def vclient_fixture(
+    node: Node, openapi: ClientServerSpec | None
+) -> AsyncIterator[ValidatingClient]:
+    c = ValidatingClient(node.base_url, openapi)
     try:
         yield c
     finally:

@@ -1,21 +1,22 @@
 """The spec's OpenAPI for the Client-Server API, as response validators for the tests.
 
 :class:`ClientServerSpec` reads every ``data/api/client-server/*.yaml`` of a matrix-spec
-checkout, resolves ``$ref`` (relative files, JSON pointers, also across to
-``data/event-schemas``) and validates a response body against the schema that the spec
-gives for (method, path, status).  Paths may be concrete (``/_matrix/client/v3/rooms/!a/
-send/m.room.message/1``): they are matched against the path templates of every file with
-its ``basePath``, the most specific template winning.
+checkout (https://github.com/matrix-org/matrix-spec; the files are not ours to copy),
+resolves ``$ref`` (relative files, JSON pointers, also across to ``data/event-schemas``)
+and validates a response body against the schema that the spec gives for (method, path,
+status).  Paths may be concrete (``/_matrix/client/v3/rooms/!a/send/m.room.message/1``):
+they are matched against the path templates of every file with its ``basePath``, the most
+specific template winning.
 
-Where the spec is: the env var ``KAIRAN_MATRIX_SPEC`` or the pytest option
-``--matrix-spec`` (see tests/conftest.py); without either, ``<repo>/../shared/matrix-spec``.
-A missing spec is an error, never a reason to skip the conformance tests.
+Validation is switched on by the conformance run (``make conformance``): the env var
+``KAIRAN_MATRIX_SPEC`` or the pytest option ``--matrix-spec`` names the checkout (see
+tests/homeserver/conformance.py).  Without either, :class:`ValidatingClient` is the plain
+test client: the tests' own assertions run, the spec's are not checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -28,8 +29,10 @@ import referencing.jsonschema
 import yaml
 from referencing.exceptions import Unresolvable
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.homeserver.client import Client, Response
+
 ENV_VAR = "KAIRAN_MATRIX_SPEC"
+OPTION = "--matrix-spec"
 METHODS = ("get", "put", "post", "delete", "head", "options", "patch")
 
 
@@ -41,22 +44,14 @@ class SchemaMismatch(AssertionError):
     pass
 
 
-def spec_root(option: str | None = None) -> Path:
-    """The matrix-spec checkout: the pytest option, else the env var, else the default."""
-    raw = option or os.environ.get(ENV_VAR)
-    root = Path(raw).expanduser() if raw else REPO.parent / "shared" / "matrix-spec"
+def spec_root(raw: str, source: str) -> Path:
+    """The matrix-spec checkout at ``raw`` (named by ``source``, e.g. ``$KAIRAN_MATRIX_SPEC``
+    or ``--matrix-spec``); :class:`SpecNotFound` with a one-line reason if it is not one."""
+    root = Path(raw).expanduser()
     if not (root / "data" / "api" / "client-server").is_dir():
-        how = (
-            f"from --matrix-spec {option}"
-            if option
-            else f"from ${ENV_VAR}={raw}"
-            if raw
-            else f"default {root}"
-        )
         raise SpecNotFound(
-            f"Matrix spec not found ({how}): the Client-Server conformance tests need a "
-            "matrix-spec checkout with data/api/client-server/*.yaml; set "
-            f"{ENV_VAR}=/path/to/matrix-spec or pass --matrix-spec /path/to/matrix-spec"
+            f"Matrix spec not found ({source}={raw}): expected a checkout of "
+            "https://github.com/matrix-org/matrix-spec with data/api/client-server/*.yaml"
         )
     return root.resolve()
 
@@ -114,6 +109,7 @@ class ClientServerSpec:
                         )
         self.registry: referencing.Registry[Any] = referencing.Registry(retrieve=self._retrieve)  # type: ignore[call-arg]
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
+        self.validated = 0  # response bodies checked, for the conformance run's summary
 
     # ------------------------------------------------------------- files and refs
 
@@ -195,6 +191,7 @@ class ClientServerSpec:
     def validate(self, method: str, path: str, status: int, body: Any) -> Operation:
         """Raise :class:`SchemaMismatch` unless ``body`` is what the spec allows."""
         op = self.find(method, path)
+        self.validated += 1
         documented = self.statuses(op)
         if str(status) not in documented and status < 400:
             raise SchemaMismatch(f"{op}: status {status} is not one of {documented}")
@@ -265,11 +262,59 @@ def _string_keys(node: Any) -> Any:
     return node
 
 
+class ValidatingClient(Client):
+    """A test client that checks what every test should hold of any response (no 5xx but
+    the spec's "not yet uploaded" 504; error bodies are JSON objects) and, when the run has
+    the spec (``spec`` is not ``None``), validates every response body against it."""
+
+    def __init__(self, base_url: str, spec: ClientServerSpec | None) -> None:
+        super().__init__(base_url)
+        self.spec = spec
+        self.mismatches: list[str] = []
+        self.seen: set[tuple[str, str]] = set()  # (METHOD, template)
+
+    async def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Response:
+        response = await super().request(method, path, body, **kwargs)
+        if response.status >= 500:  # only the spec's "not yet uploaded" media answer
+            assert response.status == 504, (method, path, response)
+            assert response.body["errcode"] == "M_NOT_YET_UPLOADED", (method, path, response)
+        if response.status >= 400:
+            assert isinstance(response.body, dict), (method, path, response)
+        if self.spec is None:
+            return response
+        try:
+            op = self.spec.validate(method, path, response.status, response.body)
+        except (SchemaMismatch, KeyError) as e:
+            self.mismatches.append(f"{method} {path} -> {response.status}: {e}")
+        else:
+            self.seen.add((method.upper(), op.template))
+        return response
+
+    def check(self, *expected: str) -> None:
+        """With the spec: no mismatches so far, and each of ``expected`` ("GET /template")
+        was exercised.  Without it there is nothing to check (the tests assert the rest)."""
+        if self.spec is None:
+            return
+        assert not self.mismatches, "\n".join(self.mismatches)
+        seen = {f"{m} {t}" for m, t in self.seen}
+        missing = [e for e in expected if e not in seen]
+        assert not missing, f"not exercised: {missing}"
+
+
+def conforms(spec: ClientServerSpec | None, method: str, path: str, status: int, body: Any) -> None:
+    """Validate one response body when the run has the spec; nothing otherwise."""
+    if spec is not None:
+        spec.validate(method, path, status, body)
+
+
 __all__ = [
     "ENV_VAR",
+    "OPTION",
     "ClientServerSpec",
     "Operation",
     "SchemaMismatch",
     "SpecNotFound",
+    "ValidatingClient",
+    "conforms",
     "spec_root",
 ]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
@@ -15,6 +14,7 @@ from tests.homeserver.keyhelpers import (
     upload_keys,
     vclient_fixture,  # noqa: F401
 )
+from tests.homeserver.openapi import ValidatingClient
 
 PASSWORD = "correct horse"
 

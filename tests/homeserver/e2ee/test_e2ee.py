@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from federation.signing import encode_base64, sign_json, signing_bytes, verify_json
 from homeserver.storage.schema import to_device
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     MEGOLM,
@@ -26,6 +25,7 @@ from tests.homeserver.keyhelpers import (
     upload_keys,
     vclient_fixture,  # noqa: F401
 )
+from tests.homeserver.openapi import ValidatingClient
 
 SIGNED = "signed_curve25519"
 

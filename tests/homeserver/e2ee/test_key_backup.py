@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
     vclient_fixture,  # noqa: F401
 )
+from tests.homeserver.openapi import ValidatingClient
 
 RK = f"{V3}/room_keys"
 ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"

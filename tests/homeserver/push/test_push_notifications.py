@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
     vclient_fixture,  # noqa: F401
 )
+from tests.homeserver.openapi import ValidatingClient
 
 P = f"{V3}/pushrules/global"
 _txn = itertools.count()

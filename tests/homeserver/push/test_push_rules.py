@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
     vclient_fixture,  # noqa: F401
 )
+from tests.homeserver.openapi import ValidatingClient
 
 P = f"{V3}/pushrules"
 DEFAULT_OVERRIDE = [

@@ -19,10 +19,9 @@ from homeserver.config import PushSettings
 from homeserver.node.app import build_services, close_services
 from homeserver.push.gateway import GatewayClient, GatewayError
 from tests.homeserver.client import User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node, free_port, start_node
 from tests.homeserver.keyhelpers import V3
-from tests.homeserver.openapi import ClientServerSpec
+from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 SET = f"{V3}/pushers/set"
 _txn = itertools.count()
@@ -83,8 +82,10 @@ async def push_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
 
 
 @pytest.fixture
-async def pclient(push_node: Node, spec: ClientServerSpec) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(push_node.base_url, spec)
+async def pclient(
+    push_node: Node, openapi: ClientServerSpec | None
+) -> AsyncIterator[ValidatingClient]:
+    c = ValidatingClient(push_node.base_url, openapi)
     try:
         yield c
     finally:
@@ -344,12 +345,12 @@ async def test_retries_with_backoff_and_rejected_pushkeys(
 
 
 async def test_read_notifications_are_not_pushed_and_pushers_resume(
-    tmp_path: Path, db_url: str, gateway: Gateway, spec: ClientServerSpec
+    tmp_path: Path, db_url: str, gateway: Gateway, openapi: ClientServerSpec | None
 ) -> None:
     node, runner = await start_node(
         tmp_path / "node", db_url, push=PushSettings(allow_private_addresses=True)
     )
-    client = ValidatingClient(node.base_url, spec)
+    client = ValidatingClient(node.base_url, openapi)
     try:
         alice, bob, room_id = await three_in_a_room(client)
         node.services.pushers.pool.initial_backoff_s = 30.0

@@ -28,9 +28,8 @@ import pytest
 
 from homeserver.rooms.summary import child_order_key
 from tests.homeserver.client import Response, User
-from tests.homeserver.client_api.test_openapi import ValidatingClient
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec
+from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V1 = "/_matrix/client/v1"
 HIERARCHY = "GET /_matrix/client/v1/rooms/{roomId}/hierarchy"
@@ -72,8 +71,8 @@ async def link(user: User, parent: str, child: str, server: str, **content: Any)
 
 
 @pytest.fixture
-async def space(node: Node, spec: ClientServerSpec) -> AsyncIterator[Space]:
-    client = ValidatingClient(node.base_url, spec)
+async def space(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[Space]:
+    client = ValidatingClient(node.base_url, openapi)
     try:
         alice = await client.register("alice")
         bob = await client.register("bob")

@@ -1,0 +1,62 @@
+"""What the command groups share: the ``--dir`` option, one-line failures, running an
+action with the node's services, and the source checkout (for interop/ and the benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+DIR_OPTION = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The node's directory (holds kairan.yaml).",
+)
+
+
+def fail(message: str) -> NoReturn:
+    """End the command with ``Error: message`` (one line) and exit status 1."""
+    raise click.ClickException(message)
+
+
+def run_with_services(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Load the node's config and services, run ``action(services)``, close everything."""
+    from homeserver.common.errors import MatrixError
+    from homeserver.config import ConfigError, load_config
+    from homeserver.node.app import build_services, close_services
+    from homeserver.storage.database import StorageError
+
+    async def run() -> T:
+        config = load_config(directory)
+        services = await build_services(config)
+        try:
+            return await action(services)
+        finally:
+            await close_services(services)
+
+    try:
+        return asyncio.run(run())
+    except (ConfigError, StorageError) as e:
+        raise click.ClickException(str(e)) from None
+    except MatrixError as e:
+        raise click.ClickException(f"{e.errcode}: {e.message}") from None
+
+
+def source_checkout() -> Path:
+    """The Kairan source checkout this command runs from, put on ``sys.path``: interop/
+    (the interop suite and the benchmarks) lies beside cli/ there and is not installed."""
+    repo_root = Path(__file__).resolve().parent.parent
+    if not (repo_root / "interop" / "run.py").exists():
+        fail(f"no interop suite in {repo_root}: run this from a Kairan source checkout")
+    if str(repo_root) not in sys.path:
+        sys.path.insert(0, str(repo_root))
+    return repo_root

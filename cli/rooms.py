@@ -1,0 +1,41 @@
+"""``kairan room``: the rooms this node knows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.common import DIR_OPTION, run_with_services
+
+
+@click.group()
+def room() -> None:
+    """Inspect rooms."""
+
+
+@room.command("list")
+@DIR_OPTION
+@click.option("--json", "as_json", is_flag=True)
+def room_list(directory: Path, as_json: bool) -> None:
+    """List the rooms this node knows."""
+    from homeserver.admin import ops
+
+    rooms = run_with_services(directory, ops.list_rooms)
+    if as_json:
+        click.echo(json.dumps(rooms, ensure_ascii=False, indent=2))
+        return
+    for entry in rooms:
+        click.echo(f"{entry['room_id']}\t{entry['joined_members']}\t{entry['name'] or ''}")
+
+
+@room.command("show")
+@click.argument("room_id")
+@DIR_OPTION
+def room_show(room_id: str, directory: Path) -> None:
+    """Show a room's version, members and current state as JSON."""
+    from homeserver.admin import ops
+
+    details = run_with_services(directory, lambda s: ops.room_details(s, room_id))
+    click.echo(json.dumps(details, ensure_ascii=False, indent=2))

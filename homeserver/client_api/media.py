@@ -8,14 +8,12 @@ thumbnail endpoints are frozen: they serve only media stored while it was off.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
 from homeserver.client_api.common import requester, services
 from homeserver.common.errors import invalid_param, missing_param
-from homeserver.common.http import CORS_HEADERS, json_response, query_int
+from homeserver.common.http import CORS_HEADERS, content_disposition, json_response, query_int
 from homeserver.media.service import MAX_WAIT_MS, MediaFile
 from homeserver.media.thumbnailer import METHODS, Method
 
@@ -42,18 +40,6 @@ CONTENT_SECURITY_POLICY = (
     "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; "
     "style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"
 )
-#: Characters that may appear in a quoted-string file name as they are.
-_PLAIN_FILENAME = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
-
-
-def content_disposition(kind: str, filename: str | None) -> str:
-    """``inline``/``attachment`` with the file name: quoted when plain ASCII, otherwise in
-    RFC 5987 ``filename*=utf-8''...`` form (RFC 6266), so Japanese names survive."""
-    if not filename:
-        return kind
-    if set(filename) <= _PLAIN_FILENAME:
-        return f'{kind}; filename="{filename}"'
-    return f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
 
 
 def media_response(media: MediaFile, filename: str | None, *, private: bool) -> web.StreamResponse:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -32,6 +33,20 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "Content-Disposition",
 }
 MAX_JSON_BODY = 1024 * 1024
+
+
+#: Characters that may appear in a quoted-string file name as they are.
+_PLAIN_FILENAME = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}
+
+
+def content_disposition(kind: str, filename: str | None) -> str:
+    """``inline``/``attachment`` with the file name: quoted when plain ASCII, otherwise in
+    RFC 5987 ``filename*=utf-8''...`` form (RFC 6266), so Japanese names survive."""
+    if not filename:
+        return kind
+    if set(filename) <= _PLAIN_FILENAME:
+        return f'{kind}; filename="{filename}"'
+    return f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

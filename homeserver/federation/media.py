@@ -31,6 +31,7 @@ from federation.client import FederationClient, UnreachableError, federation_pat
 from federation.errors import MatrixError
 from federation.identifiers import is_valid_server_name
 from homeserver.common.clock import Clock
+from homeserver.common.http import content_disposition
 from homeserver.config import RemoteMediaCache as CacheSettings
 from homeserver.federation.media_cache import RemoteMediaCache
 from homeserver.media.files import install
@@ -325,9 +326,6 @@ def _filename(value: str | None) -> str | None:
 
 
 async def _multipart(found: MediaFile) -> web.StreamResponse:
-    # Imported here: the client API modules import the services, which import this module.
-    from homeserver.client_api.media import content_disposition
-
     writer = aiohttp.MultipartWriter("mixed")
     writer.append_json({})
     headers: dict[str, str] = {

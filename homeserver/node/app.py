@@ -52,12 +52,12 @@ from homeserver.push.wiring import build_push
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.ignored import IgnoredUsers
 from homeserver.rooms.service import RoomService
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.state import StateStore
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
-from homeserver.userdata.ignored import IgnoredUsers
 from homeserver.userdata.service import UserDataService
 
 log = logging.getLogger(__name__)

@@ -36,12 +36,12 @@ from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.hooks import HookWrite
+from homeserver.rooms.ignored import IgnoredUsers, hides, invited_by
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
-from homeserver.userdata.ignored import IgnoredUsers, hides, invited_by
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.eventformat import client_event
+from homeserver.rooms.ignored import NOBODY, IgnoredUsers, hides
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
-from homeserver.userdata.ignored import NOBODY, IgnoredUsers, hides
 
 HISTORY_VISIBILITY = ("m.room.history_visibility", "")
 #: Memberships from the most to the least joined (Synapse's MEMBERSHIP_PRIORITY).

@@ -10,11 +10,11 @@ from homeserver.accounts.service import Requester
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.ignored import invited_by
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage.rooms import Membership
 from homeserver.sync.params import SyncFilter, SyncToken
-from homeserver.userdata.ignored import invited_by
 
 
 async def remote_membership(

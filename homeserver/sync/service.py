@@ -22,6 +22,7 @@ from homeserver.common.clock import Clock
 from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.ignored import NOBODY, invited_by
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
@@ -33,7 +34,6 @@ from homeserver.sync.joined import JoinedRoomSync
 from homeserver.sync.params import SyncFilter as SyncFilter
 from homeserver.sync.params import SyncRequest, SyncToken
 from homeserver.sync.typing import TypingService
-from homeserver.userdata.ignored import NOBODY, invited_by
 
 MAX_TIMEOUT_MS = 300_000
 

@@ -9,10 +9,10 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, bad_json, not_found
 from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.ignored import IGNORED_USER_LIST, IgnoredUsers
 from homeserver.rooms.service import RoomService
 from homeserver.storage import userdata as store
 from homeserver.storage.database import Database
-from homeserver.userdata.ignored import IGNORED_USER_LIST, IgnoredUsers
 
 RECEIPT_TYPES = ("m.read", "m.read.private")
 #: Account data types the server manages itself; clients may not set them directly.

@@ -22,6 +22,7 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.verify import DroppedEvent, event_id_or_none, server_allowed
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.service import RoomService
 from homeserver.storage import federation as federation_store
 from homeserver.storage import rooms as room_store
@@ -55,8 +56,10 @@ class NodeFederationHandler:
         userdata: UserDataService,
         directory: DirectoryService,
         accounts: AccountService,
+        outliers: OutlierMemberships,
     ) -> None:
         self.rooms = rooms
+        self.outliers = outliers
         self.accounts = accounts
         self.pipeline = pipeline
         self.sender = sender
@@ -336,7 +339,7 @@ class NodeFederationHandler:
                 " duplicate or over the size limit)",
                 event_id, origin, len(stripped), len(_list(body.get("invite_room_state"))),
             )  # fmt: skip
-        await self.rooms.store_remote_invite(
+        await self.outliers.store_remote_invite(
             room_id, version.identifier, event_id, signed, stripped
         )
         return {"event": signed}

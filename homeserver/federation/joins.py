@@ -24,6 +24,7 @@ from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.service import RoomService
 from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
@@ -43,8 +44,10 @@ class RemoteRooms:
         pipeline: EventPipeline,
         client: FederationClient,
         sender: TransactionSender,
+        outliers: OutlierMemberships,
     ) -> None:
         self.rooms = rooms
+        self.outliers = outliers
         self.pipeline = pipeline
         self.client = client
         self.sender = sender
@@ -277,4 +280,4 @@ class RemoteRooms:
             federation_path("v2", "send_leave", room_id, event_id),
             body=signed,
         )
-        await self.rooms.store_remote_leave(room_id, user_id, event_id, signed)
+        await self.outliers.store_remote_leave(room_id, user_id, event_id, signed)

@@ -9,7 +9,7 @@ from typing import Any
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.federation import enqueue_rows
 
@@ -33,10 +33,10 @@ def destinations(room: RoomCache, server_name: str, event: StoredEvent | None = 
 
 
 class Outbound:
-    def __init__(self, rooms: RoomService, sender: TransactionSender) -> None:
+    def __init__(self, rooms: RoomReader, sender: TransactionSender, server_name: str) -> None:
         self.rooms = rooms
         self.sender = sender
-        self.server_name = rooms.server_name
+        self.server_name = server_name
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -56,7 +56,7 @@ class Outbound:
         self.sender.wake(destinations(room, self.server_name, event))
 
     def on_typing(self, room_id: str, user_id: str, typing: bool) -> None:
-        room = self.rooms._rooms.get(room_id)
+        room = self.rooms.cached(room_id)
         if room is None:
             return
         targets = destinations(room, self.server_name)

@@ -24,9 +24,11 @@ from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.hierarchy import HierarchyService
+from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.summary import RoomSummaries
+from homeserver.storage.database import Database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -59,16 +61,16 @@ class Federation:
         await self.sender.close()
 
 
-def build_federation(
-    config: Config,
-    key: SigningKey,
-    clock: Clock,
-    rooms: RoomService,
-    typing: TypingService,
-    userdata: UserDataService,
-    directory: DirectoryService,
-    accounts: AccountService,
-) -> Federation:
+@dataclass
+class Transport:
+    """Requests to other servers, their signing keys, and the persisted outbound queues."""
+
+    client: FederationClient
+    keyring: KeyRing
+    sender: TransactionSender
+
+
+def build_transport(config: Config, key: SigningKey, clock: Clock, db: Database) -> Transport:
     settings = config.federation
     client = FederationClient(
         config.server_name,
@@ -81,21 +83,38 @@ def build_federation(
     local = StoredKey(config.server_name, key.key_id, key.public_key_base64, 2**62)
     keyring = KeyRing(
         client,
-        SqlKeyStore(rooms.db),
+        SqlKeyStore(db),
         clock,
         [(name, dict(keys)) for name, keys in settings.trusted_key_servers],
         local=local,
     )
-    sender = TransactionSender(client, SqlQueueStore(rooms.db))
+    sender = TransactionSender(client, SqlQueueStore(db))
+    return Transport(client, keyring, sender)
+
+
+def build_federation(
+    config: Config,
+    key: SigningKey,
+    clock: Clock,
+    transport: Transport,
+    outbound: Outbound,
+    outliers: OutlierMemberships,
+    rooms: RoomService,
+    typing: TypingService,
+    userdata: UserDataService,
+    directory: DirectoryService,
+    accounts: AccountService,
+) -> Federation:
+    settings = config.federation
+    client, keyring, sender = transport.client, transport.keyring, transport.sender
     pipeline = EventPipeline(rooms, StateResolver(rooms), keyring, client, config.server_name)
-    outbound = Outbound(rooms, sender)
-    remote = RemoteRooms(rooms, pipeline, client, sender)
-    handler = NodeFederationHandler(rooms, pipeline, sender, typing, userdata, directory, accounts)
+    remote = RemoteRooms(rooms, pipeline, client, sender, outliers)
+    handler = NodeFederationHandler(
+        rooms, pipeline, sender, typing, userdata, directory, accounts, outliers
+    )
     server = FederationServer(
         config.server_name, key, keyring, handler, clock.now_ms, settings.enabled
     )
-    rooms.outbox = outbound.stage
-    rooms.listeners.append(outbound.on_event)
     typing.on_local_typing = outbound.on_typing
     userdata.on_receipt = outbound.on_receipt
     hierarchy = HierarchyService(
@@ -108,6 +127,7 @@ def build_federation(
 
 def connect_e2ee_and_media(
     federation: Federation,
+    rooms: RoomService,
     keys: KeysService,
     media: MediaService,
     clock: Clock,
@@ -118,7 +138,7 @@ def connect_e2ee_and_media(
     keys.remote = e2ee
     federation.handler.keys_handler = e2ee
     federation.handler.edu_handlers.update(e2ee.edu_handlers())
-    federation.outbound.rooms.listeners.append(e2ee.on_room_event)
+    rooms.listeners.append(e2ee.on_room_event)
     remote_media = FederatedMedia(media, federation.client, keys.db, clock, cache)
     media.remote = remote_media
     federation.media = remote_media

@@ -42,7 +42,8 @@ from homeserver.common.http import Handler, RateLimiter, error_middleware
 from homeserver.common.notifier import Notifier
 from homeserver.config import Config, ConfigError
 from homeserver.e2ee.service import KeysService
-from homeserver.federation.wiring import build_federation, connect_e2ee_and_media
+from homeserver.federation.outbound import Outbound
+from homeserver.federation.wiring import build_federation, build_transport, connect_e2ee_and_media
 from homeserver.media import MediaService
 from homeserver.node.access_log import access_log_middleware
 from homeserver.node.housekeeping import Housekeeping
@@ -53,6 +54,8 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.ignored import IgnoredUsers
+from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.service import RoomService
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.state import StateStore
@@ -105,37 +108,48 @@ async def build_services(
         config.admins,
         config.password_policy,
     )
-    room_service = RoomService(db, state_store, notifier, clock, config.server_name, key)
+    reader = RoomReader(db, state_store)
+    outliers = OutlierMemberships(db, reader, notifier)
+    ignored = IgnoredUsers(db)
+    push_actions, pushers = build_push(config, db, clock, reader, ignored)
+    transport = build_transport(config, key, clock, db)
+    outbound = Outbound(reader, transport.sender, config.server_name)
+    room_service = RoomService(
+        reader,
+        notifier,
+        clock,
+        config.server_name,
+        key,
+        hooks=[push_actions],
+        listeners=[push_actions.after_commit, outbound.on_event],
+        outbox=outbound.stage,
+    )
     history = HistoryService(room_service, clock)
     typing = TypingService()
 
     def typing_changed(room_id: str) -> None:
-        cached = room_service._rooms.get(room_id)
+        cached = reader.cached(room_id)
         if cached is not None:
             notifier.notify(cached.interested())
 
     typing.on_change = typing_changed
     sync_service = SyncService(room_service, history, typing, notifier, clock)
     keys_service = KeysService(db, accounts, notifier, clock, config.server_name)
-    push_rules = PushRulesService(db, notifier)
+    push_rules = PushRulesService(db, notifier, on_change=[push_actions.rules_changed])
     sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
     userdata = UserDataService(db, room_service, notifier, clock)
-    push_actions, pushers = build_push(config, db, clock, room_service)
-    room_service.hooks.append(push_actions)
-    room_service.listeners.append(push_actions.after_commit)
-    push_rules.on_change.append(push_actions.rules_changed)
     userdata.on_read = push_actions.mark_read
-    ignored = IgnoredUsers(db)
-    userdata.ignored = history.ignored = push_actions.ignored = ignored
+    userdata.ignored = history.ignored = ignored
     directory = DirectoryService(room_service, accounts)
     federation = build_federation(
-        config, key, clock, room_service, typing, userdata, directory, accounts
-    )
+        config, key, clock, transport, outbound, outliers, room_service, typing, userdata,
+        directory, accounts,
+    )  # fmt: skip
     media_service = MediaService(db, config, clock)
     connect_e2ee_and_media(
-        federation, keys_service, media_service, clock, config.remote_media_cache
+        federation, room_service, keys_service, media_service, clock, config.remote_media_cache
     )
-    handler = RoomHandler(room_service, accounts, federation.remote)
+    handler = RoomHandler(room_service, accounts, outliers, federation.remote)
     history.backfiller = federation.remote.backfill
     return Services(
         config=config,

@@ -33,11 +33,11 @@ from typing import Any
 from federation.auth.power import user_power_level
 from federation.errors import FederationError
 from homeserver.push.evaluator import EventFacts, RuleSet, compile_rules
+from homeserver.push.ports import IgnoreLists, RoomReads
 from homeserver.push.rules import evaluation_order
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.hooks import HookWrite
-from homeserver.rooms.ignored import IgnoredUsers, hides, invited_by
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.ignored import hides, invited_by
 from homeserver.storage import events as event_store
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
@@ -76,7 +76,15 @@ def _without_ignorers(item: _Item, lists: dict[str, frozenset[str]]) -> _Item:
 
 
 class PushActions:
-    def __init__(self, db: Database, rooms: RoomService, server_name: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rooms: RoomReads,
+        server_name: str,
+        *,
+        ignored: IgnoreLists,
+        on_notified: Callable[[set[str]], None],
+    ) -> None:
         self.db = db
         self.rooms = rooms
         self._suffix = ":" + server_name
@@ -91,10 +99,10 @@ class PushActions:
         #: event ID -> users it notified, until the event's commit is heard of.
         self._notified: dict[str, set[str]] = {}
         #: Called with the users who got new notifications (the pusher pool).
-        self.on_notified: Callable[[set[str]], None] = lambda users: None
+        self.on_notified = on_notified
         #: Users' ignore lists: an event notifies no one who ignores its sender (but state
         #: events other than an invite of them).
-        self.ignored: IgnoredUsers | None = None
+        self.ignored = ignored
         #: Milliseconds spent evaluating and storing, and events handled (for measuring).
         self.busy_ms = 0.0
         self.events_done = 0
@@ -108,10 +116,9 @@ class PushActions:
         if not items:
             return None
         started = time.perf_counter()
-        if self.ignored is not None:
-            lists = await self.ignored.of_many({u for item in items for u in item.users})
-            if any(lists.values()):
-                items = [_without_ignorers(item, lists) for item in items]
+        lists = await self.ignored.of_many({u for item in items for u in item.users})
+        if any(lists.values()):
+            items = [_without_ignorers(item, lists) for item in items]
         rules = await self._load_rules({u for item in items for u in item.users})
         rows: list[store.ActionRow] = []
         notified: dict[str, set[str]] = {}

@@ -187,11 +187,13 @@ def _check_conditions(conditions: Any) -> list[dict[str, Any]]:
 
 
 class PushRulesService:
-    def __init__(self, db: Database, notifier: Notifier) -> None:
+    def __init__(
+        self, db: Database, notifier: Notifier, on_change: Sequence[Callable[[str], None]] = ()
+    ) -> None:
         self.db = db
         self.notifier = notifier
         #: Called with the user ID after each change of their rules (compiled rule caches).
-        self.on_change: list[Callable[[str], None]] = []
+        self.on_change = tuple(on_change)
 
     async def _load(self, user_id: str) -> dict[str, Any]:
         async with self.db.read() as conn:

@@ -19,7 +19,7 @@ from typing import Any
 from homeserver.common.clock import Clock
 from homeserver.push.evaluator import outcome_of
 from homeserver.push.gateway import GatewayClient, GatewayError, notification
-from homeserver.rooms.service import RoomService
+from homeserver.push.ports import RoomReads
 from homeserver.storage import push as store
 from homeserver.storage.database import Database
 from homeserver.storage.push import PushAction, Pusher
@@ -36,7 +36,7 @@ class PusherPool:
     def __init__(
         self,
         db: Database,
-        rooms: RoomService,
+        rooms: RoomReads,
         clock: Clock,
         gateway: GatewayClient,
         *,

@@ -25,21 +25,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError
-from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.hooks import HookWrite, finish_hooks
+from homeserver.rooms.cache import EventCache, RoomCache
+from homeserver.rooms.hooks import HookWrite, Outbox, finish_hooks
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
 from homeserver.storage import extremities as extremity_store
 from homeserver.storage import txns as txn_store
+from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
-
-if TYPE_CHECKING:
-    from homeserver.rooms.service import RoomService
+from homeserver.storage.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,38 @@ def _as_exception(e: BaseException) -> Exception:
     return e if isinstance(e, Exception) else RuntimeError("the server is stopping")
 
 
+class EventWriter(Protocol):
+    """What group commit needs of the room service that owns it."""
+
+    db: Database
+    clock: Clock
+    state_store: StateStore
+    events: EventCache
+
+    async def build(
+        self,
+        room: RoomCache,
+        sender: str,
+        event_type: str,
+        content: dict[str, Any],
+        state_key: str | None,
+        extra: Mapping[str, Any] | None,
+        *,
+        prev_events: list[str] | None = None,
+        depth: int | None = None,
+    ) -> tuple[str, dict[str, Any]]: ...
+
+    async def prepare_hooks(
+        self, room: RoomCache, events: Sequence[StoredEvent]
+    ) -> list[HookWrite]: ...
+
+    def after_persist(self, room: RoomCache, event: StoredEvent) -> None: ...
+
+
 class GroupCommit:
-    def __init__(self, rooms: RoomService) -> None:
+    def __init__(self, rooms: EventWriter, outbox: Outbox | None) -> None:
         self.rooms = rooms
+        self.outbox = outbox
 
     async def send(self, room: RoomCache, item: Pending) -> str:
         """Queue a message event; its event ID once it is committed."""
@@ -350,9 +379,9 @@ class GroupCommit:
                         *(s for write in group.writes for s in write.statements),
                     ],
                 )
-                if self.rooms.outbox is not None:
+                if self.outbox is not None:
                     for event in group.stored:
-                        await self.rooms.outbox(conn, room, event.pdu)
+                        await self.outbox(conn, room, event.pdu)
                 await finish_hooks(conn, group.writes)
                 # Released inside the transaction: in flight until it commits.
                 group.positions.close()

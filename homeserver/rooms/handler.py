@@ -19,6 +19,7 @@ from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.accounts.service import AccountService
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
@@ -80,10 +81,15 @@ def _check_event_shape(event_type: str, content: dict[str, Any], is_state: bool)
 
 class RoomHandler:
     def __init__(
-        self, rooms: RoomService, accounts: AccountService, remote: RemoteRooms | None = None
+        self,
+        rooms: RoomService,
+        accounts: AccountService,
+        outliers: OutlierMemberships,
+        remote: RemoteRooms | None = None,
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
+        self.outliers = outliers
         self.remote = remote
         self.server_name = rooms.server_name
 
@@ -351,7 +357,7 @@ class RoomHandler:
         except (FederationClientError, MatrixError) as e:
             # The inviting server is gone or refuses: forget the invite locally anyway.
             log.info("rejecting the invite to %s via %s failed: %s", room_id, servers[0], e)
-            await self.rooms.forget_remote_invite(room_id, user_id)
+            await self.outliers.forget_remote_invite(room_id, user_id)
 
     async def set_membership(
         self, sender: str, room_id: str, target: str, membership: str, reason: str | None

@@ -1,10 +1,14 @@
-"""Hooks written with new events, in the transaction that stores them (push actions).
+"""What RoomService tells about new events: hooks and the outbox, written in the transaction
+that stores them (push actions; the federation queue), and listeners, called after commit.
 
 A hook's :meth:`EventHook.prepare` works out what to write for a batch of new events,
 local or received; the returned :class:`HookWrite` is then written inside the transaction
 that stores the events.  Group commit (``groupcommit.py``) prepares a group's hooks while
 the group before it is being written, and runs their statements in the same trip to the
 database as the events' own.
+
+These are implemented in other packages (push, federation, admin): the composition root
+hands them to :class:`~homeserver.rooms.service.RoomService` when it builds it.
 """
 
 from __future__ import annotations
@@ -47,3 +51,17 @@ async def finish_hooks(conn: Any, writes: list[HookWrite]) -> None:
     for write in writes:
         if write.written is not None:
             write.written()
+
+
+class EventListener(Protocol):
+    """Called with each newly persisted event, local or received, after its commit (the
+    federation sender, push, metrics...).  It must not block (spawn a task to wait)."""
+
+    def __call__(self, room: RoomCache, event: StoredEvent, /) -> None: ...
+
+
+class Outbox(Protocol):
+    """Called inside the transaction that persists a local event, to queue it for other
+    servers in the same transaction (so that a crash cannot lose it)."""
+
+    async def __call__(self, conn: Any, room: RoomCache, pdu: dict[str, Any], /) -> None: ...

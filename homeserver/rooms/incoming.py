@@ -24,7 +24,7 @@ from typing import Any
 from federation.identifiers import domain_of
 from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.service import RoomService
-from homeserver.rooms.service import _redacts as redacted_event_id
+from homeserver.rooms.service import redacts as redacted_event_id
 from homeserver.storage import events as event_store
 from homeserver.storage import extremities as extremity_store
 from homeserver.storage import redactions as redaction_store
@@ -205,7 +205,7 @@ class IncomingStore:
                     )
                     await redaction_store.add_pending_redaction(conn, pending)
                 elif _may_redact(e.redacts_any, str(e.pdu["sender"]), known[target].sender):
-                    await self.rooms._apply_redaction(conn, room, e.event_id, target)
+                    await self.rooms.apply_redaction(conn, room, e.event_id, target)
                     redacted.append(target)
                 else:
                     log.info("not applying redaction %s to %s: no power", e.event_id, target)
@@ -215,7 +215,7 @@ class IncomingStore:
             if late.room_id == room.room_id and _may_redact(
                 late.redacts_any, late.sender, target_sender
             ):
-                await self.rooms._apply_redaction(conn, room, late.redaction_id, late.target_id)
+                await self.rooms.apply_redaction(conn, room, late.redaction_id, late.target_id)
                 redacted.append(late.target_id)
         return redacted
 

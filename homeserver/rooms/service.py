@@ -21,138 +21,94 @@ from federation import room_versions
 from federation.errors import AuthError, FederationError
 from federation.signing import SigningKey
 from homeserver.common.clock import Clock
-from homeserver.common.errors import MatrixError, forbidden, not_found
+from homeserver.common.errors import MatrixError, forbidden
 from homeserver.common.notifier import Notifier
-from homeserver.rooms.cache import EventCache, RoomCache, StateKey
+from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.groupcommit import MAX_PREV_EVENTS, GroupCommit, Pending
-from homeserver.rooms.hooks import EventHook, HookWrite, finish_hooks
+from homeserver.rooms.hooks import EventHook, EventListener, HookWrite, Outbox, finish_hooks
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
-from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
-from homeserver.storage.state import StateStore
 
 log = logging.getLogger(__name__)
 
 
 class RoomService:
+    """Sends local events and persists them; reads go to its :class:`RoomReader`."""
+
     def __init__(
         self,
-        db: Database,
-        state_store: StateStore,
+        reader: RoomReader,
         notifier: Notifier,
         clock: Clock,
         server_name: str,
         signing_key: SigningKey,
+        *,
+        hooks: Sequence[EventHook] = (),
+        listeners: Sequence[EventListener] = (),
+        outbox: Outbox | None = None,
     ) -> None:
-        self.db = db
-        self.state_store = state_store
+        self.reader = reader
+        self.db = reader.db
+        self.state_store = reader.state_store
+        self.events = reader.events
         self.notifier = notifier
         self.clock = clock
         self.server_name = server_name
         self.signing_key = signing_key
-        self.events = EventCache()
-        self._rooms: dict[str, RoomCache] = {}
-        #: Called with each newly persisted event (federation sender, metrics...).
-        self.listeners: list[Any] = []
         #: Written inside the transaction that stores new events, local or received, after
         #: the events (push actions).
-        self.hooks: list[EventHook] = []
-        #: Called inside the transaction that persists a local event, to queue it for other
-        #: servers in the same transaction (so a crash cannot lose it): (conn, room, pdu).
-        self.outbox: Callable[[Any, RoomCache, dict[str, Any]], Awaitable[None]] | None = None
-        self.group_commit = GroupCommit(self)
+        self.hooks: list[EventHook] = list(hooks)
+        #: Called with each newly persisted event (federation sender, metrics...).
+        self.listeners: list[EventListener] = list(listeners)
+        #: Queues each local event for other servers, in the transaction that persists it.
+        self.outbox = outbox
+        self.group_commit = GroupCommit(self, outbox)
 
-    # ------------------------------------------------------------- reading
+    # ------------------------------------------------------------- reading (RoomReader)
 
     async def get_events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
-        found: dict[str, StoredEvent] = {}
-        missing: list[str] = []
-        for event_id in event_ids:
-            cached = self.events.get(event_id)
-            if cached is not None:
-                found[event_id] = cached
-            else:
-                missing.append(event_id)
-        if missing:
-            async with self.db.read() as conn:
-                loaded = await event_store.get_events(conn, missing)
-            for event in loaded.values():
-                self.events.put(event)
-            found.update(loaded)
-        return found
+        return await self.reader.get_events(event_ids)
 
     async def get_event(self, event_id: str) -> StoredEvent | None:
-        return (await self.get_events([event_id])).get(event_id)
+        return await self.reader.get_event(event_id)
+
+    def cached(self, room_id: str) -> RoomCache | None:
+        return self.reader.cached(room_id)
+
+    def add_room(self, room: RoomCache) -> None:
+        """Start caching a room this node has just joined over federation."""
+        self.reader.add_room(room)
 
     async def room(self, room_id: str) -> RoomCache | None:
-        """The cached current state of a room this node knows, or None."""
-        cached = self._rooms.get(room_id)
-        if cached is not None:
-            return cached
-        async with self.db.read() as conn:
-            room = await room_store.get_room(conn, room_id)
-            if room is None:
-                return None
-            state = await room_store.get_current_state(conn, room_id)
-            extremities = await event_store.get_forward_extremities(conn, room_id)
-            extremity_events = await event_store.get_events(conn, extremities)
-            members = await room_store.members_of_room(conn, room_id)
-        depth = max((e.pdu["depth"] for e in extremity_events.values()), default=0)
-        groups = [e.state_group for e in extremity_events.values() if e.state_group is not None]
-        cache = RoomCache(
-            room_id=room_id,
-            version=room_versions.get(room.room_version),
-            state=state,
-            state_group=max(groups) if groups else None,
-            extremities=extremities,
-            depth=depth,
-            members={m.user_id: m.membership for m in members},
-        )
-        self._rooms.setdefault(room_id, cache)
-        return self._rooms[room_id]
+        return await self.reader.room(room_id)
 
     async def require_room(self, room_id: str) -> RoomCache:
-        room = await self.room(room_id)
-        if room is None:
-            raise not_found(f"Unknown room {room_id}")
-        return room
+        return await self.reader.require_room(room_id)
 
     async def state_event(
         self, room_id: str, event_type: str, state_key: str
     ) -> StoredEvent | None:
-        room = await self.require_room(room_id)
-        event_id = room.state.get((event_type, state_key))
-        return await self.get_event(event_id) if event_id else None
+        return await self.reader.state_event(room_id, event_type, state_key)
 
     async def state_content(
         self, room: RoomCache, event_type: str, state_key: str = ""
     ) -> dict[str, Any]:
-        event_id = room.state.get((event_type, state_key))
-        if event_id is None:
-            return {}
-        event = await self.get_event(event_id)
-        content = event.pdu.get("content") if event else None
-        return content if isinstance(content, dict) else {}
+        return await self.reader.state_content(room, event_type, state_key)
 
     async def current_state_events(self, room_id: str) -> list[StoredEvent]:
-        room = await self.require_room(room_id)
-        found = await self.get_events(room.state.values())
-        return [found[e] for e in room.state.values() if e in found]
+        return await self.reader.current_state_events(room_id)
 
     async def state_at(self, event: StoredEvent) -> dict[StateKey, str]:
-        async with self.db.read() as conn:
-            return await self.state_store.get_state(conn, event.state_group)
+        return await self.reader.state_at(event)
 
     def membership(self, room: RoomCache, user_id: str) -> str | None:
         return room.members.get(user_id)
 
     async def require_joined(self, room_id: str, user_id: str) -> RoomCache:
-        room = await self.room(room_id)
-        if room is None or room.members.get(user_id) != "join":
-            raise forbidden(f"User {user_id} not in room {room_id}")
-        return room
+        return await self.reader.require_joined(room_id, user_id)
 
     # ------------------------------------------------------------- sending
 
@@ -174,7 +130,7 @@ class RoomService:
         ``txn`` is ``(device_id, txn_id)``: the same transaction from the same device gets
         the same event ID back and creates nothing new.
         """
-        room = await self.require_room(room_id)
+        room = await self.reader.require_room(room_id)
         if state_key is None and countersign is None and event_type != "m.room.redaction":
             # Duplicate transactions are found by the group commit itself.
             return await self.group_commit.send(
@@ -221,7 +177,7 @@ class RoomService:
         keys = [k for k in wanted if k in room.state]
         if room.version.room_id_is_create_hash and ("m.room.create", "") in room.state:
             keys.append(("m.room.create", ""))
-        found = await self.get_events(room.state[k] for k in keys)
+        found = await self.reader.get_events(room.state[k] for k in keys)
         auth_state = {k: found[room.state[k]].pdu for k in keys if room.state[k] in found}
         auth_ids = [
             room.state[k]
@@ -322,9 +278,9 @@ class RoomService:
                         )
                     if self.outbox is not None:
                         await self.outbox(conn, room, pdu)
-                    redacts = _redacts(pdu, room)
-                    if redacts:
-                        await self._apply_redaction(conn, room, event_id, redacts)
+                    redacted = redacts(pdu, room)
+                    if redacted:
+                        await self.apply_redaction(conn, room, event_id, redacted)
                     stored = StoredEvent(event_id, position, room.room_id, pdu, group)
                     await self.run_hooks(conn, room, [stored])
         except BaseException:
@@ -342,70 +298,7 @@ class RoomService:
         self.events.put(stored)
         return stored
 
-    # ------------------------------------------------------------- events from other servers
-
-    def add_room(self, room: RoomCache) -> None:
-        """Start caching a room this node has just joined over federation."""
-        self._rooms[room.room_id] = room
-
-    async def store_remote_invite(
-        self,
-        room_id: str,
-        version: str,
-        event_id: str,
-        pdu: dict[str, Any],
-        stripped_state: list[dict[str, Any]],
-    ) -> None:
-        """An invite of a local user into a room this node is not in (an outlier)."""
-        target = pdu["state_key"]
-        stored_pdu = {
-            **pdu,
-            "unsigned": {"invite_room_state": stripped_state, "room_version": version},
-        }
-        if await self.get_event(event_id) is None:
-            async with self.db.write() as conn:
-                with self.db.stream.allocate() as position:
-                    await event_store.insert_event(
-                        conn, stream_ordering=position, event_id=event_id, room_id=room_id,
-                        pdu=stored_pdu, state_group=None, outlier=True,
-                    )  # fmt: skip
-                    if (
-                        await room_store.get_membership(conn, room_id, target)
-                    ) is None or room_id not in self._rooms:
-                        await room_store.set_membership(
-                            conn, room_id, target, "invite", event_id, position
-                        )
-        room = self._rooms.get(room_id)
-        if room is not None and room.members.get(target) not in ("join",):
-            room.members[target] = "invite"
-        self.notifier.notify([target])
-
-    async def forget_remote_invite(self, room_id: str, user_id: str) -> None:
-        """Mark a remote invite as rejected locally when the inviting server cannot be told."""
-        async with self.db.write() as conn:
-            membership = await room_store.get_membership(conn, room_id, user_id)
-            if membership is None:
-                return
-            with self.db.stream.allocate() as position:
-                await room_store.set_membership(
-                    conn, room_id, user_id, "leave", membership.event_id, position
-                )
-        self.notifier.notify([user_id])
-
-    async def store_remote_leave(
-        self, room_id: str, user_id: str, event_id: str, pdu: dict[str, Any]
-    ) -> None:
-        """A local user's leave (invite rejection) of a room this node is not in."""
-        async with self.db.write() as conn:
-            with self.db.stream.allocate() as position:
-                await event_store.insert_event(
-                    conn, stream_ordering=position, event_id=event_id, room_id=room_id,
-                    pdu=pdu, state_group=None, outlier=True,
-                )  # fmt: skip
-                await room_store.set_membership(conn, room_id, user_id, "leave", event_id, position)
-        self.notifier.notify([user_id])
-
-    async def _apply_redaction(
+    async def apply_redaction(
         self, conn: Any, room: RoomCache, redaction_id: str, target_id: str
     ) -> None:
         found = await event_store.get_events(conn, [target_id])
@@ -474,7 +367,7 @@ class RoomService:
         stored = await self._persist(
             proto_room, create_id, create, new_room=(version.identifier, creator, is_public)
         )
-        self._rooms[room_id] = proto_room
+        self.reader.add_room(proto_room)
         self.after_persist(proto_room, stored)
         await self.send(
             room_id, creator, "m.room.member", {"membership": "join"}, state_key=creator
@@ -484,7 +377,7 @@ class RoomService:
         return room_id
 
 
-def _redacts(pdu: Mapping[str, Any], room: RoomCache) -> str | None:
+def redacts(pdu: Mapping[str, Any], room: RoomCache) -> str | None:
     if pdu.get("type") != "m.room.redaction":
         return None
     value = (

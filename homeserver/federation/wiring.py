@@ -115,8 +115,6 @@ def build_federation(
     server = FederationServer(
         config.server_name, key, keyring, handler, clock.now_ms, settings.enabled
     )
-    typing.on_local_typing = outbound.on_typing
-    userdata.on_receipt = outbound.on_receipt
     hierarchy = HierarchyService(
         RoomSummaries(rooms), RemoteSpaces(client, clock, config.server_name), clock
     )

@@ -124,33 +124,43 @@ async def build_services(
         listeners=[push_actions.after_commit, outbound.on_event],
         outbox=outbound.stage,
     )
-    history = HistoryService(room_service, clock)
-    typing = TypingService()
 
     def typing_changed(room_id: str) -> None:
         cached = reader.cached(room_id)
         if cached is not None:
             notifier.notify(cached.interested())
 
-    typing.on_change = typing_changed
-    sync_service = SyncService(room_service, history, typing, notifier, clock)
+    typing = TypingService(on_change=typing_changed, on_local_typing=outbound.on_typing)
     keys_service = KeysService(db, accounts, notifier, clock, config.server_name)
     push_rules = PushRulesService(db, notifier, on_change=[push_actions.rules_changed])
-    sync_service.extensions += [keys_service.sync_extension, push_rules.sync_extension]
-    userdata = UserDataService(db, room_service, notifier, clock)
-    userdata.on_read = push_actions.mark_read
-    userdata.ignored = history.ignored = ignored
+    userdata = UserDataService(
+        db,
+        room_service,
+        notifier,
+        clock,
+        ignored=ignored,
+        on_read=push_actions.mark_read,
+        on_receipt=outbound.on_receipt,
+    )
     directory = DirectoryService(room_service, accounts)
     federation = build_federation(
         config, key, clock, transport, outbound, outliers, room_service, typing, userdata,
         directory, accounts,
     )  # fmt: skip
+    history = HistoryService(reader, clock, ignored, backfiller=federation.remote.backfill)
+    sync_service = SyncService(
+        reader,
+        history,
+        typing,
+        notifier,
+        clock,
+        extensions=[keys_service.sync_extension, push_rules.sync_extension],
+    )
     media_service = MediaService(db, config, clock)
     connect_e2ee_and_media(
         federation, room_service, keys_service, media_service, clock, config.remote_media_cache
     )
     handler = RoomHandler(room_service, accounts, outliers, federation.remote)
-    history.backfiller = federation.remote.backfill
     return Services(
         config=config,
         db=db,

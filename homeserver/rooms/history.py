@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.eventformat import client_event
-from homeserver.rooms.ignored import NOBODY, IgnoredUsers, hides
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.ignored import IgnoredUsers, hides
+from homeserver.rooms.ports import Backfiller
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
 from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
@@ -36,13 +37,19 @@ def stream_token(position: int) -> str:
 
 
 class HistoryService:
-    def __init__(self, rooms: RoomService, clock: Clock) -> None:
+    def __init__(
+        self,
+        rooms: RoomReader,
+        clock: Clock,
+        ignored: IgnoredUsers,
+        backfiller: Backfiller | None = None,
+    ) -> None:
         self.rooms = rooms
         self.clock = clock
-        #: Fetches older history from other servers: (room, limit) -> whether any arrived.
-        self.backfiller: Callable[[RoomCache, int], Awaitable[bool]] | None = None
         #: Users' ignore lists: their events (but state events) are hidden.
-        self.ignored: IgnoredUsers | None = None
+        self.ignored = ignored
+        #: Fetches older history from other servers (None without federation).
+        self.backfiller = backfiller
 
     async def _value_at(self, group: int | None, key: tuple[str, str]) -> dict[str, Any]:
         async with self.rooms.db.read() as conn:
@@ -59,7 +66,7 @@ class HistoryService:
         """The events ``user_id`` may see, by the history visibility and membership at each,
         less those of users they ignore (but state events)."""
         currently = room.members.get(user_id)
-        ignored = await self.ignored.of(user_id) if self.ignored is not None else NOBODY
+        ignored = await self.ignored.of(user_id)
         result: list[StoredEvent] = []
         for event in events:
             if ignored and hides(event, ignored):

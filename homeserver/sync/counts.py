@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
 from homeserver.storage import push as push_store
 from homeserver.storage import userdata as userdata_store
@@ -34,7 +34,7 @@ async def receipts_after(
 
 
 async def unread(
-    db: Database, rooms_service: RoomService, rooms: list[RoomCache], user_id: str
+    db: Database, rooms_service: RoomReader, rooms: list[RoomCache], user_id: str
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Notifications and highlights (their push actions) by room and thread, after the
     user's unthreaded read receipt (threaded receipts delete their thread's actions up to

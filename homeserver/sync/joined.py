@@ -9,7 +9,7 @@ from typing import Any
 
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService, stream_token
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
@@ -21,7 +21,7 @@ from homeserver.sync.typing import TypingService
 class JoinedRoomSync:
     """Reads joined rooms' sections of /sync responses."""
 
-    def __init__(self, rooms: RoomService, history: HistoryService, typing: TypingService) -> None:
+    def __init__(self, rooms: RoomReader, history: HistoryService, typing: TypingService) -> None:
         self.rooms = rooms
         self.history = history
         self.typing = typing

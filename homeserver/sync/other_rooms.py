@@ -11,14 +11,14 @@ from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.ignored import invited_by
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
 from homeserver.storage.rooms import Membership
 from homeserver.sync.params import SyncFilter, SyncToken
 
 
 async def remote_membership(
-    room_service: RoomService,
+    room_service: RoomReader,
     membership: Membership,
     changed: bool,
     since: int | None,
@@ -47,7 +47,7 @@ async def remote_membership(
 
 
 async def stripped_state(
-    rooms: RoomService, room: RoomCache, membership: Membership
+    rooms: RoomReader, room: RoomCache, membership: Membership
 ) -> list[dict[str, Any]]:
     ids = [room.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in room.state]
     found = await rooms.get_events([*ids, membership.event_id])
@@ -59,7 +59,7 @@ async def stripped_state(
 
 
 async def left_room(
-    rooms: RoomService,
+    rooms: RoomReader,
     history: HistoryService,
     requester: Requester,
     room: RoomCache,

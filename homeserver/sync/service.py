@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from homeserver.accounts.service import Requester
@@ -23,7 +24,7 @@ from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.ignored import NOBODY, invited_by
-from homeserver.rooms.service import RoomService
+from homeserver.rooms.reader import RoomReader
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.rooms import Membership
@@ -33,6 +34,7 @@ from homeserver.sync.joined import JoinedRoomSync
 # SyncFilter is imported from here by the client API's /sync route.
 from homeserver.sync.params import SyncFilter as SyncFilter
 from homeserver.sync.params import SyncRequest, SyncToken
+from homeserver.sync.ports import SyncExtension
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -45,11 +47,12 @@ _JoinedRoom = tuple[RoomCache, SyncToken | None, list[dict[str, Any]] | None]
 class SyncService:
     def __init__(
         self,
-        rooms: RoomService,
+        rooms: RoomReader,
         history: HistoryService,
         typing: TypingService,
         notifier: Notifier,
         clock: Clock,
+        extensions: Sequence[SyncExtension] = (),
     ) -> None:
         self.rooms = rooms
         self.history = history
@@ -57,10 +60,8 @@ class SyncService:
         self.notifier = notifier
         self.clock = clock
         self.db = rooms.db
-        #: Extra sections contributed by other services (to-device, device lists, keys):
-        #: async callables (requester, since position or None, upto position, response,
-        #: the IDs of the rooms the user is joined to).
-        self.extensions: list[Any] = []
+        #: Extra sections contributed by other services (to-device, device lists, keys).
+        self.extensions = tuple(extensions)
         #: user_id -> (stream position read at, the user's memberships); valid while the
         #: membership change tracker has nothing newer for the user.
         self._memberships: dict[str, tuple[int, list[Membership]]] = {}

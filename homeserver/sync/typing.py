@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+
+from homeserver.sync.ports import TypingListener
 
 MAX_TIMEOUT_MS = 120_000
 
@@ -13,17 +15,21 @@ def _ignore(room_id: str, user_id: str, typing: bool) -> None:
 
 
 class TypingService:
-    def __init__(self, notify: Callable[[str], Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[str], None] = lambda room_id: None,
+        on_local_typing: TypingListener = _ignore,
+    ) -> None:
         #: room ID -> {user ID: expiry (loop time)}
         self._typing: dict[str, dict[str, float]] = {}
         #: room ID -> serial of its last change
         self._changed: dict[str, int] = {}
         self.serial = 0
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        #: Given a room ID, wakes its members (set by the composition root).
-        self.on_change: Callable[[str], None] = lambda room_id: None
+        #: Given a room ID, wakes its members.
+        self.on_change = on_change
         #: Called when a local user starts or stops typing (to tell other servers).
-        self.on_local_typing: Callable[[str, str, bool], None] = _ignore
+        self.on_local_typing = on_local_typing
 
     def set_typing(
         self,

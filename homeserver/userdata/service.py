@@ -2,42 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, bad_json, not_found
 from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.ignored import IGNORED_USER_LIST, IgnoredUsers
+from homeserver.rooms.ignored import IGNORED_USER_LIST
 from homeserver.rooms.service import RoomService
 from homeserver.storage import userdata as store
 from homeserver.storage.database import Database
+from homeserver.userdata.ports import IgnoreListCache, ReadListener, ReceiptListener
 
 RECEIPT_TYPES = ("m.read", "m.read.private")
 #: Account data types the server manages itself; clients may not set them directly.
 SERVER_MANAGED = ("m.fully_read", "m.push_rules")
 
 
-def _no_receipt_hook(
-    room: RoomCache, user_id: str, event_id: str, ts: int, thread: str | None
-) -> None:
-    return None
-
-
 class UserDataService:
-    def __init__(self, db: Database, rooms: RoomService, notifier: Notifier, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rooms: RoomService,
+        notifier: Notifier,
+        clock: Clock,
+        *,
+        ignored: IgnoreListCache,
+        on_read: ReadListener,
+        on_receipt: ReceiptListener,
+    ) -> None:
         self.db = db
         self.rooms = rooms
         self.notifier = notifier
         self.clock = clock
         #: Called for each public read receipt of a local user (to tell other servers).
-        self.on_receipt: Callable[[RoomCache, str, str, int, str | None], None] = _no_receipt_hook
-        #: Called after each read receipt of a local user (room, user, the event's stream
-        #: position, the receipt's thread or None): the push actions up to it are read.
-        self.on_read: Callable[[str, str, int, str | None], Awaitable[None]] | None = None
+        self.on_receipt = on_receipt
+        #: Called after each read receipt of a local user: the push actions up to it are read.
+        self.on_read = on_read
         #: Told when a user's ignore list changes.
-        self.ignored: IgnoredUsers | None = None
+        self.ignored = ignored
 
     async def set_receipt(
         self,
@@ -59,8 +62,7 @@ class UserDataService:
                 await store.upsert_receipt(
                     conn, room_id, receipt_type, user_id, thread_id or "", event_id, ts, position,
                 )  # fmt: skip
-        if self.on_read is not None:
-            await self.on_read(room_id, user_id, event.stream_ordering, thread_id or None)
+        await self.on_read(room_id, user_id, event.stream_ordering, thread_id or None)
         if receipt_type == "m.read.private":
             self.notifier.notify([user_id])
         else:
@@ -116,7 +118,7 @@ class UserDataService:
         async with self.db.write() as conn:
             with self.db.stream.allocate() as position:
                 await store.put_account_data(conn, user_id, room_id, data_type, content, position)
-        if not room_id and data_type == IGNORED_USER_LIST and self.ignored is not None:
+        if not room_id and data_type == IGNORED_USER_LIST:
             self.ignored.changed(user_id, content)
         self.notifier.notify([user_id])
 

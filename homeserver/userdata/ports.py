@@ -1,0 +1,34 @@
+"""What per-user data needs from services in other packages, as typing.Protocols (the
+composition root, homeserver/node/wiring.py, hands it the implementations)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from homeserver.rooms.cache import RoomCache
+
+
+class ReceiptListener(Protocol):
+    """Told of each public read receipt of a local user (room, user, event ID, ts, thread
+    or None), to tell other servers (homeserver.federation.outbound.Outbound.on_receipt)."""
+
+    def __call__(
+        self, room: RoomCache, user_id: str, event_id: str, ts: int, thread_id: str | None, /
+    ) -> None: ...
+
+
+class ReadListener(Protocol):
+    """Told after each read receipt of a local user (room ID, user, the event's stream
+    position, the receipt's thread or None): the push actions up to it are read
+    (homeserver.push.actions.PushActions.mark_read)."""
+
+    async def __call__(
+        self, room_id: str, user_id: str, stream_ordering: int, thread_id: str | None, /
+    ) -> None: ...
+
+
+class IgnoreListCache(Protocol):
+    """Cached ignore lists (homeserver.rooms.ignored.IgnoredUsers), told of each change."""
+
+    def changed(self, user_id: str, content: Mapping[str, Any]) -> None: ...

@@ -70,6 +70,7 @@ class KeysService:
         notifier: Notifier,
         clock: Clock,
         server_name: str,
+        remote: RemoteKeys | None = None,
     ) -> None:
         self.db = db
         self.accounts = accounts
@@ -79,8 +80,8 @@ class KeysService:
         self.backup = BackupService(db)
         #: Retried /sendToDevice requests (same path, same device) are delivered once.
         self._txns: TransactionCache[None] = TransactionCache()
-        #: Other servers' users, set when federation is wired (else they are failures).
-        self.remote: RemoteKeys | None = None
+        #: Other servers' users (without federation, they are failures).
+        self.remote = remote
         #: One-time key counts and unused fallback key types per device, for /sync.
         self.key_counts = KeyCounts(db)
         #: Devices that were handed to-device messages their next /sync acknowledges.

@@ -4,15 +4,14 @@ register (to-device messages, device lists...)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from federation.events import MAX_ID_BYTES
 from federation.identifiers import domain_of
+from homeserver.federation.ports import EduHandler, Receipts, Typing
 from homeserver.rooms.cache import RoomCache
-from homeserver.rooms.service import RoomService
-from homeserver.sync.typing import TypingService
-from homeserver.userdata.service import UserDataService
+from homeserver.rooms.reader import RoomReader
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +19,18 @@ log = logging.getLogger(__name__)
 class EduReceiver:
     def __init__(
         self,
-        rooms: RoomService,
-        typing: TypingService,
-        userdata: UserDataService,
+        rooms: RoomReader,
+        typing: Typing,
+        userdata: Receipts,
         acl_denies: Callable[[RoomCache, str], Awaitable[bool]],
+        handlers: Mapping[str, EduHandler],
     ) -> None:
         self.rooms = rooms
         self.typing = typing
         self.userdata = userdata
         self.acl_denies = acl_denies
-        #: Extra EDU handlers by type (to-device, device lists...), set by other services.
-        self.handlers: dict[str, Any] = {}
+        #: Handlers of the other EDU types (to-device, device lists...), by type.
+        self.handlers = dict(handlers)
 
     async def receive(self, origin: str, edu: Any) -> None:
         if not isinstance(edu, dict) or not isinstance(edu.get("content"), dict):

@@ -14,7 +14,7 @@ from homeserver.common.http import RateLimiter
 from homeserver.common.notifier import Notifier
 from homeserver.config import Config
 from homeserver.e2ee.service import KeysService
-from homeserver.federation.wiring import Federation
+from homeserver.federation.parts import Federation
 from homeserver.media import MediaService
 from homeserver.node.housekeeping import Housekeeping
 from homeserver.push.actions import PushActions

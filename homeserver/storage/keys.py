@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage.changes import recording
@@ -325,6 +325,19 @@ async def delete_device_data(conn: AsyncConnection, user_id: str, device_id: str
 async def add_device_list_change(conn: AsyncConnection, user_id: str, stream_id: int) -> None:
     recording().device_lists.mark(user_id, stream_id)
     await conn.execute(insert(device_list_changes).values(stream_id=stream_id, user_id=user_id))
+
+
+async def latest_device_list_change(
+    conn: AsyncConnection, user_id: str, before: int | None = None
+) -> int | None:
+    """The stream position of the user's latest device list change (before ``before``)."""
+    query = select(func.max(device_list_changes.c.stream_id)).where(
+        device_list_changes.c.user_id == user_id
+    )
+    if before is not None:
+        query = query.where(device_list_changes.c.stream_id < before)
+    found = (await conn.execute(query)).scalar()
+    return int(found) if found is not None else None
 
 
 async def users_with_device_changes(

@@ -1,0 +1,308 @@
+"""The composition root: builds every service of a node, each given what it uses.
+
+This is the one place that knows how the services fit together.  Each is built once, in
+dependency order, with its collaborators (or their callbacks) passed to its constructor;
+nothing is assigned into a service afterwards.  Where two services need each other, the
+one told is built first: push actions and the federation outbox read rooms through the
+:class:`RoomReader` and are handed to :class:`RoomService` as its hook, listeners and
+outbox; the federation side of E2EE and of media is split in two, the part the local
+service calls (built before it) and the part that calls the local service (after it).
+
+Whatever is later plugged into the node (policies, filters, extensions) is to be handed to
+the constructors here, next to the collaborators they already get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federation.client import FederationClient
+from federation.errors import KeyFormatError
+from federation.keyring import KeyRing
+from federation.ports import StoredKey
+from federation.sender import TransactionSender
+from federation.server import FederationServer
+from federation.signing import SigningKey, load_signing_keys
+from homeserver.accounts.passwords import Passwords
+from homeserver.accounts.service import AccountService
+from homeserver.accounts.uia import UIA
+from homeserver.common.clock import Clock
+from homeserver.common.http import RateLimiter
+from homeserver.common.notifier import Notifier
+from homeserver.config import Config, ConfigError
+from homeserver.e2ee.service import KeysService
+from homeserver.federation.access import RoomAccess
+from homeserver.federation.e2ee import FederatedKeys
+from homeserver.federation.e2ee_inbound import KeysReceiver
+from homeserver.federation.edus import EduReceiver
+from homeserver.federation.handler import NodeFederationHandler
+from homeserver.federation.joins import RemoteRooms
+from homeserver.federation.media import FederatedMedia
+from homeserver.federation.memberships import MembershipHandler
+from homeserver.federation.outbound import Outbound
+from homeserver.federation.parts import Federation, Transport
+from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.serving import HistoryServer
+from homeserver.federation.spaces import RemoteSpaces
+from homeserver.media import MediaService
+from homeserver.node.housekeeping import Housekeeping
+from homeserver.node.services import Services
+from homeserver.push.actions import PushActions
+from homeserver.push.gateway import GatewayClient
+from homeserver.push.pushers import PushersService
+from homeserver.push.rules import PushRulesService
+from homeserver.push.sender import PusherPool
+from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.handler import RoomHandler
+from homeserver.rooms.hierarchy import HierarchyService
+from homeserver.rooms.history import HistoryService
+from homeserver.rooms.ignored import IgnoredUsers
+from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.resolver import StateResolver
+from homeserver.rooms.service import RoomService
+from homeserver.rooms.summary import RoomSummaries
+from homeserver.storage.database import Database, open_database
+from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
+from homeserver.storage.state import StateStore
+from homeserver.sync.service import SyncService
+from homeserver.sync.typing import TypingService
+from homeserver.userdata.service import UserDataService
+
+
+def load_key(config: Config) -> SigningKey:
+    try:
+        text = config.signing_key_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"signing key {config.signing_key_path} is missing (run 'kairan init' or restore it)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read signing key {config.signing_key_path}: {e.strerror}") from e
+    try:
+        return load_signing_keys(text)[0]
+    except KeyFormatError as e:
+        raise ConfigError(f"signing key {config.signing_key_path}: {e}") from e
+
+
+async def build_services(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    fast_passwords: bool = False,
+) -> Services:
+    """Open the database (unless given) and build the node's services on it."""
+    key = load_key(config)
+    db = database or await open_database(config.database)
+    state_store = StateStore()
+    async with db.read() as conn:
+        await state_store.load(conn)
+    base = _Base(config, key, clock or Clock(), db, state_store, Notifier())
+    return _build(base, fast_passwords)
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What every service may be built with."""
+
+    config: Config
+    key: SigningKey
+    clock: Clock
+    db: Database
+    state_store: StateStore
+    notifier: Notifier
+
+    @property
+    def server_name(self) -> str:
+        return self.config.server_name
+
+
+@dataclass(frozen=True)
+class _Rooms:
+    """Rooms and what is built with them: those RoomService tells about new events."""
+
+    reader: RoomReader
+    rooms: RoomService
+    outliers: OutlierMemberships
+    ignored: IgnoredUsers
+    outbound: Outbound
+    push_actions: PushActions
+    pushers: PushersService
+    keys: KeysService
+    keys_receiver: KeysReceiver
+
+
+def _build(base: _Base, fast_passwords: bool) -> Services:
+    config, clock, db, notifier = base.config, base.clock, base.db, base.notifier
+    accounts = AccountService(
+        db,
+        base.server_name,
+        clock,
+        Passwords(fast=fast_passwords),
+        config.admins,
+        config.password_policy,
+    )
+    transport = build_transport(config, base.key, clock, db)
+    core = _build_rooms(base, accounts, transport)
+    reader, rooms = core.reader, core.rooms
+
+    def typing_changed(room_id: str) -> None:
+        cached = reader.cached(room_id)
+        if cached is not None:
+            notifier.notify(cached.interested())
+
+    typing = TypingService(on_change=typing_changed, on_local_typing=core.outbound.on_typing)
+    push_rules = PushRulesService(db, notifier, on_change=[core.push_actions.rules_changed])
+    userdata = UserDataService(
+        db,
+        rooms,
+        notifier,
+        clock,
+        ignored=core.ignored,
+        on_read=core.push_actions.mark_read,
+        on_receipt=core.outbound.on_receipt,
+    )
+    directory = DirectoryService(rooms, accounts)
+    media = MediaService(db, config, clock)
+    federation = _build_federation(
+        base, transport, core, accounts, typing, userdata, directory, media
+    )
+    history = HistoryService(reader, clock, core.ignored, backfiller=federation.remote.backfill)
+    sync = SyncService(
+        reader,
+        history,
+        typing,
+        notifier,
+        clock,
+        extensions=[core.keys.sync_extension, push_rules.sync_extension],
+    )
+    return Services(
+        config=config,
+        db=db,
+        clock=clock,
+        signing_key=base.key,
+        notifier=notifier,
+        state_store=base.state_store,
+        accounts=accounts,
+        uia=UIA(),
+        rooms=rooms,
+        handler=RoomHandler(rooms, accounts, core.outliers, federation.remote),
+        history=history,
+        typing=typing,
+        userdata=userdata,
+        sync=sync,
+        directory=directory,
+        federation=federation,
+        rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
+        media=media,
+        keys=core.keys,
+        push_rules=push_rules,
+        push_actions=core.push_actions,
+        pushers=core.pushers,
+        housekeeping=Housekeeping(db, clock),
+    )
+
+
+def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) -> _Rooms:
+    """RoomService, and first what it tells about new events (and what they need)."""
+    db, clock, notifier, server_name = base.db, base.clock, base.notifier, base.server_name
+    reader = RoomReader(db, base.state_store)
+    ignored = IgnoredUsers(db)
+    outbound = Outbound(reader, transport.sender, server_name)
+    remote_keys = FederatedKeys(db, transport.client, transport.sender, server_name, accounts)
+    keys = KeysService(db, accounts, notifier, clock, server_name, remote=remote_keys)
+    keys_receiver = KeysReceiver(keys, db, transport.client, clock, notifier, accounts)
+    push = base.config.push
+    gateway = GatewayClient(allow_private_addresses=push.allow_private_addresses)
+    pool = PusherPool(db, reader, clock, gateway, include_content=push.include_content)
+    push_actions = PushActions(db, reader, server_name, ignored=ignored, on_notified=pool.wake)
+    rooms = RoomService(
+        reader,
+        notifier,
+        clock,
+        server_name,
+        base.key,
+        hooks=[push_actions],
+        listeners=[push_actions.after_commit, outbound.on_event, keys_receiver.on_room_event],
+        outbox=outbound.stage,
+    )
+    return _Rooms(
+        reader=reader,
+        rooms=rooms,
+        outliers=OutlierMemberships(db, reader, notifier),
+        ignored=ignored,
+        outbound=outbound,
+        push_actions=push_actions,
+        pushers=PushersService(db, pool, clock),
+        keys=keys,
+        keys_receiver=keys_receiver,
+    )
+
+
+def build_transport(config: Config, key: SigningKey, clock: Clock, db: Database) -> Transport:
+    settings = config.federation
+    client = FederationClient(
+        config.server_name,
+        key,
+        verify_tls=settings.verify_tls,
+        ca_file=str(settings.ca_file) if settings.ca_file else None,
+        allow_private_addresses=settings.allow_private_addresses,
+        overrides=dict(settings.server_overrides),
+    )
+    local = StoredKey(config.server_name, key.key_id, key.public_key_base64, 2**62)
+    keyring = KeyRing(
+        client,
+        SqlKeyStore(db),
+        clock,
+        [(name, dict(keys)) for name, keys in settings.trusted_key_servers],
+        local=local,
+    )
+    return Transport(client, keyring, TransactionSender(client, SqlQueueStore(db)))
+
+
+def _build_federation(
+    base: _Base,
+    transport: Transport,
+    core: _Rooms,
+    accounts: AccountService,
+    typing: TypingService,
+    userdata: UserDataService,
+    directory: DirectoryService,
+    media: MediaService,
+) -> Federation:
+    server_name, clock, rooms = base.server_name, base.clock, core.rooms
+    client, sender = transport.client, transport.sender
+    resolver = StateResolver(rooms)
+    pipeline = EventPipeline(rooms, resolver, transport.keyring, client, server_name)
+    remote = RemoteRooms(rooms, pipeline, client, sender, core.outliers)
+    remote_media = FederatedMedia(media, client, base.db, clock, base.config.remote_media_cache)
+    media.remote = remote_media
+    summaries = RoomSummaries(rooms)
+    access = RoomAccess(core.reader)
+    handler = NodeFederationHandler(
+        core.reader,
+        server_name,
+        clock.now_ms,
+        access=access,
+        pipeline=pipeline,
+        sender=sender,
+        memberships=MembershipHandler(rooms, pipeline, sender, access, accounts, core.outliers),
+        edus=EduReceiver(
+            core.reader, typing, userdata, access.acl_denies, core.keys_receiver.edu_handlers()
+        ),
+        history=HistoryServer(rooms, resolver),
+        directory=directory,
+        summaries=summaries,
+        keys=core.keys_receiver,
+        media=remote_media,
+    )
+    server = FederationServer(
+        server_name, base.key, transport.keyring, handler, clock.now_ms,
+        base.config.federation.enabled,
+    )  # fmt: skip
+    hierarchy = HierarchyService(summaries, RemoteSpaces(client, clock, server_name), clock)
+    return Federation(
+        client, transport.keyring, sender, pipeline, remote, core.outbound, handler, server,
+        hierarchy, remote_media,
+    )  # fmt: skip

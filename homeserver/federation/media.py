@@ -19,31 +19,29 @@ import json
 import logging
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import hdrs, web
+from aiohttp import hdrs
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from federation.client import FederationClient, UnreachableError, federation_path
 from federation.errors import MatrixError
 from federation.identifiers import is_valid_server_name
 from homeserver.common.clock import Clock
-from homeserver.common.http import content_disposition
 from homeserver.config import RemoteMediaCache as CacheSettings
 from homeserver.federation.media_cache import RemoteMediaCache
-from homeserver.media.files import install
+from homeserver.media.files import Receiver, install
 from homeserver.media.service import (
     DEFAULT_CONTENT_TYPE,
     MAX_FILENAME_CHARS,
     MEDIA_ID_RE,
     MediaFile,
-    MediaService,
     frozen_legacy_media,
+    legacy_refuses,
 )
-from homeserver.media.thumbnailer import METHODS
 from homeserver.storage import remote_cache
 from homeserver.storage.database import Database
 
@@ -76,19 +74,28 @@ class _Fallback(Exception):
 
 
 class FederatedMedia:
+    """Other servers' media, fetched and cached (implements
+    homeserver.media.service.RemoteMediaSource)."""
+
     def __init__(
         self,
-        media: MediaService,
         client: FederationClient,
         db: Database,
         clock: Clock,
+        root: Path,
+        receiver: Receiver,
+        *,
+        authenticated_media: bool,
         settings: CacheSettings | None = None,
     ) -> None:
-        self.media = media
         self.client = client
         self.db = db
         self.clock = clock
-        self.cache = RemoteMediaCache(db, clock, media.root, settings or CacheSettings())
+        #: Writes fetched content to ``tmp/`` (with the upload size limit).
+        self.receiver = receiver
+        #: What is fetched is stored as authenticated media (see legacy_refuses).
+        self.authenticated_media = authenticated_media
+        self.cache = RemoteMediaCache(db, clock, root, settings or CacheSettings())
 
     def _content_path(self, file_id: str) -> Path:
         return self.cache.content_path(file_id)
@@ -105,30 +112,6 @@ class FederatedMedia:
     async def purge(self, before_ts: int) -> int:
         return await self.cache.purge(before_ts)
 
-    # ------------------------------------------------------------- serving local media
-
-    async def serve(self, media_id: str) -> web.StreamResponse:
-        """The federation answer for local media: multipart/mixed, metadata then content."""
-        found = await self.media.download(
-            self.media.server_name, media_id, timeout_ms=SERVE_WAIT_MS
-        )
-        return await _multipart(found)
-
-    async def serve_thumbnail(self, media_id: str, query: Mapping[str, str]) -> web.StreamResponse:
-        """The federation answer for a thumbnail of local media (multipart/mixed too)."""
-        method = query.get("method", "scale")
-        if method not in METHODS:
-            raise MatrixError(400, "M_INVALID_PARAM", "'method' must be 'crop' or 'scale'")
-        found = await self.media.thumbnail(
-            self.media.server_name,
-            media_id,
-            width=_dimension(query, "width"),
-            height=_dimension(query, "height"),
-            method="crop" if method == "crop" else "scale",
-            timeout_ms=SERVE_WAIT_MS,
-        )
-        return await _multipart(found)
-
     # ------------------------------------------------------------- fetching remote media
 
     async def fetch(
@@ -141,7 +124,9 @@ class FederatedMedia:
         # being removed from the cache.
         async with self.cache.lock(server_name, media_id):
             record = await self._cached(server_name, media_id)
-            if legacy and self.media.legacy_refuses(record is None or record.authenticated):
+            if legacy and legacy_refuses(
+                self.authenticated_media, record is None or record.authenticated
+            ):
                 # As Synapse: the frozen endpoints neither fetch nor serve what was fetched
                 # for the authenticated ones.
                 raise frozen_legacy_media()
@@ -244,12 +229,12 @@ class FederatedMedia:
         headers: Any,
         chunks: AsyncIterator[bytes],
     ) -> remote_cache.RemoteMedia:
-        limit = self.media.max_upload_bytes
+        limit = self.receiver.max_bytes
         length = headers.get(hdrs.CONTENT_LENGTH)
         if length is not None and length.isdigit() and int(length) > limit:
             raise _too_large(limit)
         try:
-            tmp, size, _digest = await self.media._receive(chunks)
+            tmp, size, _digest = await self.receiver.receive(chunks)
         except MatrixError as e:
             if e.errcode == "M_TOO_LARGE":
                 raise _too_large(limit) from None
@@ -266,7 +251,7 @@ class FederatedMedia:
             size=size,
             fetched_ts=now,
             last_access_ts=now,
-            authenticated=self.media.authenticated_media,
+            authenticated=self.authenticated_media,
         )
         async with self.db.write() as conn:
             await remote_cache.put_media(conn, record)
@@ -323,31 +308,3 @@ def _filename(value: str | None) -> str | None:
     if not name or len(name) > MAX_FILENAME_CHARS or "\x00" in name:
         return None
     return name
-
-
-async def _multipart(found: MediaFile) -> web.StreamResponse:
-    writer = aiohttp.MultipartWriter("mixed")
-    writer.append_json({})
-    headers: dict[str, str] = {
-        hdrs.CONTENT_TYPE: found.content_type,
-        hdrs.CONTENT_DISPOSITION: content_disposition("attachment", found.filename),
-    }
-    if found.data is not None:
-        writer.append(found.data, headers)
-    else:
-        assert found.path is not None
-        file = await asyncio.to_thread(open, found.path, "rb")
-        writer.append(file, headers)
-    return web.Response(body=writer)
-
-
-def _dimension(query: Mapping[str, str], name: str) -> int:
-    raw = query.get(name)
-    if raw is None:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{name}'")
-    if not (raw.isascii() and raw.isdigit()) or not raw.lstrip("0"):
-        raise MatrixError(400, "M_INVALID_PARAM", f"'{name}' must be a positive integer")
-    digits = raw.lstrip("0")
-    if len(digits) > len(str(MAX_THUMBNAIL_DIMENSION)):
-        return MAX_THUMBNAIL_DIMENSION
-    return min(int(digits), MAX_THUMBNAIL_DIMENSION)

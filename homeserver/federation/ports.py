@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from homeserver.accounts.service import Requester
+from homeserver.media.service import MediaFile
+from homeserver.media.thumbnailer import Method
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.summary import AclCheck
 from homeserver.storage.accounts import User
@@ -102,3 +104,22 @@ class MediaForServers(Protocol):
     async def serve_thumbnail(
         self, media_id: str, query: Mapping[str, str]
     ) -> web.StreamResponse: ...
+
+
+class LocalMedia(Protocol):
+    """This server's media (homeserver.media.service.MediaService)."""
+
+    server_name: str
+
+    async def download(self, server_name: str, media_id: str, *, timeout_ms: int) -> MediaFile: ...
+
+    async def thumbnail(
+        self,
+        server_name: str,
+        media_id: str,
+        *,
+        width: int,
+        height: int,
+        method: Method,
+        timeout_ms: int,
+    ) -> MediaFile: ...

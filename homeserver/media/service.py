@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import re
 import secrets
 import string
-import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, invalid_param, not_found, too_large
 from homeserver.config import Config
 from homeserver.media import thumbnailer
-from homeserver.media.files import flush_and_sync, install, remove_stale_files
+from homeserver.media.files import Receiver, flush_and_sync, install
 from homeserver.media.thumbnailer import Method, ThumbnailError
 from homeserver.storage import media as store
 from homeserver.storage.database import Database
@@ -53,9 +51,6 @@ MAX_WAIT_MS = 60_000
 THUMBNAIL_CONCURRENCY = 2
 #: Beyond this many cached thumbnails of one media, new sizes are generated but not kept.
 MAX_CACHED_THUMBNAILS = 32
-_WRITE_CHUNK = 1024 * 1024
-#: Files in ``tmp/`` older than this were left by a crash (removed on the first upload).
-STALE_TMP_S = 3600
 
 
 def not_yet_uploaded() -> MatrixError:
@@ -70,6 +65,13 @@ def frozen_legacy_media() -> MatrixError:
 
 def cannot_thumbnail(message: str) -> MatrixError:
     return MatrixError(400, "M_UNKNOWN", f"Cannot generate thumbnails for this content: {message}")
+
+
+def legacy_refuses(authenticated_media: bool, authenticated: bool) -> bool:
+    """Whether the frozen unauthenticated endpoints refuse media stored with this flag:
+    as Synapse with ``enable_authenticated_media``, they serve only media stored while
+    it was off."""
+    return authenticated_media and authenticated
 
 
 class RemoteMediaSource(Protocol):
@@ -109,7 +111,14 @@ class MediaFile:
 
 
 class MediaService:
-    def __init__(self, db: Database, config: Config, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        clock: Clock,
+        receiver: Receiver,
+        remote: RemoteMediaSource | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.server_name = config.server_name
@@ -118,18 +127,16 @@ class MediaService:
         self.authenticated_media = config.enable_authenticated_media
         self.root = config.media_path
         self.tmp_dir = self.root / "tmp"
+        #: Writes uploads to ``tmp/`` (shared with the fetcher of other servers' media).
+        self.receiver = receiver
         self._uploaded: dict[str, asyncio.Event] = {}
         self._uploading: set[str] = set()
         self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
-        self._tmp_checked = False
         #: Fetches other servers' media; without it remote media is M_NOT_FOUND.
-        self.remote: RemoteMediaSource | None = None
+        self.remote = remote
 
     def legacy_refuses(self, authenticated: bool) -> bool:
-        """Whether the frozen unauthenticated endpoints refuse media stored with this flag:
-        as Synapse with ``enable_authenticated_media``, they serve only media stored while
-        it was off."""
-        return self.authenticated_media and authenticated
+        return legacy_refuses(self.authenticated_media, authenticated)
 
     def _is_remote(self, server_name: str) -> bool:
         return server_name != self.server_name and self.remote is not None
@@ -169,7 +176,7 @@ class MediaService:
         content_type, filename = _check_metadata(content_type, filename)
         self._check_length(content_length)
         media_id = _new_media_id()
-        tmp, size, digest = await self._receive(chunks)
+        tmp, size, digest = await self.receiver.receive(chunks)
         await install(tmp, self.content_path(media_id))
         async with self.db.write() as conn:
             await store.insert_media(
@@ -235,7 +242,7 @@ class MediaService:
                 raise forbidden("This media ID was created by another user")
             if not record.pending:
                 raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
-            tmp, size, digest = await self._receive(chunks)
+            tmp, size, digest = await self.receiver.receive(chunks)
             await install(tmp, self.content_path(media_id))
             async with self.db.write() as conn:
                 done = await store.complete_pending(
@@ -257,42 +264,7 @@ class MediaService:
 
     def _check_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_upload_bytes:
-            raise self._too_large()
-
-    def _too_large(self) -> MatrixError:
-        return too_large(f"Cannot upload files larger than {self.max_upload_bytes} bytes")
-
-    async def _receive(self, chunks: AsyncIterable[bytes]) -> tuple[Path, int, str]:
-        """Write the body to a new file in ``tmp/``: its path, size and SHA-256 (hex)."""
-        if not self._tmp_checked:
-            self._tmp_checked = True
-            await asyncio.to_thread(remove_stale_files, self.tmp_dir, time.time() - STALE_TMP_S)
-        await asyncio.to_thread(self.tmp_dir.mkdir, parents=True, exist_ok=True)
-        tmp = self.tmp_dir / secrets.token_hex(16)
-        file: BinaryIO = await asyncio.to_thread(open, tmp, "xb")
-        try:
-            size = 0
-            digest = hashlib.sha256()
-            buffer = bytearray()
-            async for chunk in chunks:
-                size += len(chunk)
-                if size > self.max_upload_bytes:
-                    raise self._too_large()
-                digest.update(chunk)
-                buffer += chunk
-                if len(buffer) >= _WRITE_CHUNK:
-                    await asyncio.to_thread(file.write, bytes(buffer))
-                    buffer.clear()
-            if buffer:
-                await asyncio.to_thread(file.write, bytes(buffer))
-            await asyncio.to_thread(flush_and_sync, file)
-        except BaseException:
-            file.close()
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        file.close()
-        return tmp, size, digest.hexdigest()
+            raise self.receiver.too_large()
 
     # ------------------------------------------------------------ downloads
 

@@ -38,6 +38,7 @@ from homeserver.federation.edus import EduReceiver
 from homeserver.federation.handler import NodeFederationHandler
 from homeserver.federation.joins import RemoteRooms
 from homeserver.federation.media import FederatedMedia
+from homeserver.federation.media_serving import LocalMediaServer
 from homeserver.federation.memberships import MembershipHandler
 from homeserver.federation.outbound import Outbound
 from homeserver.federation.parts import Federation, Transport
@@ -45,6 +46,7 @@ from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
+from homeserver.media.files import Receiver
 from homeserver.node.housekeeping import Housekeeping
 from homeserver.node.services import Services
 from homeserver.push.actions import PushActions
@@ -164,9 +166,19 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         on_receipt=core.outbound.on_receipt,
     )
     directory = DirectoryService(rooms, accounts)
-    media = MediaService(db, config, clock)
+    receiver = Receiver(config.media_path / "tmp", config.max_upload_bytes)
+    remote_media = FederatedMedia(
+        transport.client,
+        db,
+        clock,
+        config.media_path,
+        receiver,
+        authenticated_media=config.enable_authenticated_media,
+        settings=config.remote_media_cache,
+    )
+    media = MediaService(db, config, clock, receiver, remote=remote_media)
     federation = _build_federation(
-        base, transport, core, accounts, typing, userdata, directory, media
+        base, transport, core, accounts, typing, userdata, directory, media, remote_media
     )
     history = HistoryService(reader, clock, core.ignored, backfiller=federation.remote.backfill)
     sync = SyncService(
@@ -270,14 +282,13 @@ def _build_federation(
     userdata: UserDataService,
     directory: DirectoryService,
     media: MediaService,
+    remote_media: FederatedMedia,
 ) -> Federation:
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
     resolver = StateResolver(rooms)
     pipeline = EventPipeline(rooms, resolver, transport.keyring, client, server_name)
     remote = RemoteRooms(rooms, pipeline, client, sender, core.outliers)
-    remote_media = FederatedMedia(media, client, base.db, clock, base.config.remote_media_cache)
-    media.remote = remote_media
     summaries = RoomSummaries(rooms)
     access = RoomAccess(core.reader)
     handler = NodeFederationHandler(
@@ -295,7 +306,7 @@ def _build_federation(
         directory=directory,
         summaries=summaries,
         keys=core.keys_receiver,
-        media=remote_media,
+        media=LocalMediaServer(media),
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,

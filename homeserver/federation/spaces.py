@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from federation.client import FederationClient, FederationClientError
 from federation.identifiers import is_valid_server_name
 from homeserver.common.clock import Clock
+from homeserver.rooms.ports import RemoteHierarchy
 from homeserver.rooms.summary import child_order_key, strip_child, valid_via
 
 log = logging.getLogger(__name__)
@@ -38,18 +38,6 @@ _STRING_FIELDS = (
 
 class InvalidHierarchy(Exception):
     """A server's ``/hierarchy`` answer is not what the spec says."""
-
-
-@dataclass(frozen=True)
-class RemoteHierarchy:
-    #: The room's summary (spec fields only, ``allowed_room_ids`` included).
-    room: dict[str, Any]
-    #: Its ``m.space.child`` events with a valid ``via``, stripped, in the spec's order.
-    children_state: list[dict[str, Any]]
-    #: Summaries of the children the answering server is in, by room ID.
-    children: dict[str, dict[str, Any]]
-    #: Children the answering server says this server cannot see.
-    inaccessible: frozenset[str]
 
 
 def _is_int(value: Any) -> bool:

@@ -11,8 +11,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from homeserver.accounts.service import AccountService
 from homeserver.common.errors import MatrixError, bad_json, not_found
+from homeserver.rooms.ports import Accounts
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
 from homeserver.storage import rooms as room_store
@@ -54,7 +54,7 @@ def matches(term: str, *names: str | None) -> bool:
 
 
 class DirectoryService:
-    def __init__(self, rooms: RoomService, accounts: AccountService) -> None:
+    def __init__(self, rooms: RoomService, accounts: Accounts) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db

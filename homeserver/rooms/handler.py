@@ -7,7 +7,7 @@ beyond them (e.g. who may redact what) and the presets of ``/createRoom``.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from federation import auth as engine_auth
@@ -16,16 +16,13 @@ from federation.canonical import check_json_value
 from federation.client import FederationClientError
 from federation.errors import CanonicalJSONError, UnsupportedRoomVersion
 from federation.identifiers import domain_of, is_valid_user_id
-from homeserver.accounts.service import AccountService
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.ports import Accounts, RemoteRooms
 from homeserver.rooms.service import RoomService
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
-
-if TYPE_CHECKING:
-    from homeserver.federation.joins import RemoteRooms
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +80,7 @@ class RoomHandler:
     def __init__(
         self,
         rooms: RoomService,
-        accounts: AccountService,
+        accounts: Accounts,
         outliers: OutlierMemberships,
         remote: RemoteRooms | None = None,
     ) -> None:

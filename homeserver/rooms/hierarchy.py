@@ -4,8 +4,9 @@ hierarchy``): a depth-first walk of ``m.space.child`` links, one page at a time.
 The walk keeps a stack of rooms to visit (the next one last) and the set of rooms already
 visited, so loops end and a room appears once. A room this node is in is summarised from
 its own state; any other room from the ``/hierarchy`` of the servers its link names
-(:class:`homeserver.federation.spaces.RemoteSpaces`), or, when it is no space (or the
-depth limit stops there), from the summary its parent's server already gave. Each room is
+(:class:`homeserver.rooms.ports.RemoteSpaces`, implemented in homeserver/federation/), or,
+when it is no space (or the depth limit stops there), from the summary its parent's server
+already gave. Each room is
 shown only if the requester may see it (see :mod:`homeserver.rooms.summary`). A page
 stops after ``limit`` rooms (at most 50); what is left is kept for five minutes under a
 random ``next_batch`` token, valid only for the same user, room, ``suggested_only`` and
@@ -18,14 +19,12 @@ import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import forbidden, invalid_param
+from homeserver.rooms.ports import RemoteSpaces
 from homeserver.rooms.summary import SPACE, RoomSummaries
-
-if TYPE_CHECKING:
-    from homeserver.federation.spaces import RemoteSpaces
 
 log = logging.getLogger(__name__)
 

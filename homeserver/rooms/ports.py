@@ -8,9 +8,40 @@ typing.Protocols.  Nothing here imports those packages: the composition root
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from homeserver.rooms.cache import RoomCache
+from homeserver.storage.accounts import User
+
+
+class Accounts(Protocol):
+    """Local accounts (homeserver.accounts.service.AccountService)."""
+
+    def is_local(self, user_id: str) -> bool: ...
+
+    async def get_user(self, user_id: str) -> User | None: ...
+
+
+class RemoteRooms(Protocol):
+    """Joining, inviting and leaving across servers (homeserver.federation.joins.RemoteRooms)."""
+
+    async def resolve_alias(self, alias: str) -> tuple[str, list[str]]:
+        """The room ID of another server's alias, and servers to join it through."""
+        ...
+
+    async def join(
+        self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]
+    ) -> str:
+        """Join a room through one of ``servers``; its room ID."""
+        ...
+
+    async def invite(self, room: RoomCache, event_id: str, pdu: dict[str, Any]) -> dict[str, Any]:
+        """Have the invitee's server countersign an invite; the countersigned event."""
+        ...
+
+    async def reject_invite(self, user_id: str, room_id: str, invite_origin: str) -> None: ...
 
 
 class Backfiller(Protocol):
@@ -18,3 +49,27 @@ class Backfiller(Protocol):
     whether any arrived (homeserver.federation.joins.RemoteRooms.backfill)."""
 
     async def __call__(self, room: RoomCache, limit: int, /) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RemoteHierarchy:
+    """A room of a space as another server describes it (its ``/hierarchy`` answer)."""
+
+    #: The room's summary (spec fields only, ``allowed_room_ids`` included).
+    room: dict[str, Any]
+    #: Its ``m.space.child`` events with a valid ``via``, stripped, in the spec's order.
+    children_state: list[dict[str, Any]]
+    #: Summaries of the children the answering server is in, by room ID.
+    children: dict[str, dict[str, Any]]
+    #: Children the answering server says this server cannot see.
+    inaccessible: frozenset[str]
+
+
+class RemoteSpaces(Protocol):
+    """Spaces of rooms this node is not in (homeserver.federation.spaces.RemoteSpaces)."""
+
+    async def hierarchy(
+        self, room_id: str, via: Iterable[str], suggested_only: bool
+    ) -> RemoteHierarchy | None:
+        """The room as one of ``via`` describes it, or None when none answers well."""
+        ...

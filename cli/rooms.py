@@ -20,9 +20,7 @@ def room() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def room_list(directory: Path, as_json: bool) -> None:
     """List the rooms this node knows."""
-    from homeserver.admin import ops
-
-    rooms = run_with_services(directory, ops.list_rooms)
+    rooms = run_with_services(directory, lambda s: s.admin.list_rooms())
     if as_json:
         click.echo(json.dumps(rooms, ensure_ascii=False, indent=2))
         return
@@ -35,7 +33,5 @@ def room_list(directory: Path, as_json: bool) -> None:
 @DIR_OPTION
 def room_show(room_id: str, directory: Path) -> None:
     """Show a room's version, members and current state as JSON."""
-    from homeserver.admin import ops
-
-    details = run_with_services(directory, lambda s: ops.room_details(s, room_id))
+    details = run_with_services(directory, lambda s: s.admin.room_details(room_id))
     click.echo(json.dumps(details, ensure_ascii=False, indent=2))

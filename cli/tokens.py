@@ -31,13 +31,13 @@ def token_new(
     directory: Path, value: str | None, uses: int | None, days: float | None, length: int
 ) -> None:
     """Create a registration token and print it."""
-    from homeserver.admin import ops
 
     async def create(s: Any) -> dict[str, Any]:
         expiry = s.clock.now_ms() + int(days * 86_400_000) if days is not None else None
-        return await ops.create_registration_token(
-            s, value, uses_allowed=uses, expiry_time=expiry, length=length
+        created: dict[str, Any] = await s.tokens.create_registration_token(
+            value, uses_allowed=uses, expiry_time=expiry, length=length
         )
+        return created
 
     click.echo(run_with_services(directory, create)["token"])
 
@@ -46,9 +46,7 @@ def token_new(
 @DIR_OPTION
 def token_list(directory: Path) -> None:
     """List registration tokens as JSON."""
-    from homeserver.admin import ops
-
-    tokens = run_with_services(directory, ops.list_registration_tokens)
+    tokens = run_with_services(directory, lambda s: s.tokens.list_registration_tokens())
     click.echo(json.dumps(tokens, ensure_ascii=False, indent=2))
 
 
@@ -57,7 +55,5 @@ def token_list(directory: Path) -> None:
 @DIR_OPTION
 def token_delete(value: str, directory: Path) -> None:
     """Delete a registration token."""
-    from homeserver.admin import ops
-
-    run_with_services(directory, lambda s: ops.delete_registration_token(s, value))
+    run_with_services(directory, lambda s: s.tokens.delete_registration_token(value))
     click.echo(f"deleted {value}")

@@ -25,11 +25,9 @@ def user_add(
     localpart: str, directory: Path, password: str, admin: bool, displayname: str | None
 ) -> None:
     """Create the account @LOCALPART:server_name."""
-    from homeserver.admin import ops
-
     user_id = run_with_services(
         directory,
-        lambda s: ops.add_user(s, localpart, password, admin=admin, displayname=displayname),
+        lambda s: s.admin.add_user(localpart, password, admin=admin, displayname=displayname),
     )
     click.echo(user_id)
 
@@ -39,9 +37,7 @@ def user_add(
 @click.option("--json", "as_json", is_flag=True)
 def user_list(directory: Path, as_json: bool) -> None:
     """List accounts."""
-    from homeserver.admin import ops
-
-    users = run_with_services(directory, lambda s: ops.list_users(s, limit=100_000))
+    users = run_with_services(directory, lambda s: s.admin.list_users(limit=100_000))
     if as_json:
         click.echo(json.dumps(users, ensure_ascii=False, indent=2))
         return
@@ -57,9 +53,7 @@ def user_list(directory: Path, as_json: bool) -> None:
 @DIR_OPTION
 def user_deactivate(user_id: str, directory: Path) -> None:
     """Deactivate an account: it leaves its rooms and can no longer log in."""
-    from homeserver.admin import ops
-
-    run_with_services(directory, lambda s: ops.deactivate_user(s, user_id))
+    run_with_services(directory, lambda s: s.admin.deactivate_user(user_id))
     click.echo(f"deactivated {user_id}")
 
 
@@ -69,7 +63,5 @@ def user_deactivate(user_id: str, directory: Path) -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def user_reset_password(user_id: str, directory: Path, password: str) -> None:
     """Set a new password and log out every device of the account."""
-    from homeserver.admin import ops
-
-    run_with_services(directory, lambda s: ops.reset_password(s, user_id, password))
+    run_with_services(directory, lambda s: s.admin.reset_password(user_id, password))
     click.echo(f"password of {user_id} reset; all its devices were logged out")

@@ -24,7 +24,6 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main, register_groups
-from homeserver.admin import ops
 from homeserver.config import load_config
 from homeserver.node.app import build_services, close_services
 from tests.homeserver.conftest import db_url
@@ -353,7 +352,7 @@ def node_with_room(directory: Path, db_url: str) -> tuple[str, str]:
     async def make() -> tuple[str, str]:
         svc = await build_services(load_config(directory), fast_passwords=True)
         try:
-            owner = await ops.add_user(svc, "owner", "owner pw")
+            owner = await svc.admin.add_user("owner", "owner pw")
             room_id, _ = await svc.handler.create_room(owner, {"name": "防災"})
             return svc.config.server_name, room_id
         finally:

@@ -25,9 +25,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from homeserver.admin.ports import SyncWaiters
 from homeserver.common.http import Handler
 from homeserver.config import ConfigError
-from homeserver.node.services import Services
 from homeserver.rooms.cache import RoomCache
 from homeserver.storage.events import StoredEvent
 
@@ -48,9 +48,10 @@ def event_class(event: StoredEvent) -> str:
 
 
 class NodeMetrics:
-    """The node's metrics; ``middleware`` and ``on_event`` feed them."""
+    """The node's metrics; ``middleware`` and ``on_event`` (a RoomService listener) feed
+    them."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, notifier: SyncWaiters) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -80,9 +81,7 @@ class NodeMetrics:
             "/sync requests currently waiting for news.",
             registry=self.registry,
         )
-        notifier = services.notifier
         self.sync_waiters.set_function(lambda: notifier.waiting)
-        services.rooms.listeners.append(self.on_event)
 
     def on_event(self, room: RoomCache, event: StoredEvent) -> None:
         self.events.labels(event_class(event)).inc()

@@ -2,8 +2,8 @@
 
 Only accounts with the admin flag (or listed under ``admins`` in the config) may use it:
 401 without a valid access token, 403 ``M_FORBIDDEN`` for everyone else.  The handlers
-check the shape of the request and call :mod:`homeserver.admin.ops`, which the ``kairan``
-command uses too.
+check the shape of the request and call the admin operations (:mod:`homeserver.admin.ops`,
+:mod:`homeserver.admin.tokens`), which the ``kairan`` command uses too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.accounts.passwords import check_password_length
-from homeserver.admin import ops
 from homeserver.client_api.common import requester, services
 from homeserver.common.errors import MatrixError, bad_json, invalid_param
 from homeserver.common.http import json_response, query_int, read_json
@@ -91,8 +90,7 @@ async def list_users(request: web.Request) -> web.Response:
     leaves deactivated accounts out."""
     svc = await _admin(request)
     start, limit = _paging(request)
-    users, total = await ops.find_users(
-        svc,
+    users, total = await svc.admin.find_users(
         start,
         limit,
         name=request.query.get("name") or None,
@@ -104,7 +102,7 @@ async def list_users(request: web.Request) -> web.Response:
 @routes.get(PREFIX + "/users/{user_id}")
 async def get_user(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    return json_response(await ops.get_user(svc, request.match_info["user_id"]))
+    return json_response(await svc.admin.get_user(request.match_info["user_id"]))
 
 
 @routes.put(PREFIX + "/users/{user_id}")
@@ -120,8 +118,7 @@ async def put_user(request: web.Request) -> web.Response:
     if password is not None:
         # As Synapse's admin API: the length limit, not the policy (the admin decides).
         check_password_length(password)
-    created = await ops.modify_user(
-        svc,
+    created = await svc.admin.modify_user(
         user_id,
         password=password,
         displayname=_optional(body, "displayname", str),
@@ -129,28 +126,28 @@ async def put_user(request: web.Request) -> web.Response:
         deactivated=_optional(body, "deactivated", bool),
         logout_devices=logout,
     )
-    return json_response(await ops.get_user(svc, user_id), status=201 if created else 200)
+    return json_response(await svc.admin.get_user(user_id), status=201 if created else 200)
 
 
 @routes.post(PREFIX + "/users/{user_id}/deactivate")
 async def deactivate_user(request: web.Request) -> web.Response:
     svc = await _admin(request)
     await read_json(request, allow_empty=True)
-    await ops.deactivate_user(svc, request.match_info["user_id"])
+    await svc.admin.deactivate_user(request.match_info["user_id"])
     return json_response({})
 
 
 @routes.get(PREFIX + "/users/{user_id}/devices")
 async def list_devices(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    devices = await ops.list_devices(svc, request.match_info["user_id"])
+    devices = await svc.admin.list_devices(request.match_info["user_id"])
     return json_response({"devices": devices, "total": len(devices)})
 
 
 @routes.delete(PREFIX + "/users/{user_id}/devices/{device_id}")
 async def delete_device(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    await ops.delete_device(svc, request.match_info["user_id"], request.match_info["device_id"])
+    await svc.admin.delete_device(request.match_info["user_id"], request.match_info["device_id"])
     return json_response({})
 
 
@@ -161,20 +158,20 @@ async def delete_device(request: web.Request) -> web.Response:
 async def list_rooms(request: web.Request) -> web.Response:
     svc = await _admin(request)
     start, limit = _paging(request)
-    rooms = await ops.list_rooms(svc)
+    rooms = await svc.admin.list_rooms()
     return _page(request, len(rooms), rooms[start : start + limit], "rooms")
 
 
 @routes.get(PREFIX + "/rooms/{room_id}")
 async def get_room(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    return json_response(await ops.room_details(svc, request.match_info["room_id"]))
+    return json_response(await svc.admin.room_details(request.match_info["room_id"]))
 
 
 @routes.get(PREFIX + "/rooms/{room_id}/members")
 async def room_members(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    details = await ops.room_details(svc, request.match_info["room_id"])
+    details = await svc.admin.room_details(request.match_info["room_id"])
     joined = [user for user, membership in details["members"].items() if membership == "join"]
     return json_response({"members": joined, "total": len(joined)})
 
@@ -182,7 +179,7 @@ async def room_members(request: web.Request) -> web.Response:
 @routes.get(PREFIX + "/rooms/{room_id}/state")
 async def room_state(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    details = await ops.room_details(svc, request.match_info["room_id"])
+    details = await svc.admin.room_details(request.match_info["room_id"])
     return json_response({"state": details["state"]})
 
 
@@ -191,7 +188,7 @@ async def shutdown_room(request: web.Request) -> web.Response:
     """Shut the room down: closed to joins, every local member leaves, out of the directory."""
     svc = await _admin(request)
     await read_json(request, allow_empty=True)
-    return json_response(await ops.shutdown_room(svc, request.match_info["room_id"]))
+    return json_response(await svc.admin.shutdown_room(request.match_info["room_id"]))
 
 
 # ---------------------------------------------------------------------- registration tokens
@@ -209,7 +206,7 @@ def _limits(body: dict[str, Any]) -> dict[str, Any]:
 @routes.get(PREFIX + "/registration_tokens")
 async def list_tokens(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    tokens = await ops.list_registration_tokens(svc, _query_bool(request, "valid"))
+    tokens = await svc.tokens.list_registration_tokens(_query_bool(request, "valid"))
     return json_response({"registration_tokens": tokens})
 
 
@@ -218,8 +215,7 @@ async def create_token(request: web.Request) -> web.Response:
     svc = await _admin(request)
     body = await read_json(request, allow_empty=True)
     length = _optional(body, "length", int)
-    created = await ops.create_registration_token(
-        svc,
+    created = await svc.tokens.create_registration_token(
         _optional(body, "token", str),
         length=16 if length is None else length,
         **_limits(body),
@@ -230,7 +226,7 @@ async def create_token(request: web.Request) -> web.Response:
 @routes.get(PREFIX + "/registration_tokens/{token}")
 async def get_token(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    return json_response(await ops.get_registration_token(svc, request.match_info["token"]))
+    return json_response(await svc.tokens.get_registration_token(request.match_info["token"]))
 
 
 @routes.put(PREFIX + "/registration_tokens/{token}")
@@ -240,14 +236,16 @@ async def update_token(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"uses_allowed", "expiry_time"})
     if unknown:
         raise MatrixError(400, "M_INVALID_PARAM", f"Unknown fields: {', '.join(unknown)}")
-    updated = await ops.update_registration_token(svc, request.match_info["token"], **_limits(body))
+    updated = await svc.tokens.update_registration_token(
+        request.match_info["token"], **_limits(body)
+    )
     return json_response(updated)
 
 
 @routes.delete(PREFIX + "/registration_tokens/{token}")
 async def delete_token(request: web.Request) -> web.Response:
     svc = await _admin(request)
-    await ops.delete_registration_token(svc, request.match_info["token"])
+    await svc.tokens.delete_registration_token(request.match_info["token"])
     return json_response({})
 
 
@@ -272,5 +270,5 @@ async def purge_media_cache(request: web.Request) -> web.Response:
             "Query parameter before_ts you provided is from the year 1970. "
             "Double check that you are providing a timestamp in milliseconds."
         )
-    deleted = await ops.purge_media_cache(svc, min(before_ts, 2**62))
+    deleted = await svc.admin.purge_media_cache(min(before_ts, 2**62))
     return json_response({"deleted": deleted})

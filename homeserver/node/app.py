@@ -17,7 +17,7 @@ from aiohttp.typedefs import Middleware
 
 from federation import server as federation_server
 from federation.server import FEDERATION
-from homeserver.admin.metrics import METRICS, NodeMetrics, start_listener
+from homeserver.admin.metrics import METRICS, start_listener
 from homeserver.client_api import (
     account,
     admin,
@@ -72,7 +72,7 @@ def make_app(services: Services, *, access_log: bool = False) -> web.Application
     middlewares = [error_middleware, _rate_limit_middleware(services)]
     if access_log:  # one line per request (development nodes): homeserver/node/access_log.py
         middlewares.insert(0, access_log_middleware)
-    metrics = NodeMetrics(services) if services.config.metrics.enabled else None
+    metrics = services.metrics
     if metrics is not None:
         middlewares.insert(0, metrics.middleware())
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)

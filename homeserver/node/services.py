@@ -9,6 +9,9 @@ from aiohttp import web
 from federation.signing import SigningKey
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.uia import UIA
+from homeserver.admin.metrics import NodeMetrics
+from homeserver.admin.ops import AdminOps
+from homeserver.admin.tokens import RegistrationTokens
 from homeserver.common.clock import Clock
 from homeserver.common.http import RateLimiter
 from homeserver.common.notifier import Notifier
@@ -56,6 +59,10 @@ class Services:
     media: MediaService
     federation: Federation
     housekeeping: Housekeeping
+    admin: AdminOps
+    tokens: RegistrationTokens
+    #: None unless ``metrics.enabled``.
+    metrics: NodeMetrics | None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -26,6 +26,9 @@ from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.uia import UIA
+from homeserver.admin.metrics import NodeMetrics
+from homeserver.admin.ops import AdminOps
+from homeserver.admin.tokens import RegistrationTokens
 from homeserver.common.clock import Clock
 from homeserver.common.http import RateLimiter
 from homeserver.common.notifier import Notifier
@@ -100,7 +103,9 @@ async def build_services(
     state_store = StateStore()
     async with db.read() as conn:
         await state_store.load(conn)
-    base = _Base(config, key, clock or Clock(), db, state_store, Notifier())
+    notifier = Notifier()
+    metrics = NodeMetrics(notifier) if config.metrics.enabled else None
+    base = _Base(config, key, clock or Clock(), db, state_store, notifier, metrics)
     return _build(base, fast_passwords)
 
 
@@ -114,6 +119,7 @@ class _Base:
     db: Database
     state_store: StateStore
     notifier: Notifier
+    metrics: NodeMetrics | None
 
     @property
     def server_name(self) -> str:
@@ -189,6 +195,7 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         clock,
         extensions=[core.keys.sync_extension, push_rules.sync_extension],
     )
+    handler = RoomHandler(rooms, accounts, core.outliers, federation.remote)
     return Services(
         config=config,
         db=db,
@@ -199,7 +206,7 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         accounts=accounts,
         uia=UIA(),
         rooms=rooms,
-        handler=RoomHandler(rooms, accounts, core.outliers, federation.remote),
+        handler=handler,
         history=history,
         typing=typing,
         userdata=userdata,
@@ -213,6 +220,9 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         push_actions=core.push_actions,
         pushers=core.pushers,
         housekeeping=Housekeeping(db, clock),
+        admin=AdminOps(db, base.server_name, accounts, reader, handler, directory, media),
+        tokens=RegistrationTokens(db, clock),
+        metrics=base.metrics,
     )
 
 
@@ -236,7 +246,12 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
         server_name,
         base.key,
         hooks=[push_actions],
-        listeners=[push_actions.after_commit, outbound.on_event, keys_receiver.on_room_event],
+        listeners=[
+            push_actions.after_commit,
+            outbound.on_event,
+            keys_receiver.on_room_event,
+            *([base.metrics.on_event] if base.metrics is not None else []),
+        ],
         outbox=outbound.stage,
     )
     return _Rooms(

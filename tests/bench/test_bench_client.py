@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from homeserver.admin import ops
 from homeserver.node.app import close_services
 from interop.bench import client as bench_client
 from tests.homeserver.conftest import Node, start_node
@@ -40,9 +39,9 @@ async def test_bench_prints_every_figure(node: Node) -> None:
         assert sum(line.startswith(figure) for line in lines) == 1, (figure, text)
     assert "MiB (peak" in text
     # It really did the work: 2 + 2 + 3 accounts, 3 rooms, 5 + 6 + 3 messages.
-    users = await ops.list_users(node.services)
+    users = await node.services.admin.list_users()
     assert len(users) == 7
-    rooms = await ops.list_rooms(node.services)
+    rooms = await node.services.admin.list_rooms()
     assert len(rooms) == 3
     bench_room = next(r for r in rooms if r["name"] == "bench")
     assert bench_room["joined_members"] == 7
@@ -65,10 +64,10 @@ async def bench_with_token(node: Node) -> None:
     )
     with pytest.raises(bench_client.BenchError, match="--registration-token"):
         await bench_client.run(tiny, lines.append)
-    made = await ops.create_registration_token(node.services, "bench-token")
+    made = await node.services.tokens.create_registration_token("bench-token")
     with_token = dataclasses.replace(tiny, registration_token="bench-token")
     await bench_client.run(with_token, lines.append)
-    assert (await ops.get_registration_token(node.services, made["token"]))["completed"] == 3
+    assert (await node.services.tokens.get_registration_token(made["token"]))["completed"] == 3
     assert any(line.startswith("server RSS: not measured") for line in lines)
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from homeserver.admin import ops
 from homeserver.common.errors import MatrixError
 from homeserver.common.http import RateLimiter
 from homeserver.node.app import close_services
@@ -39,7 +38,7 @@ async def client(limited: Node) -> AsyncIterator[Client]:
 
 async def user(node: Node, client: Client, localpart: str, device: str = "D1") -> User:
     """An account and token made without HTTP, so no request spends the IP's allowance."""
-    user_id = await ops.add_user(node.services, localpart, "pw")
+    user_id = await node.services.admin.add_user(localpart, "pw")
     token, device_id = await node.services.accounts.login(user_id, device, None, None)
     return User(client, user_id, token, device_id)
 

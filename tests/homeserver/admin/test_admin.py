@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 import pytest
 
-from homeserver.admin import ops
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node
 
@@ -29,7 +28,7 @@ async def login(client: Client, localpart: str, password: str) -> User:
 
 @pytest.fixture
 async def admin(node: Node, client: Client) -> User:
-    await ops.add_user(node.services, "root", "root password", admin=True)
+    await node.services.admin.add_user("root", "root password", admin=True)
     return await login(client, "root", "root password")
 
 
@@ -82,7 +81,7 @@ async def test_config_admins_may_use_the_api(node: Node, client: Client) -> None
 
 async def test_list_users_pages(node: Node, client: Client, admin: User) -> None:
     for i in range(5):
-        await ops.add_user(node.services, f"user{i}", "pw")
+        await node.services.admin.add_user(f"user{i}", "pw")
     first = await admin.ok("GET", A + "/users", params={"limit": "4"})
     assert first["total"] == 6
     assert len(first["users"]) == 4
@@ -92,8 +91,8 @@ async def test_list_users_pages(node: Node, client: Client, admin: User) -> None
     assert ids == sorted(ids) and len(set(ids)) == 6
     root = next(x for x in first["users"] if x["user_id"] == admin.user_id)
     assert root["admin"] is True and root["deactivated"] is False
-    await ops.modify_user(node.services, f"@user3:{node.server_name}", displayname="山田")
-    await ops.deactivate_user(node.services, f"@user4:{node.server_name}")
+    await node.services.admin.modify_user(f"@user3:{node.server_name}", displayname="山田")
+    await node.services.admin.deactivate_user(f"@user4:{node.server_name}")
     named = await admin.ok("GET", A + "/users", params={"name": "山田"})
     assert [x["user_id"] for x in named["users"]] == [f"@user3:{node.server_name}"]
     by_id = await admin.ok("GET", A + "/users", params={"name": "USER", "limit": "2"})

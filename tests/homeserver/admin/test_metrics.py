@@ -129,7 +129,7 @@ async def test_port_in_use(metered: tuple[Node, str]) -> None:
     node, url = metered
     port = int(url.split(":")[2].split("/")[0])
     with pytest.raises(ConfigError, match=f"cannot listen for metrics on 127.0.0.1:{port}"):
-        await start_listener(NodeMetrics(node.services), "127.0.0.1", port)
+        await start_listener(NodeMetrics(node.services.notifier), "127.0.0.1", port)
 
 
 async def test_nodes_have_their_own_registries(metered: tuple[Node, str], tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ from homeserver.storage.database import Database
 
 TOKEN_CACHE_SECONDS = 5.0
 
+#: A device of a user, as the device APIs list it.
+Device = store.Device
+
 
 @dataclass(frozen=True)
 class Requester:
@@ -211,3 +214,41 @@ class AccountService:
     def require_admin(self, requester: Requester) -> None:
         if not requester.is_admin:
             raise forbidden("You are not a server admin")
+
+    # ------------------------------------------------------------- devices
+
+    async def devices(self, user_id: str) -> list[Device]:
+        async with self.db.read() as conn:
+            return await store.get_devices(conn, user_id)
+
+    async def device(self, user_id: str, device_id: str) -> Device | None:
+        async with self.db.read() as conn:
+            return await store.get_device(conn, user_id, device_id)
+
+    # ------------------------------------------------------------- registration tokens
+
+    async def registration_token_usable(self, token: str) -> bool:
+        """Whether a registration with ``token`` may complete: it exists, has not expired
+        and has uses left."""
+        async with self.db.read() as conn:
+            found = await store.get_registration_token(conn, token)
+        now = self.clock.now_ms()
+        return not (
+            found is None
+            or (found.expiry_time is not None and found.expiry_time < now)
+            or (found.uses_allowed is not None and found.completed >= found.uses_allowed)
+        )
+
+    async def registration_token_valid(self, token: str) -> bool:
+        """The answer of ``/register/m.login.registration_token/validity``: the token
+        exists and has uses left."""
+        async with self.db.read() as conn:
+            found = await store.get_registration_token(conn, token)
+        return found is not None and (
+            found.uses_allowed is None or found.completed < found.uses_allowed
+        )
+
+    async def use_registration_token(self, token: str) -> None:
+        """A registration with ``token`` completed."""
+        async with self.db.write() as conn:
+            await store.use_registration_token(conn, token)

@@ -18,8 +18,6 @@ from homeserver.common.http import (
     required_string,
 )
 from homeserver.node.services import Services
-from homeserver.storage import accounts as account_store
-from homeserver.storage import keys as key_store
 
 routes = web.RouteTableDef()
 
@@ -88,14 +86,7 @@ async def _check_registration_token(auth: dict[str, Any], session: Session, svc:
     token = auth.get("token")
     if not isinstance(token, str):
         raise MatrixError(400, "M_MISSING_PARAM", "Missing registration token")
-    async with svc.db.read() as conn:
-        found = await account_store.get_registration_token(conn, token)
-    now = svc.clock.now_ms()
-    if (
-        found is None
-        or (found.expiry_time is not None and found.expiry_time < now)
-        or (found.uses_allowed is not None and found.completed >= found.uses_allowed)
-    ):
+    if not await svc.accounts.registration_token_usable(token):
         raise MatrixError(401, "M_FORBIDDEN", "Invalid registration token")
     session.data["registration_token"] = token
     return True
@@ -114,12 +105,7 @@ async def username_available(request: web.Request) -> web.Response:
 async def token_validity(request: web.Request) -> web.Response:
     svc = services(request)
     token = request.query.get("token", "")
-    async with svc.db.read() as conn:
-        found = await account_store.get_registration_token(conn, token)
-    valid = found is not None and (
-        found.uses_allowed is None or found.completed < found.uses_allowed
-    )
-    return json_response({"valid": valid})
+    return json_response({"valid": await svc.accounts.registration_token_valid(token)})
 
 
 @routes.get("/_matrix/client/v1/register/m.login.registration_token/validity")
@@ -162,8 +148,7 @@ async def register(request: web.Request) -> web.Response:
     user_id = await svc.accounts.create_user(username, password)
     token = session.data.get("registration_token")
     if isinstance(token, str):
-        async with svc.db.write() as conn:
-            await account_store.use_registration_token(conn, token)
+        await svc.accounts.use_registration_token(token)
     response: dict[str, Any] = {"user_id": user_id, "home_server": svc.config.server_name}
     if body.get("inhibit_login") is not True:
         access_token, device_id = await svc.accounts.login(
@@ -190,8 +175,7 @@ async def logout(request: web.Request) -> web.Response:
 async def logout_all(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    async with svc.db.read() as conn:
-        device_ids = await key_store.device_ids_of(conn, who.user_id)
+    device_ids = [d.device_id for d in await svc.accounts.devices(who.user_id)]
     await svc.accounts.logout_all(who.user_id)
     await svc.keys.devices_removed(who.user_id, device_ids)
     return json_response({})

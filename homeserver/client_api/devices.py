@@ -6,12 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
+from homeserver.accounts.service import Device
 from homeserver.client_api.account import password_uia
 from homeserver.client_api.common import requester, services
 from homeserver.common.errors import bad_json, not_found
 from homeserver.common.http import json_response, read_json
-from homeserver.storage import accounts as account_store
-from homeserver.storage.accounts import Device
 
 routes = web.RouteTableDef()
 C = "/_matrix/client/v3"
@@ -33,8 +32,7 @@ def _device_json(device: Device) -> dict[str, Any]:
 async def list_devices(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    async with svc.db.read() as conn:
-        found = await account_store.get_devices(conn, who.user_id)
+    found = await svc.accounts.devices(who.user_id)
     return json_response({"devices": [_device_json(d) for d in found]})
 
 
@@ -42,8 +40,7 @@ async def list_devices(request: web.Request) -> web.Response:
 async def get_device(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    async with svc.db.read() as conn:
-        found = await account_store.get_device(conn, who.user_id, request.match_info["device_id"])
+    found = await svc.accounts.device(who.user_id, request.match_info["device_id"])
     if found is None:
         raise not_found("Unknown device")
     return json_response(_device_json(found))
@@ -57,12 +54,8 @@ async def rename_device(request: web.Request) -> web.Response:
     name = body.get("display_name")
     if name is None:
         # Nothing to change, but the device must exist.
-        async with svc.db.read() as conn:
-            if (
-                await account_store.get_device(conn, who.user_id, request.match_info["device_id"])
-                is None
-            ):
-                raise not_found("Unknown device")
+        if await svc.accounts.device(who.user_id, request.match_info["device_id"]) is None:
+            raise not_found("Unknown device")
         return json_response({})
     if not isinstance(name, str) or len(name) > 1000:
         raise bad_json("'display_name' must be a string of at most 1000 characters")
@@ -76,9 +69,8 @@ async def delete_device(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
     device_id = request.match_info["device_id"]
-    async with svc.db.read() as conn:
-        if await account_store.get_device(conn, who.user_id, device_id) is None:
-            raise not_found("Unknown device")
+    if await svc.accounts.device(who.user_id, device_id) is None:
+        raise not_found("Unknown device")
     await password_uia(svc, who, body)
     await svc.keys.delete_devices(who.user_id, [device_id], strict=True)
     return json_response({})

@@ -47,7 +47,7 @@ async def changes(request: web.Request) -> web.Response:
     if start is None or end is None:
         raise MatrixError(400, "M_MISSING_PARAM", "'from' and 'to' are required")
     after, upto = parse_stream_token(start), parse_stream_token(end)
-    upto = min(upto, svc.db.stream.current)
+    upto = min(upto, svc.sync.current_token().position)
     if upto <= after:
         return json_response({"changed": [], "left": []})
     changed, left = await svc.keys.device_list_delta(who.user_id, after, upto)

@@ -17,7 +17,6 @@ from homeserver.common.http import (
     required_string,
 )
 from homeserver.node.services import Services
-from homeserver.storage import rooms as room_store
 
 routes = web.RouteTableDef()
 R = "/_matrix/client/v3/rooms/{room_id}"
@@ -234,9 +233,7 @@ async def joined_members(request: web.Request) -> web.Response:
 async def joined_rooms(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    async with svc.db.read() as conn:
-        found = await room_store.memberships_of_user(conn, who.user_id, ["join"])
-    return json_response({"joined_rooms": sorted(m.room_id for m in found)})
+    return json_response({"joined_rooms": await svc.rooms.joined_rooms(who.user_id)})
 
 
 def _parse_filter(request: web.Request) -> dict[str, Any]:
@@ -332,8 +329,7 @@ async def redact(request: web.Request) -> web.Response:
 async def get_alias(request: web.Request) -> web.Response:
     svc = services(request)
     alias = request.match_info["alias"]
-    async with svc.db.read() as conn:
-        room_id = await room_store.get_alias(conn, alias)
+    room_id = await svc.directory.room_for_alias(alias)
     if room_id is None:
         raise not_found(f"Room alias {alias} not found")
     return json_response({"room_id": room_id, "servers": [svc.config.server_name]})
@@ -346,13 +342,7 @@ async def put_alias(request: web.Request) -> web.Response:
     alias = request.match_info["alias"]
     body = await read_json(request)
     room_id = required_string(body, "room_id")
-    if not alias.startswith("#") or not alias.endswith(":" + svc.config.server_name):
-        raise MatrixError(400, "M_INVALID_PARAM", "Aliases must be local to this server")
-    await svc.rooms.require_joined(room_id, who.user_id)
-    async with svc.db.write() as conn:
-        if await room_store.get_alias(conn, alias) is not None:
-            raise MatrixError(409, "M_UNKNOWN", "Room alias already exists")
-        await room_store.insert_alias(conn, alias, room_id, who.user_id)
+    await svc.directory.create_alias(who.user_id, alias, room_id)
     return json_response({})
 
 
@@ -360,14 +350,7 @@ async def put_alias(request: web.Request) -> web.Response:
 async def delete_alias(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    alias = request.match_info["alias"]
-    async with svc.db.write() as conn:
-        creator = await room_store.alias_creator(conn, alias)
-        if creator is None:
-            raise not_found(f"Room alias {alias} not found")
-        if creator != who.user_id and not who.is_admin:
-            raise forbidden("You may only delete aliases you created")
-        await room_store.delete_alias(conn, alias)
+    await svc.directory.delete_alias(who.user_id, who.is_admin, request.match_info["alias"])
     return json_response({})
 
 
@@ -375,20 +358,14 @@ async def delete_alias(request: web.Request) -> web.Response:
 async def room_aliases(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
-    async with svc.db.read() as conn:
-        aliases = await room_store.aliases_of_room(conn, request.match_info["room_id"])
+    aliases = await svc.directory.aliases(who.user_id, request.match_info["room_id"])
     return json_response({"aliases": aliases})
 
 
 @routes.get("/_matrix/client/v3/directory/list/room/{room_id}")
 async def get_visibility(request: web.Request) -> web.Response:
-    svc = services(request)
-    async with svc.db.read() as conn:
-        room = await room_store.get_room(conn, request.match_info["room_id"])
-    if room is None:
-        raise not_found("Unknown room")
-    return json_response({"visibility": "public" if room.is_public else "private"})
+    visibility = await services(request).directory.visibility(request.match_info["room_id"])
+    return json_response({"visibility": visibility})
 
 
 @routes.put("/_matrix/client/v3/directory/list/room/{room_id}")
@@ -401,8 +378,7 @@ async def set_visibility(request: web.Request) -> web.Response:
         raise bad_json("visibility must be 'public' or 'private'")
     room = await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
     await svc.handler.check_state_power(who.user_id, room, "m.room.canonical_alias")
-    async with svc.db.write() as conn:
-        await room_store.set_room_public(conn, room.room_id, visibility == "public")
+    await svc.directory.set_public(room.room_id, visibility == "public")
     return json_response({})
 
 

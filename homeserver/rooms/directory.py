@@ -11,7 +11,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from homeserver.common.errors import MatrixError, bad_json, not_found
+from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.ports import Accounts
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
@@ -114,6 +114,50 @@ class DirectoryService:
         if start > 0:
             response["prev_batch"] = str(max(0, start - limit))
         return response
+
+    async def visibility(self, room_id: str) -> str:
+        """``public`` when the room is published in the directory, else ``private``."""
+        async with self.db.read() as conn:
+            room = await room_store.get_room(conn, room_id)
+        if room is None:
+            raise not_found("Unknown room")
+        return "public" if room.is_public else "private"
+
+    async def set_public(self, room_id: str, public: bool) -> None:
+        async with self.db.write() as conn:
+            await room_store.set_room_public(conn, room_id, public)
+
+    # ------------------------------------------------------------- aliases
+
+    async def room_for_alias(self, alias: str) -> str | None:
+        async with self.db.read() as conn:
+            return await room_store.get_alias(conn, alias)
+
+    async def create_alias(self, user_id: str, alias: str, room_id: str) -> None:
+        """A local alias for a room ``user_id`` is in (409 when it exists)."""
+        if not alias.startswith("#") or not alias.endswith(":" + self.rooms.server_name):
+            raise MatrixError(400, "M_INVALID_PARAM", "Aliases must be local to this server")
+        await self.rooms.require_joined(room_id, user_id)
+        async with self.db.write() as conn:
+            if await room_store.get_alias(conn, alias) is not None:
+                raise MatrixError(409, "M_UNKNOWN", "Room alias already exists")
+            await room_store.insert_alias(conn, alias, room_id, user_id)
+
+    async def delete_alias(self, user_id: str, is_admin: bool, alias: str) -> None:
+        """Only its creator (or an admin) may delete an alias."""
+        async with self.db.write() as conn:
+            creator = await room_store.alias_creator(conn, alias)
+            if creator is None:
+                raise not_found(f"Room alias {alias} not found")
+            if creator != user_id and not is_admin:
+                raise forbidden("You may only delete aliases you created")
+            await room_store.delete_alias(conn, alias)
+
+    async def aliases(self, user_id: str, room_id: str) -> list[str]:
+        """The local aliases of a room ``user_id`` is in."""
+        await self.rooms.require_joined(room_id, user_id)
+        async with self.db.read() as conn:
+            return await room_store.aliases_of_room(conn, room_id)
 
     # ------------------------------------------------------------- profiles
 

@@ -118,6 +118,12 @@ class RoomReader:
     def membership(self, room: RoomCache, user_id: str) -> str | None:
         return room.members.get(user_id)
 
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        """The IDs of the rooms the user is joined to, sorted."""
+        async with self.db.read() as conn:
+            found = await room_store.memberships_of_user(conn, user_id, ["join"])
+        return sorted(m.room_id for m in found)
+
     async def require_joined(self, room_id: str, user_id: str) -> RoomCache:
         room = await self.room(room_id)
         if room is None or room.members.get(user_id) != "join":

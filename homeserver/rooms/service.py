@@ -110,6 +110,9 @@ class RoomService:
     async def require_joined(self, room_id: str, user_id: str) -> RoomCache:
         return await self.reader.require_joined(room_id, user_id)
 
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        return await self.reader.joined_rooms(user_id)
+
     # ------------------------------------------------------------- sending
 
     async def send(

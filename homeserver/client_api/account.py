@@ -9,6 +9,7 @@ from aiohttp import web
 from homeserver.accounts.service import Requester
 from homeserver.accounts.uia import Session
 from homeserver.client_api.common import client_ip, requester, services
+from homeserver.client_api.services import Services
 from homeserver.common.errors import MatrixError, bad_json, forbidden
 from homeserver.common.http import (
     bearer_token,
@@ -17,7 +18,6 @@ from homeserver.common.http import (
     read_json,
     required_string,
 )
-from homeserver.node.services import Services
 
 routes = web.RouteTableDef()
 

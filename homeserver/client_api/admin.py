@@ -17,9 +17,9 @@ from aiohttp import web
 
 from homeserver.accounts.passwords import check_password_length
 from homeserver.client_api.common import requester, services
+from homeserver.client_api.services import Services
 from homeserver.common.errors import MatrixError, bad_json, invalid_param
 from homeserver.common.http import json_response, query_int, read_json
-from homeserver.node.services import Services
 
 routes = web.RouteTableDef()
 PREFIX = "/_kairan/admin/v1"

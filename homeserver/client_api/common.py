@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.accounts.service import Requester
+from homeserver.client_api.services import SERVICES, Services
 from homeserver.common.http import bearer_token
-from homeserver.node.services import SERVICES, Services
 
 
 def services(request: web.Request) -> Services:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
+from homeserver.client_api.services import Services
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.common.http import (
     json_response,
@@ -16,7 +17,6 @@ from homeserver.common.http import (
     read_json,
     required_string,
 )
-from homeserver.node.services import Services
 
 routes = web.RouteTableDef()
 R = "/_matrix/client/v3/rooms/{room_id}"

@@ -34,7 +34,7 @@ async def hierarchy(request: web.Request) -> web.Response:
     suggested_only = _boolean(request, "suggested_only")
     limit = _integer(request, "limit", 1)
     max_depth = _integer(request, "max_depth", 0)
-    result = await svc.federation.hierarchy.hierarchy(
+    result = await svc.hierarchy.hierarchy(
         who.user_id,
         request.match_info["room_id"],
         suggested_only=suggested_only,

@@ -34,11 +34,12 @@ from homeserver.client_api import (
     to_device,
 )
 from homeserver.client_api.common import requester
+from homeserver.client_api.services import SERVICES
 from homeserver.common.errors import MatrixError
 from homeserver.common.http import Handler, error_middleware
 from homeserver.config import Config, ConfigError
 from homeserver.node.access_log import access_log_middleware
-from homeserver.node.services import SERVICES, Services
+from homeserver.node.services import NodeServices
 from homeserver.node.wiring import build_services
 
 __all__ = ["build_services", "close_services", "make_app", "serve", "ssl_context"]
@@ -51,7 +52,7 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 
-def _rate_limit_middleware(services: Services) -> Middleware:
+def _rate_limit_middleware(services: NodeServices) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method in ("POST", "PUT", "DELETE") and request.path.startswith(
@@ -68,7 +69,7 @@ def _rate_limit_middleware(services: Services) -> Middleware:
     return middleware
 
 
-def make_app(services: Services, *, access_log: bool = False) -> web.Application:
+def make_app(services: NodeServices, *, access_log: bool = False) -> web.Application:
     middlewares = [error_middleware, _rate_limit_middleware(services)]
     if access_log:  # one line per request (development nodes): homeserver/node/access_log.py
         middlewares.insert(0, access_log_middleware)
@@ -86,7 +87,7 @@ def make_app(services: Services, *, access_log: bool = False) -> web.Application
     return app
 
 
-async def close_services(services: Services) -> None:
+async def close_services(services: NodeServices) -> None:
     await services.housekeeping.close()
     await services.pushers.pool.close()
     await services.federation.close()

@@ -50,8 +50,7 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
 from homeserver.media.files import Receiver
-from homeserver.node.housekeeping import Housekeeping
-from homeserver.node.services import Services
+from homeserver.node.services import NodeServices
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
 from homeserver.push.pushers import PushersService
@@ -61,6 +60,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.housekeeping import Housekeeping
 from homeserver.rooms.ignored import IgnoredUsers
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.reader import RoomReader
@@ -96,7 +96,7 @@ async def build_services(
     clock: Clock | None = None,
     database: Database | None = None,
     fast_passwords: bool = False,
-) -> Services:
+) -> NodeServices:
     """Open the database (unless given) and build the node's services on it."""
     key = load_key(config)
     db = database or await open_database(config.database)
@@ -141,7 +141,7 @@ class _Rooms:
     keys_receiver: KeysReceiver
 
 
-def _build(base: _Base, fast_passwords: bool) -> Services:
+def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     config, clock, db, notifier = base.config, base.clock, base.db, base.notifier
     accounts = AccountService(
         db,
@@ -196,7 +196,7 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         extensions=[core.keys.sync_extension, push_rules.sync_extension],
     )
     handler = RoomHandler(rooms, accounts, core.outliers, federation.remote)
-    return Services(
+    return NodeServices(
         config=config,
         db=db,
         clock=clock,
@@ -213,6 +213,7 @@ def _build(base: _Base, fast_passwords: bool) -> Services:
         sync=sync,
         directory=directory,
         federation=federation,
+        hierarchy=federation.hierarchy,
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
         media=media,
         keys=core.keys,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from homeserver.config import RateLimit, load_config
 from homeserver.node.app import build_services, close_services, make_app, ssl_context
-from homeserver.node.services import Services
+from homeserver.node.services import NodeServices
 from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
@@ -70,7 +70,7 @@ async def db_url_c(db_backend: str, tmp_path: Path, request: pytest.FixtureReque
 class Node:
     server_name: str
     base_url: str
-    services: Services
+    services: NodeServices
     directory: Path
 
     def client(self) -> Client:

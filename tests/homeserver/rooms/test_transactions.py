@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from homeserver.common.txncache import TransactionCache
 from homeserver.node.app import build_services, close_services, make_app
-from homeserver.node.housekeeping import TXN_LIFETIME_MS
+from homeserver.rooms.housekeeping import TXN_LIFETIME_MS
 from homeserver.storage.schema import event_txn_ids
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node, start_node

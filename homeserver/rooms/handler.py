@@ -1,7 +1,8 @@
 """Room operations as the Client-Server API offers them: create, join, invite, leave, kick,
 ban, send, state, redact.  Authorization itself is the engine's auth rules, applied by
 :class:`RoomService` to every event; this layer adds the checks the spec asks of a server
-beyond them (e.g. who may redact what) and the presets of ``/createRoom``.
+beyond them (e.g. who may redact what; the content checks are in ``content.py``, the
+request and presets of ``/createRoom`` in ``creation.py``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 from federation import auth as engine_auth
-from federation import room_versions
-from federation.canonical import check_json_value
 from federation.client import FederationClientError
-from federation.errors import CanonicalJSONError, UnsupportedRoomVersion
 from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.content import check_content, check_event_shape
+from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.ports import Accounts, RemoteRooms
 from homeserver.rooms.service import RoomService
@@ -25,55 +25,6 @@ from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 
 log = logging.getLogger(__name__)
-
-PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
-
-
-def _check_content(content: Any) -> dict[str, Any]:
-    if not isinstance(content, dict):
-        raise bad_json("Event content must be a JSON object")
-    try:
-        check_json_value(content)
-    except CanonicalJSONError as e:
-        raise bad_json(f"Invalid event content: {e}") from e
-    return content
-
-
-_PL_INTS = ("ban", "events_default", "invite", "kick", "redact", "state_default", "users_default")
-_PL_MAPS = ("events", "notifications", "users")
-
-
-def _check_event_shape(event_type: str, content: dict[str, Any], is_state: bool) -> None:
-    """Refuse (400) client events of core types whose content is not what they mean, as
-    Synapse's event validator does: messages need a string ``body`` and ``msgtype``, names
-    and topics are strings in state events, power levels are integers."""
-
-    def strings(*keys: str) -> None:
-        for key in keys:
-            if not isinstance(content.get(key), str):
-                raise bad_json(f"'{key}' must be a string in {event_type}")
-
-    def is_int(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
-    if event_type == "m.room.message":
-        strings("body", "msgtype")
-    elif event_type in ("m.room.name", "m.room.topic", "m.room.tombstone", "m.room.member"):
-        if not is_state:
-            raise bad_json(f"{event_type} must be a state event")
-        if event_type == "m.room.name":
-            strings("name")
-        elif event_type == "m.room.topic":
-            strings("topic")
-    elif event_type == "m.room.power_levels":
-        for key in _PL_INTS:
-            if key in content and not is_int(content[key]):
-                raise bad_json(f"'{key}' must be an integer in m.room.power_levels")
-        for key in _PL_MAPS:
-            if key in content and not (
-                isinstance(content[key], dict) and all(is_int(v) for v in content[key].values())
-            ):
-                raise bad_json(f"'{key}' must map to integers in m.room.power_levels")
 
 
 class RoomHandler:
@@ -93,130 +44,28 @@ class RoomHandler:
     # ------------------------------------------------------------- create
 
     async def create_room(self, user_id: str, body: dict[str, Any]) -> tuple[str, str | None]:
-        version_id = body.get("room_version", room_versions.DEFAULT_ROOM_VERSION)
-        try:
-            version = room_versions.get(version_id)
-        except UnsupportedRoomVersion:
-            raise MatrixError(
-                400, "M_UNSUPPORTED_ROOM_VERSION", f"Room version {version_id!r} is not supported"
-            ) from None
-        visibility = body.get("visibility", "private")
-        if visibility not in ("public", "private"):
-            raise bad_json("visibility must be 'public' or 'private'")
-        preset = body.get("preset")
-        if preset is None:
-            preset = "public_chat" if visibility == "public" else "private_chat"
-        if not isinstance(preset, str) or preset not in PRESETS:  # "" or {} are not presets
-            raise bad_json(f"preset must be one of {', '.join(PRESETS)}")
-        creation_content = _check_content(body.get("creation_content", {}))
-        invites = body.get("invite", [])
-        if not isinstance(invites, list) or not all(is_valid_user_id(u) for u in invites):
-            raise bad_json("invite must be a list of user IDs")
-        initial_state = body.get("initial_state", [])
-        if not isinstance(initial_state, list):
-            raise bad_json("initial_state must be a list")
+        """``/createRoom``: the new room's ID and its alias, if one was asked for."""
+        request = parse_create_request(body)
         alias = None
-        alias_name = body.get("room_alias_name")
-        if alias_name is not None:
-            if (
-                not isinstance(alias_name, str)
-                or not alias_name
-                or ":" in alias_name
-                or " " in alias_name
-            ):
-                raise MatrixError(400, "M_INVALID_PARAM", "Invalid room_alias_name")
-            alias = f"#{alias_name}:{self.server_name}"
+        if request.alias_name is not None:
+            alias = f"#{request.alias_name}:{self.server_name}"
             async with self.rooms.db.read() as conn:
                 if await room_store.get_alias(conn, alias) is not None:
                     raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
-        is_direct = body.get("is_direct") is True
-
-        creators = {user_id}
-        if version.creators_have_infinite_power:
-            extra = creation_content.get("additional_creators", [])
-            if isinstance(extra, list):
-                creators.update(u for u in extra if isinstance(u, str))
-        power = self._power_levels(version, user_id, creators, preset, invites)
-        override = body.get("power_level_content_override")
-        if override is not None:
-            power.update(_check_content(override))
-
-        then: list[tuple[str, str | None, dict[str, Any]]] = [("m.room.power_levels", "", power)]
-        if alias:
-            then.append(("m.room.canonical_alias", "", {"alias": alias}))
-        join_rule = "public" if preset == "public_chat" else "invite"
-        preset_state = {
-            ("m.room.join_rules", ""): {"join_rule": join_rule},
-            ("m.room.history_visibility", ""): {"history_visibility": "shared"},
-        }
-        if preset != "public_chat":
-            preset_state[("m.room.guest_access", "")] = {"guest_access": "can_join"}
-        for item in initial_state:
-            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-                raise bad_json("initial_state entries need a type")
-            key = (item["type"], item.get("state_key", ""))
-            if not isinstance(key[1], str):
-                raise bad_json("initial_state state_key must be a string")
-            preset_state[key] = _check_content(item.get("content", {}))
-        then.extend((t, k, c) for (t, k), c in preset_state.items())
-        for event_type, key_name, field in (
-            ("m.room.name", "name", "name"),
-            ("m.room.topic", "topic", "topic"),
-        ):
-            value = body.get(key_name)
-            if value is not None:
-                if not isinstance(value, str):
-                    raise bad_json(f"{key_name} must be a string")
-                then.append((event_type, "", {field: value}))
+        then = initial_events(request, user_id, alias, body)
         room_id = await self.rooms.create_room_events(
-            version.identifier, user_id, creation_content, visibility == "public", then
+            request.version.identifier,
+            user_id,
+            request.creation_content,
+            request.visibility == "public",
+            then,
         )
         if alias:
             async with self.rooms.db.write() as conn:
                 await room_store.insert_alias(conn, alias, room_id, user_id)
-        for invitee in invites:
-            await self.invite(user_id, room_id, invitee, is_direct=is_direct)
+        for invitee in request.invites:
+            await self.invite(user_id, room_id, invitee, is_direct=request.is_direct)
         return room_id, alias
-
-    def _power_levels(
-        self,
-        version: room_versions.RoomVersion,
-        creator: str,
-        creators: set[str],
-        preset: str,
-        invites: list[str],
-    ) -> dict[str, Any]:
-        users: dict[str, int] = {}
-        if not version.creators_have_infinite_power:
-            users[creator] = 100
-        if preset == "trusted_private_chat":
-            for invitee in invites:
-                if invitee not in creators:
-                    users[invitee] = 100
-        events = {
-            "m.room.name": 50,
-            "m.room.power_levels": 100,
-            "m.room.history_visibility": 100,
-            "m.room.canonical_alias": 50,
-            "m.room.avatar": 50,
-            "m.room.tombstone": 100,
-            "m.room.server_acl": 100,
-            "m.room.encryption": 100,
-        }
-        if version.creators_have_infinite_power:
-            events["m.room.tombstone"] = 150
-        return {
-            "users": users,
-            "users_default": 0,
-            "events": events,
-            "events_default": 0,
-            "state_default": 50,
-            "ban": 50,
-            "kick": 50,
-            "redact": 50,
-            "invite": 50 if preset == "public_chat" else 0,
-            "notifications": {"room": 50},
-        }
 
     # ------------------------------------------------------------- membership
 
@@ -385,8 +234,8 @@ class RoomHandler:
     async def send_message(
         self, user_id: str, device_id: str, room_id: str, event_type: str, content: Any, txn_id: str
     ) -> str:
-        content = _check_content(content)
-        _check_event_shape(event_type, content, is_state=False)
+        content = check_content(content)
+        check_event_shape(event_type, content, is_state=False)
         await self.rooms.require_joined(room_id, user_id)
         # A repeated transaction is answered with its first event by the room's group
         # commit, which looks all of its batch up at once.
@@ -397,11 +246,11 @@ class RoomHandler:
     async def send_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
     ) -> str:
-        content = _check_content(content)
+        content = check_content(content)
         room = await self.rooms.require_joined(room_id, user_id)
         if event_type == "m.room.member":
             return await self._member_state(user_id, room, state_key, content)
-        _check_event_shape(event_type, content, is_state=True)
+        check_event_shape(event_type, content, is_state=True)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room, content)
         current = room.state.get((event_type, state_key))
@@ -427,7 +276,7 @@ class RoomHandler:
             raise bad_json("Invalid membership (must be a string)")
         reason = content.get("reason") if isinstance(content.get("reason"), str) else None
         if membership == "join" and target == user_id:
-            _check_event_shape("m.room.member", content, is_state=True)
+            check_event_shape("m.room.member", content, is_state=True)
             return await self.rooms.send(
                 room.room_id, user_id, "m.room.member", content, state_key=target
             )

@@ -25,12 +25,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from homeserver.push.globs import glob_matcher
 
-if TYPE_CHECKING:
-    from homeserver.push.evaluator import EventFacts
+
+class EventFacts(Protocol):
+    """What conditions read of an event and its room (the evaluator's EventFacts; a
+    Protocol here, so that this module does not import the evaluator, which imports it)."""
+
+    @property
+    def flat(self) -> dict[str, Any]: ...
+
+    @property
+    def member_count(self) -> int: ...
+
+    @property
+    def sender_level(self) -> int | float | None: ...
+
+    @property
+    def notification_levels(self) -> Mapping[str, int]: ...
+
 
 #: What the spec's default rules write for the user's own Matrix ID.
 ME = "[the user's Matrix ID]"

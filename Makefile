@@ -1,8 +1,9 @@
 # Kairan.  Only Python 3.11+ (and make) are needed:
 #   make run          install into .venv and run a development node (SQLite) on http://localhost:8008
 #   make test         install, then ruff, mypy, the unit tests (SQLite, and PostgreSQL when
-#                     reachable) and the interop suite against real Synapse nodes (installed
-#                     from PyPI); needs nothing from outside the clone
+#                     reachable; tests/test_layering.py checks the import layering of
+#                     pyproject.toml) and the interop suite against real Synapse nodes
+#                     (installed from PyPI); needs nothing from outside the clone
 #   make conformance  KAIRAN_MATRIX_SPEC=/path/to/matrix-spec (a checkout of
 #                     https://github.com/matrix-org/matrix-spec): the tests again, those that
 #                     validate responses against the spec's OpenAPI (data/api), validation on
@@ -50,4 +51,4 @@ bench: install
 	$(BIN)/kairan bench engine
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from aiohttp import web
 from federation import room_versions
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
+from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, not_found
 from homeserver.federation.access import RoomAccess, servers_in_room
 from homeserver.federation.edus import EduReceiver
@@ -42,7 +42,7 @@ class NodeFederationHandler:
         self,
         rooms: RoomReader,
         server_name: str,
-        clock_ms: Callable[[], int],
+        clock: Clock,
         *,
         access: RoomAccess,
         pipeline: EventPipeline,
@@ -57,7 +57,7 @@ class NodeFederationHandler:
     ) -> None:
         self.rooms = rooms
         self.server_name = server_name
-        self.now_ms = clock_ms
+        self.clock = clock
         self.db = rooms.db
         self.access = access
         self.pipeline = pipeline
@@ -103,7 +103,7 @@ class NodeFederationHandler:
         async with self.db.write() as conn:
             if await federation_store.get_txn_response(conn, origin, txn_id) is None:
                 await federation_store.put_txn_response(
-                    conn, origin, txn_id, response, self.now_ms()
+                    conn, origin, txn_id, response, self.clock.now_ms()
                 )
         return response
 

@@ -142,70 +142,37 @@ class _Rooms:
 
 
 def _build(base: _Base, fast_passwords: bool) -> NodeServices:
-    config, clock, db, notifier = base.config, base.clock, base.db, base.notifier
+    config, clock, db = base.config, base.clock, base.db
     accounts = AccountService(
-        db,
-        base.server_name,
-        clock,
-        Passwords(fast=fast_passwords),
-        config.admins,
+        db, base.server_name, clock, Passwords(fast=fast_passwords), config.admins,
         config.password_policy,
-    )
-    transport = build_transport(config, base.key, clock, db)
+    )  # fmt: skip
+    transport = _build_transport(config, base.key, clock, db)
     core = _build_rooms(base, accounts, transport)
-    reader, rooms = core.reader, core.rooms
-
-    def typing_changed(room_id: str) -> None:
-        cached = reader.cached(room_id)
-        if cached is not None:
-            notifier.notify(cached.interested())
-
-    typing = TypingService(on_change=typing_changed, on_local_typing=core.outbound.on_typing)
-    push_rules = PushRulesService(db, notifier, on_change=[core.push_actions.rules_changed])
-    userdata = UserDataService(
-        db,
-        rooms,
-        notifier,
-        clock,
-        ignored=core.ignored,
-        on_read=core.push_actions.mark_read,
-        on_receipt=core.outbound.on_receipt,
-    )
-    directory = DirectoryService(rooms, accounts)
-    receiver = Receiver(config.media_path / "tmp", config.max_upload_bytes)
-    remote_media = FederatedMedia(
-        transport.client,
-        db,
-        clock,
-        config.media_path,
-        receiver,
-        authenticated_media=config.enable_authenticated_media,
-        settings=config.remote_media_cache,
-    )
-    media = MediaService(db, config, clock, receiver, remote=remote_media)
+    typing, push_rules, userdata = _build_user_state(base, core)
+    directory = DirectoryService(core.rooms, accounts)
+    media, remote_media = _build_media(base, transport)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media
     )
-    history = HistoryService(reader, clock, core.ignored, backfiller=federation.remote.backfill)
-    sync = SyncService(
-        reader,
-        history,
-        typing,
-        notifier,
-        clock,
-        extensions=[core.keys.sync_extension, push_rules.sync_extension],
+    history = HistoryService(
+        core.reader, clock, core.ignored, backfiller=federation.remote.backfill
     )
-    handler = RoomHandler(rooms, accounts, core.outliers, federation.remote)
+    sync = SyncService(
+        core.reader, history, typing, base.notifier, clock,
+        extensions=[core.keys.sync_extension, push_rules.sync_extension],
+    )  # fmt: skip
+    handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote)
     return NodeServices(
         config=config,
         db=db,
         clock=clock,
         signing_key=base.key,
-        notifier=notifier,
+        notifier=base.notifier,
         state_store=base.state_store,
         accounts=accounts,
         uia=UIA(),
-        rooms=rooms,
+        rooms=core.rooms,
         handler=handler,
         history=history,
         typing=typing,
@@ -221,7 +188,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         push_actions=core.push_actions,
         pushers=core.pushers,
         housekeeping=Housekeeping(db, clock),
-        admin=AdminOps(db, base.server_name, accounts, reader, handler, directory, media),
+        admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
         metrics=base.metrics,
     )
@@ -268,7 +235,48 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
     )
 
 
-def build_transport(config: Config, key: SigningKey, clock: Clock, db: Database) -> Transport:
+def _build_user_state(
+    base: _Base, core: _Rooms
+) -> tuple[TypingService, PushRulesService, UserDataService]:
+    """Typing, push rules and per-user data: they tell push and other servers."""
+    db, notifier, reader = base.db, base.notifier, core.reader
+
+    def typing_changed(room_id: str) -> None:
+        cached = reader.cached(room_id)
+        if cached is not None:
+            notifier.notify(cached.interested())
+
+    typing = TypingService(on_change=typing_changed, on_local_typing=core.outbound.on_typing)
+    push_rules = PushRulesService(db, notifier, on_change=[core.push_actions.rules_changed])
+    userdata = UserDataService(
+        db,
+        core.rooms,
+        notifier,
+        base.clock,
+        ignored=core.ignored,
+        on_read=core.push_actions.mark_read,
+        on_receipt=core.outbound.on_receipt,
+    )
+    return typing, push_rules, userdata
+
+
+def _build_media(base: _Base, transport: Transport) -> tuple[MediaService, FederatedMedia]:
+    """The content repository, and first the fetcher of other servers' media it uses."""
+    config = base.config
+    receiver = Receiver(config.media_path / "tmp", config.max_upload_bytes)
+    remote_media = FederatedMedia(
+        transport.client,
+        base.db,
+        base.clock,
+        config.media_path,
+        receiver,
+        authenticated_media=config.enable_authenticated_media,
+        settings=config.remote_media_cache,
+    )
+    return MediaService(base.db, config, base.clock, receiver, remote=remote_media), remote_media
+
+
+def _build_transport(config: Config, key: SigningKey, clock: Clock, db: Database) -> Transport:
     settings = config.federation
     client = FederationClient(
         config.server_name,
@@ -310,7 +318,7 @@ def _build_federation(
     handler = NodeFederationHandler(
         core.reader,
         server_name,
-        clock.now_ms,
+        clock,
         access=access,
         pipeline=pipeline,
         sender=sender,

@@ -250,7 +250,7 @@ def _build_user_state(
     push_rules = PushRulesService(db, notifier, on_change=[core.push_actions.rules_changed])
     userdata = UserDataService(
         db,
-        core.rooms,
+        reader,
         notifier,
         base.clock,
         ignored=core.ignored,

@@ -7,6 +7,17 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from homeserver.rooms.cache import RoomCache
+from homeserver.storage.events import StoredEvent
+
+
+class Rooms(Protocol):
+    """Rooms' current state and events (homeserver.rooms.reader.RoomReader)."""
+
+    async def room(self, room_id: str) -> RoomCache | None: ...
+
+    async def require_joined(self, room_id: str, user_id: str) -> RoomCache: ...
+
+    async def get_event(self, event_id: str) -> StoredEvent | None: ...
 
 
 class ReceiptListener(Protocol):

@@ -9,10 +9,9 @@ from homeserver.common.errors import MatrixError, bad_json, not_found
 from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.ignored import IGNORED_USER_LIST
-from homeserver.rooms.service import RoomService
 from homeserver.storage import userdata as store
 from homeserver.storage.database import Database
-from homeserver.userdata.ports import IgnoreListCache, ReadListener, ReceiptListener
+from homeserver.userdata.ports import IgnoreListCache, ReadListener, ReceiptListener, Rooms
 
 RECEIPT_TYPES = ("m.read", "m.read.private")
 #: Account data types the server manages itself; clients may not set them directly.
@@ -23,7 +22,7 @@ class UserDataService:
     def __init__(
         self,
         db: Database,
-        rooms: RoomService,
+        rooms: Rooms,
         notifier: Notifier,
         clock: Clock,
         *,

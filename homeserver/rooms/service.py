@@ -75,9 +75,6 @@ class RoomService:
     async def get_event(self, event_id: str) -> StoredEvent | None:
         return await self.reader.get_event(event_id)
 
-    def cached(self, room_id: str) -> RoomCache | None:
-        return self.reader.cached(room_id)
-
     def add_room(self, room: RoomCache) -> None:
         """Start caching a room this node has just joined over federation."""
         self.reader.add_room(room)

@@ -21,8 +21,8 @@ from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.ports import Accounts, RemoteRooms
 from homeserver.rooms.service import RoomService
-from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
+from homeserver.storage import txns as txn_store
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class RoomHandler:
         # A repeated transaction is answered with its first event by the room's group
         # commit, which looks all of its batch up at once.
         path = f"/rooms/{_quote(room_id)}/send/{_quote(event_type)}"
-        txn = (device_id, event_store.txn_key(path, txn_id))
+        txn = (device_id, txn_store.txn_key(path, txn_id))
         return await self.rooms.send(room_id, user_id, event_type, content, txn=txn)
 
     async def send_state(
@@ -357,7 +357,7 @@ class RoomHandler:
         else:
             extra = {"redacts": event_id}
         path = f"/rooms/{_quote(room_id)}/redact/{_quote(event_id)}"
-        txn = (device_id, event_store.txn_key(path, txn_id))
+        txn = (device_id, txn_store.txn_key(path, txn_id))
         return await self.rooms.send(
             room_id, user_id, "m.room.redaction", content, txn=txn, extra=extra
         )

@@ -15,6 +15,7 @@ from federation import room_versions
 from homeserver.common.errors import forbidden, not_found
 from homeserver.rooms.cache import EventCache, RoomCache, StateKey
 from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
@@ -66,7 +67,7 @@ class RoomReader:
             if room is None:
                 return None
             state = await room_store.get_current_state(conn, room_id)
-            extremities = await event_store.get_forward_extremities(conn, room_id)
+            extremities = await extremity_store.get_forward_extremities(conn, room_id)
             extremity_events = await event_store.get_events(conn, extremities)
             members = await room_store.members_of_room(conn, room_id)
         depth = max((e.pdu["depth"] for e in extremity_events.values()), default=0)

@@ -29,7 +29,9 @@ from homeserver.rooms.hooks import EventHook, EventListener, HookWrite, Outbox, 
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
+from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
+from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
@@ -138,13 +140,13 @@ class RoomService:
             )
         if txn is not None:
             async with self.db.read() as conn:
-                existing = await event_store.get_txn_event(conn, sender, txn[0], txn[1])
+                existing = await txn_store.get_txn_event(conn, sender, txn[0], txn[1])
             if existing is not None:
                 return existing
         async with room.lock:
             if txn is not None:  # a retry may have raced us to the lock
                 async with self.db.read() as conn:
-                    existing = await event_store.get_txn_event(conn, sender, txn[0], txn[1])
+                    existing = await txn_store.get_txn_event(conn, sender, txn[0], txn[1])
                 if existing is not None:
                     return existing
             event_id, pdu = await self.build(room, sender, event_type, content, state_key, extra)
@@ -269,13 +271,11 @@ class RoomService:
                         pdu=pdu,
                         state_group=group,
                     )
-                    await event_store.set_forward_extremities(
+                    await extremity_store.set_forward_extremities(
                         conn, room.room_id, pdu["prev_events"], [event_id]
                     )
                     if txn is not None:
-                        await event_store.insert_txn_event(
-                            conn, *txn, event_id, self.clock.now_ms()
-                        )
+                        await txn_store.insert_txn_event(conn, *txn, event_id, self.clock.now_ms())
                     if self.outbox is not None:
                         await self.outbox(conn, room, pdu)
                     redacted = redacts(pdu, room)

@@ -15,14 +15,6 @@ from homeserver.storage import driver
 from homeserver.storage.changes import recording
 from homeserver.storage.schema import event_edges, event_relations, events
 
-# isort: split
-# Re-exported: rooms/service.py and rooms/handler.py use these as event_store.<name>.
-from homeserver.storage.extremities import get_forward_extremities as get_forward_extremities
-from homeserver.storage.extremities import set_forward_extremities as set_forward_extremities
-from homeserver.storage.txns import get_txn_event as get_txn_event
-from homeserver.storage.txns import insert_txn_event as insert_txn_event
-from homeserver.storage.txns import txn_key as txn_key
-
 
 @dataclass(frozen=True)
 class StoredEvent:

@@ -24,6 +24,7 @@ import aiohttp
 import yarl
 
 from federation.discovery import Destination, Resolver, dns_srv
+from federation.ports import PeerPolicy
 from federation.signing import SigningKey
 from federation.xmatrix import authorization_header
 
@@ -43,6 +44,10 @@ class UnreachableError(FederationClientError):
 
 class ForbiddenDestination(UnreachableError):
     """The destination resolves to an address the SSRF guard refuses."""
+
+
+class RefusedDestination(ForbiddenDestination):
+    """The node's peer policy refuses this destination: nothing is sent to it."""
 
 
 class RemoteError(FederationClientError):
@@ -92,8 +97,10 @@ class FederationClient:
         allow_private_addresses: bool = False,
         overrides: Mapping[str, str] | None = None,
         timeout_s: float = 60.0,
+        peer_policy: PeerPolicy | None = None,
     ) -> None:
         self.server_name = server_name
+        self.peer_policy = peer_policy
         self.signing_key = signing_key
         self.allow_private = allow_private_addresses
         self._ssl = make_ssl_context(verify_tls, ca_file)
@@ -110,6 +117,13 @@ class FederationClient:
                 connector=connector, timeout=self._timeout, headers={"User-Agent": USER_AGENT}
             )
         return self._session
+
+    def check_destination(self, destination: str) -> None:
+        """RefusedDestination unless the peer policy allows ``destination``."""
+        if self.peer_policy is not None:
+            reason = self.peer_policy.outbound(destination)
+            if reason is not None:
+                raise RefusedDestination(f"{destination}: {reason}")
 
     async def close(self) -> None:
         if self._session is not None:
@@ -158,6 +172,7 @@ class FederationClient:
         timeout_s: float | None = None,
     ) -> Any:
         """Send a signed request and return the parsed JSON response."""
+        self.check_destination(destination)
         target = await self.resolver.resolve(destination)
         uri = path
         if query:
@@ -180,6 +195,7 @@ class FederationClient:
 
         Connection failures raise UnreachableError, also while the body is being read.
         """
+        self.check_destination(destination)
         target = await self.resolver.resolve(destination)
         uri = path
         if query:
@@ -210,6 +226,7 @@ class FederationClient:
         parsed = yarl.URL(url)
         if parsed.scheme != "https" or not parsed.host or parsed.user or parsed.password:
             raise UnreachableError(f"refusing to fetch {url!r}: not a plain https URL")
+        self.check_destination(parsed.host)
         port = parsed.port or 443
         address = (await self._addresses(parsed.host, port))[0]
         target = parsed.with_host(address.strip("[]")).with_port(port)
@@ -242,6 +259,7 @@ class FederationClient:
 
     async def get_unsigned(self, destination: str, path: str) -> Any:
         """An unauthenticated GET (the key server endpoint)."""
+        self.check_destination(destination)
         target = await self.resolver.resolve(destination)
         return await self._send(target, "GET", path, None, None, None)
 

@@ -47,3 +47,16 @@ class QueueStore(Protocol):
     async def remove(self, destination: str, ids: list[int]) -> None: ...
 
     async def destinations(self) -> list[str]: ...
+
+
+class PeerPolicy(Protocol):
+    """Which servers this node federates with (the node's features decide).  Synchronous
+    and cheap: asked for every request.  ``None`` allows; a string is the reason to refuse."""
+
+    def inbound(self, origin: str) -> str | None:
+        """An inbound request naming ``origin`` in its X-Matrix header, asked before the
+        origin's key is fetched (a refusal costs nothing; an allowed origin's signature is
+        then verified before any other work)."""
+
+    def outbound(self, destination: str) -> str | None:
+        """Before any request to ``destination`` (queued items for it are then dropped)."""

@@ -15,7 +15,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from federation.client import FederationClient, RemoteError, UnreachableError, federation_path
+from federation.client import (
+    FederationClient,
+    RefusedDestination,
+    RemoteError,
+    UnreachableError,
+    federation_path,
+)
 from federation.ports import QueueStore
 
 log = logging.getLogger(__name__)
@@ -83,6 +89,11 @@ class DestinationQueue:
                 return True
             log.info("transaction %s to %s failed: %s", txn_id, self.destination, e)
             return False
+        except RefusedDestination as e:
+            # Not a failure to retry: the policy says never (a member removed from the
+            # consortium...).  The queued items go, and the log says so.
+            log.warning("dropping %d queued items for %s: %s", len(items), self.destination, e)
+            return True
         except UnreachableError as e:
             log.info("transaction %s to %s failed: %s", txn_id, self.destination, e)
             return False

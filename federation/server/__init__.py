@@ -26,6 +26,7 @@ from federation.server.http import (
     MAX_BODY,
     FederationServer,
     authenticate,
+    authenticated,
     endpoint,
     routes,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "FederationHandler",
     "FederationServer",
     "authenticate",
+    "authenticated",
     "endpoint",
     "keys",
     "membership",

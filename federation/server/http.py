@@ -13,6 +13,7 @@ from aiohttp import web
 from federation.canonical import check_json_value
 from federation.errors import CanonicalJSONError, MatrixError, SignatureError
 from federation.keyring import KeyRing
+from federation.ports import PeerPolicy
 from federation.server.handler import FederationHandler
 from federation.signing import SigningKey, build_server_keys
 from federation.xmatrix import parse_authorization, verify_request
@@ -33,6 +34,9 @@ class FederationServer:
     enabled: bool = True
     #: Called with the origin of every authenticated request (e.g. to end a send backoff).
     on_origin: Callable[[str], None] = lambda origin: None
+    #: Which origins may talk to us (the node's features): asked with the origin a request
+    #: names, before its key is fetched and its X-Matrix signature checked.
+    peer_policy: PeerPolicy | None = None
 
     def key_document(self) -> dict[str, Any]:
         return build_server_keys(
@@ -106,6 +110,12 @@ async def authenticate(request: web.Request) -> tuple[str, Any]:
         auth = parse_authorization(request.headers.get("Authorization"))
     except SignatureError as e:
         raise MatrixError(401, "M_UNAUTHORIZED", str(e)) from None
+    if server.peer_policy is not None:
+        # Before the origin's key is fetched: a refused server costs no request, and an
+        # allowed one is verified before anything else happens.
+        reason = server.peer_policy.inbound(auth.origin)
+        if reason is not None:
+            raise MatrixError(403, "M_FORBIDDEN", f"{auth.origin} may not federate here: {reason}")
     public_key = await server.keyring.get_key(auth.origin, auth.key_id, server.clock_ms())
     if public_key is None:
         raise MatrixError(401, "M_UNAUTHORIZED", f"unknown key {auth.key_id} of {auth.origin}")
@@ -127,6 +137,20 @@ async def authenticate(request: web.Request) -> tuple[str, Any]:
 
 
 Endpoint = Callable[[web.Request, FederationServer, str, Any], Awaitable[web.StreamResponse]]
+
+
+def authenticated(
+    func: Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An aiohttp handler that runs ``func(request, origin, body)`` once the request's
+    X-Matrix signature is verified and the peer policy allows its origin (for federation
+    endpoints that node features add)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        origin, body = await authenticate(request)
+        return await func(request, origin, body)
+
+    return handler
 
 
 def endpoint(method: str, path: str) -> Callable[[Endpoint], Endpoint]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 
 from federation.identifiers import is_valid_localpart
+from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
 from homeserver.accounts.passwords import Passwords, check_new_password
+from homeserver.accounts.requester import Requester as Requester  # re-exported
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, unknown_token
 from homeserver.config import PasswordPolicy
@@ -18,15 +19,6 @@ TOKEN_CACHE_SECONDS = 5.0
 
 #: A device of a user, as the device APIs list it.
 Device = store.Device
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who made a request: the user and device its access token belongs to."""
-
-    user_id: str
-    device_id: str
-    is_admin: bool = False
 
 
 def _token_hash(token: str) -> bytes:
@@ -46,8 +38,11 @@ class AccountService:
         passwords: Passwords,
         admin_localparts: tuple[str, ...] = (),
         password_policy: PasswordPolicy | None = None,
+        login_check: LoginCheck | None = None,
     ) -> None:
         self.db = db
+        #: The features' login and access checks (homeserver/extensions), if any.
+        self.login_check = login_check
         self.server_name = server_name
         self.clock = clock
         self.passwords = passwords
@@ -163,14 +158,22 @@ class AccountService:
         device_id: str | None,
         display_name: str | None,
         ip: str | None,
+        *,
+        client: ClientInfo | None = None,
     ) -> tuple[str, str]:
-        """A new access token for ``user_id`` on ``device_id`` (created if new)."""
+        """A new access token for ``user_id`` on ``device_id`` (created if new), once the
+        login checks allow it."""
+        attempt = LoginAttempt(user_id, device_id, display_name, client or ClientInfo(ip))
+        if self.login_check is not None:
+            await self.login_check.check_login(attempt)
         device_id = device_id or new_device_id()
         token = "kai_" + secrets.token_urlsafe(32)
         now = self.clock.now_ms()
         async with self.db.write() as conn:
             await store.upsert_device(conn, user_id, device_id, display_name, now, ip)
             await store.insert_token(conn, _token_hash(token), user_id, device_id, now)
+        if self.login_check is not None:
+            await self.login_check.logged_in(Requester(user_id, device_id), attempt)
         return token, device_id
 
     async def authenticate(self, token: str) -> Requester:
@@ -189,6 +192,11 @@ class AccountService:
             self._token_cache.clear()
         self._token_cache[key] = (requester, now)
         return requester
+
+    async def check_access(self, requester: Requester, client: ClientInfo) -> None:
+        """The features' checks of a token's use (a refused device gets their error)."""
+        if self.login_check is not None:
+            await self.login_check.check_access(requester, client)
 
     async def logout(self, token: str) -> None:
         key = _token_hash(token)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from homeserver.accounts.service import Requester
 from homeserver.accounts.uia import Session
-from homeserver.client_api.common import client_ip, requester, services
+from homeserver.client_api.common import client_info, client_ip, requester, services
 from homeserver.client_api.services import Services
 from homeserver.common.errors import MatrixError, bad_json, forbidden
 from homeserver.common.http import (
@@ -64,6 +64,7 @@ async def login(request: web.Request) -> web.Response:
         optional_string(body, "device_id"),
         optional_string(body, "initial_device_display_name"),
         client_ip(request),
+        client=client_info(request),
     )
     return json_response(
         {
@@ -156,6 +157,7 @@ async def register(request: web.Request) -> web.Response:
             optional_string(body, "device_id"),
             optional_string(body, "initial_device_display_name"),
             client_ip(request),
+            client=client_info(request),
         )
         response.update(access_token=access_token, device_id=device_id)
     return json_response(response)

@@ -24,6 +24,9 @@ from homeserver.common.errors import (
 
 log = logging.getLogger(__name__)
 
+#: The network zone of the listener an application serves (``listeners`` in kairan.yaml).
+ZONE = web.AppKey("zone", str)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CORS_HEADERS = {

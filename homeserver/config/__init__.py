@@ -8,6 +8,7 @@ command line prints it and exits non-zero.  :mod:`.model` has the dataclasses,
 
 from __future__ import annotations
 
+from homeserver.config.listeners import RESOURCES, FeatureSettings, Listener
 from homeserver.config.load import load_config, parse_config
 from homeserver.config.model import (
     CONFIG_FILE,
@@ -15,7 +16,6 @@ from homeserver.config.model import (
     Config,
     ConfigError,
     FederationSettings,
-    Listener,
     Metrics,
     PasswordPolicy,
     PushSettings,
@@ -29,8 +29,10 @@ from homeserver.config.template import render_config
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_PORT",
+    "RESOURCES",
     "Config",
     "ConfigError",
+    "FeatureSettings",
     "FederationSettings",
     "Listener",
     "Metrics",

@@ -10,12 +10,17 @@ from typing import Any
 import yaml
 
 from federation.identifiers import InvalidIdentifier
+from homeserver.config.listeners import (
+    Listener,
+    ListenerConfigError,
+    parse_features,
+    parse_listeners,
+)
 from homeserver.config.model import (
     CONFIG_FILE,
     Config,
     ConfigError,
     FederationSettings,
-    Listener,
     Metrics,
     PasswordPolicy,
     PushSettings,
@@ -67,7 +72,7 @@ _KNOWN_KEYS = {
     "server_name", "listen", "database", "signing_key_path", "media_path", "max_upload_size",
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
     "rate_limit", "admins", "testing", "federation", "password_policy",
-    "enable_authenticated_media", "remote_media_cache", "push",
+    "enable_authenticated_media", "remote_media_cache", "push", "listeners", "features",
 }  # fmt: skip
 
 
@@ -88,7 +93,11 @@ def parse_config(raw: Any, directory: Path) -> Config:
         p = Path(_expect(value, str, name)).expanduser()
         return p if p.is_absolute() else directory / p
 
-    listener = _listener(raw, default, path)
+    try:
+        listeners = parse_listeners(raw.get("listeners"), _listener(raw, default, path), path)
+        features = parse_features(raw.get("features"))
+    except ListenerConfigError as e:
+        raise ConfigError(str(e)) from None
     metrics = _metrics(raw.get("metrics") or {})
     rate = _rate_limit(raw.get("rate_limit") or {})
     database = _database(raw.get("database") or sqlite_url(directory / "kairan.db"))
@@ -99,7 +108,9 @@ def parse_config(raw: Any, directory: Path) -> Config:
     return Config(
         server_name=server_name,
         directory=directory,
-        listener=listener,
+        listener=listeners[0],
+        listeners=listeners,
+        features=features,
         database=database,
         signing_key_path=path(raw.get("signing_key_path", "signing.key"), "signing_key_path"),
         media_path=path(raw.get("media_path", "media"), "media_path"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation.identifiers import split_server_name
+from homeserver.config.listeners import FeatureSettings, Listener
 
 DEFAULT_PORT = 8008
 CONFIG_FILE = "kairan.yaml"
@@ -15,14 +16,6 @@ CONFIG_FILE = "kairan.yaml"
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says why in one line."""
-
-
-@dataclass(frozen=True)
-class Listener:
-    host: str
-    port: int
-    tls_certificate: Path | None = None
-    tls_private_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -111,8 +104,16 @@ class Config:
     enable_authenticated_media: bool = True
     remote_media_cache: RemoteMediaCache = field(default_factory=RemoteMediaCache)
     push: PushSettings = field(default_factory=PushSettings)
+    #: Every listener (the first is ``listener``); see homeserver/config/listeners.py.
+    listeners: tuple[Listener, ...] = ()
+    #: The features the node enables, in order, with their settings (``features:``).
+    features: tuple[FeatureSettings, ...] = ()
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
+
+    @property
+    def every_listener(self) -> tuple[Listener, ...]:
+        return self.listeners or (self.listener,)
 
     @property
     def base_url(self) -> str:

@@ -20,6 +20,7 @@ from homeserver.federation.ports import UserLookup
 from homeserver.federation.verify import DroppedEvent
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.policy import EventPolicy, ProposedEvent
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
 
@@ -40,8 +41,11 @@ class MembershipHandler:
         access: RoomAccess,
         accounts: UserLookup,
         outliers: OutlierMemberships,
+        policy: EventPolicy | None = None,
     ) -> None:
         self.rooms = rooms
+        #: The features' event policy: asked of remote joins, leaves, knocks and invites.
+        self.policy = policy
         self.pipeline = pipeline
         self.sender = sender
         self.access = access
@@ -49,6 +53,20 @@ class MembershipHandler:
         self.outliers = outliers
         self.server_name = rooms.server_name
         self.db = rooms.db
+
+    async def _ask_policy(self, origin: str, pdu: dict[str, Any]) -> None:
+        """The features' event policy on a membership event another server asks us to
+        take part in (its refusal is the answer to that server)."""
+        if self.policy is None:
+            return
+        state_key, content = pdu.get("state_key"), pdu.get("content")
+        await self.policy.check_event(
+            ProposedEvent(
+                str(pdu.get("room_id", "")), str(pdu.get("sender", "")), str(pdu.get("type", "")),
+                state_key if isinstance(state_key, str) else None,
+                content if isinstance(content, dict) else {}, origin=origin, pdu=pdu,
+            )
+        )  # fmt: skip
 
     async def on_make_membership(
         self, origin: str, membership: str, room_id: str, user_id: str, versions: list[str]
@@ -130,6 +148,7 @@ class MembershipHandler:
             raise MatrixError(400, "M_BAD_JSON", f"Invalid event: {e}") from None
         if verified.event_id != event_id:
             raise MatrixError(400, "M_BAD_JSON", "Event ID does not match the event")
+        await self._ask_policy(origin, verified.pdu)
         errors = await self.pipeline.receive_verified(origin, room, [(event_id, verified.pdu)])
         stored = await self.rooms.get_event(event_id)
         if stored is None or stored.outlier:
@@ -196,6 +215,9 @@ class MembershipHandler:
         user = await self.accounts.get_user(target)
         if user is None or user.deactivated:
             raise not_found(f"Unknown user {target}")
+        if self.policy is not None:
+            await self.policy.user_may_invite(sender, target, room_id)
+            await self._ask_policy(origin, pdu)
         probe = RoomCache(room_id, version, {}, None, [], 0)
         try:
             verified = await self.pipeline.verify(pdu, probe)

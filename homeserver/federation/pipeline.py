@@ -33,6 +33,7 @@ from homeserver.federation.planner import BatchPlanner, Candidate
 from homeserver.federation.verify import DroppedEvent, Verifier, event_id_or_none
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.incoming import IncomingStore
+from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 
@@ -47,8 +48,11 @@ class EventPipeline:
         keyring: KeyRing,
         client: FederationClient,
         server_name: str,
+        policy: EventPolicy | None = None,
     ) -> None:
         self.rooms = rooms
+        #: The features' event policy: a received event it refuses is soft-failed.
+        self.policy = policy
         self.resolver = resolver
         self.keyring = keyring
         self.client = client
@@ -125,7 +129,9 @@ class EventPipeline:
         if not candidates:
             return dropped
         async with room.lock:
-            planner = BatchPlanner(self.rooms, self.resolver, room, backfilled=backfilled)
+            planner = BatchPlanner(
+                self.rooms, self.resolver, room, backfilled=backfilled, policy=self.policy
+            )
             await planner.skip_stored([c.event_id for c in candidates])
             for cand in candidates:
                 try:

@@ -19,6 +19,8 @@ from typing import Any
 
 from federation import auth as engine_auth
 from federation.errors import AuthError
+from federation.identifiers import domain_of
+from homeserver.common.errors import MatrixError
 from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.incoming import (
     GroupRef,
@@ -27,6 +29,7 @@ from homeserver.rooms.incoming import (
     NewGroup,
     state_changes,
 )
+from homeserver.rooms.policy import EventPolicy, ProposedEvent
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 
@@ -71,8 +74,10 @@ class BatchPlanner:
         room: RoomCache,
         *,
         backfilled: bool = False,
+        policy: EventPolicy | None = None,
     ) -> None:
         self.rooms = rooms
+        self.policy = policy
         self.resolver = resolver
         self.room = room
         self.backfilled = backfilled
@@ -83,6 +88,26 @@ class BatchPlanner:
         self.depth = room.depth
         self.batch = IncomingBatch(room)
         self._stored: set[str] = set()
+
+    async def _refused_by_policy(self, event_id: str, pdu: dict[str, Any]) -> bool:
+        """Whether the features' event policy refuses a received event (it is then
+        soft-failed, as Synapse soft-fails what its spam checker refuses)."""
+        if self.policy is None:
+            return False
+        sender, state_key = str(pdu.get("sender", "")), pdu.get("state_key")
+        content = pdu.get("content")
+        proposed = ProposedEvent(
+            self.room.room_id, sender, str(pdu.get("type", "")),
+            state_key if isinstance(state_key, str) else None,
+            content if isinstance(content, dict) else {},
+            origin=domain_of(sender) if ":" in sender else "", pdu=pdu,
+        )  # fmt: skip
+        try:
+            await self.policy.check_event(proposed)
+        except MatrixError as e:
+            log.info("soft-failing %s: refused by the event policy: %s", event_id, e.message)
+            return True
+        return False
 
     async def skip_stored(self, event_ids: list[str]) -> None:
         """Note which of the batch's events are in the timeline already (one query)."""
@@ -114,6 +139,8 @@ class BatchPlanner:
         soft_failed = (
             rejected is None and not self.backfilled and await self._soft_fails(event_id, pdu)
         )
+        if rejected is None and not soft_failed and not self.backfilled:
+            soft_failed = await self._refused_by_policy(event_id, pdu)
         state_after, group_after = state_before, group_before
         state_key = pdu.get("state_key")
         if rejected is None and isinstance(state_key, str):

@@ -30,6 +30,7 @@ from homeserver.common.errors import MatrixError, forbidden, invalid_param, not_
 from homeserver.config import Config
 from homeserver.media import thumbnailer
 from homeserver.media.files import Receiver, flush_and_sync, install
+from homeserver.media.filters import Upload, UploadFilterChain, apply_filters
 from homeserver.media.thumbnailer import Method, ThumbnailError
 from homeserver.storage import media as store
 from homeserver.storage.database import Database
@@ -118,8 +119,11 @@ class MediaService:
         clock: Clock,
         receiver: Receiver,
         remote: RemoteMediaSource | None = None,
+        upload_filter: UploadFilterChain | None = None,
     ) -> None:
         self.db = db
+        #: The features' upload filters (homeserver/extensions), asked before storing.
+        self.upload_filter = upload_filter
         self.clock = clock
         self.server_name = config.server_name
         self.max_upload_bytes = config.max_upload_bytes
@@ -177,6 +181,9 @@ class MediaService:
         self._check_length(content_length)
         media_id = _new_media_id()
         tmp, size, digest = await self.receiver.receive(chunks)
+        tmp, size, digest, content_type, filename = await self._filter(
+            user_id, tmp, size, digest, content_type, filename
+        )
         await install(tmp, self.content_path(media_id))
         async with self.db.write() as conn:
             await store.insert_media(
@@ -243,6 +250,9 @@ class MediaService:
             if not record.pending:
                 raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded")
             tmp, size, digest = await self.receiver.receive(chunks)
+            tmp, size, digest, content_type, filename = await self._filter(
+                user_id, tmp, size, digest, content_type, filename
+            )
             await install(tmp, self.content_path(media_id))
             async with self.db.write() as conn:
                 done = await store.complete_pending(
@@ -261,6 +271,28 @@ class MediaService:
         waiting = self._uploaded.pop(media_id, None)
         if waiting is not None:
             waiting.set()
+
+    async def _filter(
+        self,
+        user_id: str,
+        tmp: Path,
+        size: int,
+        digest: str,
+        content_type: str,
+        filename: str | None,
+    ) -> tuple[Path, int, str, str, str | None]:
+        """The upload as the features' filters leave it (or their refusal)."""
+        if not self.upload_filter:
+            return tmp, size, digest, content_type, filename
+        upload = await apply_filters(
+            self.upload_filter,
+            Upload(user_id, tmp, content_type, filename, size, digest),
+            tmp_dir=self.tmp_dir,
+            quarantine_dir=self.root / "quarantine",
+            max_bytes=self.max_upload_bytes,
+        )
+        content_type, filename = _check_metadata(upload.content_type, upload.filename)
+        return upload.path, upload.size, upload.sha256, content_type, filename
 
     def _check_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_upload_bytes:

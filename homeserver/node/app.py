@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 import sys
 
 from aiohttp import web
@@ -36,13 +35,24 @@ from homeserver.client_api import (
 from homeserver.client_api.common import requester
 from homeserver.client_api.services import SERVICES
 from homeserver.common.errors import MatrixError
-from homeserver.common.http import Handler, error_middleware
-from homeserver.config import Config, ConfigError
+from homeserver.common.http import ZONE, Handler, error_middleware
+from homeserver.config import RESOURCES, Config
+from homeserver.config.listeners import Listener
 from homeserver.node.access_log import access_log_middleware
+from homeserver.node.api import NodeApi
+from homeserver.node.features import add_feature_routes, resource_filter
+from homeserver.node.listeners import listener_ssl, open_listener, ssl_context
 from homeserver.node.services import NodeServices
 from homeserver.node.wiring import build_services
 
-__all__ = ["build_services", "close_services", "make_app", "serve", "ssl_context"]
+__all__ = [
+    "build_services",
+    "close_services",
+    "make_app",
+    "serve",
+    "ssl_context",
+    "start_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +79,16 @@ def _rate_limit_middleware(services: NodeServices) -> Middleware:
     return middleware
 
 
-def make_app(services: NodeServices, *, access_log: bool = False) -> web.Application:
+def make_app(
+    services: NodeServices, listener: Listener | None = None, *, access_log: bool = False
+) -> web.Application:
+    """The application one listener serves: the routes of its resources, and the
+    middleware of its zone (the features')."""
+    listener = listener or services.config.listener
     middlewares = [error_middleware, _rate_limit_middleware(services)]
+    if listener.resources != RESOURCES:
+        middlewares.append(resource_filter(listener.resources))
+    middlewares += services.extensions.middleware_for(listener.zone)
     if access_log:  # one line per request (development nodes): homeserver/node/access_log.py
         middlewares.insert(0, access_log_middleware)
     metrics = services.metrics
@@ -78,16 +96,34 @@ def make_app(services: NodeServices, *, access_log: bool = False) -> web.Applica
         middlewares.insert(0, metrics.middleware())
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[SERVICES] = services
+    app[ZONE] = listener.zone
     if metrics is not None:
         app[METRICS] = metrics
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
     app[FEDERATION] = services.federation.server
     app.router.add_routes(federation_server.routes)
+    add_feature_routes(app, services.extensions)
     return app
 
 
+async def start_features(services: NodeServices) -> None:
+    """The features' start-up, once the node is built and before it listens."""
+    if not services.extensions.on_start:
+        return
+    api = NodeApi(
+        services.config.server_name, services.rooms, services.accounts, services.federation.client
+    )
+    for start in services.extensions.on_start:
+        await start(api)
+
+
 async def close_services(services: NodeServices) -> None:
+    for stop in services.extensions.on_stop:
+        try:
+            await stop()
+        except Exception:  # one feature's failure must not keep the node from stopping
+            log.exception("a feature failed to stop")
     await services.housekeeping.close()
     await services.pushers.pool.close()
     await services.federation.close()
@@ -95,72 +131,44 @@ async def close_services(services: NodeServices) -> None:
     await services.db.close()
 
 
-def ssl_context(config: Config) -> ssl.SSLContext | None:
-    listener = config.listener
-    if listener.tls_certificate is None or listener.tls_private_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(listener.tls_certificate, listener.tls_private_key)
-    except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"cannot load TLS certificate/key: {e}") from e
-    return context
-
-
 async def serve(
     config: Config, *, stop: asyncio.Event | None = None, access_log: bool = False
 ) -> None:
-    """Run the node until SIGTERM/SIGINT (or ``stop``), then shut down cleanly."""
+    """Run the node on every listener until SIGTERM/SIGINT (or ``stop``), then shut down."""
     # The database drivers run in threads: hand the GIL over sooner than the default 5 ms,
     # or every query waits for the event loop's time slice to end.
     sys.setswitchinterval(0.001)
-    tls = ssl_context(config)
+    for listener in config.every_listener:
+        listener_ssl(listener)  # a bad certificate ends start-up before anything else
     services = await build_services(config)
-    app = make_app(services, access_log=access_log)
-    # On SIGTERM, requests in flight get this long; then they (long-polls above all) are
-    # cancelled, so the node stops within seconds rather than after the longest /sync.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
-    await runner.setup()
-    # Everything else runs before the listener opens: once the node answers, its metrics
-    # listener, federation sender and pushers are up too.
-    metrics_runner = None
-    if METRICS in app:
-        try:
+    # Everything else runs before the listeners open: once the node answers, its metrics
+    # listener, federation sender, pushers and features are up too.
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(close_services, services)
+        if services.metrics is not None:
             metrics_runner = await start_listener(
-                app[METRICS], config.metrics.host, config.metrics.port
+                services.metrics, config.metrics.host, config.metrics.port
             )
-        except ConfigError:
-            await runner.cleanup()
-            await close_services(services)
-            raise
-    await services.federation.start()
-    await services.pushers.pool.start()
-    services.housekeeping.start()
-    site = web.TCPSite(runner, config.listener.host, config.listener.port, ssl_context=tls)
-    try:
-        await site.start()
-    except OSError as e:
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await runner.cleanup()
-        await close_services(services)
-        raise ConfigError(
-            f"cannot listen on {config.listener.host}:{config.listener.port}: {e.strerror}"
-        ) from e
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    scheme = "https" if tls else "http"
-    log.info(
-        "Kairan %s listening on %s://%s:%d",
-        config.server_name, scheme, config.listener.host, config.listener.port,
-    )  # fmt: skip
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await runner.cleanup()
-        await close_services(services)
+            stack.push_async_callback(metrics_runner.cleanup)
+        await services.federation.start()
+        await services.pushers.pool.start()
+        services.housekeeping.start()
+        await start_features(services)
+        for listener in config.every_listener:
+            app = make_app(services, listener, access_log=access_log)
+            runner = await open_listener(app, listener, SHUTDOWN_GRACE_SECONDS)
+            stack.push_async_callback(runner.cleanup)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        for listener in config.every_listener:
+            log.info(
+                "Kairan %s listening on %s://%s:%d (zone %s: %s)",
+                config.server_name, "https" if listener.tls_certificate else "http",
+                listener.host, listener.port, listener.zone, ", ".join(listener.resources),
+            )  # fmt: skip
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")

@@ -10,6 +10,7 @@ from homeserver.admin.metrics import NodeMetrics
 from homeserver.client_api.services import Services
 from homeserver.common.clock import Clock
 from homeserver.common.notifier import Notifier
+from homeserver.extensions import NO_EXTENSIONS, Extensions
 from homeserver.federation.parts import Federation
 from homeserver.push.actions import PushActions
 from homeserver.rooms.housekeeping import Housekeeping
@@ -29,3 +30,5 @@ class NodeServices(Services):
     housekeeping: Housekeeping
     #: None unless ``metrics.enabled``.
     metrics: NodeMetrics | None
+    #: What the node's features plugged in (homeserver/extensions).
+    extensions: Extensions = NO_EXTENSIONS

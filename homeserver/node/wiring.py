@@ -8,8 +8,9 @@ one told is built first: push actions and the federation outbox read rooms throu
 outbox; the federation side of E2EE and of media is split in two, the part the local
 service calls (built before it) and the part that calls the local service (after it).
 
-Whatever is later plugged into the node (policies, filters, extensions) is to be handed to
-the constructors here, next to the collaborators they already get.
+What the node's features plug in (homeserver/extensions: policies, filters, checks,
+listeners, sync extensions) is loaded first and handed to the constructors here, next to
+the collaborators they already get; a service with nothing plugged in gets None.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from homeserver.common.http import RateLimiter
 from homeserver.common.notifier import Notifier
 from homeserver.config import Config, ConfigError
 from homeserver.e2ee.service import KeysService
+from homeserver.extensions import Extensions
 from homeserver.federation.access import RoomAccess
 from homeserver.federation.e2ee import FederatedKeys
 from homeserver.federation.e2ee_inbound import KeysReceiver
@@ -50,6 +52,7 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
 from homeserver.media.files import Receiver
+from homeserver.node.features import event_listeners, load_extensions
 from homeserver.node.services import NodeServices
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
@@ -63,6 +66,7 @@ from homeserver.rooms.history import HistoryService
 from homeserver.rooms.housekeeping import Housekeeping
 from homeserver.rooms.ignored import IgnoredUsers
 from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
@@ -100,12 +104,14 @@ async def build_services(
     """Open the database (unless given) and build the node's services on it."""
     key = load_key(config)
     db = database or await open_database(config.database)
+    clock = clock or Clock()
+    extensions = await load_extensions(config, db, clock)
     state_store = StateStore()
     async with db.read() as conn:
         await state_store.load(conn)
     notifier = Notifier()
     metrics = NodeMetrics(notifier) if config.metrics.enabled else None
-    base = _Base(config, key, clock or Clock(), db, state_store, notifier, metrics)
+    base = _Base(config, key, clock, db, state_store, notifier, metrics, extensions)
     return _build(base, fast_passwords)
 
 
@@ -120,10 +126,17 @@ class _Base:
     state_store: StateStore
     notifier: Notifier
     metrics: NodeMetrics | None
+    #: What the node's features plug in (homeserver/extensions).
+    extensions: Extensions
 
     @property
     def server_name(self) -> str:
         return self.config.server_name
+
+    @property
+    def policy(self) -> EventPolicy | None:
+        """The features' event policy, or None when no feature has one."""
+        return self.extensions.event_policy or None
 
 
 @dataclass(frozen=True)
@@ -145,9 +158,9 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     config, clock, db = base.config, base.clock, base.db
     accounts = AccountService(
         db, base.server_name, clock, Passwords(fast=fast_passwords), config.admins,
-        config.password_policy,
+        config.password_policy, base.extensions.login_checks or None,
     )  # fmt: skip
-    transport = _build_transport(config, base.key, clock, db)
+    transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
     directory = DirectoryService(core.rooms, accounts)
@@ -160,9 +173,12 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     )
     sync = SyncService(
         core.reader, history, typing, base.notifier, clock,
-        extensions=[core.keys.sync_extension, push_rules.sync_extension],
+        extensions=[
+            core.keys.sync_extension, push_rules.sync_extension,
+            *base.extensions.sync_extensions,
+        ],
     )  # fmt: skip
-    handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote)
+    handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote, base.policy)
     return NodeServices(
         config=config,
         db=db,
@@ -191,6 +207,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
         metrics=base.metrics,
+        extensions=base.extensions,
     )
 
 
@@ -219,8 +236,10 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
             outbound.on_event,
             keys_receiver.on_room_event,
             *([base.metrics.on_event] if base.metrics is not None else []),
+            *event_listeners(base.extensions),
         ],
         outbox=outbound.stage,
+        policy=base.policy,
     )
     return _Rooms(
         reader=reader,
@@ -273,10 +292,16 @@ def _build_media(base: _Base, transport: Transport) -> tuple[MediaService, Feder
         authenticated_media=config.enable_authenticated_media,
         settings=config.remote_media_cache,
     )
-    return MediaService(base.db, config, base.clock, receiver, remote=remote_media), remote_media
+    media = MediaService(
+        base.db, config, base.clock, receiver, remote=remote_media,
+        upload_filter=base.extensions.upload_filters or None,
+    )  # fmt: skip
+    return media, remote_media
 
 
-def _build_transport(config: Config, key: SigningKey, clock: Clock, db: Database) -> Transport:
+def _build_transport(
+    config: Config, key: SigningKey, clock: Clock, db: Database, extensions: Extensions
+) -> Transport:
     settings = config.federation
     client = FederationClient(
         config.server_name,
@@ -285,6 +310,7 @@ def _build_transport(config: Config, key: SigningKey, clock: Clock, db: Database
         ca_file=str(settings.ca_file) if settings.ca_file else None,
         allow_private_addresses=settings.allow_private_addresses,
         overrides=dict(settings.server_overrides),
+        peer_policy=extensions.peer_policy or None,
     )
     local = StoredKey(config.server_name, key.key_id, key.public_key_base64, 2**62)
     keyring = KeyRing(
@@ -311,7 +337,7 @@ def _build_federation(
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
     resolver = StateResolver(rooms)
-    pipeline = EventPipeline(rooms, resolver, transport.keyring, client, server_name)
+    pipeline = EventPipeline(rooms, resolver, transport.keyring, client, server_name, base.policy)
     remote = RemoteRooms(rooms, pipeline, client, sender, core.outliers)
     summaries = RoomSummaries(rooms)
     access = RoomAccess(core.reader)
@@ -322,7 +348,9 @@ def _build_federation(
         access=access,
         pipeline=pipeline,
         sender=sender,
-        memberships=MembershipHandler(rooms, pipeline, sender, access, accounts, core.outliers),
+        memberships=MembershipHandler(
+            rooms, pipeline, sender, access, accounts, core.outliers, base.policy
+        ),
         edus=EduReceiver(
             core.reader, typing, userdata, access.acl_denies, core.keys_receiver.edu_handlers()
         ),
@@ -334,7 +362,7 @@ def _build_federation(
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,
-        base.config.federation.enabled,
+        base.config.federation.enabled, peer_policy=base.extensions.peer_policy or None,
     )  # fmt: skip
     hierarchy = HierarchyService(summaries, RemoteSpaces(client, clock, server_name), clock)
     return Federation(

@@ -19,6 +19,7 @@ from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.content import check_content, check_event_shape
 from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.ports import Accounts, RemoteRooms
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
@@ -34,11 +35,14 @@ class RoomHandler:
         accounts: Accounts,
         outliers: OutlierMemberships,
         remote: RemoteRooms | None = None,
+        policy: EventPolicy | None = None,
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.outliers = outliers
         self.remote = remote
+        #: The features' event policy (homeserver/extensions), if any.
+        self.policy = policy
         self.server_name = rooms.server_name
 
     # ------------------------------------------------------------- create
@@ -46,6 +50,8 @@ class RoomHandler:
     async def create_room(self, user_id: str, body: dict[str, Any]) -> tuple[str, str | None]:
         """``/createRoom``: the new room's ID and its alias, if one was asked for."""
         request = parse_create_request(body)
+        if self.policy is not None:
+            await self.policy.user_may_create_room(user_id, body)
         alias = None
         if request.alias_name is not None:
             alias = f"#{request.alias_name}:{self.server_name}"
@@ -106,6 +112,10 @@ class RoomHandler:
         room = await self.rooms.room(room_id)
         if room is not None and room.members.get(user_id) == "join":
             return room_id
+        if self.policy is not None:
+            invited = room is not None and room.members.get(user_id) == "invite"
+            invited = invited or bool(await self._invite_servers(room_id, user_id))
+            await self.policy.user_may_join_room(user_id, room_id, invited)
         content = await self._profile_content(user_id, "join")
         if reason:
             content["reason"] = reason
@@ -125,6 +135,8 @@ class RoomHandler:
             candidates += sorted({domain_of(u) for u, m in room.members.items() if m == "join"})
         if ":" in room_id:
             candidates.append(domain_of(room_id))
+        if self.policy is not None:
+            await self.policy.user_may_join_via(user_id, room_id, list(dict.fromkeys(candidates)))
         await self.remote.join(user_id, room_id, candidates, content)
         return room_id
 
@@ -152,6 +164,8 @@ class RoomHandler:
             raise forbidden(f"{target} is banned from the room")
         if room.members.get(target) == "join":
             raise forbidden(f"{target} is already in the room")
+        if self.policy is not None:
+            await self.policy.user_may_invite(sender, target, room_id)
         local = self.accounts.is_local(target)
         if local and await self.accounts.get_user(target) is None:
             raise not_found(f"Unknown user {target}")

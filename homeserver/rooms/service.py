@@ -26,6 +26,7 @@ from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.groupcommit import MAX_PREV_EVENTS, GroupCommit, Pending
 from homeserver.rooms.hooks import EventHook, EventListener, HookWrite, Outbox, finish_hooks
+from homeserver.rooms.policy import EventPolicy, ProposedEvent
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
@@ -51,7 +52,10 @@ class RoomService:
         hooks: Sequence[EventHook] = (),
         listeners: Sequence[EventListener] = (),
         outbox: Outbox | None = None,
+        policy: EventPolicy | None = None,
     ) -> None:
+        #: The features' event policy (homeserver/extensions): asked before every event.
+        self.policy = policy
         self.reader = reader
         self.db = reader.db
         self.state_store = reader.state_store
@@ -133,6 +137,10 @@ class RoomService:
         the same event ID back and creates nothing new.
         """
         room = await self.reader.require_room(room_id)
+        if self.policy is not None:
+            await self.policy.check_event(
+                ProposedEvent(room_id, sender, event_type, state_key, content)
+            )
         if state_key is None and countersign is None and event_type != "m.room.redaction":
             # Duplicate transactions are found by the group commit itself.
             return await self.group_commit.send(
@@ -364,6 +372,10 @@ class RoomService:
             raise MatrixError(400, "M_BAD_JSON", f"invalid creation_content: {e}") from e
         room_id = room_id or engine_events.compute_room_id(create)
         proto_room.room_id = room_id
+        if self.policy is not None:
+            await self.policy.check_event(
+                ProposedEvent(room_id, creator, "m.room.create", "", content)
+            )
         stored = await self._persist(
             proto_room, create_id, create, new_room=(version.identifier, creator, is_public)
         )

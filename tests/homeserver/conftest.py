@@ -13,7 +13,13 @@ from aiohttp import web
 from sqlalchemy import text
 
 from homeserver.config import RateLimit, load_config
-from homeserver.node.app import build_services, close_services, make_app, ssl_context
+from homeserver.node.app import (
+    build_services,
+    close_services,
+    make_app,
+    ssl_context,
+    start_features,
+)
 from homeserver.node.services import NodeServices
 from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
@@ -102,6 +108,7 @@ async def start_node(
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(config)).start()
     await services.federation.start()
     await services.pushers.pool.start()
+    await start_features(services)
     scheme = "https" if tls else "http"
     return Node(server_name, f"{scheme}://{server_name}", services, directory), runner
 

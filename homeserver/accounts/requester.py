@@ -1,0 +1,14 @@
+"""Who made a request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who made a request: the user and device its access token belongs to."""
+
+    user_id: str
+    device_id: str
+    is_admin: bool = False

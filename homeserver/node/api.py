@@ -1,0 +1,67 @@
+"""What a feature may use of a running node (handed to its ``on_start`` callbacks).
+
+A small, stable surface in the manner of Synapse's ModuleApi: features call these rather
+than reaching into the services, so the services can change without breaking them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from federation.client import FederationClient
+from homeserver.accounts.service import AccountService
+from homeserver.rooms.service import RoomService
+
+
+class NodeApi:
+    def __init__(
+        self,
+        server_name: str,
+        rooms: RoomService,
+        accounts: AccountService,
+        federation_client: FederationClient | None,
+    ) -> None:
+        self.server_name = server_name
+        self._rooms = rooms
+        self._accounts = accounts
+        self._client = federation_client
+
+    def is_local_user(self, user_id: str) -> bool:
+        return self._accounts.is_local(user_id)
+
+    async def user_exists(self, user_id: str) -> bool:
+        user = await self._accounts.get_user(user_id)
+        return user is not None and not user.deactivated
+
+    async def send_event(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        content: dict[str, Any],
+        *,
+        state_key: str | None = None,
+    ) -> str:
+        """Send an event as a local user (checked by the auth rules and the policies like
+        any other); its event ID."""
+        return await self._rooms.send(room_id, sender, event_type, content, state_key=state_key)
+
+    async def room_state(self, room_id: str) -> dict[tuple[str, str], Mapping[str, Any]]:
+        """The room's current state: (type, state_key) -> content; empty for unknown rooms."""
+        if await self._rooms.room(room_id) is None:
+            return {}
+        events = await self._rooms.current_state_events(room_id)
+        return {
+            (e.type, e.state_key or ""): e.pdu.get("content", {})
+            for e in events
+            if e.state_key is not None
+        }
+
+    async def federation_request(
+        self, destination: str, method: str, path: str, body: Any | None = None
+    ) -> Any:
+        """A signed request to another server (subject to the peer policy); its JSON."""
+        if self._client is None:
+            raise RuntimeError("federation is not available on this node")
+        return await self._client.request(destination, method, path, body=body)

@@ -1,9 +1,10 @@
 """The ``kairan`` command: the root group and the registration of its command groups.
 
 Each command group lives in a module of its own (cli/node.py, cli/users.py, ...); they are
-thin click commands that load the config and call homeserver/.  Commands that node features
-contribute are registered by :func:`register_groups` from :data:`FEATURE_GROUPS`, so that
-this module never imports a feature.
+thin click commands that load the config and call homeserver/.  The command groups of node
+features (a feature module's ``cli``) are found through the feature catalogue
+(homeserver/extensions/catalogue.py) and added by :func:`register_groups`, so that this
+module never imports a feature by name.
 """
 
 from __future__ import annotations
@@ -15,12 +16,7 @@ from collections.abc import Iterable
 import click
 
 from cli import bench, interop, keys, node, rooms, tokens, users
-
-#: The commands of node features, each as ``"module:attribute"`` naming a click group (or
-#: command).  A feature package adds its entry here (or the feature registry in
-#: homeserver/extensions fills the list); the module is imported when the command line is
-#: built.  Empty while no feature has commands.
-FEATURE_GROUPS: list[str] = []
+from homeserver.extensions.loading import feature_command_paths
 
 
 @click.group()
@@ -29,7 +25,7 @@ def main() -> None:
     """Kairan: a federated Matrix homeserver for municipalities."""
 
 
-def register_groups(root: click.Group, groups: Iterable[str] = FEATURE_GROUPS) -> None:
+def register_groups(root: click.Group, groups: Iterable[str]) -> None:
     """Add each ``"module:attribute"`` click command of ``groups`` to ``root``.
 
     A name that is already taken (a built-in command or another feature's) is an error: a
@@ -56,7 +52,7 @@ for _command in (
     interop.interop,
 ):
     main.add_command(_command)
-register_groups(main)
+register_groups(main, feature_command_paths())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,17 @@ listen:
   host: "{host}"
   port: {port}
 
+# Several listeners, each in a network zone (features attach middleware per zone, e.g. IP
+# limits on the internet side) and serving some of: client (Client-Server API and media),
+# federation, admin.  A listener takes what it does not say from listen: and tls:.
+# listeners:
+#   - zone: lgwan
+#     port: 8008
+#   - zone: internet
+#     host: "0.0.0.0"
+#     port: 8448
+#     resources: [client]
+
 # Storage.  Default: an embedded SQLite file.  For production use PostgreSQL:
 #   database: "postgresql+asyncpg://kairan@127.0.0.1/kairan"
 database: "{database}"
@@ -97,6 +108,10 @@ push:
   allow_private_addresses: false
   # Send message content to gateways (pushers may ask for event_id_only instead).
   include_content: true
+
+# The features this node enables (see spec/extensions.md), each with its settings, e.g.
+# features:
+#   consortium: {{closed: true}}
 """
 
 

@@ -92,18 +92,17 @@ def load_features(
     return registry.freeze()
 
 
-def feature_commands() -> list[tuple[str, object]]:
-    """Every catalogued feature's command group, for the ``kairan`` command: a feature
-    module may define ``cli``, a click group (``kairan <its name> ...``).  A feature that
-    cannot be imported is left out (its name is reported by ``kairan serve`` when enabled)."""
+def feature_command_paths() -> list[str]:
+    """The command groups of the catalogued features, as ``module:cli`` for the ``kairan``
+    command: a feature module may define ``cli``, a click group (``kairan <group> ...``).  A
+    feature that cannot be imported is left out (``kairan serve`` names it when enabled)."""
     found = []
-    for name, target in sorted(CATALOGUE.items()):
+    for _name, target in sorted(CATALOGUE.items()):
         module_name = target.partition(":")[0]
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        group = getattr(module, "cli", None)
-        if group is not None:
-            found.append((name, group))
+        if getattr(module, "cli", None) is not None:
+            found.append(f"{module_name}:cli")
     return found

@@ -12,7 +12,7 @@ import yaml
 from homeserver.config import CONFIG_FILE, ConfigError, Listener, load_config
 from homeserver.extensions import FeatureError, RegistrationError, Registry, load_features
 from homeserver.extensions.catalogue import CATALOGUE
-from homeserver.extensions.loading import feature_commands
+from homeserver.extensions.loading import feature_command_paths
 from homeserver.node.setup import init_node
 
 SAMPLE = "tests.homeserver.extensions.sample:register"
@@ -138,11 +138,16 @@ def test_bad_listener_and_feature_settings(
 
 
 def test_catalogued_features_contribute_command_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(CATALOGUE, "sample", SAMPLE)
-    monkeypatch.setitem(CATALOGUE, "gone", "tests.no_such_module:register")
-    groups = dict(feature_commands())
-    assert set(groups) == {"sample"}
+    import click
     from click.testing import CliRunner
 
-    result = CliRunner().invoke(groups["sample"], ["hello", "根室"])  # type: ignore[arg-type]
+    from cli.main import register_groups
+
+    monkeypatch.setitem(CATALOGUE, "sample", SAMPLE)
+    monkeypatch.setitem(CATALOGUE, "gone", "tests.no_such_module:register")
+    paths = feature_command_paths()
+    assert paths == ["tests.homeserver.extensions.sample:cli"]
+    root = click.Group("kairan")
+    register_groups(root, paths)
+    result = CliRunner().invoke(root, ["sample", "hello", "根室"])
     assert result.exit_code == 0 and "こんにちは 根室" in result.output

@@ -36,7 +36,7 @@ def register(registry: Registry, context: FeatureContext) -> None:
     registry.on_stop(service.stop)
 
 
-@click.group()
+@click.group("sample")
 def cli() -> None:
     """The sample feature's commands."""
 

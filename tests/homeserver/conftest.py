@@ -34,12 +34,20 @@ def free_port() -> int:
 
 
 async def _clean_pg(url: str) -> None:
-    # A clean database for every test: migrate once, then empty every table.
+    # A clean database for every test: migrate once, then empty every table; the tables
+    # a test's features made (and their version tables) go, as on a node without them.
     db = await open_database(url)
     try:
         async with db.engine.begin() as conn:
             names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
             await conn.execute(text(f"TRUNCATE {names}"))
+            core = {t.name for t in metadata.sorted_tables} | {"alembic_version"}
+            found = await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            for (table,) in found.all():
+                if table not in core:
+                    await conn.execute(text(f'DROP TABLE "{table}" CASCADE'))
     finally:
         await db.close()
 

@@ -2,9 +2,10 @@
 
 The contracts live in pyproject.toml (``[tool.importlinter]``): the engine imports nothing
 of the node, its pure modules do no I/O, the node never imports the CLI or interop, only
-homeserver.storage speaks SQL, route modules do not reach storage, the node's packages
-import only the layers below them, and no package's children import each other in a
-cycle.  Here they are checked by import-linter, and two things it does not say: no cycle
+homeserver.storage speaks SQL (and a feature's own storage), route modules do not reach
+storage, the node's packages import only the layers below them (the features of
+homeserver.municipal on top: the core never imports a feature), and no package's children
+import each other in a cycle.  Here they are checked by import-linter, and two things it does not say: no cycle
 among modules at all (a package and its own modules included), and every engine module is
 classified as pure or transport.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homeserver.storage import keys as store
+from homeserver.storage import device_lists as store
 from homeserver.storage.database import Database
 
 

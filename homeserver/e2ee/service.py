@@ -25,6 +25,7 @@ from homeserver.e2ee import cross_signing, device_lists, query, to_device, uploa
 from homeserver.e2ee.backup import BackupService
 from homeserver.e2ee.counts import KeyCounts
 from homeserver.storage import accounts as account_store
+from homeserver.storage import device_lists as device_list_store
 from homeserver.storage import keys as store
 from homeserver.storage.database import Database
 
@@ -94,7 +95,7 @@ class KeysService:
         wake: set[str] = set(user_ids)
         async with self.db.read() as conn:
             for user_id in user_ids:
-                wake |= await store.users_sharing_rooms(conn, user_id)
+                wake |= await device_list_store.users_sharing_rooms(conn, user_id)
         self.notifier.notify(wake)
 
     async def _changed(
@@ -132,7 +133,7 @@ class KeysService:
                 if upload.device_keys is not None and await uploads.store_device_keys(
                     conn, who.user_id, who.device_id, upload.device_keys
                 ):
-                    await store.add_device_list_change(conn, who.user_id, position)
+                    await device_list_store.add_device_list_change(conn, who.user_id, position)
                     announce = True
                 await uploads.store_one_time_keys(
                     conn, who.user_id, who.device_id, upload.one_time, upload.fallback
@@ -225,7 +226,7 @@ class KeysService:
             async with self.db.write() as conn:
                 changed = await cross_signing.store_keys(conn, who.user_id, uploaded)
                 if changed:
-                    await store.add_device_list_change(conn, who.user_id, position)
+                    await device_list_store.add_device_list_change(conn, who.user_id, position)
         if changed:
             await self._announce({who.user_id})
             await self._changed(who.user_id, position, cross_signing=True)
@@ -235,7 +236,7 @@ class KeysService:
             async with self.db.write() as conn:
                 failures, targets = await cross_signing.store_signatures(conn, who.user_id, body)
                 for user_id in targets:
-                    await store.add_device_list_change(conn, user_id, position)
+                    await device_list_store.add_device_list_change(conn, user_id, position)
         if targets:
             await self._announce(set(targets))
             if who.user_id in targets:
@@ -250,7 +251,7 @@ class KeysService:
                 if await account_store.get_device(conn, who.user_id, device_id) is None:
                     raise not_found("Unknown device")
                 await account_store.rename_device(conn, who.user_id, device_id, name)
-                await store.add_device_list_change(conn, who.user_id, position)
+                await device_list_store.add_device_list_change(conn, who.user_id, position)
         await self._announce({who.user_id})
         await self._changed(who.user_id, position, [device_id])
 
@@ -276,7 +277,7 @@ class KeysService:
             async with self.db.write() as conn:
                 for device_id in device_ids:
                     await store.delete_device_data(conn, user_id, device_id)
-                await store.add_device_list_change(conn, user_id, position)
+                await device_list_store.add_device_list_change(conn, user_id, position)
         self.key_counts.invalidate((user_id, d) for d in device_ids)
         self._unacked.difference_update((user_id, d) for d in device_ids)
         await self._announce({user_id})

@@ -9,7 +9,8 @@ from typing import Any
 
 from homeserver.common.errors import bad_json, invalid_param
 from homeserver.e2ee import validate
-from homeserver.storage import keys as store
+from homeserver.storage import keys as key_store
+from homeserver.storage import to_device as store
 from homeserver.storage.database import Database
 
 #: (user ID, device ID, content) of one message to put in an inbox.
@@ -39,7 +40,7 @@ async def local_targets(
     for user_id, per_device in messages.items():
         if not is_local(user_id):
             continue
-        existing = set(await store.device_ids_of(conn, user_id))
+        existing = set(await key_store.device_ids_of(conn, user_id))
         for device_id, content in per_device.items():
             if device_id == "*":
                 targets.extend((user_id, d, content) for d in sorted(existing))

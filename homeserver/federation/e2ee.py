@@ -26,6 +26,7 @@ from federation.client import FederationClient, FederationClientError, RemoteErr
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.federation.ports import LocalUsers
+from homeserver.storage import device_lists as device_list_store
 from homeserver.storage import keys as key_store
 from homeserver.storage import remote_cache
 from homeserver.storage.database import Database
@@ -69,7 +70,7 @@ async def tracked(db: Database, users: LocalUsers, user_id: str) -> bool:
     """Whether a local user shares a room with the remote user (so that their device list
     updates keep arriving)."""
     async with db.read() as conn:
-        sharing = await key_store.users_sharing_rooms(conn, user_id)
+        sharing = await device_list_store.users_sharing_rooms(conn, user_id)
     return any(users.is_local(u) for u in sharing)
 
 
@@ -93,7 +94,7 @@ class FederatedKeys:
 
     async def _servers_sharing_rooms(self, user_id: str) -> set[str]:
         async with self.db.read() as conn:
-            users = await key_store.users_sharing_rooms(conn, user_id)
+            users = await device_list_store.users_sharing_rooms(conn, user_id)
         return {domain_of(u) for u in users} - {self.server_name}
 
     async def keys_changed(
@@ -108,7 +109,9 @@ class FederatedKeys:
         if not destinations:
             return
         async with self.db.read() as conn:
-            prev = await key_store.latest_device_list_change(conn, user_id, before=stream_id)
+            prev = await device_list_store.latest_device_list_change(
+                conn, user_id, before=stream_id
+            )
             wanted = list(dict.fromkeys([*devices, *deleted]))
             found = {
                 d.device_id: d

@@ -34,6 +34,7 @@ from homeserver.federation.e2ee import (
 )
 from homeserver.federation.ports import EduHandler, LocalKeys, LocalUsers
 from homeserver.rooms.cache import RoomCache
+from homeserver.storage import device_lists as device_list_store
 from homeserver.storage import keys as key_store
 from homeserver.storage import remote_cache
 from homeserver.storage.database import Database
@@ -264,16 +265,16 @@ class KeysReceiver:
     async def _mark_changed(self, user_id: str) -> None:
         with self.db.stream.allocate() as position:
             async with self.db.write() as conn:
-                await key_store.add_device_list_change(conn, user_id, position)
+                await device_list_store.add_device_list_change(conn, user_id, position)
         async with self.db.read() as conn:
-            wake = await key_store.users_sharing_rooms(conn, user_id)
+            wake = await device_list_store.users_sharing_rooms(conn, user_id)
         self.notifier.notify({u for u in wake if self._is_local(u)})
 
     async def federation_user_devices(self, origin: str, user_id: str) -> dict[str, Any]:
         if not validate.is_user_id(user_id) or not self._is_local(user_id):
             raise invalid_param("Not a user of this server")
         async with self.db.read() as conn:
-            latest = await key_store.latest_device_list_change(conn, user_id)
+            latest = await device_list_store.latest_device_list_change(conn, user_id)
             devices = await key_store.devices_with_keys(conn, user_id)
             cross = await key_store.get_cross_signing_keys(conn, user_id)
         listed: list[dict[str, Any]] = []

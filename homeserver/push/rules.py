@@ -15,7 +15,7 @@ from typing import Any
 from homeserver.accounts.service import Requester
 from homeserver.common.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.common.notifier import Notifier
-from homeserver.storage import keys as store
+from homeserver.storage import push as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database
 

@@ -1,5 +1,4 @@
-"""End-to-end encryption data: device keys, one-time and fallback keys, cross-signing keys,
-device list changes, the to-device inbox and push rules.
+"""End-to-end encryption keys: device keys, one-time and fallback keys, cross-signing keys.
 
 How the existing tables are used:
 
@@ -11,10 +10,9 @@ How the existing tables are used:
 - ``one_time_keys``: one-time keys (``fallback`` false) and fallback keys (``fallback``
   true, at most one per algorithm).  A fallback row's ``json`` is an envelope
   ``{"key": <the key>, "used": bool}`` so that "used since upload" survives restarts.
-- ``device_list_changes``: one row per change of a user's devices or keys, at a stream
-  position, read by /sync and /keys/changes.
-- ``to_device``: the inbox, one row per message and target device, at a stream position;
-  rows are deleted once the device acknowledges them with a later sync token.
+
+Device list changes and the membership queries behind them are in ``device_lists.py``, the
+to-device inbox in ``to_device.py``, push rules in ``push.py``.
 """
 
 from __future__ import annotations
@@ -24,19 +22,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homeserver.storage.changes import recording
-from homeserver.storage.schema import (
-    device_keys,
-    device_list_changes,
-    devices,
-    memberships,
-    one_time_keys,
-    push_rules,
-    to_device,
-)
+from homeserver.storage.schema import device_keys, devices, one_time_keys, to_device
 
 #: Device IDs under which cross-signing keys are stored in ``device_keys``.
 CROSS_SIGNING_PREFIX = " cross-signing "
@@ -86,6 +75,15 @@ async def devices_with_keys(
         DeviceInfo(r.device_id, r.display_name, json.loads(r.json) if r.json else None)
         for r in await conn.execute(query)
     ]
+
+
+async def device_ids_of(conn: AsyncConnection, user_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(devices.c.device_id)
+        .where(devices.c.user_id == user_id)
+        .order_by(devices.c.device_id)
+    )
+    return [r.device_id for r in rows]
 
 
 async def get_device_keys(
@@ -317,183 +315,3 @@ async def delete_device_data(conn: AsyncConnection, user_id: str, device_id: str
     await conn.execute(
         delete(to_device).where(to_device.c.user_id == user_id, to_device.c.device_id == device_id)
     )
-
-
-# ------------------------------------------------------------------ device list changes
-
-
-async def add_device_list_change(conn: AsyncConnection, user_id: str, stream_id: int) -> None:
-    recording().device_lists.mark(user_id, stream_id)
-    await conn.execute(insert(device_list_changes).values(stream_id=stream_id, user_id=user_id))
-
-
-async def latest_device_list_change(
-    conn: AsyncConnection, user_id: str, before: int | None = None
-) -> int | None:
-    """The stream position of the user's latest device list change (before ``before``)."""
-    query = select(func.max(device_list_changes.c.stream_id)).where(
-        device_list_changes.c.user_id == user_id
-    )
-    if before is not None:
-        query = query.where(device_list_changes.c.stream_id < before)
-    found = (await conn.execute(query)).scalar()
-    return int(found) if found is not None else None
-
-
-async def users_with_device_changes(
-    conn: AsyncConnection, after: int, upto: int, user_ids: Iterable[str] | None = None
-) -> set[str]:
-    query = select(device_list_changes.c.user_id).where(
-        device_list_changes.c.stream_id > after, device_list_changes.c.stream_id <= upto
-    )
-    if user_ids is not None:
-        query = query.where(device_list_changes.c.user_id.in_(list(user_ids)))
-    return {r.user_id for r in await conn.execute(query.distinct())}
-
-
-async def joined_rooms(conn: AsyncConnection, user_id: str) -> set[str]:
-    rows = await conn.execute(
-        select(memberships.c.room_id).where(
-            memberships.c.user_id == user_id, memberships.c.membership == "join"
-        )
-    )
-    return {r.room_id for r in rows}
-
-
-async def joined_members(conn: AsyncConnection, room_ids: Iterable[str]) -> set[str]:
-    rooms = list(room_ids)
-    if not rooms:
-        return set()
-    rows = await conn.execute(
-        select(memberships.c.user_id)
-        .where(memberships.c.room_id.in_(rooms), memberships.c.membership == "join")
-        .distinct()
-    )
-    return {r.user_id for r in rows}
-
-
-async def users_sharing_rooms(conn: AsyncConnection, user_id: str) -> set[str]:
-    """Users joined to a room the user is joined to (the user included)."""
-    return await joined_members(conn, await joined_rooms(conn, user_id)) | {user_id}
-
-
-@dataclass(frozen=True)
-class MembershipChange:
-    room_id: str
-    user_id: str
-    membership: str
-
-
-async def membership_changes_in_rooms(
-    conn: AsyncConnection, room_ids: Iterable[str], after: int, upto: int
-) -> list[MembershipChange]:
-    """Current memberships in ``room_ids`` that took effect in (after, upto]."""
-    rooms = list(room_ids)
-    if not rooms:
-        return []
-    rows = await conn.execute(
-        select(memberships.c.room_id, memberships.c.user_id, memberships.c.membership).where(
-            memberships.c.room_id.in_(rooms),
-            memberships.c.stream_ordering > after,
-            memberships.c.stream_ordering <= upto,
-        )
-    )
-    return [MembershipChange(r.room_id, r.user_id, r.membership) for r in rows]
-
-
-async def own_membership_changes(
-    conn: AsyncConnection, user_id: str, after: int, upto: int
-) -> list[MembershipChange]:
-    rows = await conn.execute(
-        select(memberships.c.room_id, memberships.c.user_id, memberships.c.membership).where(
-            memberships.c.user_id == user_id,
-            memberships.c.stream_ordering > after,
-            memberships.c.stream_ordering <= upto,
-        )
-    )
-    return [MembershipChange(r.room_id, r.user_id, r.membership) for r in rows]
-
-
-# ------------------------------------------------------------------ to-device inbox
-
-
-@dataclass(frozen=True)
-class ToDeviceMessage:
-    stream_id: int
-    sender: str
-    type: str
-    content: dict[str, Any]
-
-
-async def add_to_device(
-    conn: AsyncConnection,
-    stream_id: int,
-    user_id: str,
-    device_id: str,
-    sender: str,
-    event_type: str,
-    content: dict[str, Any],
-) -> None:
-    recording().to_device.mark((user_id, device_id), stream_id)
-    await conn.execute(
-        insert(to_device).values(
-            stream_id=stream_id,
-            user_id=user_id,
-            device_id=device_id,
-            sender=sender,
-            type=event_type,
-            content=_dumps(content),
-        )
-    )
-
-
-async def to_device_messages(
-    conn: AsyncConnection, user_id: str, device_id: str, upto: int
-) -> list[ToDeviceMessage]:
-    rows = await conn.execute(
-        select(to_device.c.stream_id, to_device.c.sender, to_device.c.type, to_device.c.content)
-        .where(
-            to_device.c.user_id == user_id,
-            to_device.c.device_id == device_id,
-            to_device.c.stream_id <= upto,
-        )
-        .order_by(to_device.c.stream_id)
-    )
-    return [ToDeviceMessage(r.stream_id, r.sender, r.type, json.loads(r.content)) for r in rows]
-
-
-async def delete_to_device_upto(
-    conn: AsyncConnection, user_id: str, device_id: str, upto: int
-) -> int:
-    result = await conn.execute(
-        delete(to_device).where(
-            to_device.c.user_id == user_id,
-            to_device.c.device_id == device_id,
-            to_device.c.stream_id <= upto,
-        )
-    )
-    return int(result.rowcount or 0)
-
-
-async def device_ids_of(conn: AsyncConnection, user_id: str) -> list[str]:
-    rows = await conn.execute(
-        select(devices.c.device_id)
-        .where(devices.c.user_id == user_id)
-        .order_by(devices.c.device_id)
-    )
-    return [r.device_id for r in rows]
-
-
-# ------------------------------------------------------------------ push rules
-
-
-async def get_push_rules(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
-    row = (
-        await conn.execute(select(push_rules.c.json).where(push_rules.c.user_id == user_id))
-    ).first()
-    return json.loads(row.json) if row else None
-
-
-async def set_push_rules(conn: AsyncConnection, user_id: str, data: dict[str, Any]) -> None:
-    await conn.execute(delete(push_rules).where(push_rules.c.user_id == user_id))
-    await conn.execute(insert(push_rules).values(user_id=user_id, json=_dumps(data)))

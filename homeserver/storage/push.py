@@ -1,4 +1,4 @@
-"""Push actions (what notifies whom) and pushers."""
+"""Push rules, push actions (what notifies whom) and pushers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homeserver.storage import driver
 from homeserver.storage.schema import event_push_actions, events, memberships, push_rules, pushers
 
-# ------------------------------------------------------------------ push rules in bulk
+# ------------------------------------------------------------------ push rules
+
+
+async def get_push_rules(conn: AsyncConnection, user_id: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(select(push_rules.c.json).where(push_rules.c.user_id == user_id))
+    ).first()
+    return json.loads(row.json) if row else None
+
+
+async def set_push_rules(conn: AsyncConnection, user_id: str, data: dict[str, Any]) -> None:
+    await conn.execute(delete(push_rules).where(push_rules.c.user_id == user_id))
+    rules = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    await conn.execute(insert(push_rules).values(user_id=user_id, json=rules))
 
 
 async def push_rules_of(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from homeserver.config import RateLimit, load_config
 from homeserver.node.app import build_services, close_services, make_app
-from homeserver.storage import keys as key_store
+from homeserver.storage import to_device as inbox
 from homeserver.storage.changes import ChangeTracker, recording
 from homeserver.storage.database import open_database
 from tests.homeserver.client import User
@@ -190,7 +190,7 @@ async def test_key_counts_and_to_device_follow_changes(node: Node) -> None:
     # Acknowledged by the next sync: delivered once, and gone from the inbox.
     assert (await bob.sync(since))["to_device"]["events"] == []
     async with node.services.rooms.db.read() as conn:
-        assert await key_store.to_device_messages(conn, bob.user_id, bob.device_id, 10**9) == []
+        assert await inbox.to_device_messages(conn, bob.user_id, bob.device_id, 10**9) == []
     await alice.client.close()
     await bob.client.close()
 

@@ -14,7 +14,8 @@ from aiohttp.abc import AbstractStreamWriter
 from homeserver.client_api.common import requester, services
 from homeserver.common.errors import invalid_param, missing_param
 from homeserver.common.http import CORS_HEADERS, content_disposition, json_response, query_int
-from homeserver.media.service import MAX_WAIT_MS, MediaFile
+from homeserver.media.ports import MediaFile
+from homeserver.media.service import MAX_WAIT_MS
 from homeserver.media.thumbnailer import METHODS, Method
 
 routes = web.RouteTableDef()

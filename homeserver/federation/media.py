@@ -34,11 +34,11 @@ from homeserver.common.clock import Clock
 from homeserver.config import RemoteMediaCache as CacheSettings
 from homeserver.federation.media_cache import RemoteMediaCache
 from homeserver.media.files import Receiver, install
+from homeserver.media.ports import MediaFile
 from homeserver.media.service import (
     DEFAULT_CONTENT_TYPE,
     MAX_FILENAME_CHARS,
     MEDIA_ID_RE,
-    MediaFile,
     frozen_legacy_media,
     legacy_refuses,
 )
@@ -75,7 +75,7 @@ class _Fallback(Exception):
 
 class FederatedMedia:
     """Other servers' media, fetched and cached (implements
-    homeserver.media.service.RemoteMediaSource)."""
+    homeserver.media.ports.RemoteMediaSource)."""
 
     def __init__(
         self,

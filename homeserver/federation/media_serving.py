@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from federation.errors import MatrixError
 from homeserver.common.http import content_disposition
 from homeserver.federation.ports import LocalMedia
-from homeserver.media.service import MediaFile
+from homeserver.media.ports import MediaFile
 from homeserver.media.thumbnailer import METHODS
 
 #: How long a federation download waits for local media still being uploaded.

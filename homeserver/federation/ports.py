@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from homeserver.accounts.service import Requester
-from homeserver.media.service import MediaFile
+from homeserver.media.ports import MediaFile
 from homeserver.media.thumbnailer import Method
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.summary import AclCheck

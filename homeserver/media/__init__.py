@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from homeserver.media.service import MediaFile, MediaService
+from homeserver.media.ports import MediaFile
+from homeserver.media.service import MediaService
 
 __all__ = ["MediaFile", "MediaService"]

@@ -8,7 +8,8 @@ Files live under ``config.media_path``:
 
 Every file is written to ``tmp/``, flushed and fsynced, then renamed into place; an upload's
 row is written only after its file is in place, so a crash can leave an orphan file but
-never a row pointing at a missing or half-written one.
+never a row pointing at a missing or half-written one.  Thumbnails are made and cached by
+``thumbnails.py``.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import secrets
 import string
-from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from homeserver.common.clock import Clock
-from homeserver.common.errors import MatrixError, forbidden, invalid_param, not_found, too_large
+from homeserver.common.errors import MatrixError, forbidden, invalid_param, not_found
 from homeserver.config import Config
-from homeserver.media import thumbnailer
-from homeserver.media.files import Receiver, flush_and_sync, install
+from homeserver.media.files import Receiver, install
 from homeserver.media.filters import Upload, UploadFilterChain, apply_filters
-from homeserver.media.thumbnailer import Method, ThumbnailError
+from homeserver.media.ports import MediaFile, RemoteMediaSource
+from homeserver.media.thumbnailer import Method
+from homeserver.media.thumbnails import Thumbnails
 from homeserver.storage import media as store
 from homeserver.storage.database import Database
 from homeserver.storage.media import MediaRecord
@@ -48,10 +48,6 @@ PENDING_LIFETIME_MS = 24 * 60 * 60 * 1000
 MAX_PENDING_PER_USER = 20
 #: The longest a download of pending media waits for it (the client's ``timeout_ms`` is capped).
 MAX_WAIT_MS = 60_000
-#: Thumbnails generated at once (each can hold a decoded image in memory).
-THUMBNAIL_CONCURRENCY = 2
-#: Beyond this many cached thumbnails of one media, new sizes are generated but not kept.
-MAX_CACHED_THUMBNAILS = 32
 
 
 def not_yet_uploaded() -> MatrixError:
@@ -64,51 +60,11 @@ def frozen_legacy_media() -> MatrixError:
     return not_found("Not found: this media is served by /_matrix/client/v1/media only")
 
 
-def cannot_thumbnail(message: str) -> MatrixError:
-    return MatrixError(400, "M_UNKNOWN", f"Cannot generate thumbnails for this content: {message}")
-
-
 def legacy_refuses(authenticated_media: bool, authenticated: bool) -> bool:
     """Whether the frozen unauthenticated endpoints refuse media stored with this flag:
     as Synapse with ``enable_authenticated_media``, they serve only media stored while
     it was off."""
     return authenticated_media and authenticated
-
-
-class RemoteMediaSource(Protocol):
-    """Other servers' media, fetched over federation and cached (homeserver.federation.media)."""
-
-    async def fetch(
-        self, server_name: str, media_id: str, *, download: bool = True, legacy: bool = False
-    ) -> tuple[MediaFile, Path]:
-        """The cached content (fetched first if needed and ``download``; else M_NOT_FOUND)
-        and the directory of its thumbnails.  The file is leased to the caller (never
-        evicted) until the MediaFile is closed.  ``legacy``: for the frozen unauthenticated
-        endpoints (see MediaService.download)."""
-        ...
-
-    async def purge(self, before_ts: int) -> int:
-        """Remove cached media not accessed since ``before_ts`` (ms); how many."""
-        ...
-
-
-@dataclass(frozen=True)
-class MediaFile:
-    """Content to send: a file on disk (or, for an uncached thumbnail, bytes), its content
-    type and the name for Content-Disposition."""
-
-    path: Path | None
-    content_type: str
-    filename: str | None
-    size: int
-    data: bytes | None = None
-    #: Ends the lease on a cached remote file (see RemoteMediaSource.fetch).
-    release: Callable[[], None] | None = field(default=None, compare=False)
-
-    def close(self) -> None:
-        """The response is sent: a cached remote file may be evicted again."""
-        if self.release is not None:
-            self.release()
 
 
 class MediaService:
@@ -135,7 +91,7 @@ class MediaService:
         self.receiver = receiver
         self._uploaded: dict[str, asyncio.Event] = {}
         self._uploading: set[str] = set()
-        self._thumbnail_slots = asyncio.Semaphore(THUMBNAIL_CONCURRENCY)
+        self._thumbnails = Thumbnails(self.tmp_dir)
         #: Fetches other servers' media; without it remote media is M_NOT_FOUND.
         self.remote = remote
 
@@ -344,7 +300,7 @@ class MediaService:
             raise invalid_param("width and height must be positive")
         if not self._is_remote(server_name):
             record = await self._uploaded_record(server_name, media_id, timeout_ms, legacy)
-            return await self._thumbnail_of(
+            return await self._thumbnails.thumbnail_of(
                 record,
                 self.content_path(record.media_id),
                 self.thumbnail_dir(record.media_id),
@@ -359,7 +315,7 @@ class MediaService:
         try:
             assert original.path is not None
             record = MediaRecord(media_id, "", original.content_type, None, original.size, "", 0)
-            made = await self._thumbnail_of(
+            made = await self._thumbnails.thumbnail_of(
                 record, original.path, thumbnail_dir, width, height, method
             )
         except BaseException:
@@ -368,68 +324,9 @@ class MediaService:
         # The thumbnail (or the original itself) is sent from the leased cache.
         return replace(made, release=original.release)
 
-    async def _thumbnail_of(
-        self,
-        record: MediaRecord,
-        source: Path,
-        thumbnail_dir: Path,
-        width: int,
-        height: int,
-        method: Method,
-    ) -> MediaFile:
-        if record.content_type.split(";")[0].strip().lower() not in thumbnailer.IMAGE_FORMATS:
-            raise cannot_thumbnail(f"{record.content_type} is not a supported image type")
-        out_type = thumbnailer.output_type(record.content_type.split(";")[0].strip().lower())
-        extension = "jpg" if out_type == "image/jpeg" else "png"
-        cached = thumbnail_dir / f"{width}x{height}-{method}.{extension}"
-        if await asyncio.to_thread(cached.is_file):
-            size = (await asyncio.to_thread(cached.stat)).st_size
-            return MediaFile(cached, out_type, f"thumbnail.{extension}", size)
-        if not await asyncio.to_thread(source.is_file):
-            log.error("media %s is in the database but %s is missing", record.media_id, source)
-            raise not_found("The content of this media is missing")
-        async with self._thumbnail_slots:
-            try:
-                made = await asyncio.to_thread(
-                    thumbnailer.make_thumbnail, source, width, height, method, out_type
-                )
-            except thumbnailer.ImageTooLarge as e:
-                raise too_large(str(e)) from None
-            except ThumbnailError as e:
-                raise cannot_thumbnail(str(e)) from None
-        if made.data is None:
-            return MediaFile(source, record.content_type, None, record.size)
-        name = f"thumbnail.{extension}"
-        if await asyncio.to_thread(self._store_thumbnail, cached, made.data):
-            return MediaFile(cached, out_type, name, len(made.data))
-        return MediaFile(None, out_type, name, len(made.data), data=made.data)
-
     async def purge_remote_cache(self, before_ts: int) -> int:
         """Remove other servers' media not accessed since ``before_ts`` (ms); how many."""
         return await self.remote.purge(before_ts) if self.remote is not None else 0
-
-    def _store_thumbnail(self, path: Path, data: bytes) -> bool:
-        """Cache a thumbnail (blocking); False if it was not kept.
-
-        A media with many cached sizes already gets no more: arbitrary sizes must not fill
-        the disk.  A thumbnail is a cache, so failing to keep one is logged, not raised.
-        """
-        tmp = self.tmp_dir / secrets.token_hex(16)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if len(os.listdir(path.parent)) >= MAX_CACHED_THUMBNAILS:
-                return False
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "xb") as file:
-                file.write(data)
-                flush_and_sync(file)
-            os.replace(tmp, path)
-            return True
-        except OSError:
-            log.exception("cannot cache thumbnail %s", path)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            return False
 
     async def _uploaded_record(
         self, server_name: str, media_id: str, timeout_ms: int, legacy: bool = False

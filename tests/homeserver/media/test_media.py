@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import select
 from yarl import URL
 
-from homeserver.media import service as media_service
+from homeserver.media import thumbnails
 from homeserver.media.service import MAX_PENDING_PER_USER
 from homeserver.node.app import build_services, close_services, make_app
 from homeserver.storage import media as media_store
@@ -745,7 +745,7 @@ async def test_stale_temporary_files_are_removed(node: Node, client: Client) -> 
 async def test_thumbnail_cache_is_bounded(
     node: Node, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(media_service, "MAX_CACHED_THUMBNAILS", 2)
+    monkeypatch.setattr(thumbnails, "MAX_CACHED_THUMBNAILS", 2)
     alice = await client.register("alice")
     server, media_id = await upload(alice, three_bands((600, 300)), "image/png")
     sizes = [(60, 60), (90, 90), (120, 120), (150, 150)]

@@ -18,6 +18,8 @@ cannot fork the chain; when someone waits for the lock (a state event, a receive
 federation transaction), the drainer stops building, writes what it has built, and lets
 them go first.  If a write fails, its senders get the error and the group built on top of
 it (whose first prev event now does not exist) is thrown away and built again.
+
+What the pipeline holds (the queued events, groups, tip and stages) is in ``groups.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError
 from homeserver.rooms.cache import EventCache, RoomCache
+from homeserver.rooms.groups import MAX_PREV_EVENTS, Group, Pending, Stages, Tip, TxnKey
 from homeserver.rooms.hooks import HookWrite, Outbox, finish_hooks
 from homeserver.storage import driver
 from homeserver.storage import events as event_store
@@ -42,95 +44,6 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.state import StateStore
 
 log = logging.getLogger(__name__)
-
-#: Most message events committed in one transaction.
-MAX_GROUP = 100
-#: Most prev events of a new event (when the room has several forward extremities).
-MAX_PREV_EVENTS = 10
-
-TxnKey = tuple[str, str, str]
-
-
-@dataclass
-class Pending:
-    """A message event waiting to be built and committed."""
-
-    sender: str
-    event_type: str
-    content: dict[str, Any]
-    #: (device ID, transaction key) of the request, for idempotent retries.
-    txn: tuple[str, str] | None
-    extra: Mapping[str, Any] | None
-    future: asyncio.Future[str] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    #: Set when built, or when the transaction turned out to be a retry.
-    event_id: str | None = None
-
-    @property
-    def key(self) -> TxnKey | None:
-        return (self.sender, *self.txn) if self.txn is not None else None
-
-
-@dataclass
-class _Tip:
-    """Where the next event goes: the room's forward extremities and depth once every
-    group built so far is committed."""
-
-    extremities: list[str]
-    depth: int
-
-
-@dataclass
-class _Group:
-    items: list[Pending]
-    stored: list[StoredEvent]
-    #: Transaction key -> event ID of the events built in this group.
-    txns: dict[TxnKey, str]
-    #: The stream positions of ``stored``, in flight until released in the write.
-    positions: contextlib.ExitStack
-    writes: list[HookWrite]
-    prev_events: list[str]
-    tip: _Tip
-
-    def abandon(self) -> None:
-        self.positions.close()
-
-    def extend(self, later: _Group) -> None:
-        """Take in a group built on this one (so that both are written together)."""
-        self.items += later.items
-        if later.stored:
-            if not self.stored:
-                self.prev_events = later.prev_events
-            self.stored += later.stored
-            self.txns.update(later.txns)
-            self.positions.enter_context(later.positions.pop_all())
-            self.writes += later.writes
-            self.tip = later.tip
-
-
-@dataclass
-class _Stages:
-    """The pipeline of one room: the group being written (with its task), the group being
-    built on it, where the next event goes, and the batch taken from the queue last."""
-
-    tip: _Tip
-    writing: tuple[_Group, asyncio.Task[None]] | None = None
-    ready: _Group | None = None
-    batch: list[Pending] = field(default_factory=list)
-    #: No group was built yet (the first is built even when someone waits for the lock).
-    fresh: bool = True
-
-    def room_left(self) -> int:
-        """How many more events the group being built takes."""
-        return MAX_GROUP - (len(self.ready.items) if self.ready is not None else 0)
-
-    def in_flight(self) -> dict[TxnKey, str]:
-        """The transactions of the groups built but not committed yet."""
-        return {
-            **(self.writing[0].txns if self.writing is not None else {}),
-            **(self.ready.txns if self.ready is not None else {}),
-        }
 
 
 def _as_exception(e: BaseException) -> Exception:
@@ -196,7 +109,7 @@ class GroupCommit:
 
         One group is being written (``writing``) while the events that arrive meanwhile are
         built, as they arrive, into the next one (``ready``), chained on the first."""
-        stages = _Stages(_Tip(room.extremities, room.depth))
+        stages = Stages(Tip(room.extremities, room.depth))
         try:
             while True:
                 room_left = stages.room_left()
@@ -219,7 +132,7 @@ class GroupCommit:
             self._abort(stages, _as_exception(e))
             raise
 
-    async def _build_next(self, room: RoomCache, stages: _Stages, room_left: int) -> bool:
+    async def _build_next(self, room: RoomCache, stages: Stages, room_left: int) -> bool:
         """Build the next events of the queue into the group being built; False (and their
         senders get the error) when that failed."""
         stages.fresh = False
@@ -237,7 +150,7 @@ class GroupCommit:
             stages.ready.extend(group)
         return True
 
-    async def _finish_writing(self, room: RoomCache, stages: _Stages) -> bool:
+    async def _finish_writing(self, room: RoomCache, stages: Stages) -> bool:
         """Finish the write in flight (it is done).  False when it failed and the group
         built on it was put back in the queue, to be built again."""
         assert stages.writing is not None
@@ -246,11 +159,11 @@ class GroupCommit:
         if not committed and stages.ready is not None:
             stages.ready.abandon()
             self._requeue(room, stages.ready.items)
-            stages.ready, stages.tip = None, _Tip(room.extremities, room.depth)
+            stages.ready, stages.tip = None, Tip(room.extremities, room.depth)
             return False
         return True
 
-    def _start_writing(self, room: RoomCache, stages: _Stages) -> None:
+    def _start_writing(self, room: RoomCache, stages: Stages) -> None:
         """Start writing the group built (nothing is being written)."""
         ready = stages.ready
         assert ready is not None
@@ -261,7 +174,7 @@ class GroupCommit:
         else:  # only retries, answered now that the events before are committed
             self._answer(ready)
 
-    def _abort(self, stages: _Stages, error: Exception) -> None:
+    def _abort(self, stages: Stages, error: Exception) -> None:
         """Stopped or broken: every sender in the pipeline gets ``error``."""
         if stages.ready is not None:
             stages.ready.abandon()
@@ -284,9 +197,9 @@ class GroupCommit:
         self,
         room: RoomCache,
         batch: list[Pending],
-        tip: _Tip,
+        tip: Tip,
         in_flight: dict[TxnKey, str],
-    ) -> _Group:
+    ) -> Group:
         """Build a group on ``tip``; ``in_flight``: the transactions of the groups built
         but not committed yet."""
         keys = [key for item in batch if (key := item.key) is not None]
@@ -308,7 +221,7 @@ class GroupCommit:
             for event_id, pdu in built
         ]
         if not stored:
-            return _Group(batch, [], {}, positions, [], [], tip)
+            return Group(batch, [], {}, positions, [], [], tip)
         try:
             writes = await self.rooms.prepare_hooks(room, stored)
         except BaseException:
@@ -317,7 +230,7 @@ class GroupCommit:
         removed = set(first_prevs)
         after = [e for e in tip.extremities if e not in removed] + [stored[-1].event_id]
         depth = tip.depth + len(built)
-        return _Group(batch, stored, txns, positions, writes, first_prevs, _Tip(after, depth))
+        return Group(batch, stored, txns, positions, writes, first_prevs, Tip(after, depth))
 
     async def _chain(
         self,
@@ -360,7 +273,7 @@ class GroupCommit:
             await asyncio.sleep(0)
         return built, txns
 
-    async def _write(self, room: RoomCache, group: _Group) -> None:
+    async def _write(self, room: RoomCache, group: Group) -> None:
         db = self.rooms.db
         try:
             async with db.write() as conn:
@@ -390,7 +303,7 @@ class GroupCommit:
             self.rooms.state_store.forget_cache()
             raise
 
-    async def _finish(self, room: RoomCache, group: _Group, task: asyncio.Task[None]) -> bool:
+    async def _finish(self, room: RoomCache, group: Group, task: asyncio.Task[None]) -> bool:
         """Wait for a group's write; update the room and answer its senders.  False if the
         write failed (its senders get the error)."""
         try:
@@ -409,7 +322,7 @@ class GroupCommit:
         return True
 
     @staticmethod
-    def _answer(group: _Group) -> None:
+    def _answer(group: Group) -> None:
         for item in group.items:
             if not item.future.done() and item.event_id is not None:
                 item.future.set_result(item.event_id)

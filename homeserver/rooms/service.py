@@ -24,7 +24,8 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden
 from homeserver.common.notifier import Notifier
 from homeserver.rooms.cache import RoomCache, StateKey
-from homeserver.rooms.groupcommit import MAX_PREV_EVENTS, GroupCommit, Pending
+from homeserver.rooms.groupcommit import GroupCommit
+from homeserver.rooms.groups import MAX_PREV_EVENTS, Pending
 from homeserver.rooms.hooks import EventHook, EventListener, HookWrite, Outbox, finish_hooks
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
 from homeserver.rooms.reader import RoomReader

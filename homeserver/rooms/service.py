@@ -261,51 +261,67 @@ class RoomService:
                         )
                     group = room.state_group
                     if key is not None:
-                        group = await self.state_store.create_group(
-                            conn, room.room_id, room.state_group, {key: event_id}
-                        )
-                        await room_store.update_current_state(
-                            conn, room.room_id, {key: event_id}, position
-                        )
-                        if pdu["type"] == "m.room.member":
-                            await room_store.set_membership(
-                                conn, room.room_id, key[1], pdu["content"]["membership"],
-                                event_id, position,
-                            )  # fmt: skip
-                    await event_store.insert_event(
-                        conn,
-                        stream_ordering=position,
-                        event_id=event_id,
-                        room_id=room.room_id,
-                        pdu=pdu,
-                        state_group=group,
-                    )
-                    await extremity_store.set_forward_extremities(
-                        conn, room.room_id, pdu["prev_events"], [event_id]
-                    )
-                    if txn is not None:
-                        await txn_store.insert_txn_event(conn, *txn, event_id, self.clock.now_ms())
-                    if self.outbox is not None:
-                        await self.outbox(conn, room, pdu)
-                    redacted = redacts(pdu, room)
-                    if redacted:
-                        await self.apply_redaction(conn, room, event_id, redacted)
+                        group = await self._write_state(conn, room, key, event_id, pdu, position)
                     stored = StoredEvent(event_id, position, room.room_id, pdu, group)
-                    await self.run_hooks(conn, room, [stored])
+                    await self._write_event(conn, room, stored, txn)
         except BaseException:
             self.state_store.forget_cache()
             raise
-        # Update the cache only now that the transaction is committed.
+        self._committed(room, key, stored)
+        return stored
+
+    async def _write_state(
+        self, conn: Any, room: RoomCache, key: StateKey, event_id: str, pdu: dict[str, Any], at: int
+    ) -> int:
+        """A state event's new state group (returned), current state and membership, at stream
+        position ``at``."""
+        group = await self.state_store.create_group(
+            conn, room.room_id, room.state_group, {key: event_id}
+        )
+        await room_store.update_current_state(conn, room.room_id, {key: event_id}, at)
+        if pdu["type"] == "m.room.member":
+            membership = pdu["content"]["membership"]
+            await room_store.set_membership(conn, room.room_id, key[1], membership, event_id, at)
+        return group
+
+    async def _write_event(
+        self, conn: Any, room: RoomCache, stored: StoredEvent, txn: tuple[str, str, str] | None
+    ) -> None:
+        """The event, the forward extremities, the transaction ID, the outbox, the redaction
+        it makes and the hooks, in that order."""
+        event_id, pdu = stored.event_id, stored.pdu
+        await event_store.insert_event(
+            conn,
+            stream_ordering=stored.stream_ordering,
+            event_id=event_id,
+            room_id=room.room_id,
+            pdu=pdu,
+            state_group=stored.state_group,
+        )
+        await extremity_store.set_forward_extremities(
+            conn, room.room_id, pdu["prev_events"], [event_id]
+        )
+        if txn is not None:
+            await txn_store.insert_txn_event(conn, *txn, event_id, self.clock.now_ms())
+        if self.outbox is not None:
+            await self.outbox(conn, room, pdu)
+        redacted = redacts(pdu, room)
+        if redacted:
+            await self.apply_redaction(conn, room, event_id, redacted)
+        await self.run_hooks(conn, room, [stored])
+
+    def _committed(self, room: RoomCache, key: StateKey | None, stored: StoredEvent) -> None:
+        """Update the cache, only now that the transaction is committed."""
+        pdu = stored.pdu
         if key is not None:
-            room.state[key] = event_id
-            room.state_group = group
+            room.state[key] = stored.event_id
+            room.state_group = stored.state_group
             if pdu["type"] == "m.room.member":
                 room.members[key[1]] = pdu["content"]["membership"]
         room.extremities = [e for e in room.extremities if e not in set(pdu["prev_events"])]
-        room.extremities.append(event_id)
+        room.extremities.append(stored.event_id)
         room.depth = max(room.depth, pdu["depth"])
         self.events.put(stored)
-        return stored
 
     async def apply_redaction(
         self, conn: Any, room: RoomCache, redaction_id: str, target_id: str

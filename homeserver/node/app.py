@@ -21,6 +21,7 @@ from homeserver.client_api import (
     account,
     admin,
     devices,
+    directory,
     discovery,
     keys,
     media,
@@ -56,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES = [discovery, account, rooms, sync, profile, admin, media]
+ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0

@@ -9,14 +9,17 @@ Matrix error (never a 5xx), reveals nothing it should not, and keeps its log sho
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
+import pytest
 from argon2 import PasswordHasher
 
 from homeserver.accounts.passwords import Passwords
 from tests.homeserver.client import Client, Response, User
 from tests.homeserver.conftest import Node
 
-LOGIN = "/_matrix/client/v3/login"
+V3 = "/_matrix/client/v3"
+LOGIN = V3 + "/login"
 
 
 async def login(client: Client, user: str, password: str) -> Response:
@@ -92,3 +95,90 @@ async def test_login_of_an_unknown_user_costs_an_argon2_check(node: Node, client
         assert len(checked) == 1, (user, checked)
         assert checked[0].startswith("$argon2id$"), (user, checked)
     assert (await login(client, "bob", "bob pw")).status == 200
+
+
+# ------------------------------------------------------------------ point 6: room aliases
+
+#: Local parts no alias may have: the probe's 300 characters (over the spec's 255 bytes for
+#: the whole alias), BEL, ESC, newline, tab, spaces (ASCII and ideographic), C1 controls.
+BAD_LOCALPARTS = [
+    pytest.param("a" * 300, id="300-chars"),
+    pytest.param("bell\x07", id="BEL"),
+    pytest.param("esc\x1b[31m", id="ESC"),
+    pytest.param("new\nline", id="newline"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("two words", id="space"),
+    pytest.param("回覧\u3000板", id="ideographic-space"),
+    pytest.param("c1\x85", id="C1-control"),
+]
+
+
+def longest_localpart(server_name: str) -> str:
+    """The longest local part whose alias ``#...:server`` is exactly 255 bytes."""
+    return "a" * (255 - len(f"#:{server_name}"))
+
+
+@pytest.mark.parametrize(
+    "localpart", [*BAD_LOCALPARTS, pytest.param("a" * 60_000, id="60000-chars")]
+)
+async def test_create_room_refuses_an_invalid_alias(
+    node: Node, client: Client, localpart: str
+) -> None:
+    alice = await client.register("alice")
+    refused = await alice.request("POST", V3 + "/createRoom", {"room_alias_name": localpart})
+    assert error(refused) == (400, "M_INVALID_PARAM")
+    assert await node.services.directory.room_for_alias(f"#{localpart}:{node.server_name}") is None
+
+
+@pytest.mark.parametrize("localpart", BAD_LOCALPARTS)
+async def test_put_alias_refuses_an_invalid_alias(
+    node: Node, client: Client, localpart: str
+) -> None:
+    alice = await client.register("alice")
+    room_id = await alice.create_room()
+    alias = f"#{localpart}:{node.server_name}"
+    refused = await alice.request(
+        "PUT", f"{V3}/directory/room/{quote(alias, safe='')}", {"room_id": room_id}
+    )
+    assert error(refused) == (400, "M_INVALID_PARAM")
+    assert await node.services.directory.room_for_alias(alias) is None
+
+
+async def test_aliases_up_to_255_bytes_and_in_japanese_are_fine(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    longest = longest_localpart(node.server_name)
+    made = await alice.ok("POST", V3 + "/createRoom", {"room_alias_name": longest})
+    assert made["room_alias"] == f"#{longest}:{node.server_name}"
+    assert len(made["room_alias"].encode()) == 255
+    too_long = await alice.request("POST", V3 + "/createRoom", {"room_alias_name": longest + "b"})
+    assert error(too_long) == (400, "M_INVALID_PARAM")
+    alias = f"#回覧板:{node.server_name}"
+    await alice.ok(
+        "PUT", f"{V3}/directory/room/{quote(alias, safe='')}", {"room_id": made["room_id"]}
+    )
+    found = await client.ok("GET", f"{V3}/directory/room/{quote(alias, safe='')}")
+    assert found["room_id"] == made["room_id"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param({"alias": "#two words:elsewhere.example"}, id="alias-space"),
+        pytest.param({"alt_aliases": ["#bell\x07:elsewhere.example"]}, id="alt-BEL"),
+        pytest.param({"alt_aliases": ["#" + "a" * 300 + ":elsewhere.example"]}, id="alt-long"),
+        pytest.param({"alt_aliases": ["no-hash:elsewhere.example"]}, id="alt-no-sigil"),
+        pytest.param({"alias": "#ok:not a server"}, id="bad-server-name"),
+    ],
+)
+async def test_canonical_alias_event_refuses_an_invalid_alias(
+    client: Client, content: dict[str, Any]
+) -> None:
+    alice = await client.register("alice")
+    room_id = await alice.create_room()
+    path = f"{V3}/rooms/{room_id}/state/m.room.canonical_alias/"
+    refused = await alice.request("PUT", path, content)
+    assert error(refused) == (400, "M_BAD_ALIAS")
+    state = await alice.request("GET", path)
+    assert error(state) == (404, "M_NOT_FOUND")
+    # A valid remote alias is still fine (it cannot be checked against the directory).
+    await alice.ok("PUT", path, {"alt_aliases": ["#回覧板:elsewhere.example"]})

@@ -8,6 +8,7 @@ Matrix error (never a 5xx), reveals nothing it should not, and keeps its log sho
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from homeserver.accounts.passwords import Passwords
+from homeserver.common import protocol_log
 from tests.homeserver.client import Client, Response, User
 from tests.homeserver.conftest import Node
 
@@ -182,3 +184,48 @@ async def test_canonical_alias_event_refuses_an_invalid_alias(
     assert error(state) == (404, "M_NOT_FOUND")
     # A valid remote alias is still fine (it cannot be checked against the directory).
     await alice.ok("PUT", path, {"alt_aliases": ["#回覧板:elsewhere.example"]})
+
+
+# ------------------------------------------------------------------ point 8: log flooding
+
+
+def lines_from(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= level]
+
+
+async def test_a_long_path_is_a_matrix_error_without_a_log_line(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe's 9,000-character path wrote an ERROR and a traceback per request."""
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        response = await client.request("GET", "/_matrix/client/v3/" + "a" * 9_000)
+        assert error(response) == (404, "M_UNRECOGNIZED")
+    assert lines_from(caplog, logging.WARNING) == []
+
+
+async def test_malformed_requests_log_one_line_a_minute(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request line over the node's limit is answered by the HTTP server itself (400):
+    one WARNING line without a traceback per minute, with the count of those not logged."""
+    caplog.set_level(logging.INFO)
+    now = [1000.0]
+    monkeypatch.setattr(protocol_log.FILTER, "clock", lambda: now[0])
+    monkeypatch.setattr(protocol_log.FILTER, "_last", None)
+    monkeypatch.setattr(protocol_log.FILTER, "suppressed", 0)
+    path = "/_matrix/client/v3/" + "a" * (protocol_log.MAX_REQUEST_LINE + 1000)
+    for _ in range(5):
+        assert (await client.request("GET", path)).status == 400
+    logged = lines_from(caplog, logging.WARNING)
+    assert [r.levelno for r in logged] == [logging.WARNING], logged
+    assert logged[0].exc_info is None and "\n" not in logged[0].getMessage()
+    assert logged[0].getMessage().startswith("malformed HTTP request from 127.0.0.1: 400")
+    assert len(logged[0].getMessage()) < 300
+    assert protocol_log.FILTER.suppressed == 4
+
+    now[0] += protocol_log.INTERVAL
+    caplog.clear()
+    assert (await client.request("GET", path)).status == 400
+    [again] = lines_from(caplog, logging.WARNING)
+    assert "(4 more in the last 60s not logged)" in again.getMessage()

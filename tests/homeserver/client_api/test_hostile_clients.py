@@ -229,3 +229,53 @@ async def test_malformed_requests_log_one_line_a_minute(
     assert (await client.request("GET", path)).status == 400
     [again] = lines_from(caplog, logging.WARNING)
     assert "(4 more in the last 60s not logged)" in again.getMessage()
+
+
+# ------------------------------------------------------------------ point 4: forgotten rooms
+
+
+def history_paths(room_id: str, event_id: str) -> list[str]:
+    room = f"{V3}/rooms/{room_id}"
+    return [
+        f"{room}/messages?dir=b",
+        f"{room}/context/{event_id}",
+        f"{room}/event/{event_id}",
+        f"{room}/state",
+        f"{room}/state/m.room.create",
+    ]
+
+
+async def test_a_forgotten_room_history_is_no_longer_readable(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id)
+    event_id = await alice.send(room_id, "町内会の議事録")
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
+    for path in history_paths(room_id, event_id):  # a departed member still reads it
+        assert (await bob.request("GET", path)).status == 200, path
+
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/forget", {})
+    for path in history_paths(room_id, event_id):
+        assert error(await bob.request("GET", path)) == (403, "M_FORBIDDEN"), path
+    for path in history_paths(room_id, event_id):  # the members are not affected
+        assert (await alice.request("GET", path)).status == 200, path
+
+
+async def test_a_forgotten_world_readable_room_is_read_as_by_anyone(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room_id = await alice.create_room(
+        preset="public_chat",
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "world_readable"},
+            }
+        ],
+    )
+    await bob.join(room_id)
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/forget", {})
+    assert (await bob.request("GET", f"{V3}/rooms/{room_id}/messages?dir=b")).status == 200

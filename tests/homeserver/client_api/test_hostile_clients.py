@@ -61,7 +61,7 @@ async def test_login_of_a_deactivated_account_says_so_only_to_its_password(
     unknown = await login(client, "nobody", "guess")
     assert error(wrong) == error(unknown) == (403, "M_FORBIDDEN")
     assert wrong.body == unknown.body
-    # Nor does the password let anything else in (user-interactive auth, old tokens).
+    # The hash kept for this check lets nothing else in: the old tokens stay dead.
     whoami = await alice.request("GET", "/_matrix/client/v3/account/whoami")
     assert error(whoami) == (401, "M_UNKNOWN_TOKEN")
 

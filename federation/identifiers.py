@@ -1,6 +1,6 @@
 """Identifier grammar (spec appendix "Identifier Grammar").
 
-Server names, user IDs, room IDs and event IDs, plus the suggested mapping of
+Server names, user IDs, room IDs, room aliases and event IDs, plus the suggested mapping of
 arbitrary strings onto user ID localparts and dot-separated property paths.
 """
 
@@ -18,6 +18,10 @@ _SERVER_NAME = re.compile(rf"(?:{_IPV4}|{_IPV6}|{_DNS})(?::[0-9]{{1,5}})?")
 _LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 MAX_ID_BYTES = 255
+
+#: What no room alias a client names may contain: whitespace (any Unicode space, newline),
+#: C0/C1 control characters (BEL, ESC...) and lone surrogates.
+_ALIAS_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InvalidIdentifier(FederationError, ValueError):
@@ -78,6 +82,22 @@ def _is_valid_user_id(user_id: str, historical: bool) -> bool:
     if historical:
         return "\x00" not in localpart
     return bool(_LOCALPART.fullmatch(localpart))
+
+
+def is_valid_room_alias(alias: object) -> bool:
+    """Whether ``alias`` is a room alias a client may create or name: ``#localpart:server``
+    of at most 255 bytes (the spec's limit, for the whole alias) whose localpart is not
+    empty and has no ``:``, whitespace or control characters."""
+    if not isinstance(alias, str) or not alias.startswith("#") or ":" not in alias:
+        return False
+    if len(alias.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        return False
+    localpart, domain = alias[1:].split(":", 1)
+    return (
+        bool(localpart)
+        and _ALIAS_FORBIDDEN.search(localpart) is None
+        and is_valid_server_name(domain)
+    )
 
 
 def is_valid_localpart(localpart: str) -> bool:

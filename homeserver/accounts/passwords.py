@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -52,25 +53,33 @@ def check_new_password(
 
 
 class Passwords:
-    def __init__(self, *, fast: bool = False) -> None:
+    def __init__(self, *, fast: bool = False, hasher: PasswordHasher | None = None) -> None:
         # ``fast`` is for tests and benchmarks only: it trades strength for speed.
-        self._hasher = (
+        self._hasher = hasher or (
             PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
             if fast
             else PasswordHasher()
         )
+        #: A hash of a random password, verified when there is no hash to check against
+        #: (unknown user, account without a password), so that such a login costs the same
+        #: argon2 work as a wrong password and timing does not reveal which accounts exist.
+        self._dummy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored_hash``; without a hash, always False after
+        the same work as a real check."""
         if not stored_hash:
+            if self._dummy_hash is None:
+                self._dummy_hash = await self.hash(secrets.token_urlsafe(32))
+            await asyncio.to_thread(self._check, self._dummy_hash, password)
             return False
+        return await asyncio.to_thread(self._check, stored_hash, password)
 
-        def check() -> bool:
-            try:
-                return bool(self._hasher.verify(stored_hash, password))
-            except (VerificationError, InvalidHashError):
-                return False
-
-        return await asyncio.to_thread(check)
+    def _check(self, stored_hash: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(stored_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False

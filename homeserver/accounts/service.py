@@ -123,7 +123,9 @@ class AccountService:
 
     async def deactivate(self, user_id: str) -> None:
         async with self.db.write() as conn:
-            await store.update_user(conn, user_id, deactivated=True, password_hash=None)
+            # The hash stays, so that /login can tell the right password of a deactivated
+            # account (M_USER_DEACTIVATED) from a wrong one; nothing else reads it then.
+            await store.update_user(conn, user_id, deactivated=True)
             await store.delete_tokens_of_user(conn, user_id)
         self._drop_cached_tokens(user_id)
 
@@ -145,12 +147,23 @@ class AccountService:
     # ------------------------------------------------------------- login and tokens
 
     async def check_password(self, user_id: str, password: str) -> bool:
+        """Whether ``password`` is the password of the active account ``user_id``."""
         user = await self.get_user(user_id)
-        if user is None or user.deactivated:
-            # Spend the same time as a real check, so timing does not reveal accounts.
-            await self.passwords.verify(None, password)
-            return False
-        return await self.passwords.verify(user.password_hash, password)
+        right = await self.passwords.verify(user.password_hash if user else None, password)
+        return right and user is not None and not user.deactivated
+
+    async def check_login_password(self, user_id: str, password: str) -> None:
+        """/login's check: 403 M_FORBIDDEN unless ``password`` is right; 403
+        M_USER_DEACTIVATED (the spec's error) for the right password of a deactivated
+        account, so that only who knows the password learns of the deactivation. (Synapse
+        clears the hash at deactivation and answers M_USER_DEACTIVATED to any password.)"""
+        user = await self.get_user(user_id)
+        # Unknown users and accounts without a password cost the same argon2 work.
+        right = await self.passwords.verify(user.password_hash if user else None, password)
+        if not right or user is None:
+            raise forbidden("Invalid username or password")
+        if user.deactivated:
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
 
     async def login(
         self,

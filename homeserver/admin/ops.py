@@ -19,7 +19,8 @@ def user_json(user: account_store.User) -> dict[str, Any]:
         "avatar_url": user.avatar_url,
         "admin": user.is_admin,
         "deactivated": user.deactivated,
-        "has_password": user.password_hash is not None,
+        # A deactivated account keeps its hash only for /login's M_USER_DEACTIVATED.
+        "has_password": user.password_hash is not None and not user.deactivated,
         "creation_ts": user.created_ts,
     }
 

@@ -57,8 +57,7 @@ async def login(request: web.Request) -> web.Response:
     password = body.get("password")
     if not isinstance(password, str):
         raise bad_json("password must be a string")
-    if not await svc.accounts.check_password(user_id, password):
-        raise forbidden("Invalid username or password")
+    await svc.accounts.check_login_password(user_id, password)
     token, device_id = await svc.accounts.login(
         user_id,
         optional_string(body, "device_id"),

@@ -37,6 +37,7 @@ from homeserver.client_api.common import requester
 from homeserver.client_api.services import SERVICES
 from homeserver.common.errors import MatrixError
 from homeserver.common.http import ZONE, Handler, error_middleware
+from homeserver.common.protocol_log import HANDLER_ARGS
 from homeserver.config import RESOURCES, Config
 from homeserver.config.listeners import Listener
 from homeserver.node.access_log import access_log_middleware
@@ -95,7 +96,9 @@ def make_app(
     metrics = services.metrics
     if metrics is not None:
         middlewares.insert(0, metrics.middleware())
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(
+        middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES, handler_args=HANDLER_ARGS
+    )
     app[SERVICES] = services
     app[ZONE] = listener.zone
     if metrics is not None:

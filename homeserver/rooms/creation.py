@@ -58,9 +58,8 @@ def parse_create_request(body: dict[str, Any]) -> CreateRequest:
     if not isinstance(initial_state, list):
         raise bad_json("initial_state must be a list")
     alias_name = body.get("room_alias_name")
-    if alias_name is not None and (
-        not isinstance(alias_name, str) or not alias_name or ":" in alias_name or " " in alias_name
-    ):
+    if alias_name is not None and (not isinstance(alias_name, str) or not alias_name):
+        # The alias it makes is checked whole (is_valid_room_alias) once the server is known.
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid room_alias_name")
     return CreateRequest(
         version, visibility, preset, creation_content, invites, initial_state, alias_name,

@@ -11,6 +11,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
+from federation.identifiers import is_valid_room_alias
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.ports import Accounts
 from homeserver.rooms.service import RoomService
@@ -135,6 +136,8 @@ class DirectoryService:
 
     async def create_alias(self, user_id: str, alias: str, room_id: str) -> None:
         """A local alias for a room ``user_id`` is in (409 when it exists)."""
+        if not is_valid_room_alias(alias):
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid room alias")
         if not alias.startswith("#") or not alias.endswith(":" + self.rooms.server_name):
             raise MatrixError(400, "M_INVALID_PARAM", "Aliases must be local to this server")
         await self.rooms.require_joined(room_id, user_id)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from federation import auth as engine_auth
 from federation.client import FederationClientError
-from federation.identifiers import domain_of, is_valid_user_id
+from federation.identifiers import domain_of, is_valid_room_alias, is_valid_user_id
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.content import check_content, check_event_shape
@@ -55,6 +55,8 @@ class RoomHandler:
         alias = None
         if request.alias_name is not None:
             alias = f"#{request.alias_name}:{self.server_name}"
+            if not is_valid_room_alias(alias):
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid room_alias_name")
             async with self.rooms.db.read() as conn:
                 if await room_store.get_alias(conn, alias) is not None:
                     raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
@@ -323,6 +325,8 @@ class RoomHandler:
         for alias in [*aliases, *alt]:
             if not isinstance(alias, str):
                 raise bad_json("aliases must be strings")
+            if not is_valid_room_alias(alias):
+                raise MatrixError(400, "M_BAD_ALIAS", "Invalid room alias")
             if alias.endswith(":" + self.server_name):
                 async with self.rooms.db.read() as conn:
                     if await room_store.get_alias(conn, alias) != room.room_id:

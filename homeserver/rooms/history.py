@@ -13,6 +13,7 @@ from homeserver.rooms.ignored import IgnoredUsers, hides
 from homeserver.rooms.ports import Backfiller
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
 from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 
@@ -161,14 +162,22 @@ class HistoryService:
         if room is None:
             raise forbidden(f"User {user_id} not in room {room_id}")
         membership = room.members.get(user_id)
-        if membership in ("join", "leave", "ban", "invite"):
+        if membership in ("join", "invite"):
             return room
+        if membership in ("leave", "ban") and not await self._forgotten(room.room_id, user_id):
+            return room
+        # A room one forgot (POST /forget) is read as by a stranger, as Synapse does.
         visibility = (await self.rooms.state_content(room, "m.room.history_visibility")).get(
             "history_visibility"
         )
         if visibility == "world_readable":
             return room
         raise forbidden(f"User {user_id} not in room {room_id}")
+
+    async def _forgotten(self, room_id: str, user_id: str) -> bool:
+        async with self.rooms.db.read() as conn:
+            found = await room_store.get_membership(conn, room_id, user_id)
+        return found is not None and found.forgotten
 
     async def messages(
         self,

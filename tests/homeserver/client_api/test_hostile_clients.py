@@ -1,0 +1,281 @@
+"""Hostile clients: what a black-box probe of a node made by ``kairan init`` (defaults) found
+over the Client-Server API, one regression test per finding, over HTTP on both databases.
+
+This is the client side of tests/homeserver/federation/test_federation_hostile.py: add the
+next finding here, named after the issue's point. Each test shows that the node answers a
+Matrix error (never a 5xx), reveals nothing it should not, and keeps its log short.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+from urllib.parse import quote
+
+import pytest
+from argon2 import PasswordHasher
+
+from homeserver.accounts.passwords import Passwords
+from homeserver.common import protocol_log
+from tests.homeserver.client import Client, Response, User
+from tests.homeserver.conftest import Node
+
+V3 = "/_matrix/client/v3"
+LOGIN = V3 + "/login"
+
+
+async def login(client: Client, user: str, password: str) -> Response:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user},
+        "password": password,
+    }
+    return await client.request("POST", LOGIN, body)
+
+
+def error(response: Response) -> tuple[int, Any]:
+    assert isinstance(response.body, dict), response
+    return response.status, response.body.get("errcode")
+
+
+async def deactivate(user: User, password: str) -> None:
+    auth = {"type": "m.login.password", "user": user.user_id, "password": password}
+    await user.ok("POST", "/_matrix/client/v3/account/deactivate", {"auth": auth})
+
+
+# ------------------------------------------------------------------ point 10: deactivated login
+
+
+async def test_login_of_a_deactivated_account_says_so_only_to_its_password(
+    client: Client,
+) -> None:
+    alice = await client.register("alice", "alice pw")
+    await deactivate(alice, "alice pw")
+
+    # The right password: the spec's 403 M_USER_DEACTIVATED, and no token.
+    right = await login(client, "alice", "alice pw")
+    assert error(right) == (403, "M_USER_DEACTIVATED")
+    assert "access_token" not in right.body
+    # A wrong password learns nothing: the answer of any failed login.
+    wrong = await login(client, "alice", "guess")
+    unknown = await login(client, "nobody", "guess")
+    assert error(wrong) == error(unknown) == (403, "M_FORBIDDEN")
+    assert wrong.body == unknown.body
+    # The hash kept for this check lets nothing else in: the old tokens stay dead.
+    whoami = await alice.request("GET", "/_matrix/client/v3/account/whoami")
+    assert error(whoami) == (401, "M_UNKNOWN_TOKEN")
+
+
+# ------------------------------------------------------------------ point 3: login timing
+
+
+class CountingHasher(PasswordHasher):
+    """The tests' fast argon2 parameters, counting the hashes each verification checks."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.verified: list[str] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified.append(hash if isinstance(hash, str) else hash.decode())
+        return super().verify(hash, password)
+
+
+async def test_login_of_an_unknown_user_costs_an_argon2_check(node: Node, client: Client) -> None:
+    """Timing must not tell whether an account exists (the probe measured about 100 ms for
+    an existing user, 2 ms for an unknown one): every failed login verifies an argon2 hash,
+    a dummy one when there is none to check against."""
+    hasher = CountingHasher()
+    node.services.accounts.passwords = Passwords(hasher=hasher)
+    await client.register("bob", "bob pw")
+    no_password = await node.services.accounts.create_user("bridge", None)
+    attempts = [("bob", "guess"), ("nobody", "guess"), (no_password, "guess"), ("nobody", "x")]
+    for user, password in attempts:
+        before = len(hasher.verified)
+        assert error(await login(client, user, password)) == (403, "M_FORBIDDEN")
+        checked = hasher.verified[before:]
+        assert len(checked) == 1, (user, checked)
+        assert checked[0].startswith("$argon2id$"), (user, checked)
+    assert (await login(client, "bob", "bob pw")).status == 200
+
+
+# ------------------------------------------------------------------ point 6: room aliases
+
+#: Local parts no alias may have: the probe's 300 characters (over the spec's 255 bytes for
+#: the whole alias), BEL, ESC, newline, tab, spaces (ASCII and ideographic), C1 controls.
+BAD_LOCALPARTS = [
+    pytest.param("a" * 300, id="300-chars"),
+    pytest.param("bell\x07", id="BEL"),
+    pytest.param("esc\x1b[31m", id="ESC"),
+    pytest.param("new\nline", id="newline"),
+    pytest.param("tab\there", id="tab"),
+    pytest.param("two words", id="space"),
+    pytest.param("回覧\u3000板", id="ideographic-space"),
+    pytest.param("c1\x85", id="C1-control"),
+]
+
+
+def longest_localpart(server_name: str) -> str:
+    """The longest local part whose alias ``#...:server`` is exactly 255 bytes."""
+    return "a" * (255 - len(f"#:{server_name}"))
+
+
+@pytest.mark.parametrize(
+    "localpart", [*BAD_LOCALPARTS, pytest.param("a" * 60_000, id="60000-chars")]
+)
+async def test_create_room_refuses_an_invalid_alias(
+    node: Node, client: Client, localpart: str
+) -> None:
+    alice = await client.register("alice")
+    refused = await alice.request("POST", V3 + "/createRoom", {"room_alias_name": localpart})
+    assert error(refused) == (400, "M_INVALID_PARAM")
+    assert await node.services.directory.room_for_alias(f"#{localpart}:{node.server_name}") is None
+
+
+@pytest.mark.parametrize("localpart", BAD_LOCALPARTS)
+async def test_put_alias_refuses_an_invalid_alias(
+    node: Node, client: Client, localpart: str
+) -> None:
+    alice = await client.register("alice")
+    room_id = await alice.create_room()
+    alias = f"#{localpart}:{node.server_name}"
+    refused = await alice.request(
+        "PUT", f"{V3}/directory/room/{quote(alias, safe='')}", {"room_id": room_id}
+    )
+    assert error(refused) == (400, "M_INVALID_PARAM")
+    assert await node.services.directory.room_for_alias(alias) is None
+
+
+async def test_aliases_up_to_255_bytes_and_in_japanese_are_fine(node: Node, client: Client) -> None:
+    alice = await client.register("alice")
+    longest = longest_localpart(node.server_name)
+    made = await alice.ok("POST", V3 + "/createRoom", {"room_alias_name": longest})
+    assert made["room_alias"] == f"#{longest}:{node.server_name}"
+    assert len(made["room_alias"].encode()) == 255
+    too_long = await alice.request("POST", V3 + "/createRoom", {"room_alias_name": longest + "b"})
+    assert error(too_long) == (400, "M_INVALID_PARAM")
+    alias = f"#回覧板:{node.server_name}"
+    await alice.ok(
+        "PUT", f"{V3}/directory/room/{quote(alias, safe='')}", {"room_id": made["room_id"]}
+    )
+    found = await client.ok("GET", f"{V3}/directory/room/{quote(alias, safe='')}")
+    assert found["room_id"] == made["room_id"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param({"alias": "#two words:elsewhere.example"}, id="alias-space"),
+        pytest.param({"alt_aliases": ["#bell\x07:elsewhere.example"]}, id="alt-BEL"),
+        pytest.param({"alt_aliases": ["#" + "a" * 300 + ":elsewhere.example"]}, id="alt-long"),
+        pytest.param({"alt_aliases": ["no-hash:elsewhere.example"]}, id="alt-no-sigil"),
+        pytest.param({"alias": "#ok:not a server"}, id="bad-server-name"),
+    ],
+)
+async def test_canonical_alias_event_refuses_an_invalid_alias(
+    client: Client, content: dict[str, Any]
+) -> None:
+    alice = await client.register("alice")
+    room_id = await alice.create_room()
+    path = f"{V3}/rooms/{room_id}/state/m.room.canonical_alias/"
+    refused = await alice.request("PUT", path, content)
+    assert error(refused) == (400, "M_BAD_ALIAS")
+    state = await alice.request("GET", path)
+    assert error(state) == (404, "M_NOT_FOUND")
+    # A valid remote alias is still fine (it cannot be checked against the directory).
+    await alice.ok("PUT", path, {"alt_aliases": ["#回覧板:elsewhere.example"]})
+
+
+# ------------------------------------------------------------------ point 8: log flooding
+
+
+def lines_from(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= level]
+
+
+async def test_a_long_path_is_a_matrix_error_without_a_log_line(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe's 9,000-character path wrote an ERROR and a traceback per request."""
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        response = await client.request("GET", "/_matrix/client/v3/" + "a" * 9_000)
+        assert error(response) == (404, "M_UNRECOGNIZED")
+    assert lines_from(caplog, logging.WARNING) == []
+
+
+async def test_malformed_requests_log_one_line_a_minute(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request line over the node's limit is answered by the HTTP server itself (400):
+    one WARNING line without a traceback per minute, with the count of those not logged."""
+    caplog.set_level(logging.INFO)
+    now = [1000.0]
+    monkeypatch.setattr(protocol_log.FILTER, "clock", lambda: now[0])
+    monkeypatch.setattr(protocol_log.FILTER, "_last", None)
+    monkeypatch.setattr(protocol_log.FILTER, "suppressed", 0)
+    path = "/_matrix/client/v3/" + "a" * (protocol_log.MAX_REQUEST_LINE + 1000)
+    for _ in range(5):
+        assert (await client.request("GET", path)).status == 400
+    logged = lines_from(caplog, logging.WARNING)
+    assert [r.levelno for r in logged] == [logging.WARNING], logged
+    assert logged[0].exc_info is None and "\n" not in logged[0].getMessage()
+    assert logged[0].getMessage().startswith("malformed HTTP request from 127.0.0.1: 400")
+    assert len(logged[0].getMessage()) < 300
+    assert protocol_log.FILTER.suppressed == 4
+
+    now[0] += protocol_log.INTERVAL
+    caplog.clear()
+    assert (await client.request("GET", path)).status == 400
+    [again] = lines_from(caplog, logging.WARNING)
+    assert "(4 more in the last 60s not logged)" in again.getMessage()
+
+
+# ------------------------------------------------------------------ point 4: forgotten rooms
+
+
+def history_paths(room_id: str, event_id: str) -> list[str]:
+    room = f"{V3}/rooms/{room_id}"
+    return [
+        f"{room}/messages?dir=b",
+        f"{room}/context/{event_id}",
+        f"{room}/event/{event_id}",
+        f"{room}/state",
+        f"{room}/state/m.room.create",
+    ]
+
+
+async def test_a_forgotten_room_history_is_no_longer_readable(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id)
+    event_id = await alice.send(room_id, "町内会の議事録")
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
+    for path in history_paths(room_id, event_id):  # a departed member still reads it
+        assert (await bob.request("GET", path)).status == 200, path
+
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/forget", {})
+    for path in history_paths(room_id, event_id):
+        assert error(await bob.request("GET", path)) == (403, "M_FORBIDDEN"), path
+    for path in history_paths(room_id, event_id):  # the members are not affected
+        assert (await alice.request("GET", path)).status == 200, path
+
+
+async def test_a_forgotten_world_readable_room_is_read_as_by_anyone(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room_id = await alice.create_room(
+        preset="public_chat",
+        initial_state=[
+            {
+                "type": "m.room.history_visibility",
+                "state_key": "",
+                "content": {"history_visibility": "world_readable"},
+            }
+        ],
+    )
+    await bob.join(room_id)
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
+    await bob.ok("POST", f"{V3}/rooms/{room_id}/forget", {})
+    assert (await bob.request("GET", f"{V3}/rooms/{room_id}/messages?dir=b")).status == 200

@@ -10,12 +10,14 @@ from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
 from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.accounts.requester import Requester as Requester  # re-exported
 from homeserver.common.clock import Clock
-from homeserver.common.errors import MatrixError, forbidden, unknown_token
+from homeserver.common.errors import MatrixError, forbidden, invalid_param, unknown_token
 from homeserver.config import PasswordPolicy
 from homeserver.storage import accounts as store
 from homeserver.storage.database import Database
 
 TOKEN_CACHE_SECONDS = 5.0
+#: The longest device ID a client may choose (the column holds 255 characters).
+MAX_DEVICE_ID_CHARS = 255
 
 #: A device of a user, as the device APIs list it.
 Device = store.Device
@@ -176,6 +178,8 @@ class AccountService:
     ) -> tuple[str, str]:
         """A new access token for ``user_id`` on ``device_id`` (created if new), once the
         login checks allow it."""
+        if device_id is not None and not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS:
+            raise invalid_param(f"device_id must be 1-{MAX_DEVICE_ID_CHARS} characters")
         attempt = LoginAttempt(user_id, device_id, display_name, client or ClientInfo(ip))
         if self.login_check is not None:
             await self.login_check.check_login(attempt)

@@ -17,6 +17,9 @@ RECEIPT_TYPES = ("m.read", "m.read.private")
 #: Account data types the server manages itself; clients may not set them directly.
 SERVER_MANAGED = ("m.fully_read", "m.push_rules")
 
+#: The longest account data type stored (the column holds 255 characters).
+MAX_TYPE_CHARS = 255
+
 
 class UserDataService:
     def __init__(
@@ -101,6 +104,12 @@ class UserDataService:
     async def put_account_data(
         self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]
     ) -> None:
+        if len(data_type) > MAX_TYPE_CHARS:
+            raise MatrixError(
+                400,
+                "M_INVALID_PARAM",
+                f"Account data types are at most {MAX_TYPE_CHARS} characters",
+            )
         if data_type in SERVER_MANAGED:
             raise MatrixError(
                 400, "M_BAD_JSON", f"Cannot set {data_type} through the account data API"

@@ -8,6 +8,7 @@ Matrix error (never a 5xx), reveals nothing it should not, and keeps its log sho
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Literal
 from urllib.parse import quote
@@ -279,3 +280,104 @@ async def test_a_forgotten_world_readable_room_is_read_as_by_anyone(client: Clie
     await bob.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
     await bob.ok("POST", f"{V3}/rooms/{room_id}/forget", {})
     assert (await bob.request("GET", f"{V3}/rooms/{room_id}/messages?dir=b")).status == 200
+
+
+# ------------------------------------------------------------------ long path segments
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/rooms/{room}/send/m.room.message/{long}", {"msgtype": "m.text", "body": "x"}),
+        ("PUT", "/rooms/{room}/send/{long}/t1", {"x": 1}),
+        ("PUT", "/rooms/{room}/state/{long}/", {"x": 1}),
+        ("PUT", "/rooms/{room}/state/m.room.topic/{long}", {"topic": "x"}),
+        ("PUT", "/user/{user}/account_data/{long}", {"x": 1}),
+        ("PUT", "/user/{user}/rooms/{room}/account_data/{long}", {"x": 1}),
+        ("PUT", "/sendToDevice/m.test/{long}", {"messages": {}}),
+        ("GET", "/user/{user}/filter/{long}", None),
+        ("GET", "/rooms/{long}/messages", None),
+        ("GET", "/rooms/{room}/event/{long}", None),
+        ("POST", "/join/{long}", {}),
+        ("GET", "/profile/{long}", None),
+        ("PUT", "/devices/{long}", {"display_name": "x"}),
+    ],
+)
+async def test_path_segments_of_kilobytes_get_a_matrix_answer(
+    client: Client, method: str, path: str, body: Any
+) -> None:
+    """Paths up to 16 KiB reach the handlers (point 8): a segment longer than what a column
+    holds must be a Matrix error, never a 500 from the database (PostgreSQL refuses index
+    entries over about 2,700 bytes)."""
+    alice = await client.register("alice")
+    room = await alice.create_room()
+    long = "x" * 6000
+    target = V3 + path.format(room=quote(room), user=quote(alice.user_id), long=long)
+    response = await alice.request(method, target, body)
+    assert response.status < 500, response
+    if response.status >= 400:
+        assert isinstance(response.body, dict) and response.body.get("errcode"), response
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        (
+            "POST",
+            "/login",
+            {
+                "type": "m.login.password",
+                "password": "correct horse",
+                "identifier": {"type": "m.id.user", "user": "alice"},
+                "device_id": "{long}",
+            },
+        ),
+        (
+            "POST",
+            "/login",
+            {
+                "type": "m.login.password",
+                "password": "correct horse",
+                "identifier": {"type": "m.id.user", "user": "alice"},
+                "initial_device_display_name": "{long}",
+            },
+        ),
+        (
+            "POST",
+            "/register",
+            {"username": "{long}", "password": "pw long enough", "auth": {"type": "m.login.dummy"}},
+        ),
+        ("PUT", "/profile/{user}/displayname", {"displayname": "{long}"}),
+        ("PUT", "/profile/{user}/avatar_url", {"avatar_url": "mxc://a/{long}"}),
+        ("POST", "/createRoom", {"room_version": "{long}"}),
+        ("POST", "/createRoom", {"name": "{long}"}),
+        ("POST", "/user/{user}/filter", {"room": {"rooms": ["{long}"]}}),
+        (
+            "POST",
+            "/pushers/set",
+            {
+                "kind": "http",
+                "app_id": "{long}",
+                "pushkey": "k",
+                "app_display_name": "a",
+                "device_display_name": "d",
+                "lang": "ja",
+                "data": {"url": "https://push.example/_matrix/push/v1/notify"},
+            },
+        ),
+        ("POST", "/keys/upload", {"one_time_keys": {"signed_curve25519:{long}": {"key": "x"}}}),
+    ],
+)
+async def test_body_fields_of_kilobytes_get_a_matrix_answer(
+    client: Client, method: str, path: str, body: Any
+) -> None:
+    """Strings longer than a column holds, in request bodies: a Matrix error or a stored
+    value, never a 500 from the database."""
+    alice = await client.register("alice")
+    long = "x" * 6000
+    text = json.dumps(body).replace("{long}", long).replace("{user}", alice.user_id)
+    target = V3 + path.format(user=quote(alice.user_id), long=long)
+    response = await alice.request(method, target, json.loads(text))
+    assert response.status < 500, response
+    if response.status >= 400:
+        assert isinstance(response.body, dict) and response.body.get("errcode"), response

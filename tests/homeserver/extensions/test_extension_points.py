@@ -203,31 +203,35 @@ async def test_peer_policy_refuses_inbound_and_outbound(
 
 
 async def test_queued_items_for_a_refused_destination_are_dropped(
-    pair: tuple[Node, Node],
+    tmp_path: Path, db_url: str, db_url_b: str
 ) -> None:
-    a, b = pair
-    sender = a.services.federation.sender
-    store = sender.store
-    policy_refuses = {b.server_name}
-
-    class Refuse:
-        def inbound(self, origin: str) -> str | None:
-            return None
-
-        def outbound(self, destination: str) -> str | None:
-            return "not a member" if destination in policy_refuses else None
-
-    a.services.federation.client.peer_policy = Refuse()
-    await sender.send_edu("m.typing", {"room_id": "!x:y", "user_id": "@a:b", "typing": True},
-                          [b.server_name])  # fmt: skip
+    """A runs the feature and refuses B: what is queued for B goes, logged, not retried."""
     import asyncio
 
-    for _ in range(200):
-        if not await store.pending(b.server_name, 50, 100):
-            break
-        await asyncio.sleep(0.05)
-    assert await store.pending(b.server_name, 50, 100) == []
-    assert sender._queues[b.server_name].backoff_s == 0.0  # dropped, not retried
+    started: list[tuple[Node, web.AppRunner]] = []
+    try:
+        started.append(await start_node(tmp_path / "b", db_url_b, tls=True))
+        b = started[0][0]
+        started.append(
+            await start_node(
+                tmp_path / "a", db_url, tls=True,
+                features=sample_feature(blocked_servers=[b.server_name]),
+            )
+        )  # fmt: skip
+        a = started[1][0]
+        sender = a.services.federation.sender
+        typing = {"room_id": "!x:y", "user_id": f"@a:{a.server_name}", "typing": True}
+        await sender.send_edu("m.typing", typing, [b.server_name])
+        for _ in range(200):
+            if not await sender.store.pending(b.server_name, 50, 100):
+                break
+            await asyncio.sleep(0.05)
+        assert await sender.store.pending(b.server_name, 50, 100) == []
+        assert sender._queues[b.server_name].backoff_s == 0.0  # dropped, not retried
+    finally:
+        for node, runner in started:
+            await runner.cleanup()
+            await close_services(node.services)
 
 
 # ---------------------------------------------------------------------- hooks and sync

@@ -9,6 +9,7 @@ from federation.identifiers import is_valid_localpart
 from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
 from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.accounts.requester import Requester as Requester  # re-exported
+from homeserver.accounts.throttle import LoginThrottle
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, invalid_param, unknown_token
 from homeserver.config import PasswordPolicy
@@ -41,8 +42,11 @@ class AccountService:
         admin_localparts: tuple[str, ...] = (),
         password_policy: PasswordPolicy | None = None,
         login_check: LoginCheck | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.db = db
+        #: Limits on guessing passwords (rc_login); None: no limits.
+        self.throttle = throttle
         #: The features' login and access checks (homeserver/extensions), if any.
         self.login_check = login_check
         self.server_name = server_name
@@ -154,18 +158,36 @@ class AccountService:
         right = await self.passwords.verify(user.password_hash if user else None, password)
         return right and user is not None and not user.deactivated
 
-    async def check_login_password(self, user_id: str, password: str) -> None:
+    async def check_password_stage(self, user_id: str, password: str) -> bool:
+        """The password stage of user-interactive auth: ``check_password`` within the
+        limits on wrong passwords (429 before any hash is computed when over them)."""
+        if self.throttle is not None:
+            self.throttle.before_password_stage(user_id)
+        right = await self.check_password(user_id, password)
+        if not right and self.throttle is not None:
+            self.throttle.wrong_password(user_id)
+        return right
+
+    async def check_login_password(
+        self, user_id: str, password: str, ip: str | None = None
+    ) -> None:
         """/login's check: 403 M_FORBIDDEN unless ``password`` is right; 403
         M_USER_DEACTIVATED (the spec's error) for the right password of a deactivated
         account, so that only who knows the password learns of the deactivation. (Synapse
         clears the hash at deactivation and answers M_USER_DEACTIVATED to any password.)"""
+        if self.throttle is not None:
+            self.throttle.before_login(ip, user_id)
         user = await self.get_user(user_id)
         # Unknown users and accounts without a password cost the same argon2 work.
         right = await self.passwords.verify(user.password_hash if user else None, password)
         if not right or user is None:
+            if self.throttle is not None:
+                self.throttle.wrong_password(user_id)
             raise forbidden("Invalid username or password")
         if user.deactivated:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        if self.throttle is not None:
+            self.throttle.logged_in(user_id)
 
     async def login(
         self,

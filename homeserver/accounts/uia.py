@@ -78,6 +78,8 @@ class UIA:
             try:
                 passed = await checker(auth, session)
             except MatrixError as e:
+                if e.status == 429:  # rate limits are answered as they are, as Synapse does
+                    raise
                 raise self._challenge(session, flows, params, e) from None
             if not passed:
                 raise self._challenge(

@@ -57,7 +57,7 @@ async def login(request: web.Request) -> web.Response:
     password = body.get("password")
     if not isinstance(password, str):
         raise bad_json("password must be a string")
-    await svc.accounts.check_login_password(user_id, password)
+    await svc.accounts.check_login_password(user_id, password, client_ip(request))
     token, device_id = await svc.accounts.login(
         user_id,
         optional_string(body, "device_id"),
@@ -200,7 +200,7 @@ async def password_uia(svc: Services, who: Requester, body: dict[str, Any]) -> N
         if claimed != who.user_id:
             raise forbidden("You can only authenticate as yourself")
         password = auth.get("password")
-        return isinstance(password, str) and await svc.accounts.check_password(
+        return isinstance(password, str) and await svc.accounts.check_password_stage(
             who.user_id, password
         )
 

@@ -21,9 +21,11 @@ from homeserver.config.model import (
     Config,
     ConfigError,
     FederationSettings,
+    LoginLimits,
     Metrics,
     PasswordPolicy,
     PushSettings,
+    Rate,
     RateLimit,
     RemoteMediaCache,
     default_listener,
@@ -73,6 +75,7 @@ _KNOWN_KEYS = {
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
     "rate_limit", "admins", "testing", "federation", "password_policy",
     "enable_authenticated_media", "remote_media_cache", "push", "listeners", "features",
+    "rc_login",
 }  # fmt: skip
 
 
@@ -124,6 +127,7 @@ def parse_config(raw: Any, directory: Path) -> Config:
         public_baseurl=raw.get("public_baseurl"),
         metrics=metrics,
         rate_limit=rate,
+        login_limits=_login_limits(raw.get("rc_login") or {}),
         admins=tuple(admins),
         testing=bool(raw.get("testing", False)),
         federation=federation,
@@ -166,6 +170,31 @@ def _rate_limit(raw: Any) -> RateLimit:
         per_second=float(_expect(raw.get("per_second", 10), (int, float), "rate_limit.per_second")),
         burst=_expect(raw.get("burst", 50), int, "rate_limit.burst"),
     )
+
+
+def _login_limits(raw: Any) -> LoginLimits:
+    _expect(raw, dict, "rc_login")
+    unknown = sorted(set(raw) - {"address", "account", "failed_attempts"})
+    if unknown:
+        raise ConfigError(f"rc_login: unknown keys: {', '.join(unknown)}")
+    defaults = LoginLimits()
+
+    def rate(name: str) -> Rate:
+        default: Rate = getattr(defaults, name)
+        section = _expect(raw.get(name) or {}, dict, f"rc_login.{name}")
+        per_second = _expect(
+            section.get("per_second", default.per_second),
+            (int, float),
+            f"rc_login.{name}.per_second",
+        )
+        burst = _expect(
+            section.get("burst_count", default.burst_count), int, f"rc_login.{name}.burst_count"
+        )
+        if per_second < 0 or burst < 1:
+            raise ConfigError(f"rc_login.{name}: per_second >= 0 and burst_count >= 1")
+        return Rate(float(per_second), burst)
+
+    return LoginLimits(rate("address"), rate("account"), rate("failed_attempts"))
 
 
 def _database(value: Any) -> str:

@@ -82,6 +82,24 @@ class PushSettings:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``per_second`` sustained, bursts of ``burst_count``."""
+
+    per_second: float
+    burst_count: int
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """``rc_login``, as Synapse's (and its defaults: 0.17/s with bursts of 3 each): every
+    ``/login`` per address, logins per account, wrong passwords per account."""
+
+    address: Rate = field(default_factory=lambda: Rate(0.17, 3))
+    account: Rate = field(default_factory=lambda: Rate(0.17, 3))
+    failed_attempts: Rate = field(default_factory=lambda: Rate(0.17, 3))
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -95,6 +113,7 @@ class Config:
     public_baseurl: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
     #: Accounts with these localparts are admins (besides those flagged in the database).
     admins: tuple[str, ...] = ()
     federation: FederationSettings = field(default_factory=FederationSettings)

@@ -72,6 +72,14 @@ rate_limit:
   per_second: 10
   burst: 50
 
+# Limits on guessing passwords, as Synapse's rc_login (these are its defaults): every
+# /login per address, successful logins per account, wrong passwords per account (also
+# at the password step of re-authentication).  Over them: 429 before any password hash.
+rc_login:
+  address: {{per_second: 0.17, burst_count: 3}}
+  account: {{per_second: 0.17, burst_count: 3}}
+  failed_attempts: {{per_second: 0.17, burst_count: 3}}
+
 # Localparts of accounts that may use the admin API.
 admins: []
 

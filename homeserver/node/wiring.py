@@ -26,6 +26,7 @@ from federation.server import FederationServer
 from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
+from homeserver.accounts.throttle import LoginThrottle
 from homeserver.accounts.uia import UIA
 from homeserver.admin.metrics import NodeMetrics
 from homeserver.admin.ops import AdminOps
@@ -159,6 +160,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     accounts = AccountService(
         db, base.server_name, clock, Passwords(fast=fast_passwords), config.admins,
         config.password_policy, base.extensions.login_checks or None,
+        LoginThrottle(config.login_limits, clock),
     )  # fmt: skip
     transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)

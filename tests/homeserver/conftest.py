@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from homeserver.config import RateLimit, load_config
+from homeserver.config import LoginLimits, Rate, RateLimit, load_config
 from homeserver.node.app import (
     build_services,
     close_services,
@@ -25,6 +25,9 @@ from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
 from tests.homeserver.client import Client
+
+#: Test nodes log in as often as their tests need (tests of the limits set their own).
+UNLIMITED_LOGINS = LoginLimits(*(Rate(10_000, 10_000),) * 3)
 
 
 def free_port() -> int:
@@ -107,8 +110,11 @@ async def start_node(
     config = dataclasses.replace(
         loaded,
         database=db_url,
-        rate_limit=RateLimit(per_second=10_000, burst=10_000),
-        **config_changes,
+        **{
+            "rate_limit": RateLimit(per_second=10_000, burst=10_000),
+            "login_limits": UNLIMITED_LOGINS,
+            **config_changes,
+        },
     )
     services = await build_services(config, fast_passwords=True)
     runner = web.AppRunner(make_app(services))

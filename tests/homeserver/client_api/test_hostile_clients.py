@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -17,9 +18,14 @@ import pytest
 from argon2 import PasswordHasher
 
 from homeserver.accounts.passwords import Passwords
+from homeserver.accounts.throttle import Buckets
 from homeserver.common import protocol_log
+from homeserver.common.clock import Clock
+from homeserver.common.errors import MatrixError
+from homeserver.config import LoginLimits, Rate
+from homeserver.node.app import close_services
 from tests.homeserver.client import Client, Response, User
-from tests.homeserver.conftest import Node
+from tests.homeserver.conftest import Node, start_node
 
 V3 = "/_matrix/client/v3"
 LOGIN = V3 + "/login"
@@ -381,3 +387,106 @@ async def test_body_fields_of_kilobytes_get_a_matrix_answer(
     assert response.status < 500, response
     if response.status >= 400:
         assert isinstance(response.body, dict) and response.body.get("errcode"), response
+
+
+# ------------------------------------------------------------------ point 2: login throttling
+
+HIGH = Rate(10_000, 10_000)
+DEFAULT = LoginLimits().address  # Synapse's 0.17/s with bursts of 3
+
+
+async def limited(tmp_path: Path, db_url: str, limits: LoginLimits) -> tuple[Node, Any]:
+    return await start_node(tmp_path / "limited", db_url, login_limits=limits)
+
+
+async def test_wrong_passwords_are_limited_per_account_before_any_hash(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The probe tried 120 passwords at 8/s, none limited: now the fourth wrong one is 429,
+    answered before any argon2 hash, for the right password too, and only for that account."""
+    node, runner = await limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT))
+    try:
+        hasher = CountingHasher()
+        node.services.accounts.passwords = Passwords(hasher=hasher)
+        async with node.client() as client:
+            await client.register("alice", "alice pw")
+            await client.register("bob", "bob pw")
+            answers = [await login(client, "alice", f"guess {i}") for i in range(6)]
+            assert [r.status for r in answers] == [403, 403, 403, 429, 429, 429]
+            for answer in answers[3:]:
+                assert error(answer) == (429, "M_LIMIT_EXCEEDED")
+                assert answer.body["retry_after_ms"] > 0
+            assert len(hasher.verified) == 3  # none once limited
+            assert error(await login(client, "alice", "alice pw")) == (429, "M_LIMIT_EXCEEDED")
+            assert (await login(client, "bob", "bob pw")).status == 200
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+
+
+async def test_logins_are_limited_per_address_and_successful_ones_per_account(
+    tmp_path: Path, db_url: str
+) -> None:
+    node, runner = await limited(tmp_path, db_url, LoginLimits(DEFAULT, HIGH, HIGH))
+    try:
+        async with node.client() as client:
+            for name in ("a1", "a2", "a3", "a4"):
+                await client.register(name, "pw of " + name)
+            # A burst over several accounts from one address: the fourth is 429.
+            answers = [await login(client, name, "nope") for name in ("a1", "a2", "a3", "a4")]
+            assert [r.status for r in answers] == [403, 403, 403, 429]
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+    node, runner = await limited(tmp_path / "b", db_url, LoginLimits(HIGH, DEFAULT, HIGH))
+    try:
+        async with node.client() as client:
+            await client.register("carol", "carol pw")
+            answers = [await login(client, "carol", "carol pw") for _ in range(4)]
+            assert [r.status for r in answers] == [200, 200, 200, 429]
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+
+
+async def test_the_password_stage_of_interactive_auth_is_limited(
+    tmp_path: Path, db_url: str
+) -> None:
+    node, runner = await limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT))
+    try:
+        async with node.client() as client:
+            alice = await client.register("alice", "alice pw")
+            statuses = []
+            for i in range(5):
+                auth = {"type": "m.login.password", "user": alice.user_id, "password": f"g{i}"}
+                answer = await alice.request(
+                    "POST", V3 + "/account/password", {"new_password": "new pw", "auth": auth}
+                )
+                statuses.append(answer.status)
+            assert statuses == [401, 401, 401, 429, 429]
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+
+
+def test_buckets_refill_at_their_rate() -> None:
+    class FakeClock(Clock):
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = FakeClock()
+    buckets = Buckets(Rate(0.5, 2), clock)
+    buckets.check("k")
+    buckets.check("k")
+    with pytest.raises(MatrixError) as limited_error:
+        buckets.check("k")
+    assert limited_error.value.extra["retry_after_ms"] == 2001
+    clock.now = 2.0
+    buckets.check("k")  # one token back after 2 s
+    buckets.spend("other")
+    buckets.check("other", spend=False)  # one of two left: allowed, not spent
+    buckets.check("other")
+    with pytest.raises(MatrixError):
+        buckets.check("other", spend=False)

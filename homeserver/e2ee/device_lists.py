@@ -13,7 +13,8 @@ async def device_list_delta(
 
     changed: users sharing a room with the user (or the user) whose devices or keys
     changed, and users who started sharing a room with the user.  left: users who no
-    longer share any room with the user after a membership change in the range.
+    longer share any room with the user after a membership change in the range, never one
+    who joined a room only after the user left it (they never shared it).
     """
     async with db.read() as conn:
         rooms_now = await store.joined_rooms(conn, user_id)
@@ -28,11 +29,12 @@ async def device_list_delta(
             else:
                 maybe_left.add(change.user_id)
         for change in await store.own_membership_changes(conn, user_id, after, upto):
-            members = await store.joined_members(conn, [change.room_id]) - {user_id}
             if change.membership == "join":
-                changed |= members
+                changed |= await store.joined_members(conn, [change.room_id]) - {user_id}
             else:
-                maybe_left |= members
+                # Only who was in the room when the user left: not who joined after.
+                shared = await store.joined_members_at(conn, change.room_id, change.position)
+                maybe_left |= shared - {user_id}
     left = maybe_left - sharing
     changed = (changed & sharing) - left
     return sorted(changed), sorted(left)

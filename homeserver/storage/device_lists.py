@@ -76,6 +76,21 @@ class MembershipChange:
     room_id: str
     user_id: str
     membership: str
+    #: The stream position it took effect at.
+    position: int = 0
+
+
+async def joined_members_at(conn: AsyncConnection, room_id: str, position: int) -> set[str]:
+    """Users joined to ``room_id`` since ``position`` or before, and still joined: those
+    certainly in the room at ``position`` (who joined later is left out)."""
+    rows = await conn.execute(
+        select(memberships.c.user_id).where(
+            memberships.c.room_id == room_id,
+            memberships.c.membership == "join",
+            memberships.c.stream_ordering <= position,
+        )
+    )
+    return {r.user_id for r in rows}
 
 
 async def membership_changes_in_rooms(
@@ -99,10 +114,15 @@ async def own_membership_changes(
     conn: AsyncConnection, user_id: str, after: int, upto: int
 ) -> list[MembershipChange]:
     rows = await conn.execute(
-        select(memberships.c.room_id, memberships.c.user_id, memberships.c.membership).where(
+        select(
+            memberships.c.room_id,
+            memberships.c.user_id,
+            memberships.c.membership,
+            memberships.c.stream_ordering,
+        ).where(
             memberships.c.user_id == user_id,
             memberships.c.stream_ordering > after,
             memberships.c.stream_ordering <= upto,
         )
     )
-    return [MembershipChange(r.room_id, r.user_id, r.membership) for r in rows]
+    return [MembershipChange(r.room_id, r.user_id, r.membership, r.stream_ordering) for r in rows]

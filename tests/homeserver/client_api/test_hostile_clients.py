@@ -490,3 +490,23 @@ def test_buckets_refill_at_their_rate() -> None:
     buckets.check("other")
     with pytest.raises(MatrixError):
         buckets.check("other", spend=False)
+
+
+# ------------------------------------------------------------------ point 5: device_lists.left
+
+
+async def test_device_lists_left_names_only_users_once_shared_with(client: Client) -> None:
+    """After Alice leaves a room, ``device_lists.left`` names Bob, who was in it, and not
+    Carol, who joined after Alice had left (the probe saw such a user listed)."""
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    carol = await client.register("carol")
+    room = await alice.create_room(preset="public_chat")
+    await bob.join(room)
+    since = (await alice.sync())["next_batch"]
+    await alice.ok("POST", f"{V3}/rooms/{quote(room)}/leave", {})
+    await carol.join(room)
+    later = await alice.sync(since=since)
+    left = later.get("device_lists", {}).get("left", [])
+    assert bob.user_id in left
+    assert carol.user_id not in left

@@ -287,13 +287,10 @@ class AccountService:
         )
 
     async def registration_token_valid(self, token: str) -> bool:
-        """The answer of ``/register/m.login.registration_token/validity``: the token
-        exists and has uses left."""
-        async with self.db.read() as conn:
-            found = await store.get_registration_token(conn, token)
-        return found is not None and (
-            found.uses_allowed is None or found.completed < found.uses_allowed
-        )
+        """The answer of ``/register/m.login.registration_token/validity``: whether a
+        registration with ``token`` could complete (the same rule as the registration
+        stage: it exists, has not expired and has uses left)."""
+        return await self.registration_token_usable(token)
 
     async def use_registration_token(self, token: str) -> None:
         """A registration with ``token`` completed."""

@@ -412,3 +412,38 @@ async def test_odd_values_never_500(node: Node, client: Client, admin: User) -> 
         for path in ("/users", "/rooms"):
             response = await admin.request("GET", A + path, params=params)
             assert response.status in (200, 400), (path, params, response)
+
+
+async def test_token_validity_follows_the_registration_rule(
+    node: Node, client: Client, admin: User
+) -> None:
+    """``/register/m.login.registration_token/validity`` says valid exactly when a
+    registration with the token could complete: not unknown, used up or expired (it used to
+    ignore expiry)."""
+    import asyncio
+
+    validity = "/_matrix/client/v1/register/m.login.registration_token/validity"
+
+    async def valid(token: str) -> bool:
+        body = await client.ok("GET", validity, params={"token": token})
+        return bool(body["valid"])
+
+    soon = node.services.clock.now_ms() + 1_000
+    await admin.ok("POST", A + "/registration_tokens/new", {"token": "soon", "expiry_time": soon})
+    await admin.ok("POST", A + "/registration_tokens/new", {"token": "once", "uses_allowed": 1})
+    assert await valid("soon") and await valid("once")
+    assert not await valid("never-made")
+    await client.ok(
+        "POST", "/_matrix/client/v3/register",
+        {"username": "newcomer", "password": "a long password",
+         "auth": {"type": "m.login.registration_token", "token": "once"}},
+    )  # fmt: skip
+    assert not await valid("once")
+    await asyncio.sleep(1.1)
+    assert not await valid("soon")
+    expired = await client.request(
+        "POST", "/_matrix/client/v3/register",
+        {"username": "late", "password": "a long password",
+         "auth": {"type": "m.login.registration_token", "token": "soon"}},
+    )  # fmt: skip
+    assert expired.status == 401

@@ -59,14 +59,8 @@ class MembershipHandler:
         take part in (its refusal is the answer to that server)."""
         if self.policy is None:
             return
-        state_key, content = pdu.get("state_key"), pdu.get("content")
-        await self.policy.check_event(
-            ProposedEvent(
-                str(pdu.get("room_id", "")), str(pdu.get("sender", "")), str(pdu.get("type", "")),
-                state_key if isinstance(state_key, str) else None,
-                content if isinstance(content, dict) else {}, origin=origin, pdu=pdu,
-            )
-        )  # fmt: skip
+        room_id = str(pdu.get("room_id", ""))
+        await self.policy.check_event(ProposedEvent.received(room_id, pdu, origin))
 
     async def on_make_membership(
         self, origin: str, membership: str, room_id: str, user_id: str, versions: list[str]

@@ -94,14 +94,9 @@ class BatchPlanner:
         soft-failed, as Synapse soft-fails what its spam checker refuses)."""
         if self.policy is None:
             return False
-        sender, state_key = str(pdu.get("sender", "")), pdu.get("state_key")
-        content = pdu.get("content")
-        proposed = ProposedEvent(
-            self.room.room_id, sender, str(pdu.get("type", "")),
-            state_key if isinstance(state_key, str) else None,
-            content if isinstance(content, dict) else {},
-            origin=domain_of(sender) if ":" in sender else "", pdu=pdu,
-        )  # fmt: skip
+        sender = str(pdu.get("sender", ""))
+        origin = domain_of(sender) if ":" in sender else ""
+        proposed = ProposedEvent.received(self.room.room_id, pdu, origin)
         try:
             await self.policy.check_event(proposed)
         except MatrixError as e:

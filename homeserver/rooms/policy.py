@@ -29,6 +29,20 @@ class ProposedEvent:
     def local(self) -> bool:
         return self.origin is None
 
+    @classmethod
+    def received(cls, room_id: str, pdu: Mapping[str, Any], origin: str) -> ProposedEvent:
+        """A received event, its fields read defensively (the policy sees the whole PDU)."""
+        state_key, content = pdu.get("state_key"), pdu.get("content")
+        return cls(
+            room_id,
+            str(pdu.get("sender", "")),
+            str(pdu.get("type", "")),
+            state_key if isinstance(state_key, str) else None,
+            content if isinstance(content, dict) else {},
+            origin=origin,
+            pdu=pdu,
+        )
+
 
 class EventPolicy:
     """Decides which events and room actions are allowed (what Synapse's spam checker

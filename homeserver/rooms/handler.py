@@ -67,6 +67,8 @@ class RoomHandler:
             request.creation_content,
             request.visibility == "public",
             then,
+            # The creator's join carries their profile, as every other join (and Synapse's).
+            creator_join=await self._profile_content(user_id, "join"),
         )
         if alias:
             async with self.rooms.db.write() as conn:

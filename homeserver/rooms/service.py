@@ -355,8 +355,10 @@ class RoomService:
         creation_content: dict[str, Any],
         is_public: bool,
         then: list[tuple[str, str | None, dict[str, Any]]],
+        creator_join: dict[str, Any] | None = None,
     ) -> str:
-        """Create a room: its create event, the creator's join, then ``then`` in order."""
+        """Create a room: its create event, the creator's join (``creator_join``, with
+        their profile), then ``then`` in order."""
         version = room_versions.get(version_id)
         content = dict(creation_content)
         content["room_version"] = version.identifier
@@ -398,9 +400,8 @@ class RoomService:
         )
         self.reader.add_room(proto_room)
         self.after_persist(proto_room, stored)
-        await self.send(
-            room_id, creator, "m.room.member", {"membership": "join"}, state_key=creator
-        )
+        join = creator_join or {"membership": "join"}
+        await self.send(room_id, creator, "m.room.member", join, state_key=creator)
         for event_type, state_key, event_content in then:
             await self.send(room_id, creator, event_type, event_content, state_key=state_key)
         return room_id

@@ -48,3 +48,19 @@ async def test_per_room_nickname_kick_and_bad_memberships(client: Client) -> Non
     assert kick["sender"] == alice.user_id
     members = await alice.ok("GET", f"{V3}/rooms/{room_id}/joined_members")
     assert list(members["joined"]) == [alice.user_id]
+
+
+async def test_the_creators_join_carries_their_profile(client: Client) -> None:
+    """As every join (and Synapse's createRoom): clients show the creator's name at once."""
+    alice = await client.register("alice")
+    await alice.ok("PUT", f"{V3}/profile/{quote(alice.user_id)}/displayname",
+                   {"displayname": "総務課 Alice"})  # fmt: skip
+    avatar = {"avatar_url": "mxc://example.org/alice"}
+    await alice.ok("PUT", f"{V3}/profile/{quote(alice.user_id)}/avatar_url", avatar)
+    room_id = await alice.create_room(preset="private_chat")
+    current = await alice.ok("GET", member_path(room_id, alice.user_id))
+    assert current == {
+        "membership": "join",
+        "displayname": "総務課 Alice",
+        "avatar_url": "mxc://example.org/alice",
+    }

@@ -9,8 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.client_api.services import Services
-from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.common.errors import MatrixError, bad_json
 from homeserver.common.http import (
     json_response,
     optional_string,
@@ -141,36 +140,17 @@ async def put_state(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id})
 
 
-async def _readable_state(svc: Services, user_id: str, room_id: str) -> dict[tuple[str, str], str]:
-    """The room state a user may read, as Synapse serves it: the current state to members
-    and, in a world-readable room, to anyone; to a departed member, the state when they left."""
-    room = await svc.history.check_can_read(user_id, room_id)
-    membership = room.members.get(user_id)
-    if membership == "join":
-        return dict(room.state)
-    if membership in ("leave", "ban"):
-        event_id = room.state.get(("m.room.member", user_id))
-        left = await svc.rooms.get_event(event_id) if event_id else None
-        if left is not None:
-            return await svc.rooms.state_at(left)
-    visibility = (await svc.rooms.state_content(room, "m.room.history_visibility")).get(
-        "history_visibility"
-    )
-    if visibility == "world_readable":
-        return dict(room.state)
-    raise forbidden("You are not joined to this room")
-
-
 @routes.get(R + "/state/{event_type}")
 @routes.get(R + "/state/{event_type}/{state_key:[^/]*}")
 async def get_state_event(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
-    key = (request.match_info["event_type"], request.match_info.get("state_key", ""))
-    event = await svc.rooms.get_event(state[key]) if key in state else None
-    if event is None:
-        raise not_found("Event not found")
+    event = await svc.room_state.state_event(
+        who.user_id,
+        request.match_info["room_id"],
+        request.match_info["event_type"],
+        request.match_info.get("state_key", ""),
+    )
     if request.query.get("format") == "event":
         return json_response((await svc.history.serialize([event], None))[0])
     return json_response(event.pdu.get("content", {}))
@@ -180,9 +160,7 @@ async def get_state_event(request: web.Request) -> web.Response:
 async def get_state(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
-    found = await svc.rooms.get_events(state.values())
-    events = [found[i] for i in state.values() if i in found]
+    events = await svc.room_state.state(who.user_id, request.match_info["room_id"])
     return json_response(await svc.history.serialize(events, None))
 
 
@@ -190,21 +168,13 @@ async def get_state(request: web.Request) -> web.Response:
 async def members(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    state = await _readable_state(svc, who.user_id, request.match_info["room_id"])
-    membership = request.query.get("membership")
-    not_membership = request.query.get("not_membership")
-    ids = [event_id for (event_type, _), event_id in state.items() if event_type == "m.room.member"]
-    found = await svc.rooms.get_events(ids)
-    chunk = []
-    for event_id in ids:
-        event = found.get(event_id)
-        if event is None:
-            continue
-        current = event.pdu.get("content", {}).get("membership")
-        if (membership is None or current == membership) and (
-            not_membership is None or current != not_membership
-        ):
-            chunk.append(event)
+    chunk = await svc.room_state.members(
+        who.user_id,
+        request.match_info["room_id"],
+        at=request.query.get("at"),
+        membership=request.query.get("membership"),
+        not_membership=request.query.get("not_membership"),
+    )
     return json_response({"chunk": await svc.history.serialize(chunk, None)})
 
 
@@ -212,21 +182,7 @@ async def members(request: web.Request) -> web.Response:
 async def joined_members(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    room = await svc.rooms.require_joined(request.match_info["room_id"], who.user_id)
-    joined: dict[str, Any] = {}
-    ids = [
-        room.state[("m.room.member", u)]
-        for u in room.joined()
-        if ("m.room.member", u) in room.state
-    ]
-    for event in (await svc.rooms.get_events(ids)).values():
-        content = event.pdu.get("content", {})
-        # The spec types both as strings: leave out what is unset (or not a string).
-        joined[event.state_key or ""] = {
-            key: content[field]
-            for key, field in (("display_name", "displayname"), ("avatar_url", "avatar_url"))
-            if isinstance(content.get(field), str)
-        }
+    joined = await svc.room_state.joined_members(who.user_id, request.match_info["room_id"])
     return json_response({"joined": joined})
 
 
@@ -288,6 +244,7 @@ async def context(request: web.Request) -> web.Response:
             request.match_info["room_id"],
             request.match_info["event_id"],
             query_int(request, "limit", 10, minimum=0, maximum=100),
+            _parse_filter(request),
         )
     )
 
@@ -296,14 +253,9 @@ async def context(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
-    room = await svc.history.check_can_read(who.user_id, request.match_info["room_id"])
-    event = await svc.rooms.get_event(request.match_info["event_id"])
-    if (
-        event is None
-        or event.room_id != room.room_id
-        or not await svc.history.visible(who.user_id, room, [event])
-    ):
-        raise not_found("Event not found")
+    event = await svc.room_state.event(
+        who.user_id, request.match_info["room_id"], request.match_info["event_id"]
+    )
     return json_response((await svc.history.serialize([event], (who.user_id, who.device_id)))[0])
 
 

@@ -28,6 +28,7 @@ from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -42,6 +43,7 @@ class Services:
     rooms: RoomService
     handler: RoomHandler
     history: HistoryService
+    room_state: RoomStateReads
     typing: TypingService
     userdata: UserDataService
     sync: SyncService

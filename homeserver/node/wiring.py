@@ -71,7 +71,9 @@ from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
+from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.storage.state import StateStore
@@ -170,9 +172,8 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media
     )
-    history = HistoryService(
-        core.reader, clock, core.ignored, backfiller=federation.remote.backfill
-    )
+    visibility = Visibility(core.reader, core.ignored)
+    history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
     sync = SyncService(
         core.reader, history, typing, base.notifier, clock,
         extensions=[
@@ -193,6 +194,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         rooms=core.rooms,
         handler=handler,
         history=history,
+        room_state=RoomStateReads(core.reader, visibility),
         typing=typing,
         userdata=userdata,
         sync=sync,

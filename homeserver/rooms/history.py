@@ -1,4 +1,5 @@
-"""Reading a room's history for a user: visibility rules, /messages, /context, serialization."""
+"""Reading a room's history for a user: /messages, /context and serialization (what the
+user may see of it is :mod:`homeserver.rooms.visibility`'s to say)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from homeserver.common.clock import Clock
-from homeserver.common.errors import MatrixError, forbidden, not_found
-from homeserver.rooms.cache import RoomCache
+from homeserver.common.errors import MatrixError, not_found
+from homeserver.rooms.cache import StateKey
 from homeserver.rooms.eventformat import client_event
-from homeserver.rooms.ignored import IgnoredUsers, hides
 from homeserver.rooms.ports import Backfiller
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.visibility import Visibility, with_members
 from homeserver.storage import events as event_store
-from homeserver.storage import rooms as room_store
 from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
-
-HISTORY_VISIBILITY = ("m.room.history_visibility", "")
-#: Memberships from the most to the least joined (Synapse's MEMBERSHIP_PRIORITY).
-_MEMBERSHIP_RANK = {"join": 0, "invite": 1, "knock": 2, "leave": 3, "ban": 4}
 
 
 def parse_stream_token(token: str) -> int:
@@ -42,73 +38,16 @@ class HistoryService:
         self,
         rooms: RoomReader,
         clock: Clock,
-        ignored: IgnoredUsers,
+        visibility: Visibility,
         backfiller: Backfiller | None = None,
     ) -> None:
         self.rooms = rooms
         self.clock = clock
-        #: Users' ignore lists: their events (but state events) are hidden.
-        self.ignored = ignored
+        #: What of each room each user may see.
+        self.visibility = visibility
+        self.ignored = visibility.ignored
         #: Fetches older history from other servers (None without federation).
         self.backfiller = backfiller
-
-    async def _value_at(self, group: int | None, key: tuple[str, str]) -> dict[str, Any]:
-        async with self.rooms.db.read() as conn:
-            event_id = await self.rooms.state_store.get_value(conn, group, key)
-        if event_id is None:
-            return {}
-        event = await self.rooms.get_event(event_id)
-        content = event.pdu.get("content") if event else None
-        return content if isinstance(content, dict) else {}
-
-    async def visible(
-        self, user_id: str, room: RoomCache, events: Sequence[StoredEvent]
-    ) -> list[StoredEvent]:
-        """The events ``user_id`` may see, by the history visibility and membership at each,
-        less those of users they ignore (but state events)."""
-        currently = room.members.get(user_id)
-        ignored = await self.ignored.of(user_id)
-        result: list[StoredEvent] = []
-        for event in events:
-            if ignored and hides(event, ignored):
-                continue
-            visibility = (await self._value_at(event.state_group, HISTORY_VISIBILITY)).get(
-                "history_visibility", "shared"
-            )
-            if visibility == "world_readable":
-                result.append(event)
-                continue
-            membership = (await self._value_at(event.state_group, ("m.room.member", user_id))).get(
-                "membership"
-            )
-            if (
-                membership != "join"
-                and event.type == "m.room.member"
-                and event.state_key == user_id
-            ):
-                # One's own membership event counts with the more joined of the memberships
-                # before and after it, and one's own leave after a join or an invite is always
-                # shown (both as Synapse does): a user sees their own leave, kick, ban or
-                # rejected invite, so sync's leave section says why the room went away.
-                async with self.rooms.db.read() as conn:
-                    parent = await self.rooms.state_store.parent(conn, event.state_group)
-                before = (await self._value_at(parent, ("m.room.member", user_id))).get(
-                    "membership"
-                )
-                if membership == "leave" and before in ("join", "invite"):
-                    result.append(event)
-                    continue
-                if isinstance(before, str) and _MEMBERSHIP_RANK.get(
-                    before, 9
-                ) < _MEMBERSHIP_RANK.get(str(membership), 9):
-                    membership = before
-            if (
-                membership == "join"
-                or (visibility == "shared" and currently == "join")
-                or (visibility == "invited" and membership == "invite")
-            ):
-                result.append(event)
-        return result
 
     async def serialize(
         self,
@@ -157,28 +96,6 @@ class HistoryService:
                     found[event.event_id] = earlier
         return found
 
-    async def check_can_read(self, user_id: str, room_id: str) -> RoomCache:
-        room = await self.rooms.room(room_id)
-        if room is None:
-            raise forbidden(f"User {user_id} not in room {room_id}")
-        membership = room.members.get(user_id)
-        if membership in ("join", "invite"):
-            return room
-        if membership in ("leave", "ban") and not await self._forgotten(room.room_id, user_id):
-            return room
-        # A room one forgot (POST /forget) is read as by a stranger, as Synapse does.
-        visibility = (await self.rooms.state_content(room, "m.room.history_visibility")).get(
-            "history_visibility"
-        )
-        if visibility == "world_readable":
-            return room
-        raise forbidden(f"User {user_id} not in room {room_id}")
-
-    async def _forgotten(self, room_id: str, user_id: str) -> bool:
-        async with self.rooms.db.read() as conn:
-            found = await room_store.get_membership(conn, room_id, user_id)
-        return found is not None and found.forgotten
-
     async def messages(
         self,
         user_id: str,
@@ -191,11 +108,8 @@ class HistoryService:
         limit: int,
         event_filter: dict[str, Any],
     ) -> dict[str, Any]:
-        room = await self.check_can_read(user_id, room_id)
-        membership = await self._own_membership_event(room, user_id)
-        # Users who left see history up to their leaving.
-        left = membership is not None and room.members.get(user_id) in ("leave", "ban")
-        upto_cap = membership.stream_ordering if left and membership else None
+        reader = await self.visibility.reader(user_id, room_id)
+        room = reader.room
         start = parse_stream_token(from_token) if from_token else None
         if start is None:
             start = self.rooms.db.stream.current if backwards else 0
@@ -206,27 +120,25 @@ class HistoryService:
             upto, after = start, bound
         else:
             upto, after = bound, start
-        if upto_cap is not None:
-            upto = upto_cap if upto is None else min(upto, upto_cap)
+        # A departed member sees history up to their leaving.
+        upto = reader.caps(upto)
         page = await self._page(room_id, upto, after, limit, backwards, event_filter)
         # At the start of what this node holds: ask other servers for older history.
         short = backwards and len(page) < limit and after is None
         if short and self.backfiller is not None and await self.backfiller(room, limit - len(page)):
             page = await self._page(room_id, upto, after, limit, backwards, event_filter)
-        visible = await self.visible(user_id, room, page)
+        visible = await self.visibility.events(user_id, room, page)
         chunk = await self.serialize(visible, (user_id, device_id))
         response: dict[str, Any] = {"chunk": chunk, "start": from_token or stream_token(start)}
         if len(page) == limit and page:
             last = page[-1].stream_ordering
             response["end"] = stream_token(last - 1 if backwards else last)
-        if event_filter.get("lazy_load_members"):
-            senders = {e.sender for e in visible}
-            members = await self.rooms.get_events(
-                room.state[("m.room.member", s)]
-                for s in senders
-                if ("m.room.member", s) in room.state
-            )
-            response["state"] = await self.serialize(list(members.values()), None)
+        if event_filter.get("lazy_load_members") and visible:
+            # The senders' memberships as of the first event of the chunk (as Synapse).
+            state = await self.visibility.state_after(reader, visible[0])
+            members = with_members(only_members(state), {e.sender for e in visible})
+            events = await self.visibility.state_events(members)
+            response["state"] = await self.serialize(events, None)
         return response
 
     async def _page(
@@ -252,33 +164,42 @@ class HistoryService:
                 not_senders=event_filter.get("not_senders"),
             )
 
-    async def _own_membership_event(self, room: RoomCache, user_id: str) -> StoredEvent | None:
-        event_id = room.state.get(("m.room.member", user_id))
-        return await self.rooms.get_event(event_id) if event_id else None
-
     async def context(
-        self, user_id: str, device_id: str, room_id: str, event_id: str, limit: int
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        event_id: str,
+        limit: int,
+        event_filter: dict[str, Any],
     ) -> dict[str, Any]:
-        room = await self.check_can_read(user_id, room_id)
+        reader = await self.visibility.reader(user_id, room_id)
+        room = reader.room
         event = await self.rooms.get_event(event_id)
         if (
             event is None
             or event.room_id != room_id
-            or not (await self.visible(user_id, room, [event]))
+            or not (await self.visibility.events(user_id, room, [event]))
         ):
             raise not_found("Event not found")
         before_limit = limit // 2
         after_limit = limit - before_limit
+        filters = _event_filters(event_filter)
         async with self.rooms.db.read() as conn:
             before = await event_store.room_events(
-                conn, room_id, before=event.stream_ordering, limit=before_limit, backwards=True
-            )
+                conn, room_id, before=event.stream_ordering, limit=before_limit, backwards=True,
+                **filters,
+            )  # fmt: skip
             after = await event_store.room_events(
-                conn, room_id, after=event.stream_ordering, limit=after_limit, backwards=False
-            )
-        before = await self.visible(user_id, room, before)
-        after = await self.visible(user_id, room, after)
-        state = await self.rooms.current_state_events(room_id)
+                conn, room_id, after=event.stream_ordering, upto=reader.caps(None),
+                limit=after_limit, backwards=False, **filters,
+            )  # fmt: skip
+        before = await self.visibility.events(user_id, room, before)
+        after = await self.visibility.events(user_id, room, after)
+        # The spec: the state at the last event returned.
+        state = await self.visibility.state_after(reader, after[-1] if after else event)
+        if event_filter.get("lazy_load_members"):
+            state = with_members(state, {e.sender for e in (*before, event, *after)})
         requester = (user_id, device_id)
         return {
             "event": (await self.serialize([event], requester))[0],
@@ -288,5 +209,15 @@ class HistoryService:
                 (before[-1].stream_ordering if before else event.stream_ordering) - 1
             ),
             "end": stream_token(after[-1].stream_ordering if after else event.stream_ordering),
-            "state": await self.serialize(state, None),
+            "state": await self.serialize(await self.visibility.state_events(state), None),
         }
+
+
+def _event_filters(event_filter: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a RoomEventFilter the event store applies."""
+    keys = ("types", "not_types", "senders", "not_senders")
+    return {k: event_filter[k] for k in keys if event_filter.get(k) is not None}
+
+
+def only_members(state: dict[StateKey, str]) -> dict[StateKey, str]:
+    return {k: v for k, v in state.items() if k[0] == "m.room.member"}

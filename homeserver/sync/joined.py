@@ -5,11 +5,13 @@ Its unread counts are read for all the rooms of a response at once
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.visibility import Reader, Visibility
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage import userdata as userdata_store
@@ -45,13 +47,14 @@ class JoinedRoomSync:
         )
         limited = len(recent) > limit
         timeline = list(reversed(recent[:limit]))
-        timeline = await self.history.visible(user_id, room, timeline)
+        timeline = await self.history.visibility.events(user_id, room, timeline)
         typing_changed = since is None or self.typing.changed_since(room.room_id, since.typing)
         if since is not None and not timeline and not changed_state and not receipts \
                 and not typing_changed and not room_account_data:  # fmt: skip
             return None
-        state_events = await self._state_for(
-            room, user_id, timeline, since, changed_state, req.sync_filter
+        reader = Reader(user_id, room, "join", None)
+        state_events = await timeline_state(
+            self.history.visibility, reader, timeline, since, changed_state, req.sync_filter
         )
         requester_key = (req.requester.user_id, req.requester.device_id)
         prev_batch = (
@@ -119,45 +122,6 @@ class JoinedRoomSync:
                 ]
         return recent, changed_state, room_account_data
 
-    async def _state_for(
-        self,
-        room: RoomCache,
-        user_id: str,
-        timeline: list[StoredEvent],
-        since: SyncToken | None,
-        changed: set[tuple[str, str]] | None,
-        sync_filter: SyncFilter,
-    ) -> list[StoredEvent]:
-        in_timeline = {e.event_id for e in timeline}
-        if since is None:
-            # The state at the start of the timeline.
-            if timeline:
-                first = timeline[0]
-                async with self.db.read() as conn:
-                    group = first.state_group
-                    state = await self.rooms.state_store.get_state(conn, group)
-                if first.state_key is not None:
-                    # The group is the state after the first event: take the state before it.
-                    state = await self._state_before(first)
-            else:
-                state = dict(room.state)
-            keys = list(state)
-        else:
-            keys = list(changed or ())
-            state = room.state
-        if sync_filter.lazy_load_members:
-            wanted = {e.sender for e in timeline} | {user_id}
-            keys = [k for k in keys if k[0] != "m.room.member" or k[1] in wanted]
-        ids = [state[k] for k in keys if k in state]
-        found = await self.rooms.get_events(ids)
-        return [found[i] for i in ids if i in found and i not in in_timeline]
-
-    async def _state_before(self, event: StoredEvent) -> dict[tuple[str, str], str]:
-        """The state before a state event: its group's parent (see RoomService._persist)."""
-        async with self.db.read() as conn:
-            parent = await self.rooms.state_store.parent(conn, event.state_group)
-            return await self.rooms.state_store.get_state(conn, parent)
-
     def _ephemeral(
         self,
         room: RoomCache,
@@ -186,6 +150,35 @@ class JoinedRoomSync:
         if content:
             events.append({"type": "m.receipt", "content": content})
         return events
+
+
+async def timeline_state(
+    visibility: Visibility,
+    reader: Reader,
+    timeline: list[StoredEvent],
+    since: SyncToken | None,
+    changed: set[tuple[str, str]] | None,
+    sync_filter: SyncFilter,
+) -> list[StoredEvent]:
+    """The state a room's section of a /sync response carries with its timeline: all of it
+    at the start of the timeline (without ``since``), else the ``changed`` entries, less
+    what the timeline has, and only the members it needs when lazy-loading."""
+    in_timeline = {e.event_id for e in timeline}
+    state: Mapping[StateKey, str]
+    if since is None:
+        if timeline:
+            state = await visibility.state_before(reader, timeline[0])
+        else:
+            state = await visibility.state_now(reader)
+        keys = list(state)
+    else:
+        keys = list(changed or ())
+        state = await visibility.state_now(reader)
+    if sync_filter.lazy_load_members:
+        wanted = {e.sender for e in timeline} | {reader.user_id}
+        keys = [k for k in keys if k[0] != "m.room.member" or k[1] in wanted]
+    ids = {k: state[k] for k in keys if k in state and state[k] not in in_timeline}
+    return await visibility.state_events(ids)
 
 
 def summary(room: RoomCache, user_id: str) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.ignored import invited_by
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.visibility import Reader
 from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
 from homeserver.storage.rooms import Membership
+from homeserver.sync.joined import timeline_state
 from homeserver.sync.params import SyncFilter, SyncToken
 
 
@@ -67,6 +70,8 @@ async def left_room(
     since: SyncToken | None,
     sync_filter: SyncFilter,
 ) -> dict[str, Any]:
+    """A room left or banned from: its timeline up to the leave and the state with it, both
+    as the user saw them then (:mod:`homeserver.rooms.visibility`)."""
     limit = sync_filter.timeline_limit
     async with rooms.db.read() as conn:
         recent = await event_store.room_events(
@@ -77,8 +82,23 @@ async def left_room(
             limit=limit + 1,
             backwards=True,
         )
+        changed = (
+            await room_store.state_changes_after(
+                conn, room.room_id, since.position, membership.stream_ordering
+            )
+            if since is not None
+            else None
+        )
+    visibility = history.visibility
     timeline = list(reversed(recent[:limit]))
-    timeline = await history.visible(requester.user_id, room, timeline)
+    timeline = await visibility.events(requester.user_id, room, timeline)
+    horizon = await rooms.get_event(membership.event_id)
+    reader = Reader(requester.user_id, room, membership.membership, horizon)
+    state = (
+        await timeline_state(visibility, reader, timeline, since, changed, sync_filter)
+        if horizon is not None
+        else []
+    )
     return {
         "timeline": {
             "events": await history.serialize(
@@ -89,6 +109,6 @@ async def left_room(
                 (timeline[0].stream_ordering - 1) if timeline else membership.stream_ordering
             ),
         },
-        "state": {"events": []},
+        "state": {"events": await history.serialize(state, None, include_room_id=False)},
         "account_data": {"events": []},
     }

@@ -2,7 +2,8 @@
 over the Client-Server API, one regression test per finding, over HTTP on both databases.
 
 This is the client side of tests/homeserver/federation/test_federation_hostile.py: add the
-next finding here, named after the issue's point. Each test shows that the node answers a
+next finding here, named after the issue's point (point 1, what a departed member sees, has
+its own module: test_hostile_visibility.py). Each test shows that the node answers a
 Matrix error (never a 5xx), reveals nothing it should not, and keeps its log short.
 """
 

@@ -21,12 +21,7 @@ from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.ports import Accounts, RemoteRooms
-from homeserver.rooms.restricted import (
-    AUTHORISER_KEY,
-    RestrictedJoins,
-    server_of,
-    unable_to_grant,
-)
+from homeserver.rooms.restricted import AUTHORISER_KEY, RestrictedJoins, unable_to_grant
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
 from homeserver.storage import txns as txn_store
@@ -160,9 +155,7 @@ class RoomHandler:
     ) -> str:
         """A restricted join that no user here may authorise: through a server whose user
         may (as Synapse does), which checks the conditions again and signs the join."""
-        servers = sorted(
-            {server_of(u) for u in await self.restricted.inviters(room)} - {self.server_name}
-        )
+        servers = await self.restricted.other_authorising_servers(room)
         if self.remote is None or not servers:
             raise unable_to_grant(room.room_id)
         if self.policy is not None:

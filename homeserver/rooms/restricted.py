@@ -161,6 +161,12 @@ class RestrictedJoins:
         local = [u for u in await self.inviters(room) if server_of(u) == self.server_name]
         return local[0] if local else None
 
+    async def other_authorising_servers(self, room: RoomCache) -> list[str]:
+        """The other servers with a joined user who may invite, to join through when no
+        user here may (as Synapse does)."""
+        servers = {server_of(u) for u in await self.inviters(room)}
+        return sorted(servers - {self.server_name, ""})
+
     async def may_authorise(self, room: RoomCache, authoriser: str) -> bool:
         """Whether ``authoriser`` is this server's user, joined and able to invite."""
         return server_of(authoriser) == self.server_name and authoriser in await self.inviters(room)

@@ -23,8 +23,10 @@ from federation.errors import FederationError, MatrixError
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
 from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.verify import DroppedEvent
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.restricted import RESTRICTED_JOIN_ERRORS
 from homeserver.rooms.service import RoomService
 from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
@@ -75,6 +77,7 @@ class RemoteRooms:
         self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]
     ) -> str:
         errors: list[str] = []
+        restricted: MatrixError | None = None
         for server in dict.fromkeys(s for s in servers if s != self.server_name):
             try:
                 return await self._join_via(server, user_id, room_id, content)
@@ -83,6 +86,11 @@ class RemoteRooms:
                 errors.append(f"{server}: {e}")
                 if isinstance(e, RemoteError) and e.status == 403:
                     raise MatrixError(403, "M_FORBIDDEN", e.message or "Join refused") from None
+                if isinstance(e, RemoteError) and e.errcode in RESTRICTED_JOIN_ERRORS:
+                    # Another server may be able to; if none is, the client hears why.
+                    restricted = restricted or MatrixError(400, e.errcode, e.message)
+        if restricted is not None:
+            raise restricted
         raise MatrixError(
             404,
             "M_NOT_FOUND",
@@ -134,8 +142,32 @@ class RemoteRooms:
             and engine_events.compute_event_id(returned, version) == event_id
         ):
             signed = returned  # countersigned by the resident for a restricted join
-        await self._store_joined_room(server, room_id, version, event_id, signed, answer)
+        room = await self.rooms.room(room_id)
+        try:
+            # The resident's copy must carry every signature the event needs (the
+            # authorising server's for a restricted join).
+            join = await self.pipeline.verify(
+                signed, room or RoomCache(room_id, version, {}, None, [], 0)
+            )
+        except DroppedEvent as e:
+            raise MatrixError(502, "M_UNKNOWN", f"{server} returned a bad join: {e}") from None
+        if room is not None and any(domain_of(u) == self.server_name for u in room.joined()):
+            # Already in the room (a restricted join no user here could authorise): the
+            # join is an event of the room like any other, which the resident does not
+            # send back to us.
+            await self._receive_own_join(server, room, event_id, join.pdu)
+        else:
+            await self._store_joined_room(server, room_id, version, event_id, join.pdu, answer)
         return room_id
+
+    async def _receive_own_join(
+        self, server: str, room: RoomCache, event_id: str, join: dict[str, Any]
+    ) -> None:
+        errors = await self.pipeline.receive_verified(server, room, [(event_id, join)])
+        stored = await self.rooms.get_event(event_id)
+        if stored is None or stored.outlier or stored.rejected_reason:
+            reason = (stored.rejected_reason if stored else None) or errors.get(event_id)
+            raise MatrixError(403, "M_FORBIDDEN", f"The join was not accepted here: {reason}")
 
     async def _store_joined_room(
         self,

@@ -21,6 +21,7 @@ from homeserver.federation.verify import DroppedEvent
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
+from homeserver.rooms.restricted import AUTHORISER_KEY, RestrictedJoins, server_of
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
 
@@ -53,6 +54,7 @@ class MembershipHandler:
         self.outliers = outliers
         self.server_name = rooms.server_name
         self.db = rooms.db
+        self.restricted = RestrictedJoins(rooms.reader, rooms.server_name)
 
     async def _ask_policy(self, origin: str, pdu: dict[str, Any]) -> None:
         """The features' event policy on a membership event another server asks us to
@@ -76,9 +78,9 @@ class MembershipHandler:
             )  # fmt: skip
         content: dict[str, Any] = {"membership": membership}
         if membership == "join":
-            authoriser = await self._restricted_authoriser(room, user_id)
-            if authoriser:
-                content["join_authorised_via_users_server"] = authoriser
+            authoriser = await self.restricted.authoriser_for(room, user_id)
+            if authoriser is not None:
+                content[AUTHORISER_KEY] = authoriser
         proto = {
             "type": "m.room.member",
             "sender": user_id,
@@ -94,20 +96,39 @@ class MembershipHandler:
             "prev_events": room.extremities[-10:],
             "auth_events": auth_ids,
         }
+        # A restricted join will carry our signature (rule 4.2), which the template cannot.
+        checked = (
+            engine_events.sign_event(
+                template, room.version, self.server_name, self.rooms.signing_key
+            )
+            if AUTHORISER_KEY in content
+            else template
+        )
         try:
-            engine_auth.check(template, auth_state, room.version)
+            engine_auth.check(checked, auth_state, room.version)
         except AuthError as e:
             raise forbidden(f"You are not allowed to {membership} this room: {e.reason}") from None
         return {"event": template, "room_version": room.version.identifier}
 
-    async def _restricted_authoriser(self, room: RoomCache, user_id: str) -> str | None:
-        rule = await self.rooms.state_content(room, "m.room.join_rules")
-        if rule.get("join_rule") not in ("restricted", "knock_restricted"):
-            return None
-        if room.members.get(user_id) in ("join", "invite"):
-            return None
-        local = sorted(u for u in room.joined() if domain_of(u) == self.server_name)
-        return local[0] if local else None
+    async def _vouch_for_join(self, room: RoomCache, pdu: dict[str, Any]) -> bool:
+        """Whether to sign a join sent to us as its authorising server; raises when it
+        names an authoriser who is not ours, or may not authorise, or when the joiner
+        meets none of the room's allow conditions as far as this node can tell."""
+        content, sender = pdu["content"], pdu["sender"]
+        authoriser = content.get(AUTHORISER_KEY)
+        if AUTHORISER_KEY in content and (
+            not isinstance(authoriser, str) or server_of(authoriser) != self.server_name
+        ):
+            raise forbidden(
+                f"This server authorises joins only by its own users, not {authoriser!r}"
+            )
+        if await self.restricted.applies(room, sender):
+            await self.restricted.check_conditions(room, sender)
+            if not isinstance(authoriser, str):
+                raise forbidden(f"Joining {room.room_id} needs {AUTHORISER_KEY}")
+            if not await self.restricted.may_authorise(room, authoriser):
+                raise forbidden(f"{authoriser} may not authorise joining {room.room_id}")
+        return isinstance(authoriser, str)
 
     async def on_send_membership(
         self,
@@ -127,12 +148,7 @@ class MembershipHandler:
             raise forbidden("The member event must be for a user of the sending server")
         if _membership(pdu) != membership:
             raise MatrixError(400, "M_BAD_JSON", f"Expected membership {membership}")
-        authoriser = pdu["content"].get("join_authorised_via_users_server")
-        if (
-            membership == "join"
-            and isinstance(authoriser, str)
-            and domain_of(authoriser) == self.server_name
-        ):
+        if membership == "join" and await self._vouch_for_join(room, pdu):
             pdu = engine_events.sign_event(
                 pdu, room.version, self.server_name, self.rooms.signing_key
             )

@@ -21,6 +21,7 @@ from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.ports import Accounts, RemoteRooms
+from homeserver.rooms.restricted import AUTHORISER_KEY, RestrictedJoins, unable_to_grant
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
 from homeserver.storage import txns as txn_store
@@ -44,6 +45,7 @@ class RoomHandler:
         #: The features' event policy (homeserver/extensions), if any.
         self.policy = policy
         self.server_name = rooms.server_name
+        self.restricted = RestrictedJoins(rooms.reader, rooms.server_name)
 
     # ------------------------------------------------------------- create
 
@@ -130,6 +132,12 @@ class RoomHandler:
         if room is not None and (
             self.server_name in joined_servers or not joined_servers or self.remote is None
         ):
+            if await self.restricted.applies(room, user_id):
+                await self.restricted.check_conditions(room, user_id)
+                authoriser = await self.restricted.local_authoriser(room)
+                if authoriser is None:
+                    return await self._join_via_inviters(user_id, room, content)
+                content[AUTHORISER_KEY] = authoriser
             await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
             return room_id
         if self.remote is None:
@@ -143,6 +151,18 @@ class RoomHandler:
             await self.policy.user_may_join_via(user_id, room_id, list(dict.fromkeys(candidates)))
         await self.remote.join(user_id, room_id, candidates, content)
         return room_id
+
+    async def _join_via_inviters(
+        self, user_id: str, room: RoomCache, content: dict[str, Any]
+    ) -> str:
+        """A restricted join that no user here may authorise: through a server whose user
+        may (as Synapse does), which checks the conditions again and signs the join."""
+        servers = await self.restricted.other_authorising_servers(room)
+        if self.remote is None or not servers:
+            raise unable_to_grant(room.room_id)
+        if self.policy is not None:
+            await self.policy.user_may_join_via(user_id, room.room_id, servers)
+        return await self.remote.join(user_id, room.room_id, servers, content)
 
     async def _invite_servers(self, room_id: str, user_id: str) -> list[str]:
         async with self.rooms.db.read() as conn:
@@ -294,6 +314,8 @@ class RoomHandler:
             raise bad_json("Invalid membership (must be a string)")
         reason = content.get("reason") if isinstance(content.get("reason"), str) else None
         if membership == "join" and target == user_id:
+            # Only this server names who authorised a join (as Synapse, which strips it).
+            content = {k: v for k, v in content.items() if k != AUTHORISER_KEY}
             check_event_shape("m.room.member", content, is_state=True)
             return await self.rooms.send(
                 room.room_id, user_id, "m.room.member", content, state_key=target

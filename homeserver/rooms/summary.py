@@ -20,6 +20,7 @@ from typing import Any
 from federation.identifiers import domain_of
 from homeserver.common.errors import not_found
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.restricted import RestrictedJoins, allowed_room_ids, restricted_rule
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
 
@@ -69,39 +70,18 @@ def strip_child(pdu: dict[str, Any]) -> dict[str, Any]:
     return {k: pdu[k] for k in keys if k in pdu}
 
 
-def restricted_rule(join_rule: Any, room: RoomCache) -> bool:
-    return (join_rule == "restricted" and room.version.restricted) or (
-        join_rule == "knock_restricted" and room.version.knock_restricted
-    )
-
-
-def allowed_room_ids(join_rules: dict[str, Any]) -> list[str]:
-    """The rooms whose members may join a restricted room, in the order the rule names them."""
-    allow = join_rules.get("allow")
-    found = [
-        entry["room_id"]
-        for entry in (allow if isinstance(allow, list) else [])
-        if isinstance(entry, dict)
-        and entry.get("type") == "m.room_membership"
-        and isinstance(entry.get("room_id"), str)
-    ]
-    return list(dict.fromkeys(found))
-
-
 class RoomSummaries:
     def __init__(self, rooms: RoomService) -> None:
         self.rooms = rooms
         self.server_name = rooms.server_name
+        self.restricted = RestrictedJoins(rooms.reader, rooms.server_name)
 
     # ------------------------------------------------------------- what is known here
 
     async def local_room(self, room_id: str) -> RoomCache | None:
         """The room when this node is in it (a local user is joined), else None: the
         state of a room everyone here has left is stale."""
-        room = await self.rooms.room(room_id)
-        if room is None or not any(_domain(u) == self.server_name for u in room.joined()):
-            return None
-        return room
+        return await self.restricted.resident_room(room_id)
 
     async def summary(self, room: RoomCache) -> dict[str, Any]:
         """The spec's room summary of the room's current state, with ``allowed_room_ids``
@@ -171,17 +151,10 @@ class RoomSummaries:
         return visibility.get("history_visibility") == "world_readable"
 
     async def _allowed_rooms(self, room: RoomCache) -> list[str]:
-        join_rules = await self.rooms.state_content(room, "m.room.join_rules")
-        if not restricted_rule(join_rules.get("join_rule"), room):
-            return []
-        return allowed_room_ids(join_rules)
+        return await self.restricted.allowed_rooms(room)
 
     async def user_joined_any(self, user_id: str, room_ids: list[str]) -> bool:
-        for room_id in room_ids:
-            room = await self.rooms.room(room_id)
-            if room is not None and room.members.get(user_id) == "join":
-                return True
-        return False
+        return await self.restricted.joined_any(user_id, room_ids)
 
     async def visible_to_user(self, room_id: str, user_id: str) -> bool:
         room = await self.rooms.room(room_id)

@@ -511,3 +511,22 @@ async def test_device_lists_left_names_only_users_once_shared_with(client: Clien
     left = later.get("device_lists", {}).get("left", [])
     assert bob.user_id in left
     assert carol.user_id not in left
+
+
+# ------------------------------------------------------------------ issue 10 point 9: authoriser
+
+
+async def test_client_cannot_name_who_authorised_its_join(client: Client) -> None:
+    """``join_authorised_via_users_server`` is this server's word that one of its users
+    who may invite let the joiner in; a client setting it on its own member event (here
+    naming a local user without the power to invite) has it stripped, as Synapse does."""
+    alice, bob, carol = [await client.register(n) for n in ("alice", "bob", "carol")]
+    room = await alice.create_room(
+        preset="public_chat", power_level_content_override={"invite": 50}
+    )
+    await bob.join(room)
+    await carol.join(room)
+    path = f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(bob.user_id)}"
+    content = {"membership": "join", "displayname": "ボブ"}
+    await bob.ok("PUT", path, {**content, "join_authorised_via_users_server": carol.user_id})
+    assert await alice.ok("GET", path) == content

@@ -1,6 +1,7 @@
 """A throwaway CA and one server certificate for loopback homeservers.
 
-The certificate is valid for IP 127.0.0.1, IP ::1 and DNS ``localhost`` (no ``*.localhost``:
+The certificate is valid for IP 127.0.0.1 to 127.0.0.16 (the harness's nodes with
+distinct hosts), IP ::1 and DNS ``localhost`` (no ``*.localhost``:
 Synapse's verifier rejects it), so every loopback node, Kairan or Synapse, can serve it and
 every peer can verify it against the CA.  Keys are EC P-256: fast to make, accepted by both.
 """
@@ -16,6 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+#: The certificate covers 127.0.0.1 to 127.0.0.<LOOPBACK_HOSTS>.
+LOOPBACK_HOSTS = 16
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,10 @@ def make_certs(directory: Path, *, days: int = 7) -> CertPaths:
         .add_extension(
             x509.SubjectAlternativeName(
                 [
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(
+                        x509.IPAddress(ipaddress.ip_address(f"127.0.0.{i}"))
+                        for i in range(1, LOOPBACK_HOSTS + 1)
+                    ),
                     x509.IPAddress(ipaddress.ip_address("::1")),
                     x509.DNSName("localhost"),
                 ]

@@ -1,7 +1,10 @@
 """Start real Kairan and Synapse homeservers on loopback and stop them again.
 
 Every node gets a free port on 127.0.0.1, the server name ``127.0.0.1:PORT`` (an explicit
-port means no ``.well-known``/SRV, an IP literal means no DNS), a fresh data directory
+port means no ``.well-known``/SRV, an IP literal means no DNS); with ``distinct_hosts`` each
+node has a loopback address of its own instead (127.0.0.2, 127.0.0.3, ...: Linux routes all
+of 127/8 to loopback), so that what matches hosts and ignores ports (server ACLs, member
+lists) tells the nodes apart.  Each node also gets a fresh data directory
 under the harness's root, and TLS on that one port with a certificate from the harness's
 throwaway CA.  Both kinds verify their peers' certificates against that CA.
 
@@ -36,7 +39,7 @@ from typing import Any, Literal
 
 import yaml
 
-from interop.certs import make_certs
+from interop.certs import LOOPBACK_HOSTS, make_certs
 from interop.node_configs import kairan_overrides, signing_key_line, synapse_config
 
 NodeKind = Literal["kairan", "synapse"]
@@ -62,14 +65,16 @@ class Node:
     log_files: list[Path]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     starts: int = 0
+    #: The loopback address it listens on (its server name's host).
+    host: str = LOOPBACK
 
     @property
     def server_name(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
-        return f"https://{LOOPBACK}:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -122,10 +127,10 @@ def _stop_leftovers() -> None:
         _terminate(process, 5)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that nothing listened on a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -151,6 +156,7 @@ class Harness:
         stop_timeout: float = 15.0,
         keep: bool | None = None,
         log_level: str = "INFO",
+        distinct_hosts: bool = False,
     ) -> None:
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="kairan-interop-")) if root is None else root
@@ -159,6 +165,7 @@ class Harness:
         self.stop_timeout = stop_timeout
         self.keep = os.environ.get("KAIRAN_INTEROP_KEEP") == "1" if keep is None else keep
         self.log_level = log_level
+        self.distinct_hosts = distinct_hosts
         self.certs = make_certs(self.root / "certs")
         self.nodes: list[Node] = []
         self._ssl = ssl.create_default_context(cafile=str(self.certs.ca))
@@ -166,18 +173,23 @@ class Harness:
 
     # -- configuration
 
-    def _new_dir(self, name: str) -> tuple[int, Path]:
+    def _new_dir(self, name: str) -> tuple[str, int, Path]:
         if any(n.name == name for n in self.nodes):
             raise HarnessError(f"a node named {name!r} exists already")
-        port = free_port()
+        host = LOOPBACK
+        if self.distinct_hosts:
+            if len(self.nodes) + 2 > LOOPBACK_HOSTS:
+                raise HarnessError(f"at most {LOOPBACK_HOSTS - 1} nodes with distinct hosts")
+            host = f"127.0.0.{len(self.nodes) + 2}"
+        port = free_port(host)
         directory = self.root / name
         directory.mkdir(parents=True)
-        return port, directory
+        return host, port, directory
 
     def add_kairan(self, name: str) -> Node:
         """Configure a Kairan node (``kairan init``, then the harness's TLS and federation)."""
-        port, directory = self._new_dir(name)
-        server_name = f"{LOOPBACK}:{port}"
+        host, port, directory = self._new_dir(name)
+        server_name = f"{host}:{port}"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -227,6 +239,7 @@ class Harness:
             ],
             env=env,
             log_files=[log],
+            host=host,
         )
         self.nodes.append(node)
         return node
@@ -241,11 +254,11 @@ class Harness:
     def add_synapse(self, name: str) -> Node:
         """Configure a Synapse node (config generated here, signing key made here)."""
         python = self.synapse_python()
-        port, directory = self._new_dir(name)
-        server_name = f"{LOOPBACK}:{port}"
+        host, port, directory = self._new_dir(name)
+        server_name = f"{host}:{port}"
         (directory / "media_store").mkdir()
         config, log_config = synapse_config(
-            server_name, port, directory, self.certs, self.log_level
+            server_name, port, directory, self.certs, self.log_level, host=host
         )
         (directory / "homeserver.yaml").write_text(
             yaml.safe_dump(config, sort_keys=False), encoding="utf-8"
@@ -269,6 +282,7 @@ class Harness:
             ],
             env=env,
             log_files=[directory / "stdout.log", directory / "homeserver.log"],
+            host=host,
         )
         self.nodes.append(node)
         return node

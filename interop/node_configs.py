@@ -41,10 +41,16 @@ _SYNAPSE_BLOCKLIST = [
 
 
 def synapse_config(
-    server_name: str, port: int, directory: Path, certs: CertPaths, log_level: str
+    server_name: str,
+    port: int,
+    directory: Path,
+    certs: CertPaths,
+    log_level: str,
+    *,
+    host: str = LOOPBACK,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The homeserver.yaml and log config of a loopback Synapse that verifies its peers."""
-    return _synapse_homeserver(server_name, port, directory, certs), _synapse_logging(
+    return _synapse_homeserver(server_name, host, port, directory, certs), _synapse_logging(
         directory, log_level
     )
 
@@ -75,7 +81,7 @@ def _synapse_logging(directory: Path, log_level: str) -> dict[str, Any]:
 
 
 def _synapse_homeserver(
-    server_name: str, port: int, directory: Path, certs: CertPaths
+    server_name: str, host: str, port: int, directory: Path, certs: CertPaths
 ) -> dict[str, Any]:
     return {
         "server_name": server_name,
@@ -86,7 +92,7 @@ def _synapse_homeserver(
         "listeners": [
             {
                 "port": port,
-                "bind_addresses": [LOOPBACK],
+                "bind_addresses": [host],
                 "type": "http",
                 "tls": True,
                 "x_forwarded": False,

@@ -9,7 +9,8 @@ use :class:`~homeserver.municipal.consortium.service.ConsortiumService` through
 Settings (``features: {consortium: {...}}``): ``closed`` (as ``federation.closed``),
 ``poll_seconds`` (2: how often the node reads documents ``kairan consortium apply``
 stored), ``refresh_seconds`` (60: how often it asks members for newer versions),
-``contact_seconds`` (30: at most one such question per member contacting it).
+``contact_seconds`` (30: at most one such question per member contacting it), ``push``
+(true: send each new version to the members at once).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from homeserver.municipal.consortium.policy import (
 from homeserver.municipal.consortium.routes import register_routes
 from homeserver.municipal.consortium.service import ConsortiumService
 
-SETTINGS = {"closed", "poll_seconds", "refresh_seconds", "contact_seconds"}
+SETTINGS = {"closed", "poll_seconds", "refresh_seconds", "contact_seconds", "push"}
 #: The name other features find the service under.
 SERVICE = "consortium.service"
 

@@ -45,6 +45,8 @@ class Gossip:
         self.poll_s = float(settings.get("poll_seconds", 2))
         self.refresh_s = float(settings.get("refresh_seconds", 60))
         self.contact_s = float(settings.get("contact_seconds", 30))
+        #: Push new versions to the members (off: they learn by pulling only).
+        self.push_enabled = bool(settings.get("push", True))
         self.node: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -93,7 +95,8 @@ class Gossip:
             for server in set(previous.members) - set(doc.members):
                 if self.service.refusal(server) is not None:
                     self.node.retry_destination(server)
-        self._spawn(self.push(doc))
+        if self.push_enabled:
+            self._spawn(self.push(doc))
 
     async def push(self, doc: Document) -> None:
         targets = sorted(set(doc.members) - {self.service.server_name})

@@ -121,7 +121,7 @@ class ConsortiumService:
             self._documents[doc.id] = doc
             self._recompute()
         added, removed = sorted(self._members - before), sorted(before - self._members)
-        log.warning(
+        log.info(
             "consortium %s version %d in force (from %s): %d members%s%s",
             doc.id, doc.version, source, len(doc.members),
             f", added {', '.join(added)}" if added else "",

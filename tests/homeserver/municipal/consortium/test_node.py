@@ -4,6 +4,7 @@ closed federation, pinned keys, removal, gossip."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 
 from federation.client import RefusedDestination, RemoteError
+from homeserver.config import ConfigError, load_config
 from homeserver.municipal.consortium import document, rules
-from homeserver.node.app import close_services
+from homeserver.node.app import build_services, close_services
+from homeserver.node.setup import init_node
 from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.municipal.consortium.docs import ADMINS, key, next_version, sign_all
 from tests.homeserver.municipal.consortium.nodes import (
@@ -237,3 +240,18 @@ async def test_members_pull_newer_versions_and_the_versions_between(
             rules.check(v3, now_ms=1, held=service_of(b).consortium("kanto"))
         await until(lambda: held_version(b) == 3)
         assert "e.example.jp" in service_of(b).members()
+
+
+async def test_closed_federation_without_the_feature_does_not_start(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Never "closed" meaning "open to all" (Synapse's empty whitelist once did)."""
+    init_node("127.0.0.1:18999", tmp_path / "n")
+    loaded = load_config(tmp_path / "n")
+    config = dataclasses.replace(
+        loaded,
+        database=db_url,
+        federation=dataclasses.replace(loaded.federation, closed=True),
+    )
+    with pytest.raises(ConfigError, match="federation.closed is true but no enabled feature"):
+        await build_services(config, fast_passwords=True)

@@ -5,6 +5,11 @@ server with the keys it lists) or, failing that, from the configured notaries'
 ``/_matrix/key/v2/query`` (each answer must carry the notary's signature too).  Keys are
 trusted up to the lesser of their ``valid_until_ts`` and 7 days after fetching; old keys
 up to their ``expired_ts``.
+
+A server whose keys are pinned (:class:`~federation.ports.PinnedKeys`, e.g. a consortium
+member's keys in the consortium document) is verified with those keys only, whatever its
+valid-until times: nothing is fetched or cached for it, and a key it serves that is not
+pinned verifies nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from federation.client import FederationClient, FederationClientError
 from federation.errors import FederationError
-from federation.ports import Clock, KeyStore, StoredKey
+from federation.ports import Clock, KeyStore, PinnedKeys, StoredKey
 from federation.signing import ServerKeys, parse_server_keys, verify_json
 
 log = logging.getLogger(__name__)
@@ -33,11 +38,13 @@ class KeyRing:
         clock: Clock,
         notaries: Sequence[tuple[str, dict[str, str]]] = (),
         local: StoredKey | None = None,
+        pins: PinnedKeys | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.clock = clock
         self.notaries = list(notaries)
+        self.pins = pins
         self._memory: dict[tuple[str, str], StoredKey] = {}
         if local is not None:
             self._memory[(local.server_name, local.key_id)] = local
@@ -48,13 +55,17 @@ class KeyRing:
 
     def cached(self, server: str, key_id: str, valid_at_ts: int) -> str | None:
         """A key already in memory that is valid at ``valid_at_ts`` (no I/O)."""
+        if self.pins is not None:
+            pinned = self.pins.pinned(server)
+            if pinned is not None:
+                return pinned.get(key_id)
         found = self._memory.get((server, key_id))
         return found.public_key if found and found.valid_until_ts >= valid_at_ts else None
 
     async def get_key(self, server: str, key_id: str, valid_at_ts: int) -> str | None:
         """The public key of ``server``/``key_id`` valid at ``valid_at_ts``, fetching if needed."""
         hit = self.cached(server, key_id, valid_at_ts)
-        if hit is not None:
+        if hit is not None or (self.pins is not None and self.pins.pinned(server) is not None):
             return hit
         stored = await self.store.get_server_key(server, key_id)
         if stored is not None:

@@ -5,6 +5,7 @@ The federation package never imports homeserver/; the node implements these.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,3 +61,13 @@ class PeerPolicy(Protocol):
 
     def outbound(self, destination: str) -> str | None:
         """Before any request to ``destination`` (queued items for it are then dropped)."""
+
+
+class PinnedKeys(Protocol):
+    """Servers whose signing keys the node knows without asking anyone (the consortium
+    document pins its members' keys).  Synchronous and cheap: asked for every key lookup."""
+
+    def pinned(self, server: str) -> Mapping[str, str] | None:
+        """``key_id -> public key`` for a pinned server: only these verify its requests and
+        events, and nothing is fetched for it (no /_matrix/key/v2, no notary).  ``None``:
+        not pinned (its keys are fetched as usual)."""

@@ -161,6 +161,15 @@ class TransactionSender:
             queue.backoff_s = 0.0
             queue.retry_now.set()
 
+    def retry(self, destination: str) -> None:
+        """Send what is queued for ``destination`` now, backing off or not (the peer policy
+        changed: items it now refuses are dropped at once)."""
+        queue = self._queues.get(destination)
+        if queue is not None:
+            queue.backoff_s = 0.0
+            queue.retry_now.set()
+            queue.wake.set()
+
     async def close(self) -> None:
         self.closing = True
         for queue in self._queues.values():

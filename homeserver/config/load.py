@@ -259,6 +259,7 @@ def _federation(raw: Any, path: Callable[[Any, str], Path]) -> FederationSetting
             "allow_private_addresses",
             "server_overrides",
             "trusted_key_servers",
+            "closed",
         }
     )
     if unknown:
@@ -285,6 +286,7 @@ def _federation(raw: Any, path: Callable[[Any, str], Path]) -> FederationSetting
         ),
         server_overrides=tuple(sorted(overrides.items())),
         trusted_key_servers=tuple(notaries),
+        closed=_expect(raw.get("closed", False), bool, "federation.closed"),
     )
 
 

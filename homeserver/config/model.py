@@ -46,6 +46,9 @@ class FederationSettings:
     server_overrides: tuple[tuple[str, str], ...] = ()
     #: Notary servers asked for keys ({server_name, verify_keys}); none by default.
     trusted_key_servers: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    #: Closed federation: only with this node and the servers its features admit (the
+    #: consortium feature: the members of its consortia).  Needs a feature that decides.
+    closed: bool = False
 
 
 @dataclass(frozen=True)

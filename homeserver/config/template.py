@@ -109,6 +109,9 @@ federation:
   #   town-a.example.jp: "10.0.0.5:8448"
   # Notary servers to ask for other servers' keys (none by default).
   trusted_key_servers: []
+  # Closed federation (municipal networks): only with this node and the members of its
+  # consortia; needs the consortium feature (features: consortium) and its documents.
+  # closed: true
 
 # Push notifications to the push gateways of users' pushers.
 push:
@@ -119,7 +122,7 @@ push:
 
 # The features this node enables (see spec/extensions.md), each with its settings, e.g.
 # features:
-#   consortium: {{closed: true}}
+#   consortium: {{}}
 """
 
 

@@ -33,6 +33,8 @@ class FeatureContext:
     #: The node's database, for the feature's own storage module.
     db: Any
     clock: Clock
+    #: ``federation.closed`` of kairan.yaml: federate only with the servers features admit.
+    federation_closed: bool = False
 
 
 Register = Callable[[Registry, FeatureContext], None]
@@ -74,6 +76,7 @@ def load_features(
     directory: Path,
     db: Any,
     clock: Clock,
+    federation_closed: bool = False,
 ) -> Extensions:
     """Let every enabled feature register, in the configured order, and freeze the result."""
     registry = Registry()
@@ -84,7 +87,9 @@ def load_features(
             registry.begin(short)
         except RegistrationError as e:
             raise FeatureError(str(e)) from e
-        context = FeatureContext(short, feature.settings, server_name, directory, db, clock)
+        context = FeatureContext(
+            short, feature.settings, server_name, directory, db, clock, federation_closed
+        )
         try:
             register(registry, context)
         except (RegistrationError, ValueError, TypeError, KeyError) as e:

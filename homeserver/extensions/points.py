@@ -10,6 +10,7 @@ service the part it uses.
 | --- | --- | --- |
 | :class:`EventPolicy` | before any event is accepted, local or received; createRoom, invites, joins | refuse: a local action gets the error, a received event is soft-failed |
 | :class:`PeerPolicy` | every inbound federation request's origin (after X-Matrix), every outbound destination | refuse (403; nothing sent, queued items dropped) |
+| :class:`PinnedKeys` | every signing key lookup (requests, events) | pin a server's keys: only those verify it, none fetched |
 | :class:`EventListener` | after an event is persisted, local or received | observe |
 | :class:`SyncExtension` | for every ``/sync`` response | add its own sections |
 | :class:`UploadFilter` | for every upload, before it is stored | accept, transform, quarantine |
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from federation.ports import PeerPolicy
+from federation.ports import PeerPolicy, PinnedKeys
 from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
 from homeserver.accounts.requester import Requester
 from homeserver.common.errors import MatrixError
@@ -62,6 +63,7 @@ __all__ = [
     "LoginCheck",
     "MatrixError",
     "PeerPolicy",
+    "PinnedKeys",
     "ProposedEvent",
     "Requester",
     "SyncExtension",

@@ -23,6 +23,7 @@ from homeserver.extensions.points import (
     EventListener,
     EventPolicy,
     PeerPolicy,
+    PinnedKeys,
     ProposedEvent,
     SyncExtension,
     UploadFilter,
@@ -130,6 +131,24 @@ class PeerPolicies:
         return None
 
 
+class KeyPins:
+    """Every registered :class:`~federation.ports.PinnedKeys`: the first that pins a
+    server decides its keys."""
+
+    def __init__(self, pins: Sequence[PinnedKeys] = ()) -> None:
+        self.pins = tuple(pins)
+
+    def __bool__(self) -> bool:
+        return bool(self.pins)
+
+    def pinned(self, server: str) -> Mapping[str, str] | None:
+        for source in self.pins:
+            keys = source.pinned(server)
+            if keys is not None:
+                return keys
+        return None
+
+
 class LoginChecks(LoginCheck):
     def __init__(self, checks: Sequence[LoginCheck] = ()) -> None:
         self.checks = tuple(checks)
@@ -157,6 +176,7 @@ class Extensions:
     features: tuple[str, ...] = ()
     event_policy: EventPolicies = field(default_factory=EventPolicies)
     peer_policy: PeerPolicies = field(default_factory=PeerPolicies)
+    key_pins: KeyPins = field(default_factory=KeyPins)
     event_listeners: tuple[EventListener, ...] = ()
     sync_extensions: tuple[SyncExtension, ...] = ()
     upload_filters: UploadFilterChain = field(default_factory=UploadFilterChain)
@@ -169,6 +189,8 @@ class Extensions:
     #: Run once the node is built, before it listens (given the node's API); then at stop.
     on_start: tuple[Callable[[Any], Awaitable[None]], ...] = ()
     on_stop: tuple[Callable[[], Awaitable[None]], ...] = ()
+    #: What features offer each other by name (``Registry.provide``).
+    provided: Mapping[str, Any] = field(default_factory=dict)
 
     def middleware_for(self, zone: str) -> list[Middleware]:
         return [m.middleware for m in self.middleware if m.applies_to(zone)]
@@ -184,6 +206,8 @@ class Registry:
         self._features: list[str] = []
         self._event_policies: list[EventPolicy] = []
         self._peer_policies: list[PeerPolicy] = []
+        self._pins: list[PinnedKeys] = []
+        self._provided: dict[str, Any] = {}
         self._listeners: list[EventListener] = []
         self._sync: list[SyncExtension] = []
         self._uploads: list[UploadFilter] = []
@@ -214,6 +238,10 @@ class Registry:
     def add_peer_policy(self, policy: PeerPolicy) -> None:
         self._peer_policies.append(policy)
 
+    def add_key_pins(self, pins: PinnedKeys) -> None:
+        """Servers whose keys the feature pins: only those keys verify them, none fetched."""
+        self._pins.append(pins)
+
     def add_event_listener(self, listener: EventListener) -> None:
         self._listeners.append(listener)
 
@@ -237,6 +265,20 @@ class Registry:
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._stop.append(callback)
+
+    # ------------------------------------------------------------- between features
+
+    def provide(self, name: str, obj: Any) -> None:
+        """Offer ``obj`` to the features registered after this one (``provided(name)``)
+        and to every feature once the node runs (``NodeApi.provided(name)``).  A name is
+        the providing feature's, dotted (``consortium.service``)."""
+        if name in self._provided:
+            raise RegistrationError(f"{name!r} is provided already")
+        self._provided[name] = obj
+
+    def provided(self, name: str) -> Any | None:
+        """What an earlier feature provided under ``name``, or None."""
+        return self._provided.get(name)
 
     # ------------------------------------------------------------- routes
 
@@ -278,6 +320,7 @@ class Registry:
             features=tuple(self._features),
             event_policy=EventPolicies(self._event_policies),
             peer_policy=PeerPolicies(self._peer_policies),
+            key_pins=KeyPins(self._pins),
             event_listeners=tuple(self._listeners),
             sync_extensions=tuple(self._sync),
             upload_filters=UploadFilterChain(self._uploads),
@@ -289,6 +332,7 @@ class Registry:
             migrations=tuple(self._migrations),
             on_start=tuple(self._start),
             on_stop=tuple(self._stop),
+            provided=dict(self._provided),
         )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from federation.client import FederationClient
+from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.rooms.service import RoomService
 
@@ -21,11 +22,28 @@ class NodeApi:
         rooms: RoomService,
         accounts: AccountService,
         federation_client: FederationClient | None,
+        *,
+        sender: TransactionSender | None = None,
+        provided: Mapping[str, Any] | None = None,
     ) -> None:
         self.server_name = server_name
         self._rooms = rooms
         self._accounts = accounts
         self._client = federation_client
+        self._sender = sender
+        self._provided = dict(provided or {})
+
+    def provided(self, name: str) -> Any | None:
+        """What a feature offered under ``name`` (``Registry.provide``), or None: how one
+        feature uses another's service (``consortium.service``...) without importing it."""
+        return self._provided.get(name)
+
+    def retry_destination(self, destination: str) -> None:
+        """Try what is queued for ``destination`` now rather than after its backoff: when
+        the peer policy has just come to refuse it, the queued items are dropped (logged)
+        at once instead of at the next retry."""
+        if self._sender is not None:
+            self._sender.retry(destination)
 
     def is_local_user(self, user_id: str) -> bool:
         return self._accounts.is_local(user_id)

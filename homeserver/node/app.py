@@ -116,7 +116,12 @@ async def start_features(services: NodeServices) -> None:
     if not services.extensions.on_start:
         return
     api = NodeApi(
-        services.config.server_name, services.rooms, services.accounts, services.federation.client
+        services.config.server_name,
+        services.rooms,
+        services.accounts,
+        services.federation.client,
+        sender=services.federation.sender,
+        provided=services.extensions.provided,
     )
     for start in services.extensions.on_start:
         await start(api)

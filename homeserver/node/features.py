@@ -41,9 +41,16 @@ async def load_extensions(config: Config, db: Database, clock: Clock) -> Extensi
             directory=config.directory,
             db=db,
             clock=clock,
+            federation_closed=config.federation.closed,
         )
     except FeatureError as e:
         raise ConfigError(str(e)) from e
+    if config.federation.closed and not extensions.peer_policy:
+        # Never "closed" meaning "open to all" (Synapse's empty whitelist once did).
+        raise ConfigError(
+            "federation.closed is true but no enabled feature decides which servers are "
+            "members (enable the consortium feature)"
+        )
     for migrations in extensions.migrations:
         try:
             await upgrade_feature(db, migrations.feature, migrations.script_location)

@@ -323,6 +323,7 @@ def _build_transport(
         clock,
         [(name, dict(keys)) for name, keys in settings.trusted_key_servers],
         local=local,
+        pins=extensions.key_pins or None,
     )
     return Transport(client, keyring, TransactionSender(client, SqlQueueStore(db)))
 

@@ -72,9 +72,14 @@ class MediaBenchResult:
     statuses: Counter[int] = field(default_factory=Counter)
     sizes: set[tuple[int, int]] = field(default_factory=set)
     seconds: float = 0.0
+    hwm_reset: bool = False
+
+    def node_peak_kib(self) -> int:
+        """The node's peak over the run: sampled, settled, and the kernel's if reset."""
+        return max(self.peak_kib, self.settled_kib, self.hwm_kib if self.hwm_reset else 0)
 
     def passed(self, target_mib: float) -> bool:
-        return max(self.peak_kib, self.settled_kib) / 1024 < target_mib
+        return self.node_peak_kib() / 1024 < target_mib
 
 
 def big_png(size: int, shapes: int = 500, seed: int = 7) -> bytes:
@@ -197,6 +202,9 @@ async def _measure(
             if idle is None:
                 raise BenchError("the node exited")
             result.idle_kib = idle[0]
+            # The peak so far is the registration's password hash (argon2: 64 MiB): start
+            # the kernel's high-water mark again, for the run alone.
+            result.hwm_reset = _reset_hwm(pid)
 
             sampler = Sampler(pid)
             sampler.start()
@@ -228,6 +236,14 @@ async def _measure(
             result.settled_kib = (rss_kib(pid) or (0, 0))[0]
 
 
+def _reset_hwm(pid: int) -> bool:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
 def _dimensions(data: bytes) -> tuple[int, int]:
     from PIL import Image
 
@@ -243,17 +259,19 @@ def report(options: MediaBenchOptions, result: MediaBenchResult) -> list[str]:
     statuses = ", ".join(f"{n} x {s}" for s, n in sorted(result.statuses.items()))
     served = ", ".join(f"{w}x{h}" for w, h in sorted(result.sizes))
     verdict = "PASS" if result.passed(options.target_mib) else "FAIL"
+    since = "(since the run began)" if result.hwm_reset else "(since the node started)"
     return [
         f"png: {options.size}x{options.size}, {result.png_bytes / 1024:.0f} KiB",
         f"thumbnail requests: {sum(result.statuses.values())} in {result.seconds:.2f} s "
         f"({options.concurrency} at a time): {statuses}",
         f"distinct thumbnails served: {len(result.sizes)} ({served})",
         f"node RSS idle: {_mib(result.idle_kib)}",
-        f"node RSS peak during the run: {_mib(result.peak_kib)} (VmHWM {_mib(result.hwm_kib)})",
+        f"node RSS peak during the run: {_mib(result.peak_kib)} sampled, "
+        f"VmHWM {_mib(result.hwm_kib)} {since}",
         f"node RSS after the run: {_mib(result.after_kib)}, "
         f"after {options.settle:.0f} s: {_mib(result.settled_kib)}",
         f"child processes' RSS peak: {_mib(result.children_peak_kib)}",
-        f"{verdict}: node peak {_mib(max(result.peak_kib, result.settled_kib))} "
+        f"{verdict}: node peak {_mib(result.node_peak_kib())} "
         f"(target < {options.target_mib:.0f} MiB)",
     ]
 

@@ -16,7 +16,7 @@ from homeserver.common.errors import invalid_param, missing_param
 from homeserver.common.http import CORS_HEADERS, content_disposition, json_response, query_int
 from homeserver.media.ports import MediaFile
 from homeserver.media.service import MAX_WAIT_MS
-from homeserver.media.thumbnailer import METHODS, Method
+from homeserver.media.thumbnail_sizes import METHODS, Method
 
 routes = web.RouteTableDef()
 

@@ -43,6 +43,21 @@ signing_key_path: "signing.key"
 media_path: "media"
 max_upload_size: "50M"
 
+# Thumbnails, as Synapse's thumbnail_sizes (these are its defaults, the sizes the spec
+# suggests): every image gets one thumbnail of each size, made all at once (in a worker
+# process) at the first request for a thumbnail of it and then kept, and a request of any
+# size is answered with the best of them.  "crop" fills the size, trimming the image;
+# "scale" fits the whole image inside it.  No thumbnail is larger than its image.
+thumbnail_sizes:
+  - {{width: 32, height: 32, method: crop}}
+  - {{width: 96, height: 96, method: crop}}
+  - {{width: 320, height: 240, method: scale}}
+  - {{width: 640, height: 480, method: scale}}
+  - {{width: 800, height: 600, method: scale}}
+# true: a thumbnail of exactly the requested size instead, each new size decoding the image
+# again (at most 32 kept per media).  Off by default, as Synapse.
+dynamic_thumbnails: false
+
 # The unauthenticated /_matrix/media/v3/download and /thumbnail endpoints were frozen by
 # Matrix 1.11.  true (the default, as Synapse): they serve only media stored while this was
 # false, and answer 404 M_NOT_FOUND for the rest, which clients fetch from the

@@ -13,7 +13,7 @@ from federation.errors import MatrixError
 from homeserver.common.http import content_disposition
 from homeserver.federation.ports import LocalMedia
 from homeserver.media.ports import MediaFile
-from homeserver.media.thumbnailer import METHODS
+from homeserver.media.thumbnail_sizes import METHODS
 
 #: How long a federation download waits for local media still being uploaded.
 SERVE_WAIT_MS = 20_000

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from homeserver.accounts.service import Requester
 from homeserver.media.ports import MediaFile
-from homeserver.media.thumbnailer import Method
+from homeserver.media.thumbnail_sizes import Method
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.summary import AclCheck
 from homeserver.storage.accounts import User

@@ -18,6 +18,7 @@ from homeserver.config.listeners import (
 )
 from homeserver.config.model import (
     CONFIG_FILE,
+    DEFAULT_MEDIA_DOWNLOAD_LIMIT,
     DEFAULT_THUMBNAIL_SIZES,
     Config,
     ConfigError,
@@ -77,7 +78,7 @@ _KNOWN_KEYS = {
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
     "rate_limit", "admins", "testing", "federation", "password_policy",
     "enable_authenticated_media", "remote_media_cache", "push", "listeners", "features",
-    "rc_login", "thumbnail_sizes", "dynamic_thumbnails",
+    "rc_login", "thumbnail_sizes", "dynamic_thumbnails", "rc_media_download",
 }  # fmt: skip
 
 
@@ -143,6 +144,9 @@ def parse_config(raw: Any, directory: Path) -> Config:
         dynamic_thumbnails=_expect(
             raw.get("dynamic_thumbnails", False), bool, "dynamic_thumbnails"
         ),
+        media_download_limit=_rate(
+            raw.get("rc_media_download") or {}, DEFAULT_MEDIA_DOWNLOAD_LIMIT, "rc_media_download"
+        ),
     )
 
 
@@ -184,23 +188,27 @@ def _login_limits(raw: Any) -> LoginLimits:
     if unknown:
         raise ConfigError(f"rc_login: unknown keys: {', '.join(unknown)}")
     defaults = LoginLimits()
-
-    def rate(name: str) -> Rate:
-        default: Rate = getattr(defaults, name)
-        section = _expect(raw.get(name) or {}, dict, f"rc_login.{name}")
-        per_second = _expect(
-            section.get("per_second", default.per_second),
-            (int, float),
-            f"rc_login.{name}.per_second",
+    return LoginLimits(
+        *(
+            _rate(raw.get(name) or {}, getattr(defaults, name), f"rc_login.{name}")
+            for name in ("address", "account", "failed_attempts")
         )
-        burst = _expect(
-            section.get("burst_count", default.burst_count), int, f"rc_login.{name}.burst_count"
-        )
-        if per_second < 0 or burst < 1:
-            raise ConfigError(f"rc_login.{name}: per_second >= 0 and burst_count >= 1")
-        return Rate(float(per_second), burst)
+    )
 
-    return LoginLimits(rate("address"), rate("account"), rate("failed_attempts"))
+
+def _rate(raw: Any, default: Rate, name: str) -> Rate:
+    """A Synapse-style rate limit: ``per_second`` and ``burst_count``."""
+    section = _expect(raw, dict, name)
+    unknown = sorted(set(section) - {"per_second", "burst_count"})
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys: {', '.join(unknown)}")
+    per_second = _expect(
+        section.get("per_second", default.per_second), (int, float), f"{name}.per_second"
+    )
+    burst = _expect(section.get("burst_count", default.burst_count), int, f"{name}.burst_count")
+    if per_second < 0 or burst < 1:
+        raise ConfigError(f"{name}: per_second >= 0 and burst_count >= 1")
+    return Rate(float(per_second), burst)
 
 
 #: The most thumbnail sizes an image may get, and the largest dimension of one.

@@ -100,6 +100,11 @@ class LoginLimits:
     failed_attempts: Rate = field(default_factory=lambda: Rate(0.17, 3))
 
 
+#: ``rc_media_download`` by default: 20 a second, bursts of 200 (a client opening a room
+#: asks for every avatar and image in view at once).
+DEFAULT_MEDIA_DOWNLOAD_LIMIT = Rate(20.0, 200)
+
+
 @dataclass(frozen=True)
 class ThumbnailSize:
     """One of ``thumbnail_sizes``, as Synapse's: a thumbnail every image gets."""
@@ -146,6 +151,9 @@ class Config:
     thumbnail_sizes: tuple[ThumbnailSize, ...] = DEFAULT_THUMBNAIL_SIZES
     #: Thumbnails of exactly the requested size instead (Synapse's ``dynamic_thumbnails``).
     dynamic_thumbnails: bool = False
+    #: ``rc_media_download``: media downloads and thumbnails per user (per address on the
+    #: unauthenticated endpoints, per server over federation).
+    media_download_limit: Rate = DEFAULT_MEDIA_DOWNLOAD_LIMIT
     push: PushSettings = field(default_factory=PushSettings)
     #: Every listener (the first is ``listener``); see homeserver/config/listeners.py.
     listeners: tuple[Listener, ...] = ()

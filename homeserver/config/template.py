@@ -95,6 +95,14 @@ rc_login:
   account: {{per_second: 0.17, burst_count: 3}}
   failed_attempts: {{per_second: 0.17, burst_count: 3}}
 
+# Media downloads and thumbnails per user (per address on the unauthenticated
+# /_matrix/media/v3 endpoints, per server over federation): per second, and the burst
+# allowed (a client opening a room asks for every avatar and image in view at once).
+# Over it: 429 M_LIMIT_EXCEEDED with retry_after_ms.  Kairan's own; Synapse has none.
+rc_media_download:
+  per_second: 20
+  burst_count: 200
+
 # Localparts of accounts that may use the admin API.
 admins: []
 

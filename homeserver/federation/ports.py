@@ -99,10 +99,10 @@ class KeyQueries(Protocol):
 class MediaForServers(Protocol):
     """Local media as other servers download it (media_serving.LocalMediaServer)."""
 
-    async def serve(self, media_id: str) -> web.StreamResponse: ...
+    async def serve(self, origin: str, media_id: str) -> web.StreamResponse: ...
 
     async def serve_thumbnail(
-        self, media_id: str, query: Mapping[str, str]
+        self, origin: str, media_id: str, query: Mapping[str, str]
     ) -> web.StreamResponse: ...
 
 

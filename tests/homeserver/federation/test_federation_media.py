@@ -15,6 +15,7 @@ from aiohttp import web
 from PIL import Image
 
 from federation.client import RemoteError, federation_path
+from homeserver.config import Rate
 from homeserver.node.app import ssl_context
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Response, User
@@ -384,3 +385,30 @@ async def test_legacy_fallback_for_servers_without_federation_media(
         ]
     finally:
         await runner.cleanup()
+
+
+async def test_federation_media_requests_are_rate_limited(
+    tmp_path: Path, db_url: str, db_url_b: str
+) -> None:
+    """rc_media_download counts another server's media requests, per server: over it,
+    429 M_LIMIT_EXCEEDED with retry_after_ms."""
+    async for a, b in two_nodes(tmp_path, db_url, db_url_b, media_download_limit=Rate(0.01, 3)):
+        async with b.client() as cb:
+            bob = await cb.register("bob")
+            _, media_id = await upload(bob, png((300, 200)), "image/png", "map.png")
+        client = a.services.federation.client
+        download = federation_path("v1", "media/download", media_id)
+        thumbnail = federation_path("v1", "media/thumbnail", media_id)
+        query = {"width": "32", "height": "32", "method": "crop"}
+        for path in (download, thumbnail, download):
+            async with client.stream(b.server_name, path, query=query) as response:
+                assert response.status == 200
+                await response.read()
+        with pytest.raises(RemoteError) as caught:
+            await client.request(b.server_name, "GET", thumbnail, query=query)
+        assert (caught.value.status, caught.value.errcode) == (429, "M_LIMIT_EXCEEDED")
+        # B's own users have buckets of their own.
+        async with b.client() as cb:
+            carol = await cb.register("carol")
+            got = await carol.request("GET", f"{V1}/download/{b.server_name}/{media_id}")
+            assert got.status == 200

@@ -1,20 +1,24 @@
 """Thumbnails stay bounded, over real HTTP on both databases: any number of requested
 sizes make at most the configured thumbnails, once, in one worker run; large images
-still come out right."""
+still come out right; media GETs are rate-limited (rc_media_download)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from homeserver.config import Rate
 from homeserver.media import thumbnail_worker
-from tests.homeserver.conftest import Node
+from homeserver.node.app import close_services
+from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.media.test_media import (
+    LEGACY,
     V1,
     assert_error,
     opened,
@@ -183,3 +187,46 @@ async def test_a_worker_that_runs_too_long_is_killed(
         assert "too long" in response.body["error"]
         assert not list((node.services.config.media_path / "tmp").iterdir())
         assert not node.services.media.thumbnail_dir(media_id).exists()
+
+
+@pytest.fixture
+async def limited(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
+    """A node allowing 3 media GETs, then one every 100 seconds."""
+    node, runner = await start_node(
+        tmp_path / "limited",
+        db_url,
+        media_download_limit=Rate(0.01, 3),
+        enable_authenticated_media=False,
+    )
+    try:
+        yield node
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+
+
+async def test_media_downloads_are_rate_limited(limited: Node) -> None:
+    async with limited.client() as c:
+        alice = await c.register("alice")
+        bob = await c.register("bob")
+        server, media_id = await upload(alice, quadrants((600, 400), "PNG"), "image/png")
+        download = f"{V1}/download/{server}/{media_id}"
+        assert (await alice.request("GET", download)).status == 200
+        assert opened(await thumbnail(alice, server, media_id, 32, 32, "crop")).size == (32, 32)
+        assert (await alice.request("GET", f"{download}/plan.png")).status == 200
+        for over in (
+            await alice.request("GET", download),
+            await thumbnail(alice, server, media_id, 96, 96, "crop"),
+        ):
+            assert_error(over, 429, "M_LIMIT_EXCEEDED")
+            retry = over.body["retry_after_ms"]
+            assert isinstance(retry, int) and 0 < retry <= 100_000
+        # Per user: bob has a bucket of his own; a bad token is 401, not counted.
+        assert (await bob.request("GET", download)).status == 200
+        no_token = await c.request("GET", download)
+        assert_error(no_token, 401, "M_MISSING_TOKEN")
+        # The unauthenticated legacy endpoints count per address.
+        legacy = f"{LEGACY}/thumbnail/{server}/{media_id}?width=32&height=32"
+        answers = [await c.request("GET", legacy) for _ in range(4)]
+        assert [a.status for a in answers] == [200, 200, 200, 429]
+        assert_error(answers[3], 429, "M_LIMIT_EXCEEDED")

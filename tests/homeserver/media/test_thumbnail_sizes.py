@@ -1,5 +1,5 @@
 """The arithmetic of thumbnail sizes (which thumbnails an image gets, which answers a
-request), and their configuration: thumbnail_sizes and dynamic_thumbnails."""
+request), and their configuration: thumbnail_sizes, dynamic_thumbnails, rc_media_download."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import yaml
 from homeserver.config import (
     DEFAULT_THUMBNAIL_SIZES,
     ConfigError,
+    Rate,
     ThumbnailSize,
     parse_config,
     render_config,
@@ -88,11 +89,13 @@ def test_configuration(tmp_path: Path) -> None:
     assert default.thumbnail_sizes == DEFAULT_THUMBNAIL_SIZES
     assert [(s.width, s.height, s.method) for s in default.thumbnail_sizes] == DEFAULTS
     assert default.dynamic_thumbnails is False
+    assert default.media_download_limit == Rate(20.0, 200)
     # The file kairan init writes says the same, and reads back.
     written = yaml.safe_load(render_config("town.example.jp", tmp_path))
     assert written["thumbnail_sizes"] == [
         {"width": w, "height": h, "method": m} for w, h, m in DEFAULTS
     ]
+    assert written["rc_media_download"] == {"per_second": 20, "burst_count": 200}
     assert parse_config(written, tmp_path).thumbnail_sizes == DEFAULT_THUMBNAIL_SIZES
 
     custom = parse_config(
@@ -100,11 +103,13 @@ def test_configuration(tmp_path: Path) -> None:
             **BASE,
             "thumbnail_sizes": [{"width": 64, "height": 48, "method": "crop"}],
             "dynamic_thumbnails": True,
+            "rc_media_download": {"per_second": 0.5, "burst_count": 10},
         },
         tmp_path,
     )
     assert custom.thumbnail_sizes == (ThumbnailSize(64, 48, "crop"),)
     assert custom.dynamic_thumbnails is True
+    assert custom.media_download_limit == Rate(0.5, 10)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +125,10 @@ def test_configuration(tmp_path: Path) -> None:
         {"thumbnail_sizes": [{"width": 32, "height": 32, "method": "crop", "type": "png"}]},
         {"thumbnail_sizes": [{"width": 32, "height": 32, "method": "crop"}] * 17},
         {"dynamic_thumbnails": "yes"},
+        {"rc_media_download": {"per_second": -1}},
+        {"rc_media_download": {"burst_count": 0}},
+        {"rc_media_download": {"per_second": 1, "burst": 5}},
+        {"rc_media_download": 5},
     ],
 )
 def test_bad_configuration(tmp_path: Path, bad: dict[str, Any]) -> None:

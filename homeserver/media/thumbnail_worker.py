@@ -1,4 +1,4 @@
-"""Worker processes that decode images: ``python -I thumbnailer.py``, one per job.
+"""Worker processes that decode images: thumbnailer.py run as a script, one per job.
 
 A decoded image takes up to 4 bytes a pixel (a 5600x5600 PNG of a few hundred KB is
 120 MiB decoded), and memory the node's own allocator gets back is rarely returned to the
@@ -30,6 +30,12 @@ from homeserver.media.thumbnailer import ImageTooLarge, Job, SourceInfo, Thumbna
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(thumbnailer.__file__).resolve()
+#: Runs WORKER_SCRIPT as ``__main__`` with the node's import path (Pillow wherever the node
+#: finds it: a virtualenv, the user's site-packages, PYTHONPATH).
+_BOOTSTRAP = (
+    "import json, runpy, sys; sys.path[:] = json.loads(sys.argv[2]); "
+    "runpy.run_path(sys.argv[1], run_name='__main__')"
+)
 MAX_WORKERS = 2
 WORKER_TIMEOUT_S = 120.0
 
@@ -115,8 +121,11 @@ class ThumbnailWorkers:
         self.runs += 1
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-I",
+            "-I",  # nothing from the environment; the node's own import path, as given
+            "-c",
+            _BOOTSTRAP,
             str(WORKER_SCRIPT),
+            json.dumps(sys.path),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

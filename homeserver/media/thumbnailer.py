@@ -9,7 +9,7 @@ file that claims huge dimensions (a decompression bomb) costs nothing; Pillow's 
 :func:`probe` reads an image's header only (its size, upright, and whether it is
 animated): the node calls it in-process.  :func:`render` decodes the image once and
 writes all the thumbnails asked for; it holds the decoded image (up to 4 bytes a pixel)
-and runs in a worker process of its own (``python -I thumbnailer.py``, a job as JSON on
+and runs in a worker process of its own (this file run as a script, a job as JSON on
 stdin, see :func:`main`), so the node never holds decoded pixels and the memory goes back
 to the system when the worker exits.  Decoding is kept small where Pillow can: JPEG is
 decoded at 1/2, 1/4 or 1/8 scale when that is still large enough (``draft``); any image

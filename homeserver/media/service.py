@@ -105,7 +105,7 @@ class MediaService:
 
     async def close(self) -> None:
         """Stop the thumbnail workers still running (the node is stopping)."""
-        await self._thumbnails.workers.close()
+        await self._thumbnails.close()
 
     def _is_remote(self, server_name: str) -> bool:
         return server_name != self.server_name and self.remote is not None

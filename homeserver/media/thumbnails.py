@@ -105,6 +105,14 @@ class Thumbnails:
             raise not_found("The thumbnail is missing; ask again") from None
         return MediaFile(kept, out_type, filename, size)
 
+    async def close(self) -> None:
+        """Stop the runs in flight and their workers (the node is stopping)."""
+        runs = list(self._making.values())
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        await self.workers.close()
+
     async def _probe(self, source: Path) -> SourceInfo:
         try:
             return await asyncio.to_thread(thumbnailer.probe, source, self.workers.max_pixels)

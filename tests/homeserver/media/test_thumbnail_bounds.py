@@ -230,3 +230,25 @@ async def test_media_downloads_are_rate_limited(limited: Node) -> None:
         answers = [await c.request("GET", legacy) for _ in range(4)]
         assert [a.status for a in answers] == [200, 200, 200, 429]
         assert_error(answers[3], 429, "M_LIMIT_EXCEEDED")
+
+
+async def test_stopping_the_node_stops_its_workers(tmp_path: Path, db_url: str) -> None:
+    node, runner = await start_node(tmp_path / "n", db_url)
+    try:
+        async with node.client() as c:
+            alice = await c.register("alice")
+            server, media_id = await upload(alice, quadrants((4000, 4000), "PNG"), "image/png")
+            pending = asyncio.create_task(thumbnail(alice, server, media_id, 32, 32, "crop"))
+            workers = node.services.media._thumbnails.workers
+            while not workers._running:  # the worker is decoding
+                await asyncio.sleep(0.01)
+            running = list(workers._running)
+            await node.services.media.close()
+            assert [await asyncio.wait_for(p.wait(), 10) for p in running] == [-signal.SIGKILL]
+            assert not workers._running
+            assert not node.services.media._thumbnails._making
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)

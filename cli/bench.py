@@ -132,3 +132,22 @@ def bench_federation(
         raise click.ClickException(str(e)) from None
     if any(r.error for r in results):
         sys.exit(1)
+
+
+@bench.command("media")
+@click.option("--size", default=5600, type=click.IntRange(min=1), show_default=True)
+@click.option("--requests", default=40, type=click.IntRange(min=1), show_default=True)
+@click.option("--concurrency", default=4, type=click.IntRange(min=1), show_default=True)
+@click.option("--target-mib", default=200.0, show_default=True, help="Peak RSS to stay under.")
+def bench_media(size: int, requests: int, concurrency: int, target_mib: float) -> None:
+    """A fresh node's RSS idle, during and after thumbnails of one large PNG at many sizes."""
+    source_checkout()
+    from interop.bench import media
+
+    options = media.MediaBenchOptions(size, requests, concurrency, target_mib)
+    try:
+        result = media.run(options, click.echo)
+    except media.BenchError as e:
+        raise click.ClickException(str(e)) from None
+    if not result.passed(target_mib):
+        sys.exit(1)

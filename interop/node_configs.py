@@ -169,6 +169,7 @@ def kairan_overrides(config: dict[str, Any], certs: CertPaths) -> dict[str, Any]
     config["rate_limit"] = {"per_second": 100000, "burst": 1000000}
     unlimited = {"per_second": 100000, "burst_count": 1000000}
     config["rc_login"] = {k: unlimited for k in ("address", "account", "failed_attempts")}
+    config["rc_media_download"] = unlimited
     federation = dict(config.get("federation") or {})
     federation.update(
         {

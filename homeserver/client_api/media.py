@@ -11,12 +11,12 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 
-from homeserver.client_api.common import requester, services
+from homeserver.client_api.common import client_ip, requester, services
 from homeserver.common.errors import invalid_param, missing_param
 from homeserver.common.http import CORS_HEADERS, content_disposition, json_response, query_int
 from homeserver.media.ports import MediaFile
 from homeserver.media.service import MAX_WAIT_MS
-from homeserver.media.thumbnailer import METHODS, Method
+from homeserver.media.thumbnail_sizes import METHODS, Method
 
 routes = web.RouteTableDef()
 
@@ -210,24 +210,33 @@ async def _thumbnail(request: web.Request, *, private: bool) -> web.StreamRespon
     return await _send(request, media, media.filename, private=private)
 
 
+async def _limit(request: web.Request, *, private: bool) -> None:
+    """``rc_media_download``: per user on the authenticated endpoints (after the token is
+    checked), per address on the unauthenticated ones; 429 over it."""
+    who = (await requester(request)).user_id if private else None
+    services(request).media_limiter.check(f"user:{who}" if who else f"ip:{client_ip(request)}")
+
+
 @routes.get(V1 + "/download/{server_name}/{media_id}")
 @routes.get(V1 + "/download/{server_name}/{media_id}/{file_name:.+}")
 async def download(request: web.Request) -> web.StreamResponse:
-    await requester(request)
+    await _limit(request, private=True)
     return await _download(request, private=True)
 
 
 @routes.get(V1 + "/thumbnail/{server_name}/{media_id}")
 async def thumbnail(request: web.Request) -> web.StreamResponse:
-    await requester(request)
+    await _limit(request, private=True)
     return await _thumbnail(request, private=True)
 
 
 async def legacy_download(request: web.Request) -> web.StreamResponse:
+    await _limit(request, private=False)
     return await _download(request, private=False)
 
 
 async def legacy_thumbnail(request: web.Request) -> web.StreamResponse:
+    await _limit(request, private=False)
     return await _thumbnail(request, private=False)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from homeserver.accounts.service import AccountService
+from homeserver.accounts.throttle import Buckets
 from homeserver.accounts.uia import UIA
 from homeserver.admin.ops import AdminOps
 from homeserver.admin.tokens import RegistrationTokens
@@ -40,6 +41,8 @@ class Services:
     accounts: AccountService
     uia: UIA
     rate_limiter: RateLimiter
+    #: ``rc_media_download``: media downloads and thumbnails, per user or address.
+    media_limiter: Buckets
     rooms: RoomService
     handler: RoomHandler
     history: HistoryService

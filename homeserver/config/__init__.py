@@ -13,6 +13,7 @@ from homeserver.config.load import load_config, parse_config
 from homeserver.config.model import (
     CONFIG_FILE,
     DEFAULT_PORT,
+    DEFAULT_THUMBNAIL_SIZES,
     Config,
     ConfigError,
     FederationSettings,
@@ -23,6 +24,7 @@ from homeserver.config.model import (
     Rate,
     RateLimit,
     RemoteMediaCache,
+    ThumbnailSize,
     default_listener,
     sqlite_url,
 )
@@ -31,6 +33,7 @@ from homeserver.config.template import render_config
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_PORT",
+    "DEFAULT_THUMBNAIL_SIZES",
     "RESOURCES",
     "Config",
     "ConfigError",
@@ -44,6 +47,7 @@ __all__ = [
     "Rate",
     "RateLimit",
     "RemoteMediaCache",
+    "ThumbnailSize",
     "default_listener",
     "load_config",
     "parse_config",

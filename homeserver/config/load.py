@@ -18,6 +18,8 @@ from homeserver.config.listeners import (
 )
 from homeserver.config.model import (
     CONFIG_FILE,
+    DEFAULT_MEDIA_DOWNLOAD_LIMIT,
+    DEFAULT_THUMBNAIL_SIZES,
     Config,
     ConfigError,
     FederationSettings,
@@ -28,6 +30,7 @@ from homeserver.config.model import (
     Rate,
     RateLimit,
     RemoteMediaCache,
+    ThumbnailSize,
     default_listener,
     sqlite_url,
 )
@@ -75,7 +78,7 @@ _KNOWN_KEYS = {
     "enable_registration", "registration_requires_token", "public_baseurl", "tls", "metrics",
     "rate_limit", "admins", "testing", "federation", "password_policy",
     "enable_authenticated_media", "remote_media_cache", "push", "listeners", "features",
-    "rc_login",
+    "rc_login", "thumbnail_sizes", "dynamic_thumbnails", "rc_media_download",
 }  # fmt: skip
 
 
@@ -137,6 +140,13 @@ def parse_config(raw: Any, directory: Path) -> Config:
         ),
         remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
         push=_push(raw.get("push") or {}),
+        thumbnail_sizes=_thumbnail_sizes(raw.get("thumbnail_sizes", None)),
+        dynamic_thumbnails=_expect(
+            raw.get("dynamic_thumbnails", False), bool, "dynamic_thumbnails"
+        ),
+        media_download_limit=_rate(
+            raw.get("rc_media_download") or {}, DEFAULT_MEDIA_DOWNLOAD_LIMIT, "rc_media_download"
+        ),
     )
 
 
@@ -178,23 +188,56 @@ def _login_limits(raw: Any) -> LoginLimits:
     if unknown:
         raise ConfigError(f"rc_login: unknown keys: {', '.join(unknown)}")
     defaults = LoginLimits()
-
-    def rate(name: str) -> Rate:
-        default: Rate = getattr(defaults, name)
-        section = _expect(raw.get(name) or {}, dict, f"rc_login.{name}")
-        per_second = _expect(
-            section.get("per_second", default.per_second),
-            (int, float),
-            f"rc_login.{name}.per_second",
+    return LoginLimits(
+        *(
+            _rate(raw.get(name) or {}, getattr(defaults, name), f"rc_login.{name}")
+            for name in ("address", "account", "failed_attempts")
         )
-        burst = _expect(
-            section.get("burst_count", default.burst_count), int, f"rc_login.{name}.burst_count"
-        )
-        if per_second < 0 or burst < 1:
-            raise ConfigError(f"rc_login.{name}: per_second >= 0 and burst_count >= 1")
-        return Rate(float(per_second), burst)
+    )
 
-    return LoginLimits(rate("address"), rate("account"), rate("failed_attempts"))
+
+def _rate(raw: Any, default: Rate, name: str) -> Rate:
+    """A Synapse-style rate limit: ``per_second`` and ``burst_count``."""
+    section = _expect(raw, dict, name)
+    unknown = sorted(set(section) - {"per_second", "burst_count"})
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys: {', '.join(unknown)}")
+    per_second = _expect(
+        section.get("per_second", default.per_second), (int, float), f"{name}.per_second"
+    )
+    burst = _expect(section.get("burst_count", default.burst_count), int, f"{name}.burst_count")
+    if per_second < 0 or burst < 1:
+        raise ConfigError(f"{name}: per_second >= 0 and burst_count >= 1")
+    return Rate(float(per_second), burst)
+
+
+#: The most thumbnail sizes an image may get, and the largest dimension of one.
+MAX_THUMBNAIL_SIZES = 16
+MAX_THUMBNAIL_DIMENSION = 10_000
+
+
+def _thumbnail_sizes(raw: Any) -> tuple[ThumbnailSize, ...]:
+    if raw is None:
+        return DEFAULT_THUMBNAIL_SIZES
+    entries = _expect(raw, list, "thumbnail_sizes")
+    if not 1 <= len(entries) <= MAX_THUMBNAIL_SIZES:
+        raise ConfigError(f"thumbnail_sizes must list 1-{MAX_THUMBNAIL_SIZES} sizes")
+    sizes = []
+    for i, entry in enumerate(entries):
+        name = f"thumbnail_sizes[{i}]"
+        _expect(entry, dict, name)
+        unknown = sorted(set(entry) - {"width", "height", "method"})
+        if unknown:
+            raise ConfigError(f"{name}: unknown keys: {', '.join(unknown)}")
+        width = _expect(entry.get("width"), int, f"{name}.width")
+        height = _expect(entry.get("height"), int, f"{name}.height")
+        if not (0 < width <= MAX_THUMBNAIL_DIMENSION and 0 < height <= MAX_THUMBNAIL_DIMENSION):
+            raise ConfigError(f"{name}: width and height must be 1-{MAX_THUMBNAIL_DIMENSION}")
+        method = entry.get("method")
+        if method not in ("crop", "scale"):
+            raise ConfigError(f"{name}.method must be crop or scale, got {method!r}")
+        sizes.append(ThumbnailSize(width, height, "crop" if method == "crop" else "scale"))
+    return tuple(sizes)
 
 
 def _database(value: Any) -> str:

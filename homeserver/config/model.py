@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from federation.identifiers import split_server_name
 from homeserver.config.listeners import FeatureSettings, Listener
@@ -102,6 +103,30 @@ class LoginLimits:
     failed_attempts: Rate = field(default_factory=lambda: Rate(0.17, 3))
 
 
+#: ``rc_media_download`` by default: 20 a second, bursts of 200 (a client opening a room
+#: asks for every avatar and image in view at once).
+DEFAULT_MEDIA_DOWNLOAD_LIMIT = Rate(20.0, 200)
+
+
+@dataclass(frozen=True)
+class ThumbnailSize:
+    """One of ``thumbnail_sizes``, as Synapse's: a thumbnail every image gets."""
+
+    width: int
+    height: int
+    method: Literal["crop", "scale"]
+
+
+#: Synapse's default ``thumbnail_sizes`` (the sizes the spec suggests).
+DEFAULT_THUMBNAIL_SIZES = (
+    ThumbnailSize(32, 32, "crop"),
+    ThumbnailSize(96, 96, "crop"),
+    ThumbnailSize(320, 240, "scale"),
+    ThumbnailSize(640, 480, "scale"),
+    ThumbnailSize(800, 600, "scale"),
+)
+
+
 @dataclass(frozen=True)
 class Config:
     server_name: str
@@ -125,6 +150,13 @@ class Config:
     #: serve only media stored while this was off.
     enable_authenticated_media: bool = True
     remote_media_cache: RemoteMediaCache = field(default_factory=RemoteMediaCache)
+    #: The thumbnails every image gets; a request is answered with the best of them.
+    thumbnail_sizes: tuple[ThumbnailSize, ...] = DEFAULT_THUMBNAIL_SIZES
+    #: Thumbnails of exactly the requested size instead (Synapse's ``dynamic_thumbnails``).
+    dynamic_thumbnails: bool = False
+    #: ``rc_media_download``: media downloads and thumbnails per user (per address on the
+    #: unauthenticated endpoints, per server over federation).
+    media_download_limit: Rate = DEFAULT_MEDIA_DOWNLOAD_LIMIT
     push: PushSettings = field(default_factory=PushSettings)
     #: Every listener (the first is ``listener``); see homeserver/config/listeners.py.
     listeners: tuple[Listener, ...] = ()

@@ -43,6 +43,21 @@ signing_key_path: "signing.key"
 media_path: "media"
 max_upload_size: "50M"
 
+# Thumbnails, as Synapse's thumbnail_sizes (these are its defaults, the sizes the spec
+# suggests): every image gets one thumbnail of each size, made all at once (in a worker
+# process) at the first request for a thumbnail of it and then kept, and a request of any
+# size is answered with the best of them.  "crop" fills the size, trimming the image;
+# "scale" fits the whole image inside it.  No thumbnail is larger than its image.
+thumbnail_sizes:
+  - {{width: 32, height: 32, method: crop}}
+  - {{width: 96, height: 96, method: crop}}
+  - {{width: 320, height: 240, method: scale}}
+  - {{width: 640, height: 480, method: scale}}
+  - {{width: 800, height: 600, method: scale}}
+# true: a thumbnail of exactly the requested size instead, each new size decoding the image
+# again (at most 32 kept per media).  Off by default, as Synapse.
+dynamic_thumbnails: false
+
 # The unauthenticated /_matrix/media/v3/download and /thumbnail endpoints were frozen by
 # Matrix 1.11.  true (the default, as Synapse): they serve only media stored while this was
 # false, and answer 404 M_NOT_FOUND for the rest, which clients fetch from the
@@ -79,6 +94,14 @@ rc_login:
   address: {{per_second: 0.17, burst_count: 3}}
   account: {{per_second: 0.17, burst_count: 3}}
   failed_attempts: {{per_second: 0.17, burst_count: 3}}
+
+# Media downloads and thumbnails per user (per address on the unauthenticated
+# /_matrix/media/v3 endpoints, per server over federation): per second, and the burst
+# allowed (a client opening a room asks for every avatar and image in view at once).
+# Over it: 429 M_LIMIT_EXCEEDED with retry_after_ms.  Kairan's own; Synapse has none.
+rc_media_download:
+  per_second: 20
+  burst_count: 200
 
 # Localparts of accounts that may use the admin API.
 admins: []

@@ -250,9 +250,9 @@ class NodeFederationHandler:
         )
 
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
-        return await self.media.serve(media_id)
+        return await self.media.serve(origin, media_id)
 
     async def on_media_thumbnail(
         self, origin: str, media_id: str, query: dict[str, str]
     ) -> web.StreamResponse:
-        return await self.media.serve_thumbnail(media_id, query)
+        return await self.media.serve_thumbnail(origin, media_id, query)

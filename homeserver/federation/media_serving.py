@@ -10,10 +10,11 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from federation.errors import MatrixError
+from homeserver.accounts.throttle import Buckets
 from homeserver.common.http import content_disposition
 from homeserver.federation.ports import LocalMedia
 from homeserver.media.ports import MediaFile
-from homeserver.media.thumbnailer import METHODS
+from homeserver.media.thumbnail_sizes import METHODS
 
 #: How long a federation download waits for local media still being uploaded.
 SERVE_WAIT_MS = 20_000
@@ -22,18 +23,24 @@ MAX_THUMBNAIL_DIMENSION = 10_000
 
 
 class LocalMediaServer:
-    def __init__(self, media: LocalMedia) -> None:
+    def __init__(self, media: LocalMedia, limiter: Buckets) -> None:
         self.media = media
+        #: ``rc_media_download``, per requesting server.
+        self.limiter = limiter
 
-    async def serve(self, media_id: str) -> web.StreamResponse:
+    async def serve(self, origin: str, media_id: str) -> web.StreamResponse:
         """The federation answer for local media: multipart/mixed, metadata then content."""
+        self.limiter.check(f"server:{origin}")
         found = await self.media.download(
             self.media.server_name, media_id, timeout_ms=SERVE_WAIT_MS
         )
         return await _multipart(found)
 
-    async def serve_thumbnail(self, media_id: str, query: Mapping[str, str]) -> web.StreamResponse:
+    async def serve_thumbnail(
+        self, origin: str, media_id: str, query: Mapping[str, str]
+    ) -> web.StreamResponse:
         """The federation answer for a thumbnail of local media (multipart/mixed too)."""
+        self.limiter.check(f"server:{origin}")
         method = query.get("method", "scale")
         if method not in METHODS:
             raise MatrixError(400, "M_INVALID_PARAM", "'method' must be 'crop' or 'scale'")

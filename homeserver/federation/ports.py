@@ -12,7 +12,7 @@ from aiohttp import web
 
 from homeserver.accounts.service import Requester
 from homeserver.media.ports import MediaFile
-from homeserver.media.thumbnailer import Method
+from homeserver.media.thumbnail_sizes import Method
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.summary import AclCheck
 from homeserver.storage.accounts import User
@@ -99,10 +99,10 @@ class KeyQueries(Protocol):
 class MediaForServers(Protocol):
     """Local media as other servers download it (media_serving.LocalMediaServer)."""
 
-    async def serve(self, media_id: str) -> web.StreamResponse: ...
+    async def serve(self, origin: str, media_id: str) -> web.StreamResponse: ...
 
     async def serve_thumbnail(
-        self, media_id: str, query: Mapping[str, str]
+        self, origin: str, media_id: str, query: Mapping[str, str]
     ) -> web.StreamResponse: ...
 
 

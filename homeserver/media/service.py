@@ -3,7 +3,7 @@
 Files live under ``config.media_path``:
 
 - ``local_content/<id[0:2]>/<id[2:4]>/<media_id>``: the uploaded bytes;
-- ``thumbnails/<id[0:2]>/<id[2:4]>/<media_id>/<w>x<h>-<method>.<jpg|png>``: cached thumbnails;
+- ``thumbnails/<id[0:2]>/<id[2:4]>/<media_id>/<w>x<h>-<method>.<jpg|png>``: thumbnails;
 - ``tmp/``: files being written.
 
 Every file is written to ``tmp/``, flushed and fsynced, then renamed into place; an upload's
@@ -30,7 +30,8 @@ from homeserver.config import Config
 from homeserver.media.files import Receiver, install
 from homeserver.media.filters import Upload, UploadFilterChain, apply_filters
 from homeserver.media.ports import MediaFile, RemoteMediaSource
-from homeserver.media.thumbnailer import Method
+from homeserver.media.thumbnail_sizes import Method
+from homeserver.media.thumbnail_worker import ThumbnailWorkers
 from homeserver.media.thumbnails import Thumbnails
 from homeserver.storage import media as store
 from homeserver.storage.database import Database
@@ -91,12 +92,20 @@ class MediaService:
         self.receiver = receiver
         self._uploaded: dict[str, asyncio.Event] = {}
         self._uploading: set[str] = set()
-        self._thumbnails = Thumbnails(self.tmp_dir)
+        self._thumbnails = Thumbnails(
+            ThumbnailWorkers(self.tmp_dir),
+            [(s.width, s.height, s.method) for s in config.thumbnail_sizes],
+            dynamic=config.dynamic_thumbnails,
+        )
         #: Fetches other servers' media; without it remote media is M_NOT_FOUND.
         self.remote = remote
 
     def legacy_refuses(self, authenticated: bool) -> bool:
         return legacy_refuses(self.authenticated_media, authenticated)
+
+    async def close(self) -> None:
+        """Stop the thumbnail workers still running (the node is stopping)."""
+        await self._thumbnails.close()
 
     def _is_remote(self, server_name: str) -> bool:
         return server_name != self.server_name and self.remote is not None
@@ -294,8 +303,8 @@ class MediaService:
         fetch_remote: bool = True,
         legacy: bool = False,
     ) -> MediaFile:
-        """A thumbnail of image media, generated on first request and cached; close it
-        once sent."""
+        """A thumbnail of image media (see thumbnails.py: the best of the configured sizes,
+        all made at the first request and kept); close it once sent."""
         if width < 1 or height < 1:
             raise invalid_param("width and height must be positive")
         if not self._is_remote(server_name):

@@ -136,6 +136,7 @@ async def close_services(services: NodeServices) -> None:
     await services.housekeeping.close()
     await services.pushers.pool.close()
     await services.federation.close()
+    await services.media.close()
     services.typing.close()
     await services.db.close()
 

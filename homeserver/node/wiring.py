@@ -26,7 +26,7 @@ from federation.server import FederationServer
 from federation.signing import SigningKey, load_signing_keys
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
-from homeserver.accounts.throttle import LoginThrottle
+from homeserver.accounts.throttle import Buckets, LoginThrottle
 from homeserver.accounts.uia import UIA
 from homeserver.admin.metrics import NodeMetrics
 from homeserver.admin.ops import AdminOps
@@ -169,9 +169,11 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     typing, push_rules, userdata = _build_user_state(base, core)
     directory = DirectoryService(core.rooms, accounts)
     media, remote_media = _build_media(base, transport)
+    media_limiter = Buckets(config.media_download_limit, clock)
     federation = _build_federation(
-        base, transport, core, accounts, typing, userdata, directory, media, remote_media
-    )
+        base, transport, core, accounts, typing, userdata, directory, media, remote_media,
+        media_limiter,
+    )  # fmt: skip
     visibility = Visibility(core.reader, core.ignored)
     history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
     sync = SyncService(
@@ -202,6 +204,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         federation=federation,
         hierarchy=federation.hierarchy,
         rate_limiter=RateLimiter(config.rate_limit.per_second, config.rate_limit.burst),
+        media_limiter=media_limiter,
         media=media,
         keys=core.keys,
         push_rules=push_rules,
@@ -338,6 +341,7 @@ def _build_federation(
     directory: DirectoryService,
     media: MediaService,
     remote_media: FederatedMedia,
+    media_limiter: Buckets,
 ) -> Federation:
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
@@ -363,7 +367,7 @@ def _build_federation(
         directory=directory,
         summaries=summaries,
         keys=core.keys_receiver,
-        media=LocalMediaServer(media),
+        media=LocalMediaServer(media, media_limiter),
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,

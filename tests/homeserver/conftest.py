@@ -26,7 +26,8 @@ from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
 from tests.homeserver.client import Client
 
-#: Test nodes log in as often as their tests need (tests of the limits set their own).
+#: Test nodes log in (and download media) as often as their tests need (tests of the
+#: limits set their own).
 UNLIMITED_LOGINS = LoginLimits(*(Rate(10_000, 10_000),) * 3)
 
 
@@ -113,6 +114,7 @@ async def start_node(
         **{
             "rate_limit": RateLimit(per_second=10_000, burst=10_000),
             "login_limits": UNLIMITED_LOGINS,
+            "media_download_limit": Rate(10_000, 10_000),
             **config_changes,
         },
     )

@@ -15,6 +15,7 @@ from aiohttp import web
 from PIL import Image
 
 from federation.client import RemoteError, federation_path
+from homeserver.config import Rate
 from homeserver.node.app import ssl_context
 from homeserver.storage import remote_cache
 from tests.homeserver.client import Response, User
@@ -90,8 +91,24 @@ async def test_image_from_a_downloads_and_thumbnails_on_b(pair: tuple[Node, Node
         )
         assert thumb.status == 200, thumb
         assert isinstance(thumb.body, bytes)
-        small = Image.open(io.BytesIO(thumb.body))
-        assert max(small.size) <= 32 and small.size[0] > small.size[1]
+        # B makes the configured sizes of its copy: a small scale request gets the
+        # 320x240 one (Synapse's choice), a crop one its 32x32.
+        assert Image.open(io.BytesIO(thumb.body)).size == (320, 240)
+        cropped = await bob.request(
+            "GET",
+            f"{V1}/thumbnail/{server}/{media_id}",
+            params={"width": "32", "height": "32", "method": "crop"},
+        )
+        assert isinstance(cropped.body, bytes), cropped
+        assert Image.open(io.BytesIO(cropped.body)).size == (32, 32)
+        # Made once, from B's cached copy, and kept there.
+        kept = sorted(p.name for p in b.services.config.media_path.rglob("*-*.png"))
+        assert kept == [
+            "320x240-scale.png",
+            "32x32-crop.png",
+            "400x300-scale.png",
+            "96x96-crop.png",
+        ]
 
         # From now on B serves its copy: A's file can be gone.
         a.services.media.content_path(media_id).unlink()
@@ -168,10 +185,10 @@ async def test_federation_download_endpoint(pair: tuple[Node, Node]) -> None:
         with pytest.raises(RemoteError) as caught:
             await client.request(b.server_name, "GET", federation_path("v1", "media/download", bad))
         assert caught.value.status == 404 and caught.value.errcode == "M_NOT_FOUND"
-    # Thumbnails: multipart too, the image part no larger than asked.
+    # Thumbnails: multipart too, the configured size that answers the request best.
     async with b.client() as cb:
         bob = await cb.register("bob2")
-        _, image_id = await upload(bob, png((200, 100)), "image/png", "map.png")
+        _, image_id = await upload(bob, png((1000, 500)), "image/png", "map.png")
     thumbnail_path = federation_path("v1", "media/thumbnail", image_id)
     async with client.stream(
         b.server_name, thumbnail_path, query={"width": "40", "height": "40", "method": "scale"}
@@ -185,7 +202,7 @@ async def test_federation_download_endpoint(pair: tuple[Node, Node]) -> None:
         assert isinstance(content, aiohttp.BodyPartReader)
         assert content.headers["Content-Type"] == "image/png"
         thumb = Image.open(io.BytesIO(bytes(await content.read())))
-        assert thumb.size == (40, 20)
+        assert thumb.size == (320, 160)
     for query, errcode in (
         ({"width": "40"}, "M_MISSING_PARAM"),
         ({"width": "x", "height": "40"}, "M_INVALID_PARAM"),
@@ -368,3 +385,30 @@ async def test_legacy_fallback_for_servers_without_federation_media(
         ]
     finally:
         await runner.cleanup()
+
+
+async def test_federation_media_requests_are_rate_limited(
+    tmp_path: Path, db_url: str, db_url_b: str
+) -> None:
+    """rc_media_download counts another server's media requests, per server: over it,
+    429 M_LIMIT_EXCEEDED with retry_after_ms."""
+    async for a, b in two_nodes(tmp_path, db_url, db_url_b, media_download_limit=Rate(0.01, 3)):
+        async with b.client() as cb:
+            bob = await cb.register("bob")
+            _, media_id = await upload(bob, png((300, 200)), "image/png", "map.png")
+        client = a.services.federation.client
+        download = federation_path("v1", "media/download", media_id)
+        thumbnail = federation_path("v1", "media/thumbnail", media_id)
+        query = {"width": "32", "height": "32", "method": "crop"}
+        for path in (download, thumbnail, download):
+            async with client.stream(b.server_name, path, query=query) as response:
+                assert response.status == 200
+                await response.read()
+        with pytest.raises(RemoteError) as caught:
+            await client.request(b.server_name, "GET", thumbnail, query=query)
+        assert (caught.value.status, caught.value.errcode) == (429, "M_LIMIT_EXCEEDED")
+        # B's own users have buckets of their own.
+        async with b.client() as cb:
+            carol = await cb.register("carol")
+            got = await carol.request("GET", f"{V1}/download/{b.server_name}/{media_id}")
+            assert got.status == 200

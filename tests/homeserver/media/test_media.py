@@ -255,7 +255,7 @@ async def test_legacy_endpoints_serve_media_from_before_the_freeze(
                 )
             answers = await _legacy_answers(client, server, old_id)
             assert [a.status for a in answers] == [200] * 4
-            assert opened(answers[1]).size == (100, 75)
+            assert opened(answers[1]).size == (320, 240)
         # The same node, its directory and database, restarted with the default setting.
         config = dataclasses.replace(started.services.config, enable_authenticated_media=True)
         await runner.cleanup()
@@ -379,26 +379,50 @@ async def test_bad_upload_metadata_is_rejected(node: Node, client: Client) -> No
 
 
 async def test_thumbnail_scale_and_crop_sizes(node: Node, client: Client) -> None:
+    """Each request is answered with one of the configured sizes (Synapse's defaults:
+    32x32 and 96x96 crop, 320x240, 640x480 and 800x600 scale), chosen by Synapse's rule."""
     alice = await client.register("alice")
     server, media_id = await upload(alice, three_bands((900, 300)), "image/png")
 
-    # scale: the largest size with the source's aspect that fits in the request.
+    # scale: the image's aspect, fitted into the configured size that fits the request best.
     scaled = opened(await thumbnail(alice, server, media_id, 320, 240, "scale"))
     assert scaled.size == (320, 107)
     assert scaled.format == "PNG"
-    # The default method is scale.
-    assert opened(await thumbnail(alice, server, media_id, 90, 90)).size == (90, 30)
+    # The default method is scale; a smaller request gets the smallest that covers it.
+    assert opened(await thumbnail(alice, server, media_id, 90, 90)).size == (320, 107)
+    assert opened(await thumbnail(alice, server, media_id, 600, 250)).size == (640, 213)
+    # Larger than every size: the largest (as Synapse).
+    assert opened(await thumbnail(alice, server, media_id, 880, 290)).size == (800, 267)
 
-    # crop: exactly the requested size, from the middle of the image.
+    # crop: the configured size, from the middle of the image.
     cropped = opened(await thumbnail(alice, server, media_id, 96, 96, "crop"))
     assert cropped.size == (96, 96)
     r, g, b = cropped.convert("RGB").getpixel((48, 48))  # type: ignore[misc]
     assert g > 200 and r < 50 and b < 50  # the green middle third
-    wide = opened(await thumbnail(alice, server, media_id, 300, 50, "crop"))
-    assert wide.size == (300, 50)
-    left = wide.convert("RGB").getpixel((5, 25))
-    right = wide.convert("RGB").getpixel((295, 25))
-    assert left[0] > 200 and right[2] > 200  # type: ignore[index]  # red and blue survive
+    assert opened(await thumbnail(alice, server, media_id, 20, 20, "crop")).size == (32, 32)
+    # Another aspect still gets a configured crop: 96x96 is at least as large.
+    assert opened(await thumbnail(alice, server, media_id, 300, 50, "crop")).size == (96, 96)
+
+
+async def test_dynamic_thumbnails_have_the_requested_size(tmp_path: Path, db_url: str) -> None:
+    """With dynamic_thumbnails each request gets a thumbnail of its own size."""
+    started, runner = await start_node(tmp_path / "n", db_url, dynamic_thumbnails=True)
+    try:
+        async with started.client() as client:
+            alice = await client.register("alice")
+            server, media_id = await upload(alice, three_bands((900, 300)), "image/png")
+            scaled = opened(await thumbnail(alice, server, media_id, 90, 90))
+            assert scaled.size == (90, 30)
+            wide = opened(await thumbnail(alice, server, media_id, 300, 50, "crop"))
+            assert wide.size == (300, 50)
+            left = wide.convert("RGB").getpixel((5, 25))
+            right = wide.convert("RGB").getpixel((295, 25))
+            assert left[0] > 200 and right[2] > 200  # type: ignore[index]  # red, blue survive
+        kept = sorted(p.name for p in started.services.media.thumbnail_dir(media_id).iterdir())
+        assert kept == ["300x50-crop.png", "90x90-scale.png"]
+    finally:
+        await runner.cleanup()
+        await close_services(started.services)
 
 
 async def test_thumbnails_never_upscale(node: Node, client: Client) -> None:
@@ -414,7 +438,8 @@ async def test_thumbnails_never_upscale(node: Node, client: Client) -> None:
     # Too small for a crop of the requested size: the largest region with its aspect.
     server, media_id = await upload(alice, image_bytes((100, 50), "PNG"), "image/png")
     assert opened(await thumbnail(alice, server, media_id, 96, 96, "crop")).size == (50, 50)
-    assert opened(await thumbnail(alice, server, media_id, 96, 96, "scale")).size == (96, 48)
+    # Every scale size is larger than the image: its thumbnails are its own size.
+    assert opened(await thumbnail(alice, server, media_id, 96, 96, "scale")).size == (100, 50)
 
 
 async def test_thumbnail_formats(node: Node, client: Client) -> None:
@@ -425,7 +450,7 @@ async def test_thumbnail_formats(node: Node, client: Client) -> None:
     assert response.headers["Content-Type"] == "image/jpeg"
     assert response.headers["Content-Disposition"] == 'inline; filename="thumbnail.jpg"'
     image = opened(response)
-    assert (image.format, image.size) == ("JPEG", (64, 64))
+    assert (image.format, image.size) == ("JPEG", (96, 96))
     # Transparency survives as PNG.
     transparent = image_bytes((300, 300), "PNG", mode="RGBA", color=(10, 20, 30, 0))
     server, media_id = await upload(alice, transparent, "image/png")
@@ -439,15 +464,16 @@ async def test_thumbnail_formats(node: Node, client: Client) -> None:
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
     assert Image.open(io.BytesIO(buffer.getvalue())).n_frames == 3  # type: ignore[attr-defined]
     server, media_id = await upload(alice, buffer.getvalue(), "image/gif")
-    image = opened(await thumbnail(alice, server, media_id, 50, 50, "scale"))
-    assert (image.format, image.size) == ("PNG", (50, 25))
+    image = opened(await thumbnail(alice, server, media_id, 50, 50, "crop"))
+    assert (image.format, image.size) == ("PNG", (96, 96))
     assert not getattr(image, "is_animated", False)
+    assert image.convert("RGB").getpixel((48, 48)) == (255, 0, 0)  # the first frame
     # Even when the animation is smaller than the request, no animated original comes back.
     image = opened(await thumbnail(alice, server, media_id, 800, 600, "scale"))
     assert (image.format, image.size) == ("PNG", (200, 100))
     server, media_id = await upload(alice, image_bytes((400, 200), "WEBP"), "image/webp")
     image = opened(await thumbnail(alice, server, media_id, 100, 100, "scale"))
-    assert (image.format, image.size) == ("PNG", (100, 50))
+    assert (image.format, image.size) == ("PNG", (320, 160))
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
@@ -460,12 +486,14 @@ async def test_thumbnail_follows_exif_orientation(node: Node, client: Client) ->
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif.tobytes())
     server, media_id = await upload(alice, buffer.getvalue(), "image/jpeg")
-    # Displayed as 100x200 (portrait), so a scale into 50x50 is 25x50 ...
+    # Displayed as 100x200 (portrait), so a crop of 32x32 is 32x32 ...
+    assert opened(await thumbnail(alice, server, media_id, 32, 32, "crop")).size == (32, 32)
+    # ... and every scale size, larger than the image, gives it upright at its own size ...
     thumb = opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).convert("RGB")
-    assert thumb.size == (25, 50)
+    assert thumb.size == (100, 200)
     # ... with the mark turned to the top-right corner.
-    top_right = thumb.getpixel((22, 2))
-    top_left = thumb.getpixel((2, 2))
+    top_right = thumb.getpixel((88, 8))
+    top_left = thumb.getpixel((8, 8))
     assert top_right[0] > 180 and top_right[2] < 80  # type: ignore[index]
     assert top_left[2] > 180 and top_left[0] < 80  # type: ignore[index]
 
@@ -473,7 +501,7 @@ async def test_thumbnail_follows_exif_orientation(node: Node, client: Client) ->
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x00" * 10)
     server, media_id = await upload(alice, buffer.getvalue(), "image/jpeg")
-    assert opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).size == (50, 25)
+    assert opened(await thumbnail(alice, server, media_id, 50, 50, "scale")).size == (200, 100)
 
 
 async def test_thumbnails_are_cached_on_disk(node: Node, client: Client) -> None:
@@ -487,12 +515,12 @@ async def test_thumbnails_are_cached_on_disk(node: Node, client: Client) -> None
     cached.write_bytes(marker)
     again = await thumbnail(alice, server, media_id, 96, 96, "crop")
     assert again.body == marker
-    # Another size is another file.
-    await thumbnail(alice, server, media_id, 320, 240, "scale")
-    assert sorted(p.name for p in cached.parent.iterdir()) == [
-        "320x240-scale.png",
-        "96x96-crop.png",
-    ]
+    # Every configured size was made at once (640x480 and 800x600 are the image's own
+    # size, made once); another request is answered from them.
+    kept = ["320x213-scale.png", "32x32-crop.png", "600x400-scale.png", "96x96-crop.png"]
+    assert sorted(p.name for p in cached.parent.iterdir()) == kept
+    assert opened(await thumbnail(alice, server, media_id, 300, 200, "scale")).size == (320, 213)
+    assert sorted(p.name for p in cached.parent.iterdir()) == kept
 
 
 async def test_thumbnail_bad_parameters(node: Node, client: Client) -> None:
@@ -742,18 +770,25 @@ async def test_stale_temporary_files_are_removed(node: Node, client: Client) -> 
     assert fresh.exists()
 
 
-async def test_thumbnail_cache_is_bounded(
-    node: Node, client: Client, monkeypatch: pytest.MonkeyPatch
+async def test_dynamic_thumbnail_cache_is_bounded(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(thumbnails, "MAX_CACHED_THUMBNAILS", 2)
-    alice = await client.register("alice")
-    server, media_id = await upload(alice, three_bands((600, 300)), "image/png")
-    sizes = [(60, 60), (90, 90), (120, 120), (150, 150)]
-    for width, height in sizes:
-        image = opened(await thumbnail(alice, server, media_id, width, height, "crop"))
-        assert image.size == (width, height)  # served either way
-    cached = sorted(p.name for p in node.services.media.thumbnail_dir(media_id).iterdir())
-    assert cached == ["60x60-crop.png", "90x90-crop.png"]
+    node, runner = await start_node(tmp_path / "n", db_url, dynamic_thumbnails=True)
+    try:
+        async with node.client() as client:
+            alice = await client.register("alice")
+            server, media_id = await upload(alice, three_bands((600, 300)), "image/png")
+            sizes = [(60, 60), (90, 90), (120, 120), (150, 150)]
+            for width, height in sizes:
+                image = opened(await thumbnail(alice, server, media_id, width, height, "crop"))
+                assert image.size == (width, height)  # served either way
+        cached = sorted(p.name for p in node.services.media.thumbnail_dir(media_id).iterdir())
+        assert cached == ["60x60-crop.png", "90x90-crop.png"]
+        assert not list((node.services.config.media_path / "tmp").iterdir())
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
 
 
 async def test_concurrent_uploads_to_one_id(node: Node, client: Client) -> None:

@@ -15,11 +15,13 @@ from homeserver.extensions.points import (
     LoginAttempt,
     LoginCheck,
     PeerPolicy,
+    ProfileFields,
     ProposedEvent,
     SyncExtension,
     Upload,
     UploadDecision,
     UploadFilter,
+    UserDirectoryFilter,
 )
 from homeserver.extensions.registry import (
     NO_EXTENSIONS,
@@ -39,6 +41,7 @@ __all__ = [
     "LoginAttempt",
     "LoginCheck",
     "PeerPolicy",
+    "ProfileFields",
     "ProposedEvent",
     "RegistrationError",
     "Registry",
@@ -46,5 +49,6 @@ __all__ = [
     "Upload",
     "UploadDecision",
     "UploadFilter",
+    "UserDirectoryFilter",
     "load_features",
 ]

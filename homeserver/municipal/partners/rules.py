@@ -91,6 +91,4 @@ def refused_state(event_type: str, content: object) -> str | None:
         and content.get("history_visibility") == "world_readable"
     ):
         return "Partner accounts may not make a room readable by anyone"
-    if event_type == "m.room.guest_access" and content.get("guest_access") == "can_join":
-        return "Partner accounts may not let guests in"
     return None

@@ -328,8 +328,9 @@ def feature_hello() -> None:
 
 
 def test_feature_groups_join_the_root_command() -> None:
+    # The built-in groups, and those of the features the catalogue ships (partners).
     assert set(main.commands) == {
-        "init", "serve", "user", "room", "token", "key", "bench", "interop",
+        "init", "serve", "user", "room", "token", "key", "bench", "interop", "partner",
     }  # fmt: skip
     root = click.Group("kairan")
     register_groups(root, ["tests.test_cli:feature_group"])

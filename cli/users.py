@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from cli.common import DIR_OPTION, run_with_services
+from cli.common import DIR_OPTION, FeatureHooks, extend_command, run_with_services
 
 
 @click.group()
@@ -22,30 +23,58 @@ def user() -> None:
 @click.option("--admin", is_flag=True, help="Allow the admin API.")
 @click.option("--displayname", default=None)
 def user_add(
-    localpart: str, directory: Path, password: str, admin: bool, displayname: str | None
+    localpart: str,
+    directory: Path,
+    password: str,
+    admin: bool,
+    displayname: str | None,
+    **feature_values: Any,
 ) -> None:
     """Create the account @LOCALPART:server_name."""
-    user_id = run_with_services(
-        directory,
-        lambda s: s.admin.add_user(localpart, password, admin=admin, displayname=displayname),
-    )
-    click.echo(user_id)
+    hooks = FeatureHooks("user add", feature_values)
+
+    async def add(services: Any) -> str:
+        await hooks.before(services)
+        user_id: str = await services.admin.add_user(
+            localpart, password, admin=admin, displayname=displayname
+        )
+        await hooks.after(services, user_id)
+        return user_id
+
+    click.echo(run_with_services(directory, add))
+
+
+extend_command(user_add, "user add")
 
 
 @user.command("list")
 @DIR_OPTION
 @click.option("--json", "as_json", is_flag=True)
-def user_list(directory: Path, as_json: bool) -> None:
+def user_list(directory: Path, as_json: bool, **feature_values: Any) -> None:
     """List accounts."""
-    users = run_with_services(directory, lambda s: s.admin.list_users(limit=100_000))
+    hooks = FeatureHooks("user list", feature_values)
+
+    async def listing(services: Any) -> list[dict[str, Any]]:
+        await hooks.before(services)
+        users: list[dict[str, Any]] = await services.admin.list_users(limit=100_000)
+        # Features may add fields to each entry, and ``labels`` shown with the flags.
+        await hooks.after(services, users)
+        return users
+
+    users = run_with_services(directory, listing)
+    labels = {entry["user_id"]: entry.pop("labels", []) for entry in users}
     if as_json:
         click.echo(json.dumps(users, ensure_ascii=False, indent=2))
         return
     for entry in users:
-        flags = ",".join(
+        flags = [
             f for f, on in (("admin", entry["admin"]), ("deactivated", entry["deactivated"])) if on
-        )
-        click.echo(f"{entry['user_id']}\t{entry['displayname'] or ''}\t{flags}")
+        ]
+        flags += labels[entry["user_id"]]
+        click.echo(f"{entry['user_id']}\t{entry['displayname'] or ''}\t{','.join(flags)}")
+
+
+extend_command(user_list, "user list")
 
 
 @user.command("deactivate")

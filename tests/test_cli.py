@@ -328,8 +328,10 @@ def feature_hello() -> None:
 
 
 def test_feature_groups_join_the_root_command() -> None:
+    # The built-in groups, and those of the features the catalogue ships.
     assert set(main.commands) == {
         "init", "serve", "user", "room", "token", "key", "bench", "interop",
+        "consortium", "partner",
     }  # fmt: skip
     root = click.Group("kairan")
     register_groups(root, ["tests.test_cli:feature_group"])

@@ -35,6 +35,7 @@ async def set_field(request: web.Request) -> web.Response:
     if request.match_info["user_id"] != who.user_id and not who.is_admin:
         raise forbidden("You can only change your own profile")
     field = request.match_info["field"]
+    svc.directory.check_field_settable(field)
     if field not in ("displayname", "avatar_url"):
         raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
     body = await read_json(request)

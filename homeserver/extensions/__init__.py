@@ -16,11 +16,13 @@ from homeserver.extensions.points import (
     LoginCheck,
     PeerPolicy,
     PinnedKeys,
+    ProfileFields,
     ProposedEvent,
     SyncExtension,
     Upload,
     UploadDecision,
     UploadFilter,
+    UserDirectoryFilter,
 )
 from homeserver.extensions.registry import (
     NO_EXTENSIONS,
@@ -41,6 +43,7 @@ __all__ = [
     "LoginCheck",
     "PeerPolicy",
     "PinnedKeys",
+    "ProfileFields",
     "ProposedEvent",
     "RegistrationError",
     "Registry",
@@ -48,5 +51,6 @@ __all__ = [
     "Upload",
     "UploadDecision",
     "UploadFilter",
+    "UserDirectoryFilter",
     "load_features",
 ]

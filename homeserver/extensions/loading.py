@@ -16,6 +16,7 @@ from typing import Any
 from homeserver.common.clock import Clock
 from homeserver.config.listeners import FeatureSettings
 from homeserver.extensions.catalogue import CATALOGUE
+from homeserver.extensions.commands import CommandExtension
 from homeserver.extensions.registry import Extensions, RegistrationError, Registry
 
 
@@ -110,4 +111,20 @@ def feature_command_paths() -> list[str]:
             continue
         if getattr(module, "cli", None) is not None:
             found.append(f"{module_name}:cli")
+    return found
+
+
+def feature_command_extensions(command: str) -> list[CommandExtension]:
+    """What the catalogued features add to the core command ``command`` ("user add"): each
+    feature module's ``command_extensions`` entries for it, in catalogue order.  A feature
+    that cannot be imported is left out."""
+    found: list[CommandExtension] = []
+    for _name, target in sorted(CATALOGUE.items()):
+        try:
+            module = importlib.import_module(target.partition(":")[0])
+        except ImportError:
+            continue
+        for extension in getattr(module, "command_extensions", ()):
+            if isinstance(extension, CommandExtension) and extension.command == command:
+                found.append(extension)
     return found

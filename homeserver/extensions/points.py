@@ -15,6 +15,8 @@ service the part it uses.
 | :class:`SyncExtension` | for every ``/sync`` response | add its own sections |
 | :class:`UploadFilter` | for every upload, before it is stored | accept, transform, quarantine |
 | :class:`LoginCheck` | at each login, and for each use of an access token | refuse, hold pending |
+| :class:`UserDirectoryFilter` | for every ``/user_directory/search`` | hide users |
+| :class:`ProfileFields` | for every profile read; every profile change | add fields; refuse changing them |
 
 Routes (client, federation, admin), middleware per listener zone, a feature's own tables
 and migrations, and start/stop callbacks are registered on the
@@ -32,6 +34,7 @@ from homeserver.accounts.requester import Requester
 from homeserver.common.errors import MatrixError
 from homeserver.media.filters import Upload, UploadDecision, UploadFilter
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
+from homeserver.rooms.ports import ProfileFields, UserDirectoryFilter
 
 
 class EventListener(Protocol):
@@ -64,10 +67,12 @@ __all__ = [
     "MatrixError",
     "PeerPolicy",
     "PinnedKeys",
+    "ProfileFields",
     "ProposedEvent",
     "Requester",
     "SyncExtension",
     "Upload",
     "UploadDecision",
     "UploadFilter",
+    "UserDirectoryFilter",
 ]

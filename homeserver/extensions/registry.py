@@ -9,7 +9,7 @@ the node is built.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from homeserver.extensions.points import (
     EventPolicy,
     PeerPolicy,
     PinnedKeys,
+    ProfileFields,
     ProposedEvent,
     SyncExtension,
     UploadFilter,
+    UserDirectoryFilter,
 )
 from homeserver.media.filters import UploadFilterChain
 
@@ -106,6 +108,10 @@ class EventPolicies(EventPolicy):
         for policy in self.policies:
             await policy.user_may_join_via(user_id, room_id, servers)
 
+    async def user_may_peek(self, user_id: str, room_id: str) -> None:
+        for policy in self.policies:
+            await policy.user_may_peek(user_id, room_id)
+
 
 class PeerPolicies:
     """Every registered :class:`PeerPolicy`: a server is allowed when all allow it."""
@@ -169,6 +175,39 @@ class LoginChecks(LoginCheck):
             await check.check_access(requester, client)
 
 
+class DirectoryFilters:
+    """Every registered :class:`UserDirectoryFilter`: a user is hidden when one hides it."""
+
+    def __init__(self, filters: Sequence[UserDirectoryFilter] = ()) -> None:
+        self.filters = tuple(filters)
+
+    def __bool__(self) -> bool:
+        return bool(self.filters)
+
+    async def hidden_users(self, searcher: str, user_ids: Collection[str]) -> Collection[str]:
+        hidden: set[str] = set()
+        for directory_filter in self.filters:
+            hidden.update(await directory_filter.hidden_users(searcher, user_ids))
+        return hidden
+
+
+class ProfileFieldSources:
+    """Every registered :class:`ProfileFields`, their fields merged in registration order."""
+
+    def __init__(self, sources: Sequence[ProfileFields] = ()) -> None:
+        self.sources = tuple(sources)
+        self.protected = frozenset(k for s in self.sources for k in s.protected)
+
+    def __bool__(self) -> bool:
+        return bool(self.sources)
+
+    async def fields(self, user_id: str) -> Mapping[str, Any]:
+        merged: dict[str, Any] = {}
+        for source in self.sources:
+            merged.update(await source.fields(user_id))
+        return merged
+
+
 @dataclass(frozen=True)
 class Extensions:
     """What the features of a node plugged in, frozen; each core service gets its part."""
@@ -181,6 +220,8 @@ class Extensions:
     sync_extensions: tuple[SyncExtension, ...] = ()
     upload_filters: UploadFilterChain = field(default_factory=UploadFilterChain)
     login_checks: LoginChecks = field(default_factory=LoginChecks)
+    directory_filters: DirectoryFilters = field(default_factory=DirectoryFilters)
+    profile_fields: ProfileFieldSources = field(default_factory=ProfileFieldSources)
     middleware: tuple[ZonedMiddleware, ...] = ()
     client_routes: tuple[Route, ...] = ()
     federation_routes: tuple[Route, ...] = ()
@@ -212,6 +253,8 @@ class Registry:
         self._sync: list[SyncExtension] = []
         self._uploads: list[UploadFilter] = []
         self._logins: list[LoginCheck] = []
+        self._directory: list[UserDirectoryFilter] = []
+        self._profile: list[ProfileFields] = []
         self._middleware: list[ZonedMiddleware] = []
         self._client: list[Route] = []
         self._federation: list[Route] = []
@@ -253,6 +296,15 @@ class Registry:
 
     def add_login_check(self, check: LoginCheck) -> None:
         self._logins.append(check)
+
+    def add_directory_filter(self, directory_filter: UserDirectoryFilter) -> None:
+        """Users kept out of ``/user_directory/search`` results."""
+        self._directory.append(directory_filter)
+
+    def add_profile_fields(self, source: ProfileFields) -> None:
+        """Fields added to local users' profiles, which the profile endpoints refuse to
+        change (``source.protected``)."""
+        self._profile.append(source)
 
     def add_middleware(self, middleware: Middleware, zones: Iterable[str] = ()) -> None:
         """aiohttp middleware on the listeners of ``zones`` (all listeners when empty)."""
@@ -325,6 +377,8 @@ class Registry:
             sync_extensions=tuple(self._sync),
             upload_filters=UploadFilterChain(self._uploads),
             login_checks=LoginChecks(self._logins),
+            directory_filters=DirectoryFilters(self._directory),
+            profile_fields=ProfileFieldSources(self._profile),
             middleware=tuple(self._middleware),
             client_routes=tuple(self._client),
             federation_routes=tuple(self._federation),

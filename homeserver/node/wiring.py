@@ -167,14 +167,18 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
-    directory = DirectoryService(core.rooms, accounts)
+    directory = DirectoryService(
+        core.rooms, accounts,
+        hidden=base.extensions.directory_filters or None,
+        profile_fields=base.extensions.profile_fields or None,
+    )  # fmt: skip
     media, remote_media = _build_media(base, transport)
     media_limiter = Buckets(config.media_download_limit, clock)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media,
         media_limiter,
     )  # fmt: skip
-    visibility = Visibility(core.reader, core.ignored)
+    visibility = Visibility(core.reader, core.ignored, base.policy)
     history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
     sync = SyncService(
         core.reader, history, typing, base.notifier, clock,

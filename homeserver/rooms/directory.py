@@ -13,7 +13,7 @@ from typing import Any
 
 from federation.identifiers import is_valid_room_alias
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
-from homeserver.rooms.ports import Accounts
+from homeserver.rooms.ports import Accounts, ProfileFields, UserDirectoryFilter
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
 from homeserver.storage import rooms as room_store
@@ -55,10 +55,20 @@ def matches(term: str, *names: str | None) -> bool:
 
 
 class DirectoryService:
-    def __init__(self, rooms: RoomService, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        rooms: RoomService,
+        accounts: Accounts,
+        *,
+        hidden: UserDirectoryFilter | None = None,
+        profile_fields: ProfileFields | None = None,
+    ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db
+        #: The features' filter of the user directory, and their profile fields, if any.
+        self.hidden = hidden
+        self.profile_fields = profile_fields
 
     # ------------------------------------------------------------- public rooms
 
@@ -173,9 +183,17 @@ class DirectoryService:
             profile["displayname"] = user.displayname
         if user.avatar_url is not None:
             profile["avatar_url"] = user.avatar_url
+        if self.profile_fields is not None:
+            profile.update(await self.profile_fields.fields(user_id))
         return profile
 
+    def check_field_settable(self, field: str) -> None:
+        """403 for a field a feature owns (a partner account's ``jp.kairan.partner``)."""
+        if self.profile_fields is not None and field in self.profile_fields.protected:
+            raise forbidden(f"The profile field {field} is set by the server")
+
     async def set_profile_field(self, user_id: str, field: str, value: Any) -> None:
+        self.check_field_settable(field)
         if field not in ("displayname", "avatar_url"):
             raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
         if value is not None and not isinstance(value, str):
@@ -237,6 +255,9 @@ class DirectoryService:
                         "display_name": name,
                         "avatar_url": content.get("avatar_url"),
                     }
+        if self.hidden is not None and seen:
+            for user_id in await self.hidden.hidden_users(requester, list(seen)):
+                seen.pop(user_id, None)
         results = sorted(seen.values(), key=lambda r: r["user_id"])
         cleaned = [{k: v for k, v in r.items() if v is not None} for r in results[:limit]]
         return {"results": cleaned, "limited": len(results) > limit}

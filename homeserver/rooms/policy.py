@@ -68,3 +68,7 @@ class EventPolicy:
 
     async def user_may_join_via(self, user_id: str, room_id: str, servers: Sequence[str]) -> None:
         """A local user's join of a room this node is not in yet, through ``servers``."""
+
+    async def user_may_peek(self, user_id: str, room_id: str) -> None:
+        """A local user who is not a member reading a world-readable room's events or
+        state (``/messages``, ``/state``... of a room they are not in: peeking)."""

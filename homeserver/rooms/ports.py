@@ -8,7 +8,7 @@ typing.Protocols.  Nothing here imports those packages: the composition root
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +22,26 @@ class Accounts(Protocol):
     def is_local(self, user_id: str) -> bool: ...
 
     async def get_user(self, user_id: str) -> User | None: ...
+
+
+class UserDirectoryFilter(Protocol):
+    """Users kept out of the user directory (features: partner accounts...)."""
+
+    async def hidden_users(self, searcher: str, user_ids: Collection[str]) -> Collection[str]:
+        """Which of ``user_ids`` ``searcher``'s search must not return."""
+        ...
+
+
+class ProfileFields(Protocol):
+    """Profile fields a feature adds to local users' profiles (namespaced keys, as the
+    spec's extended profiles allow), which users may neither set nor remove."""
+
+    #: The keys the feature owns: refused by the profile endpoints that change a profile.
+    protected: frozenset[str]
+
+    async def fields(self, user_id: str) -> Mapping[str, Any]:
+        """The feature's fields of a local user's profile (empty: none)."""
+        ...
 
 
 class RemoteRooms(Protocol):

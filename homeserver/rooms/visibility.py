@@ -12,7 +12,9 @@ A user reads a room as a :class:`Reader`, one of:
   nothing after their leave (their *horizon*): no event after it and no state later than
   the state just after it;
 - **anyone**, when the room is world-readable (also a departed member who forgot it, as
-  Synapse reads a forgotten room): every event and the current state.
+  Synapse reads a forgotten room): every event and the current state, unless the
+  features' event policy refuses the user this peek (``EventPolicy.user_may_peek``: a
+  partner account sees only the rooms it is in).
 
 State is always read *at a point*: after an event the user may see (the state a client
 needs to show that event), or now; a point past the reader's horizon is the horizon.
@@ -27,6 +29,7 @@ from typing import Any
 from homeserver.common.errors import forbidden
 from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.ignored import IgnoredUsers, hides
+from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
@@ -68,10 +71,14 @@ def with_members(state: Mapping[StateKey, str], users: Collection[str]) -> dict[
 
 
 class Visibility:
-    def __init__(self, rooms: RoomReader, ignored: IgnoredUsers) -> None:
+    def __init__(
+        self, rooms: RoomReader, ignored: IgnoredUsers, policy: EventPolicy | None = None
+    ) -> None:
         self.rooms = rooms
         #: Users' ignore lists: their events (but state events) are hidden.
         self.ignored = ignored
+        #: The features' event policy (asked before a stranger peeks), if any.
+        self.policy = policy
 
     # ------------------------------------------------------------------ who reads
 
@@ -89,6 +96,8 @@ class Visibility:
             if horizon is not None:
                 return Reader(user_id, room, membership, horizon)
         if await self._world_readable(room):
+            if self.policy is not None:
+                await self.policy.user_may_peek(user_id, room_id)
             return Reader(user_id, room, None, None)
         raise forbidden(f"User {user_id} not in room {room_id}")
 

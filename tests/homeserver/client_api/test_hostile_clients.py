@@ -511,3 +511,15 @@ async def test_device_lists_left_names_only_users_once_shared_with(client: Clien
     left = later.get("device_lists", {}).get("left", [])
     assert bob.user_id in left
     assert carol.user_id not in left
+
+
+async def test_a_json_body_that_arrives_in_pieces_is_read_whole(node: Node, client: Client) -> None:
+    """A body under the 1 MiB limit but larger than what one read returns was cut at the
+    first read and refused as 'Content not JSON' (found by the directory's tests)."""
+    alice = await client.register("alice")
+    path = f"{V3}/user/{quote(alice.user_id)}/account_data/org.example.big"
+    content = {"blob": "x" * 900_000}
+    await alice.ok("PUT", path, content)
+    assert await alice.ok("GET", path) == content
+    over = await alice.request("PUT", path, {"blob": "x" * 1_100_000})
+    assert (over.status, over.body["errcode"]) == (413, "M_TOO_LARGE")

@@ -329,7 +329,7 @@ def feature_hello() -> None:
 
 def test_feature_groups_join_the_root_command() -> None:
     assert set(main.commands) == {
-        "init", "serve", "user", "room", "token", "key", "bench", "interop",
+        "init", "serve", "user", "room", "token", "key", "bench", "interop", "org",
     }  # fmt: skip
     root = click.Group("kairan")
     register_groups(root, ["tests.test_cli:feature_group"])

@@ -9,4 +9,6 @@ from __future__ import annotations
 
 #: name -> "package.module:register".  Filled as the municipal features land
 #: (homeserver/municipal/<name>/).
-CATALOGUE: dict[str, str] = {}
+CATALOGUE: dict[str, str] = {
+    "directory": "homeserver.municipal.directory:register",
+}

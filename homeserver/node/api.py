@@ -59,9 +59,24 @@ class NodeApi:
         }
 
     async def federation_request(
-        self, destination: str, method: str, path: str, body: Any | None = None
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        body: Any | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_bytes: int | None = None,
     ) -> Any:
-        """A signed request to another server (subject to the peer policy); its JSON."""
+        """A signed request to another server (subject to the peer policy); its JSON.
+        ``timeout_s`` bounds the whole request, ``max_bytes`` the response's size (a
+        larger one raises ``federation.client.RemoteError``)."""
         if self._client is None:
             raise RuntimeError("federation is not available on this node")
-        return await self._client.request(destination, method, path, body=body)
+        if max_bytes is None:
+            return await self._client.request(
+                destination, method, path, body=body, timeout_s=timeout_s
+            )
+        return await self._client.request(
+            destination, method, path, body=body, timeout_s=timeout_s, max_bytes=max_bytes
+        )

@@ -166,6 +166,8 @@ class Extensions:
     federation_routes: tuple[Route, ...] = ()
     admin_routes: tuple[Route, ...] = ()
     migrations: tuple[Migrations, ...] = ()
+    #: Profile fields the features set and users may not change (m.profile_fields).
+    managed_profile_fields: frozenset[str] = frozenset()
     #: Run once the node is built, before it listens (given the node's API); then at stop.
     on_start: tuple[Callable[[Any], Awaitable[None]], ...] = ()
     on_stop: tuple[Callable[[], Awaitable[None]], ...] = ()
@@ -195,6 +197,7 @@ class Registry:
         self._migrations: list[Migrations] = []
         self._start: list[Callable[[Any], Awaitable[None]]] = []
         self._stop: list[Callable[[], Awaitable[None]]] = []
+        self._profile_fields: set[str] = set()
         self._current: str | None = None
 
     # ------------------------------------------------------------- features
@@ -229,6 +232,14 @@ class Registry:
     def add_middleware(self, middleware: Middleware, zones: Iterable[str] = ()) -> None:
         """aiohttp middleware on the listeners of ``zones`` (all listeners when empty)."""
         self._middleware.append(ZonedMiddleware(middleware, frozenset(zones)))
+
+    def add_managed_profile_fields(self, keys: Iterable[str]) -> None:
+        """Profile fields (Matrix 1.16) the feature sets through ``NodeApi`` and users may
+        not set or delete (403; listed as ``disallowed`` in ``m.profile_fields``)."""
+        for key in keys:
+            if key in ("displayname", "avatar_url") or "." not in key:
+                raise RegistrationError(f"{key!r} is not a namespaced profile field")
+            self._profile_fields.add(key)
 
     def on_start(self, callback: Callable[[Any], Awaitable[None]]) -> None:
         """``callback(node)`` runs once the node is built, before it listens; ``node`` is
@@ -287,6 +298,7 @@ class Registry:
             federation_routes=tuple(self._federation),
             admin_routes=tuple(self._admin),
             migrations=tuple(self._migrations),
+            managed_profile_fields=frozenset(self._profile_fields),
             on_start=tuple(self._start),
             on_stop=tuple(self._stop),
         )

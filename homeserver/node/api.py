@@ -11,6 +11,7 @@ from typing import Any
 
 from federation.client import FederationClient
 from homeserver.accounts.service import AccountService
+from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.service import RoomService
 
 
@@ -21,11 +22,13 @@ class NodeApi:
         rooms: RoomService,
         accounts: AccountService,
         federation_client: FederationClient | None,
+        profiles: DirectoryService | None = None,
     ) -> None:
         self.server_name = server_name
         self._rooms = rooms
         self._accounts = accounts
         self._client = federation_client
+        self._profiles = profiles
 
     def is_local_user(self, user_id: str) -> bool:
         return self._accounts.is_local(user_id)
@@ -33,6 +36,13 @@ class NodeApi:
     async def user_exists(self, user_id: str) -> bool:
         user = await self._accounts.get_user(user_id)
         return user is not None and not user.deactivated
+
+    async def set_managed_profile_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        """Set (None: delete) profile fields of a local user that the feature manages
+        (``Registry.add_managed_profile_fields``): users cannot change these themselves."""
+        if self._profiles is None:
+            raise RuntimeError("profiles are not available here")
+        await self._profiles.set_managed_fields(user_id, values)
 
     async def send_event(
         self,

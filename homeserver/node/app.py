@@ -116,7 +116,11 @@ async def start_features(services: NodeServices) -> None:
     if not services.extensions.on_start:
         return
     api = NodeApi(
-        services.config.server_name, services.rooms, services.accounts, services.federation.client
+        services.config.server_name,
+        services.rooms,
+        services.accounts,
+        services.federation.client,
+        services.directory,
     )
     for start in services.extensions.on_start:
         await start(api)

@@ -8,14 +8,17 @@ so 「山田太郎」, 「山田 太郎」 and 「やまだ」 all find 山田 �
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from federation.identifiers import is_valid_room_alias
-from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
+from homeserver.common.errors import MatrixError, forbidden, not_found
+from homeserver.rooms import profile_fields
 from homeserver.rooms.ports import Accounts
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
+from homeserver.storage import profiles as profile_store
 from homeserver.storage import rooms as room_store
 
 
@@ -55,10 +58,14 @@ def matches(term: str, *names: str | None) -> bool:
 
 
 class DirectoryService:
-    def __init__(self, rooms: RoomService, accounts: Accounts) -> None:
+    def __init__(
+        self, rooms: RoomService, accounts: Accounts, managed_fields: Iterable[str] = ()
+    ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db
+        #: Profile fields the node's features manage: users may not change them.
+        self.managed_fields = frozenset(managed_fields)
 
     # ------------------------------------------------------------- public rooms
 
@@ -168,22 +175,63 @@ class DirectoryService:
         user = await self.accounts.get_user(user_id)
         if user is None or user.deactivated:
             raise not_found("Profile not found")
-        profile: dict[str, Any] = {}
+        async with self.db.read() as conn:
+            profile: dict[str, Any] = await profile_store.get_fields(conn, user_id)
         if user.displayname is not None:
             profile["displayname"] = user.displayname
         if user.avatar_url is not None:
             profile["avatar_url"] = user.avatar_url
         return profile
 
+    def may_change(self, key: str) -> bool:
+        """Whether users may set or delete ``key`` (not one the server manages)."""
+        return key not in self.managed_fields
+
     async def set_profile_field(self, user_id: str, field: str, value: Any) -> None:
-        if field not in ("displayname", "avatar_url"):
-            raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
-        if value is not None and not isinstance(value, str):
-            raise bad_json(f"{field} must be a string")
-        if isinstance(value, str) and len(value) > 256 and field == "displayname":
-            raise MatrixError(400, "M_TOO_LARGE", "displayname is longer than 256 characters")
+        """Set one of a user's profile fields as the user (or an admin) asks."""
+        profile_fields.check_key(field)
+        if not self.may_change(field):
+            raise forbidden(f"{field} is managed by the server")
+        profile_fields.check_value(field, value)
+        await self._set_fields(user_id, {field: value})
+
+    async def delete_profile_field(self, user_id: str, field: str) -> None:
+        profile_fields.check_key(field)
+        if not self.may_change(field):
+            raise forbidden(f"{field} is managed by the server")
+        if field in profile_fields.CORE_FIELDS:
+            await self._set_fields(user_id, {field: None})
+            return
         async with self.db.write() as conn:
-            await account_store.update_user(conn, user_id, **{field: value})
+            await profile_store.delete_field(conn, user_id, field)
+
+    async def set_managed_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        """The server's own fields of a user (a feature's; None deletes one)."""
+        for key in values:
+            profile_fields.check_key(key)
+        await self._set_fields(user_id, values)
+
+    async def _set_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        profile = await self.get_profile(user_id)
+        for key, value in values.items():
+            if value is None and key not in profile_fields.CORE_FIELDS:
+                profile.pop(key, None)
+            else:
+                profile[key] = value
+        profile_fields.check_size(profile)
+        async with self.db.write() as conn:
+            for key, value in values.items():
+                if key in profile_fields.CORE_FIELDS:
+                    await account_store.update_user(conn, user_id, **{key: value})
+                elif value is None:
+                    await profile_store.delete_field(conn, user_id, key)
+                else:
+                    await profile_store.set_field(conn, user_id, key, value)
+        for key, value in values.items():
+            if key in profile_fields.CORE_FIELDS:
+                await self._propagate(user_id, key, value)
+
+    async def _propagate(self, user_id: str, field: str, value: Any) -> None:
         # Propagate to the member event of every joined room, as Synapse does.
         async with self.db.read() as conn:
             joined = await room_store.memberships_of_user(conn, user_id, ["join"])

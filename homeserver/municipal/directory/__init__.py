@@ -47,5 +47,5 @@ def register(registry: Registry, context: FeatureContext) -> None:
     service, federated = build(context)
     registry.add_migrations(Path(__file__).parent / "migrations")
     routes.register_routes(registry, service, federated)
+    registry.add_managed_profile_fields(PROFILE_FIELDS)
     registry.on_start(service.start)
-    _ = PROFILE_FIELDS

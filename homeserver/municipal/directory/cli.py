@@ -74,7 +74,13 @@ def _run(directory: Path, data: bytes, dry_run: bool) -> ImportReport:
             )  # fmt: skip
             service = DirectoryService(context)
             await service.start(
-                NodeApi(config.server_name, services.rooms, services.accounts, None)
+                NodeApi(
+                    config.server_name,
+                    services.rooms,
+                    services.accounts,
+                    None,
+                    services.directory,
+                )
             )
             return await service.import_csv(data, dry_run=dry_run)
         finally:

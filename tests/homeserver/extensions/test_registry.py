@@ -146,7 +146,7 @@ def test_catalogued_features_contribute_command_groups(monkeypatch: pytest.Monke
     monkeypatch.setitem(CATALOGUE, "sample", SAMPLE)
     monkeypatch.setitem(CATALOGUE, "gone", "tests.no_such_module:register")
     paths = feature_command_paths()
-    assert paths == ["tests.homeserver.extensions.sample:cli"]
+    assert paths == ["homeserver.municipal.directory:cli", "tests.homeserver.extensions.sample:cli"]
     root = click.Group("kairan")
     register_groups(root, paths)
     result = CliRunner().invoke(root, ["sample", "hello", "根室"])

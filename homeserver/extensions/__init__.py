@@ -20,6 +20,7 @@ from homeserver.extensions.points import (
     Upload,
     UploadDecision,
     UploadFilter,
+    UserDirectorySource,
 )
 from homeserver.extensions.registry import (
     NO_EXTENSIONS,
@@ -46,5 +47,6 @@ __all__ = [
     "Upload",
     "UploadDecision",
     "UploadFilter",
+    "UserDirectorySource",
     "load_features",
 ]

@@ -14,6 +14,7 @@ service the part it uses.
 | :class:`SyncExtension` | for every ``/sync`` response | add its own sections |
 | :class:`UploadFilter` | for every upload, before it is stored | accept, transform, quarantine |
 | :class:`LoginCheck` | at each login, and for each use of an access token | refuse, hold pending |
+| :class:`UserDirectorySource` | for every ``/user_directory/search``, after the node's own users | add users |
 
 Routes (client, federation, admin), middleware per listener zone, a feature's own tables
 and migrations, and start/stop callbacks are registered on the
@@ -31,6 +32,7 @@ from homeserver.accounts.requester import Requester
 from homeserver.common.errors import MatrixError
 from homeserver.media.filters import Upload, UploadDecision, UploadFilter
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
+from homeserver.rooms.ports import UserDirectorySource
 
 
 class EventListener(Protocol):
@@ -68,4 +70,5 @@ __all__ = [
     "Upload",
     "UploadDecision",
     "UploadFilter",
+    "UserDirectorySource",
 ]

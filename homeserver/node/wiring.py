@@ -167,7 +167,12 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
-    directory = DirectoryService(core.rooms, accounts, base.extensions.managed_profile_fields)
+    directory = DirectoryService(
+        core.rooms,
+        accounts,
+        base.extensions.managed_profile_fields,
+        base.extensions.user_directory_sources,
+    )
     media, remote_media = _build_media(base, transport)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media

@@ -7,19 +7,22 @@ so 「山田太郎」, 「山田 太郎」 and 「やまだ」 all find 山田 �
 
 from __future__ import annotations
 
+import logging
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from federation.identifiers import is_valid_room_alias
 from homeserver.common.errors import MatrixError, forbidden, not_found
 from homeserver.rooms import profile_fields
-from homeserver.rooms.ports import Accounts
+from homeserver.rooms.ports import Accounts, UserDirectorySource
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
 from homeserver.storage import profiles as profile_store
 from homeserver.storage import rooms as room_store
+
+log = logging.getLogger(__name__)
 
 
 def _to_hiragana(text: str) -> str:
@@ -59,11 +62,17 @@ def matches(term: str, *names: str | None) -> bool:
 
 class DirectoryService:
     def __init__(
-        self, rooms: RoomService, accounts: Accounts, managed_fields: Iterable[str] = ()
+        self,
+        rooms: RoomService,
+        accounts: Accounts,
+        managed_fields: Iterable[str] = (),
+        user_sources: Sequence[UserDirectorySource] = (),
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db
+        #: The features' user directory sources, asked after the node's own users.
+        self.user_sources = tuple(user_sources)
         #: Profile fields the node's features manage: users may not change them.
         self.managed_fields = frozenset(managed_fields)
 
@@ -286,5 +295,36 @@ class DirectoryService:
                         "avatar_url": content.get("avatar_url"),
                     }
         results = sorted(seen.values(), key=lambda r: r["user_id"])
+        for source in self.user_sources:
+            if len(results) > limit:
+                break
+            results.extend(await self._from_source(source, requester, term, limit, seen))
         cleaned = [{k: v for k, v in r.items() if v is not None} for r in results[:limit]]
         return {"results": cleaned, "limited": len(results) > limit}
+
+    async def _from_source(
+        self,
+        source: UserDirectorySource,
+        requester: str,
+        term: str,
+        limit: int,
+        seen: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """A feature's matches not found already (a failing source is logged, not fatal)."""
+        try:
+            found = await source.search_users(requester, term, limit)
+        except Exception:
+            log.exception("a user directory source failed")
+            return []
+        added = []
+        for entry in found:
+            user_id = entry.get("user_id")
+            if not isinstance(user_id, str) or user_id in seen:
+                continue
+            seen[user_id] = {
+                "user_id": user_id,
+                "display_name": entry.get("display_name"),
+                "avatar_url": entry.get("avatar_url"),
+            }
+            added.append(seen[user_id])
+        return added

@@ -48,4 +48,5 @@ def register(registry: Registry, context: FeatureContext) -> None:
     registry.add_migrations(Path(__file__).parent / "migrations")
     routes.register_routes(registry, service, federated)
     registry.add_managed_profile_fields(PROFILE_FIELDS)
+    registry.add_user_directory_source(federated)
     registry.on_start(service.start)

@@ -39,7 +39,14 @@ def register_routes(
 ) -> None:
     async def client_search(request: web.Request) -> web.Response:
         await requester(request)
-        term, limit = search_request(await read_json(request))
+        body = await read_json(request)
+        term, limit = search_request(body)
+        scope = body.get("federated", True)
+        if not isinstance(scope, bool):
+            raise bad_json("federated must be a boolean")
+        if not scope:  # this node's staff only
+            results, limited = await service.search_local(term, limit)
+            return json_response({"results": results, "limited": limited})
         return json_response(await federated.search(term, limit))
 
     async def federation_search(request: web.Request, origin: str, body: Any) -> web.Response:

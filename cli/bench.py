@@ -27,6 +27,18 @@ def bench_storage(members: int, messages: int) -> None:
     storage_bench.main(max(members, 20), messages)
 
 
+@bench.command("directory")
+@click.option("--staff", default=50_000, show_default=True, help="Staff over the 4 nodes.")
+@click.option("--rounds", default=300, show_default=True, help="Searches of each kind.")
+@click.option("--postgres", default=None, help="A PostgreSQL server URL (default: SQLite).")
+def bench_directory(staff: int, rounds: int, postgres: str | None) -> None:
+    """Organisation directory search over 4 nodes: local and federated p50/p99."""
+    source_checkout()
+    from interop.bench import directory as directory_bench
+
+    directory_bench.main(max(staff, 4), max(rounds, 1), postgres)
+
+
 @bench.command("engine")
 @click.option("--seconds", default=1.0, show_default=True, help="Time per throughput figure.")
 @click.option("--repeat", default=5, show_default=True, help="State resolution runs (median).")

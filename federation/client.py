@@ -170,8 +170,10 @@ class FederationClient:
         query: Mapping[str, str | list[str]] | None = None,
         body: Any | None = None,
         timeout_s: float | None = None,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> Any:
-        """Send a signed request and return the parsed JSON response."""
+        """Send a signed request and return the parsed JSON response (a response over
+        ``max_bytes`` is a RemoteError)."""
         self.check_destination(destination)
         target = await self.resolver.resolve(destination)
         uri = path
@@ -180,7 +182,7 @@ class FederationClient:
         header = authorization_header(
             self.server_name, self.signing_key, destination, method, uri, body
         )
-        return await self._send(target, method, uri, body, header, timeout_s)
+        return await self._send(target, method, uri, body, header, timeout_s, max_bytes)
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -271,6 +273,7 @@ class FederationClient:
         body: Any | None,
         authorization: str | None,
         timeout_s: float | None,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> Any:
         address = (await self._addresses(target.host, target.port))[0]
         # The URI goes out exactly as signed: no re-encoding by the HTTP library.
@@ -293,8 +296,8 @@ class FederationClient:
                 allow_redirects=False,
                 timeout=timeout,
             ) as response:
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
-                if len(raw) > MAX_RESPONSE_BYTES:
+                raw = await response.content.read(max_bytes + 1)
+                if len(raw) > max_bytes:
                     raise RemoteError(response.status, None, "response too large")
                 parsed = _parse(raw)
                 if response.status >= 400:

@@ -331,7 +331,7 @@ def test_feature_groups_join_the_root_command() -> None:
     # The built-in groups, and those of the features the catalogue ships.
     assert set(main.commands) == {
         "init", "serve", "user", "room", "token", "key", "bench", "interop",
-        "consortium", "partner",
+        "consortium", "partner", "org",
     }  # fmt: skip
     root = click.Group("kairan")
     register_groups(root, ["tests.test_cli:feature_group"])

@@ -29,6 +29,11 @@ async def versions(request: web.Request) -> web.Response:
 @routes.get("/_matrix/client/v3/capabilities")
 async def capabilities(request: web.Request) -> web.Response:
     await requester(request)
+    # Matrix 1.16: users may change every profile field but those the server manages.
+    profile_fields: dict[str, object] = {"enabled": True}
+    managed = services(request).directory.managed_fields
+    if managed:
+        profile_fields["disallowed"] = sorted(managed)
     return json_response(
         {
             "capabilities": {
@@ -40,6 +45,7 @@ async def capabilities(request: web.Request) -> web.Response:
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
                 "m.3pid_changes": {"enabled": False},
+                "m.profile_fields": profile_fields,
             }
         }
     )

@@ -1,4 +1,4 @@
-"""Profiles and the user directory."""
+"""Profiles (with the extended fields of Matrix 1.16) and the user directory."""
 
 from __future__ import annotations
 
@@ -35,13 +35,22 @@ async def set_field(request: web.Request) -> web.Response:
     if request.match_info["user_id"] != who.user_id and not who.is_admin:
         raise forbidden("You can only change your own profile")
     field = request.match_info["field"]
-    svc.directory.check_field_settable(field)
-    if field not in ("displayname", "avatar_url"):
-        raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
     body = await read_json(request)
     if field not in body:
         raise MatrixError(400, "M_MISSING_PARAM", f"Missing {field}")
     await svc.directory.set_profile_field(request.match_info["user_id"], field, body[field])
+    return json_response({})
+
+
+@routes.delete(P + "/{field}")
+async def delete_field(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    if request.match_info["user_id"] != who.user_id and not who.is_admin:
+        raise forbidden("You can only change your own profile")
+    await svc.directory.delete_profile_field(
+        request.match_info["user_id"], request.match_info["field"]
+    )
     return json_response({})
 
 

@@ -101,13 +101,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, read up to ``limit + 1`` bytes (more than ``limit``: too large).
+
+    One ``read(n)`` returns what has arrived so far, which for a body of more than a few
+    network packets is only its beginning: read until the end or past the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 async def read_json(
     request: web.Request, *, allow_empty: bool = False, limit: int = MAX_JSON_BODY
 ) -> dict[str, Any]:
     """The request body as a JSON object, or the right Matrix error."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large(f"Request body exceeds {limit} bytes")
-    raw = await request.content.read(limit + 1)
+    raw = await read_body(request, limit)
     if len(raw) > limit:
         raise too_large(f"Request body exceeds {limit} bytes")
     if not raw.strip():

@@ -23,6 +23,7 @@ from homeserver.extensions.points import (
     UploadDecision,
     UploadFilter,
     UserDirectoryFilter,
+    UserDirectorySource,
 )
 from homeserver.extensions.registry import (
     NO_EXTENSIONS,
@@ -52,5 +53,6 @@ __all__ = [
     "UploadDecision",
     "UploadFilter",
     "UserDirectoryFilter",
+    "UserDirectorySource",
     "load_features",
 ]

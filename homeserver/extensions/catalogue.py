@@ -12,4 +12,5 @@ from __future__ import annotations
 CATALOGUE: dict[str, str] = {
     "consortium": "homeserver.municipal.consortium:register",
     "partners": "homeserver.municipal.partners:register",
+    "directory": "homeserver.municipal.directory:register",
 }

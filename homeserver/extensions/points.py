@@ -17,6 +17,7 @@ service the part it uses.
 | :class:`LoginCheck` | at each login, and for each use of an access token | refuse, hold pending |
 | :class:`UserDirectoryFilter` | for every ``/user_directory/search`` | hide users |
 | :class:`ProfileFields` | for every profile read; every profile change | add fields; refuse changing them |
+| :class:`UserDirectorySource` | for every ``/user_directory/search``, after the node's own users | add users |
 
 Routes (client, federation, admin), middleware per listener zone, a feature's own tables
 and migrations, and start/stop callbacks are registered on the
@@ -34,7 +35,7 @@ from homeserver.accounts.requester import Requester
 from homeserver.common.errors import MatrixError
 from homeserver.media.filters import Upload, UploadDecision, UploadFilter
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
-from homeserver.rooms.ports import ProfileFields, UserDirectoryFilter
+from homeserver.rooms.ports import ProfileFields, UserDirectoryFilter, UserDirectorySource
 
 
 class EventListener(Protocol):
@@ -75,4 +76,5 @@ __all__ = [
     "UploadDecision",
     "UploadFilter",
     "UserDirectoryFilter",
+    "UserDirectorySource",
 ]

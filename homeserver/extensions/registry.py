@@ -29,6 +29,7 @@ from homeserver.extensions.points import (
     SyncExtension,
     UploadFilter,
     UserDirectoryFilter,
+    UserDirectorySource,
 )
 from homeserver.media.filters import UploadFilterChain
 
@@ -227,6 +228,10 @@ class Extensions:
     federation_routes: tuple[Route, ...] = ()
     admin_routes: tuple[Route, ...] = ()
     migrations: tuple[Migrations, ...] = ()
+    #: More users for /user_directory/search, asked after the node's own.
+    user_directory_sources: tuple[UserDirectorySource, ...] = ()
+    #: Profile fields the features set and users may not change (m.profile_fields).
+    managed_profile_fields: frozenset[str] = frozenset()
     #: Run once the node is built, before it listens (given the node's API); then at stop.
     on_start: tuple[Callable[[Any], Awaitable[None]], ...] = ()
     on_stop: tuple[Callable[[], Awaitable[None]], ...] = ()
@@ -262,6 +267,8 @@ class Registry:
         self._migrations: list[Migrations] = []
         self._start: list[Callable[[Any], Awaitable[None]]] = []
         self._stop: list[Callable[[], Awaitable[None]]] = []
+        self._profile_fields: set[str] = set()
+        self._user_sources: list[UserDirectorySource] = []
         self._current: str | None = None
 
     # ------------------------------------------------------------- features
@@ -309,6 +316,19 @@ class Registry:
     def add_middleware(self, middleware: Middleware, zones: Iterable[str] = ()) -> None:
         """aiohttp middleware on the listeners of ``zones`` (all listeners when empty)."""
         self._middleware.append(ZonedMiddleware(middleware, frozenset(zones)))
+
+    def add_user_directory_source(self, source: UserDirectorySource) -> None:
+        """More users for ``/user_directory/search``: ``source.search_users(requester,
+        term, limit)`` is asked after the node's own users, so clients (Element) find them."""
+        self._user_sources.append(source)
+
+    def add_managed_profile_fields(self, keys: Iterable[str]) -> None:
+        """Profile fields (Matrix 1.16) the feature sets through ``NodeApi`` and users may
+        not set or delete (403; listed as ``disallowed`` in ``m.profile_fields``)."""
+        for key in keys:
+            if key in ("displayname", "avatar_url") or "." not in key:
+                raise RegistrationError(f"{key!r} is not a namespaced profile field")
+            self._profile_fields.add(key)
 
     def on_start(self, callback: Callable[[Any], Awaitable[None]]) -> None:
         """``callback(node)`` runs once the node is built, before it listens; ``node`` is
@@ -384,6 +404,8 @@ class Registry:
             federation_routes=tuple(self._federation),
             admin_routes=tuple(self._admin),
             migrations=tuple(self._migrations),
+            user_directory_sources=tuple(self._user_sources),
+            managed_profile_fields=frozenset(self._profile_fields),
             on_start=tuple(self._start),
             on_stop=tuple(self._stop),
             provided=dict(self._provided),

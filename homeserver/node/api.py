@@ -12,6 +12,7 @@ from typing import Any
 from federation.client import FederationClient
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
+from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.service import RoomService
 
 
@@ -25,11 +26,13 @@ class NodeApi:
         *,
         sender: TransactionSender | None = None,
         provided: Mapping[str, Any] | None = None,
+        profiles: DirectoryService | None = None,
     ) -> None:
         self.server_name = server_name
         self._rooms = rooms
         self._accounts = accounts
         self._client = federation_client
+        self._profiles = profiles
         self._sender = sender
         self._provided = dict(provided or {})
 
@@ -51,6 +54,13 @@ class NodeApi:
     async def user_exists(self, user_id: str) -> bool:
         user = await self._accounts.get_user(user_id)
         return user is not None and not user.deactivated
+
+    async def set_managed_profile_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        """Set (None: delete) profile fields of a local user that the feature manages
+        (``Registry.add_managed_profile_fields``): users cannot change these themselves."""
+        if self._profiles is None:
+            raise RuntimeError("profiles are not available here")
+        await self._profiles.set_managed_fields(user_id, values)
 
     async def send_event(
         self,
@@ -77,9 +87,24 @@ class NodeApi:
         }
 
     async def federation_request(
-        self, destination: str, method: str, path: str, body: Any | None = None
+        self,
+        destination: str,
+        method: str,
+        path: str,
+        body: Any | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_bytes: int | None = None,
     ) -> Any:
-        """A signed request to another server (subject to the peer policy); its JSON."""
+        """A signed request to another server (subject to the peer policy); its JSON.
+        ``timeout_s`` bounds the whole request, ``max_bytes`` the response's size (a
+        larger one raises ``federation.client.RemoteError``)."""
         if self._client is None:
             raise RuntimeError("federation is not available on this node")
-        return await self._client.request(destination, method, path, body=body)
+        if max_bytes is None:
+            return await self._client.request(
+                destination, method, path, body=body, timeout_s=timeout_s
+            )
+        return await self._client.request(
+            destination, method, path, body=body, timeout_s=timeout_s, max_bytes=max_bytes
+        )

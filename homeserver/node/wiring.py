@@ -169,8 +169,10 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     typing, push_rules, userdata = _build_user_state(base, core)
     directory = DirectoryService(
         core.rooms, accounts,
+        base.extensions.managed_profile_fields,
+        base.extensions.user_directory_sources,
         hidden=base.extensions.directory_filters or None,
-        profile_fields=base.extensions.profile_fields or None,
+        feature_fields=base.extensions.profile_fields or None,
     )  # fmt: skip
     media, remote_media = _build_media(base, transport)
     media_limiter = Buckets(config.media_download_limit, clock)

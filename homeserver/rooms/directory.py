@@ -7,16 +7,22 @@ so 「山田太郎」, 「山田 太郎」 and 「やまだ」 all find 山田 �
 
 from __future__ import annotations
 
+import logging
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from federation.identifiers import is_valid_room_alias
-from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
-from homeserver.rooms.ports import Accounts, ProfileFields, UserDirectoryFilter
+from homeserver.common.errors import MatrixError, forbidden, not_found
+from homeserver.rooms import profile_fields
+from homeserver.rooms.ports import Accounts, ProfileFields, UserDirectoryFilter, UserDirectorySource
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
+from homeserver.storage import profiles as profile_store
 from homeserver.storage import rooms as room_store
+
+log = logging.getLogger(__name__)
 
 
 def _to_hiragana(text: str) -> str:
@@ -59,16 +65,24 @@ class DirectoryService:
         self,
         rooms: RoomService,
         accounts: Accounts,
+        managed_fields: Iterable[str] = (),
+        user_sources: Sequence[UserDirectorySource] = (),
         *,
         hidden: UserDirectoryFilter | None = None,
-        profile_fields: ProfileFields | None = None,
+        feature_fields: ProfileFields | None = None,
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db
-        #: The features' filter of the user directory, and their profile fields, if any.
+        #: The features' user directory sources, asked after the node's own users.
+        self.user_sources = tuple(user_sources)
+        #: The features' filter of the user directory (partner accounts...), if any.
         self.hidden = hidden
-        self.profile_fields = profile_fields
+        #: Profile fields features add as they read them (``feature_fields.fields``), and
+        #: those they set (``set_managed_fields``): users may change neither.
+        self.feature_fields = feature_fields
+        protected = feature_fields.protected if feature_fields is not None else frozenset()
+        self.managed_fields = frozenset(managed_fields) | protected
 
     # ------------------------------------------------------------- public rooms
 
@@ -178,30 +192,65 @@ class DirectoryService:
         user = await self.accounts.get_user(user_id)
         if user is None or user.deactivated:
             raise not_found("Profile not found")
-        profile: dict[str, Any] = {}
+        async with self.db.read() as conn:
+            profile: dict[str, Any] = await profile_store.get_fields(conn, user_id)
         if user.displayname is not None:
             profile["displayname"] = user.displayname
         if user.avatar_url is not None:
             profile["avatar_url"] = user.avatar_url
-        if self.profile_fields is not None:
-            profile.update(await self.profile_fields.fields(user_id))
+        if self.feature_fields is not None:
+            profile.update(await self.feature_fields.fields(user_id))
         return profile
 
-    def check_field_settable(self, field: str) -> None:
-        """403 for a field a feature owns (a partner account's ``jp.kairan.partner``)."""
-        if self.profile_fields is not None and field in self.profile_fields.protected:
-            raise forbidden(f"The profile field {field} is set by the server")
+    def may_change(self, key: str) -> bool:
+        """Whether users may set or delete ``key`` (not one the server manages)."""
+        return key not in self.managed_fields
 
     async def set_profile_field(self, user_id: str, field: str, value: Any) -> None:
-        self.check_field_settable(field)
-        if field not in ("displayname", "avatar_url"):
-            raise MatrixError(400, "M_INVALID_PARAM", "Unknown profile field")
-        if value is not None and not isinstance(value, str):
-            raise bad_json(f"{field} must be a string")
-        if isinstance(value, str) and len(value) > 256 and field == "displayname":
-            raise MatrixError(400, "M_TOO_LARGE", "displayname is longer than 256 characters")
+        """Set one of a user's profile fields as the user (or an admin) asks."""
+        profile_fields.check_key(field)
+        if not self.may_change(field):
+            raise forbidden(f"{field} is managed by the server")
+        profile_fields.check_value(field, value)
+        await self._set_fields(user_id, {field: value})
+
+    async def delete_profile_field(self, user_id: str, field: str) -> None:
+        profile_fields.check_key(field)
+        if not self.may_change(field):
+            raise forbidden(f"{field} is managed by the server")
+        if field in profile_fields.CORE_FIELDS:
+            await self._set_fields(user_id, {field: None})
+            return
         async with self.db.write() as conn:
-            await account_store.update_user(conn, user_id, **{field: value})
+            await profile_store.delete_field(conn, user_id, field)
+
+    async def set_managed_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        """The server's own fields of a user (a feature's; None deletes one)."""
+        for key in values:
+            profile_fields.check_key(key)
+        await self._set_fields(user_id, values)
+
+    async def _set_fields(self, user_id: str, values: Mapping[str, Any]) -> None:
+        profile = await self.get_profile(user_id)
+        for key, value in values.items():
+            if value is None and key not in profile_fields.CORE_FIELDS:
+                profile.pop(key, None)
+            else:
+                profile[key] = value
+        profile_fields.check_size(profile)
+        async with self.db.write() as conn:
+            for key, value in values.items():
+                if key in profile_fields.CORE_FIELDS:
+                    await account_store.update_user(conn, user_id, **{key: value})
+                elif value is None:
+                    await profile_store.delete_field(conn, user_id, key)
+                else:
+                    await profile_store.set_field(conn, user_id, key, value)
+        for key, value in values.items():
+            if key in profile_fields.CORE_FIELDS:
+                await self._propagate(user_id, key, value)
+
+    async def _propagate(self, user_id: str, field: str, value: Any) -> None:
         # Propagate to the member event of every joined room, as Synapse does.
         async with self.db.read() as conn:
             joined = await room_store.memberships_of_user(conn, user_id, ["join"])
@@ -255,9 +304,41 @@ class DirectoryService:
                         "display_name": name,
                         "avatar_url": content.get("avatar_url"),
                     }
-        if self.hidden is not None and seen:
-            for user_id in await self.hidden.hidden_users(requester, list(seen)):
-                seen.pop(user_id, None)
         results = sorted(seen.values(), key=lambda r: r["user_id"])
+        for source in self.user_sources:
+            if len(results) > limit:
+                break
+            results.extend(await self._from_source(source, requester, term, limit, seen))
+        if self.hidden is not None and results:
+            # Asked last, so that what the sources found is filtered too.
+            hidden = set(await self.hidden.hidden_users(requester, [r["user_id"] for r in results]))
+            results = [r for r in results if r["user_id"] not in hidden]
         cleaned = [{k: v for k, v in r.items() if v is not None} for r in results[:limit]]
         return {"results": cleaned, "limited": len(results) > limit}
+
+    async def _from_source(
+        self,
+        source: UserDirectorySource,
+        requester: str,
+        term: str,
+        limit: int,
+        seen: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """A feature's matches not found already (a failing source is logged, not fatal)."""
+        try:
+            found = await source.search_users(requester, term, limit)
+        except Exception:
+            log.exception("a user directory source failed")
+            return []
+        added = []
+        for entry in found:
+            user_id = entry.get("user_id")
+            if not isinstance(user_id, str) or user_id in seen:
+                continue
+            seen[user_id] = {
+                "user_id": user_id,
+                "display_name": entry.get("display_name"),
+                "avatar_url": entry.get("avatar_url"),
+            }
+            added.append(seen[user_id])
+        return added

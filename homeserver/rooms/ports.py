@@ -93,3 +93,11 @@ class RemoteSpaces(Protocol):
     ) -> RemoteHierarchy | None:
         """The room as one of ``via`` describes it, or None when none answers well."""
         ...
+
+
+class UserDirectorySource(Protocol):
+    """More users for ``/user_directory/search`` (a feature's: the organisation directory's
+    staff, here and on its peers).  Entries are ``{"user_id", "display_name"?,
+    "avatar_url"?}``; the node's own matches come first, then these, without duplicates."""
+
+    async def search_users(self, requester: str, term: str, limit: int) -> list[dict[str, Any]]: ...

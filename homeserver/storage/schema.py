@@ -43,6 +43,15 @@ users = Table(
     Column("avatar_url", Text, nullable=True),
 )  # fmt: skip
 
+#: Extended profile fields (Matrix 1.16): every key but displayname and avatar_url (kept on
+#: users), the value as JSON text.
+profile_fields = Table(
+    "profile_fields", metadata,
+    Column("user_id", String(255), ForeignKey("users.user_id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)  # fmt: skip
+
 devices = Table(
     "devices", metadata,
     Column("user_id", String(255), ForeignKey("users.user_id"), primary_key=True),

@@ -52,6 +52,8 @@ ERRCODE_STATUS: dict[str, set[int]] = {
     "M_NOT_FOUND": {404},
     "M_UNRECOGNIZED": {400, 404, 405},  # 400 for a known but unsupported feature, as Synapse
     "M_TOO_LARGE": {400, 413},  # 400 for an over-long field, as Synapse does
+    "M_PROFILE_TOO_LARGE": {400},  # a profile of 64 KiB or more (Matrix 1.16)
+    "M_KEY_TOO_LARGE": {400},
     "M_LIMIT_EXCEEDED": {429},
     "M_CANNOT_OVERWRITE_MEDIA": {409},
     "M_UNKNOWN": {400, 403, 404, 409},

@@ -530,3 +530,15 @@ async def test_client_cannot_name_who_authorised_its_join(client: Client) -> Non
     content = {"membership": "join", "displayname": "ボブ"}
     await bob.ok("PUT", path, {**content, "join_authorised_via_users_server": carol.user_id})
     assert await alice.ok("GET", path) == content
+
+
+async def test_a_json_body_that_arrives_in_pieces_is_read_whole(node: Node, client: Client) -> None:
+    """A body under the 1 MiB limit but larger than what one read returns was cut at the
+    first read and refused as 'Content not JSON' (found by the directory's tests)."""
+    alice = await client.register("alice")
+    path = f"{V3}/user/{quote(alice.user_id)}/account_data/org.example.big"
+    content = {"blob": "x" * 900_000}
+    await alice.ok("PUT", path, content)
+    assert await alice.ok("GET", path) == content
+    over = await alice.request("PUT", path, {"blob": "x" * 1_100_000})
+    assert (over.status, over.body["errcode"]) == (413, "M_TOO_LARGE")

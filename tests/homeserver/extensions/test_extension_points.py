@@ -407,3 +407,35 @@ async def test_listeners_per_zone_with_their_middleware_and_resources(
     finally:
         stop.set()
         await task
+
+
+# ---------------------------------------------------------------------- user directory, profiles
+
+
+async def test_user_directory_sources_and_managed_profile_fields(sample_node: Node) -> None:
+    async with sample_node.client() as client:
+        alice = await client.register("alice")
+        await client.register("sanpuru")
+        path = "/_matrix/client/v3/user_directory/search"
+        found = await alice.ok("POST", path, {"search_term": "サンプル"})
+        assert found["results"] == [
+            {"user_id": "@staff:elsewhere.example", "display_name": "サンプル職員"}
+        ]
+        alone = await alice.ok("POST", path, {"search_term": "alice"})
+        assert alone["results"] == [{"user_id": alice.user_id, "display_name": "alice"}]
+        # A failing source is left out; the node's own users are still found.
+        still = await alice.ok("POST", path, {"search_term": "boom"})
+        assert still == {"results": [], "limited": False}
+        assert (await alice.ok("POST", path, {"search_term": "sanpuru"}))["results"][0][
+            "user_id"
+        ] == f"@sanpuru:{sample_node.server_name}"
+        # The sample manages a profile field: users may not set it, the node may.
+        me = f"/_matrix/client/v3/profile/{alice.user_id}"
+        refused = await alice.request("PUT", me + "/jp.kairan.sample", {"jp.kairan.sample": 1})
+        assert (refused.status, refused.body["errcode"]) == (403, "M_FORBIDDEN")
+        caps = await alice.ok("GET", "/_matrix/client/v3/capabilities")
+        assert caps["capabilities"]["m.profile_fields"]["disallowed"] == ["jp.kairan.sample"]
+        await sample_of(sample_node).node.set_managed_profile_fields(
+            alice.user_id, {"jp.kairan.sample": {"set": "by the node"}}
+        )
+        assert (await alice.ok("GET", me))["jp.kairan.sample"] == {"set": "by the node"}

@@ -30,6 +30,8 @@ def register(registry: Registry, context: FeatureContext) -> None:
     registry.add_sync_extension(service.sync_extension)
     registry.add_upload_filter(service.uploads)
     registry.add_login_check(service.logins)
+    registry.add_user_directory_source(service.users)
+    registry.add_managed_profile_fields(["jp.kairan.sample"])
     registry.add_middleware(routes.zone_middleware("internet"), zones=["internet"])
     routes.register_routes(registry, service)
     registry.on_start(service.start)

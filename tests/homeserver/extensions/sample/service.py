@@ -101,6 +101,20 @@ class SampleLogins(LoginCheck):
             raise MatrixError(403, PENDING, "This device waits for an administrator's approval")
 
 
+class SampleUsers:
+    """A user directory source: one extra user for 'サンプル', a failure for 'boom', a
+    duplicate for 'alice'."""
+
+    async def search_users(self, requester: str, term: str, limit: int) -> list[dict[str, Any]]:
+        if term == "boom":
+            raise RuntimeError("the sample's directory is down")
+        if term == "alice":  # the node finds its own alice: she is not listed twice
+            return [{"user_id": requester, "display_name": "a duplicate"}]
+        if term != "サンプル":
+            return []
+        return [{"user_id": "@staff:elsewhere.example", "display_name": "サンプル職員"}, {"x": 5}]
+
+
 class SampleService:
     def __init__(self, context: FeatureContext) -> None:
         self.context = context
@@ -113,6 +127,7 @@ class SampleService:
         self.seen = SampleListener()
         self.uploads = SampleUploads()
         self.logins = SampleLogins()
+        self.users = SampleUsers()
         self.node: Any = None
         self.stopped = False
 

@@ -11,4 +11,5 @@ from __future__ import annotations
 #: (homeserver/municipal/<name>/).
 CATALOGUE: dict[str, str] = {
     "consortium": "homeserver.municipal.consortium:register",
+    "groups": "homeserver.municipal.groups:register",
 }

@@ -122,6 +122,7 @@ async def start_features(services: NodeServices) -> None:
         services.federation.client,
         sender=services.federation.sender,
         provided=services.extensions.provided,
+        handler=services.handler,
     )
     for start in services.extensions.on_start:
         await start(api)

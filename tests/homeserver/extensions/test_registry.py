@@ -146,10 +146,10 @@ def test_catalogued_features_contribute_command_groups(monkeypatch: pytest.Monke
     monkeypatch.setitem(CATALOGUE, "sample", SAMPLE)
     monkeypatch.setitem(CATALOGUE, "gone", "tests.no_such_module:register")
     paths = feature_command_paths()
-    assert paths == [
-        "homeserver.municipal.consortium:cli",
-        "tests.homeserver.extensions.sample:cli",
-    ]
+    # The shipped features' groups too; one that cannot be imported is left out.
+    assert "tests.homeserver.extensions.sample:cli" in paths
+    assert {"homeserver.municipal.consortium:cli", "homeserver.municipal.groups:cli"} <= set(paths)
+    assert not any("no_such_module" in p for p in paths)
     root = click.Group("kairan")
     register_groups(root, paths)
     result = CliRunner().invoke(root, ["sample", "hello", "根室"])

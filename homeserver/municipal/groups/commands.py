@@ -141,11 +141,12 @@ async def submit(db: Any, body: dict[str, Any], wait: float) -> dict[str, Any]:
         if time.monotonic() > deadline:
             if not taken:
                 async with db.write() as conn:
-                    if await storage.withdraw(conn, request_id):
-                        fail(
-                            f"the node did not take the request within {wait:g} s (is it "
-                            "running, with the groups feature?); nothing was made"
-                        )
+                    withdrawn = await storage.withdraw(conn, request_id)
+                if withdrawn:  # failing inside the block would roll the withdrawal back
+                    fail(
+                        f"the node did not take the request within {wait:g} s (is it "
+                        "running, with the groups feature?); nothing was made"
+                    )
                 taken = True  # it took it just now
                 deadline = time.monotonic() + wait
                 continue

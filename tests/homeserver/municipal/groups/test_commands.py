@@ -4,11 +4,17 @@ node takes is withdrawn, and nothing is made."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
+from homeserver.config import ConfigError, load_config
+from homeserver.config.listeners import FeatureSettings
 from homeserver.municipal.groups import storage
-from homeserver.node.app import close_services
+from homeserver.node.app import build_services, close_services
+from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.municipal.consortium.nodes import kairan, use_database
@@ -139,3 +145,18 @@ async def test_group_commands_need_the_feature(tmp_path: Path, db_url: str) -> N
     finally:
         await runner.cleanup()
         await close_services(a.services)
+
+
+async def test_groups_without_the_consortium_feature_does_not_start(
+    tmp_path: Path, db_url: str
+) -> None:
+    init_node("127.0.0.1:18998", tmp_path / "n")
+    loaded = load_config(tmp_path / "n")
+    for enabled in (
+        (FeatureSettings("groups", {}),),
+        (FeatureSettings("groups", {}), FeatureSettings("consortium", {})),
+        (FeatureSettings("consortium", {}), FeatureSettings("groups", {"poll_seconds": 0})),
+    ):
+        config = dataclasses.replace(loaded, database=db_url, features=enabled)
+        with pytest.raises(ConfigError, match="feature 'groups': "):
+            await build_services(config, fast_passwords=True)

@@ -112,6 +112,11 @@ class AccountService:
         async with self.db.read() as conn:
             return await store.get_user(conn, user_id)
 
+    async def server_admins(self) -> list[str]:
+        """The active server admins, the oldest account first."""
+        async with self.db.read() as conn:
+            return await store.list_admins(conn)
+
     async def set_password(
         self, user_id: str, password: str, *, logout_devices: bool, keep_device: str | None
     ) -> None:

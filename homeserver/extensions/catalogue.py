@@ -13,4 +13,5 @@ CATALOGUE: dict[str, str] = {
     "consortium": "homeserver.municipal.consortium:register",
     "partners": "homeserver.municipal.partners:register",
     "directory": "homeserver.municipal.directory:register",
+    "groups": "homeserver.municipal.groups:register",
 }

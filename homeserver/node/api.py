@@ -13,6 +13,7 @@ from federation.client import FederationClient
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.service import RoomService
 
 
@@ -27,6 +28,7 @@ class NodeApi:
         sender: TransactionSender | None = None,
         provided: Mapping[str, Any] | None = None,
         profiles: DirectoryService | None = None,
+        handler: RoomHandler | None = None,
     ) -> None:
         self.server_name = server_name
         self._rooms = rooms
@@ -35,6 +37,7 @@ class NodeApi:
         self._profiles = profiles
         self._sender = sender
         self._provided = dict(provided or {})
+        self._handler = handler
 
     def provided(self, name: str) -> Any | None:
         """What a feature offered under ``name`` (``Registry.provide``), or None: how one
@@ -61,6 +64,18 @@ class NodeApi:
         if self._profiles is None:
             raise RuntimeError("profiles are not available here")
         await self._profiles.set_managed_fields(user_id, values)
+
+    async def server_admins(self) -> list[str]:
+        """The node's active server admins, the oldest account first."""
+        return await self._accounts.server_admins()
+
+    async def create_room(self, creator: str, body: dict[str, Any]) -> str:
+        """Create a room as a local user, as ``/createRoom`` with ``body`` would (checked
+        the same way, policies included); its room ID."""
+        if self._handler is None:
+            raise RuntimeError("rooms cannot be created through this NodeApi")
+        room_id, _alias = await self._handler.create_room(creator, body)
+        return room_id
 
     async def send_event(
         self,

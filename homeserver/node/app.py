@@ -123,6 +123,7 @@ async def start_features(services: NodeServices) -> None:
         sender=services.federation.sender,
         provided=services.extensions.provided,
         profiles=services.directory,
+        handler=services.handler,
     )
     for start in services.extensions.on_start:
         await start(api)

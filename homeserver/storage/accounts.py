@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, false, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import push as push_store
@@ -39,6 +39,16 @@ async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
 async def list_users(conn: AsyncConnection, limit: int = 100, offset: int = 0) -> list[User]:
     rows = await conn.execute(select(users).order_by(users.c.user_id).limit(limit).offset(offset))
     return [User(**r._mapping) for r in rows]
+
+
+async def list_admins(conn: AsyncConnection) -> list[str]:
+    """The active server admins, the oldest account first (then by user ID)."""
+    rows = await conn.execute(
+        select(users.c.user_id)
+        .where(users.c.is_admin == true(), users.c.deactivated == false())
+        .order_by(users.c.created_ts, users.c.user_id)
+    )
+    return [str(r[0]) for r in rows]
 
 
 async def count_users(conn: AsyncConnection) -> int:

@@ -151,6 +151,7 @@ def test_catalogued_features_contribute_command_groups(monkeypatch: pytest.Monke
     assert "homeserver.municipal.partners:cli" in paths
     assert "homeserver.municipal.consortium:cli" in paths
     assert "homeserver.municipal.directory:cli" in paths
+    assert "homeserver.municipal.groups:cli" in paths
     assert not any("no_such_module" in p for p in paths)
     root = click.Group("kairan")
     register_groups(root, paths)

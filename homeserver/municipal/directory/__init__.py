@@ -8,9 +8,9 @@ node's peers, and shown in staff's profiles (``jp.kairan.org``, ``jp.kairan.depa
         search_peers: ["kairan.town-b.example.jp"]   # asked by federated searches
         search_timeout_seconds: 3                    # per peer
 
-The servers a federated search asks come from a peer provider: ``search_peers`` for now;
-:func:`build` takes another (the members of the node's consortia) and a predicate for the
-users the directory never lists (partner accounts).
+The servers a federated search asks are ``search_peers`` when given, else the members of
+the node's consortia (the consortium feature's service, found at start); partner accounts
+(the partners feature) are never listed.  :func:`build` also takes both explicitly.
 """
 
 from __future__ import annotations

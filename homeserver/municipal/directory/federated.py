@@ -33,7 +33,7 @@ class FederatedSearch:
 
     def peers(self) -> list[str]:
         own = self.service.server_name
-        return [p for p in dict.fromkeys(self.service.peers()) if p != own]
+        return [p for p in dict.fromkeys(self.service.peer_servers()) if p != own]
 
     async def search(self, term: str, limit: int) -> dict[str, Any]:
         """Local and peer results for a client (``partial``/``unreachable`` when a peer

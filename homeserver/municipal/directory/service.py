@@ -81,7 +81,11 @@ class DirectoryService:
         self.server_name = context.server_name
         self.clock = context.clock
         settings = context.settings
-        self.peers: PeerProvider = peers or _static_peers(settings.get("search_peers", ()))
+        #: Set by the ``search_peers`` setting, by ``build``, or at start from the node's
+        #: consortia (the members but this node); none: local searches only.
+        self.peers: PeerProvider | None = peers
+        if "search_peers" in settings:
+            self.peers = _static_peers(settings["search_peers"])
         self.excluded = excluded
         timeout = settings.get("search_timeout_seconds", 3.0)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
@@ -91,7 +95,21 @@ class DirectoryService:
         self.node: Any = None
 
     async def start(self, node: Any) -> None:
+        """Once the node runs: the other features' services it uses, whatever the order
+        the features are listed in (the consortium's members as peers, unless
+        ``search_peers`` says otherwise; partner accounts never listed)."""
         self.node = node
+        consortia = node.provided(CONSORTIUM_SERVICE)
+        if self.peers is None and consortia is not None:
+            own = self.server_name
+            self.peers = lambda: sorted(s for s in consortia.members() if s != own)
+        partners = node.provided(PARTNERS_SERVICE)
+        if self.excluded is None and partners is not None:
+            self.excluded = partners.is_partner
+
+    def peer_servers(self) -> list[str]:
+        """The servers a federated search asks now."""
+        return list(self.peers()) if self.peers is not None else []
 
     # ------------------------------------------------------------- import
 
@@ -265,6 +283,11 @@ def _validated(
     if row is None:
         raise MatrixError(400, "M_INVALID_PARAM", errors[0])
     return importing.row_values(row)
+
+
+#: What the consortium and partners features provide (``Registry.provide``).
+CONSORTIUM_SERVICE = "consortium.service"
+PARTNERS_SERVICE = "partners.service"
 
 
 def _static_peers(configured: Any) -> PeerProvider:

@@ -20,7 +20,10 @@ from homeserver.municipal.partners import routes
 from homeserver.municipal.partners.commands import cli, command_extensions
 from homeserver.municipal.partners.service import PartnerService, PartnerSettings
 
-__all__ = ["cli", "command_extensions", "register"]
+__all__ = ["SERVICE", "cli", "command_extensions", "register"]
+
+#: The name other features find the PartnerService by (``NodeApi.provided``).
+SERVICE = "partners.service"
 
 
 def register(registry: Registry, context: FeatureContext) -> None:
@@ -31,3 +34,4 @@ def register(registry: Registry, context: FeatureContext) -> None:
     registry.add_directory_filter(service.directory)
     registry.add_profile_fields(service.profile)
     routes.register_routes(registry, service)
+    registry.provide(SERVICE, service)

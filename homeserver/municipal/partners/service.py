@@ -89,6 +89,11 @@ class PartnerService:
                 self._loaded_ms = now
         return self._known
 
+    async def is_partner(self, user_id: str) -> bool:
+        """Whether ``user_id`` is a partner account (expired or not): what other features
+        ask (``partners.service``), e.g. the organisation directory, which never lists one."""
+        return await self.get(user_id) is not None
+
     async def get(self, user_id: str) -> Partner | None:
         return (await self._partners()).get(user_id)
 

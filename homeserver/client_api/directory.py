@@ -74,7 +74,9 @@ async def set_visibility(request: web.Request) -> web.Response:
 async def public_rooms(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_json(request, allow_empty=True) if request.method == "POST" else {}
-    if request.method == "POST":
+    server = request.query.get("server")
+    # Asking another server is for users (as Synapse); this server's list is public.
+    if request.method == "POST" or server is not None:
         await requester(request)
     search = ""
     room_filter = body.get("filter")
@@ -87,5 +89,7 @@ async def public_rooms(request: web.Request) -> web.Response:
     )
     since = body.get("since") if request.method == "POST" else request.query.get("since")
     return json_response(
-        await svc.directory.public_rooms(search, limit if isinstance(limit, int) else 100, since)
+        await svc.directory.public_rooms(
+            search, limit if isinstance(limit, int) else 100, since, server
+        )
     )

@@ -49,6 +49,7 @@ from homeserver.federation.memberships import MembershipHandler
 from homeserver.federation.outbound import Outbound
 from homeserver.federation.parts import Federation, Transport
 from homeserver.federation.pipeline import EventPipeline
+from homeserver.federation.public_rooms import RemotePublicRooms
 from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
@@ -173,6 +174,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         base.extensions.user_directory_sources,
         hidden=base.extensions.directory_filters or None,
         feature_fields=base.extensions.profile_fields or None,
+        remote=RemotePublicRooms(transport.client),
     )  # fmt: skip
     media, remote_media = _build_media(base, transport)
     media_limiter = Buckets(config.media_download_limit, clock)

@@ -16,7 +16,13 @@ from typing import Any
 from federation.identifiers import is_valid_room_alias
 from homeserver.common.errors import MatrixError, forbidden, not_found
 from homeserver.rooms import profile_fields
-from homeserver.rooms.ports import Accounts, ProfileFields, UserDirectoryFilter, UserDirectorySource
+from homeserver.rooms.ports import (
+    Accounts,
+    ProfileFields,
+    RemoteDirectory,
+    UserDirectoryFilter,
+    UserDirectorySource,
+)
 from homeserver.rooms.service import RoomService
 from homeserver.storage import accounts as account_store
 from homeserver.storage import profiles as profile_store
@@ -70,12 +76,15 @@ class DirectoryService:
         *,
         hidden: UserDirectoryFilter | None = None,
         feature_fields: ProfileFields | None = None,
+        remote: RemoteDirectory | None = None,
     ) -> None:
         self.rooms = rooms
         self.accounts = accounts
         self.db = rooms.db
         #: The features' user directory sources, asked after the node's own users.
         self.user_sources = tuple(user_sources)
+        #: Other servers' public room lists (None: without federation).
+        self.remote = remote
         #: The features' filter of the user directory (partner accounts...), if any.
         self.hidden = hidden
         #: Profile fields features add as they read them (``feature_fields.fields``), and
@@ -86,7 +95,16 @@ class DirectoryService:
 
     # ------------------------------------------------------------- public rooms
 
-    async def public_rooms(self, search: str, limit: int, since: Any) -> dict[str, Any]:
+    async def public_rooms(
+        self, search: str, limit: int, since: Any, server: str | None = None
+    ) -> dict[str, Any]:
+        """The rooms published in this server's directory, or in ``server``'s."""
+        if server is not None and server != self.rooms.server_name:
+            if self.remote is None:
+                raise MatrixError(400, "M_INVALID_PARAM", "Federation is not enabled")
+            return await self.remote.public_rooms(
+                server, search, limit, since if isinstance(since, str) else None
+            )
         async with self.db.read() as conn:
             listed = await room_store.list_rooms(conn, public_only=True)
         chunk: list[dict[str, Any]] = []

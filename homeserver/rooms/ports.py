@@ -85,6 +85,17 @@ class RemoteHierarchy:
     inaccessible: frozenset[str]
 
 
+class RemoteDirectory(Protocol):
+    """Other servers' public room lists (homeserver.federation.public_rooms)."""
+
+    async def public_rooms(
+        self, server: str, search: str, limit: int, since: str | None
+    ) -> dict[str, Any]:
+        """``server``'s answer to ``/publicRooms``, in the spec's shape (MatrixError when
+        it cannot be had)."""
+        ...
+
+
 class RemoteSpaces(Protocol):
     """Spaces of rooms this node is not in (homeserver.federation.spaces.RemoteSpaces)."""
 

@@ -46,9 +46,7 @@ async def test_another_servers_rooms_through_our_node(
             own = await alice.ok("GET", f"{V3}/publicRooms", params={"server": a.server_name})
             assert own["chunk"] == []
             # Found, joined from A through B (as Element does: the directory's server).
-            await alice.ok(
-                "POST", f"{V3}/join/{listed}", {}, params={"server_name": b.server_name}
-            )
+            await alice.ok("POST", f"{V3}/join/{listed}", {}, params={"server_name": b.server_name})
 
             # Asking another server is for users: no token, 401; ours stays public.
             anonymous = await ca.request(

@@ -111,6 +111,8 @@ class Thumbnails:
         for run in runs:
             run.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+        # Their done callbacks (_finished) are only scheduled yet: forget them now.
+        self._making.clear()
         await self.workers.close()
 
     async def _probe(self, source: Path) -> SourceInfo:

@@ -12,7 +12,7 @@ stored), ``refresh_seconds`` (60: how often it asks members for newer versions),
 ``contact_seconds`` (30: at most one such question per member contacting it), ``push``
 (true: send each new version to the members at once), ``acl_delay_seconds`` (5: how
 long a node waits before setting a bound room's server ACL when another server's user has
-more power in the room, spec/rooms.md).
+more power in the room, spec/consortium.md).
 """
 
 from __future__ import annotations

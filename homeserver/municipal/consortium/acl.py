@@ -8,7 +8,7 @@ port, so ``127.0.0.2:8448`` is allowed as ``127.0.0.2``; IP-literal hosts are al
 (``allow_ip_literals``) only when a member's host is one.  The ACL records which version
 of which consortium it was made from (``jp.kairan.consortium``: ``{"id", "version"}``),
 so that a node that has not learnt a newer version yet does not put an older list back.
-spec/rooms.md has the details.
+spec/consortium.md has the details.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ async def test_the_acl_follows_the_membership(tmp_path: Path, db_url: str, db_ur
     """A and B hold kanto and both have a user with the power to set the ACL: binding
     sets it at once, each new version that changes the members changes it once (A's
     user, the most powerful, first; B finds it right), unbinding leaves it."""
-    settings = {"features": feature(acl_delay_seconds=0.3)}
+    settings = {"features": feature(acl_delay_seconds=2)}
     async with running(
         tmp_path, ("a", "127.0.0.2", db_url, settings), ("b", "127.0.0.3", db_url_b, settings)
     ) as (a, b):
@@ -219,7 +219,7 @@ async def test_the_acl_follows_the_membership(tmp_path: Path, db_url: str, db_ur
 
             for user in (alice, bob):
                 assert await eventually(lambda u=user: changed(u)) == wanted
-            await asyncio.sleep(1.0)  # B's delayed look has come and gone
+            await asyncio.sleep(3.0)  # B's delayed look has come and gone
             for user in (alice, bob):
                 senders = [e["sender"] for e in await history(user, room, ACL)]
                 assert senders == [alice.user_id, alice.user_id], user.user_id

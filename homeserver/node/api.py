@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from federation import auth as engine_auth
 from federation.client import FederationClient
+from federation.errors import AuthError
 from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.rooms.directory import DirectoryService
@@ -100,6 +102,43 @@ class NodeApi:
             for e in events
             if e.state_key is not None
         }
+
+    async def state_content(
+        self, room_id: str, event_type: str, state_key: str = ""
+    ) -> Mapping[str, Any] | None:
+        """One event of the room's current state (its content), or None when the room is
+        unknown or has no such state (cached: cheap enough for an event policy)."""
+        room = await self._rooms.room(room_id)
+        if room is None or (event_type, state_key) not in room.state:
+            return None
+        return await self._rooms.state_content(room, event_type, state_key)
+
+    async def rooms_with_state(self, event_type: str) -> list[str]:
+        """The rooms this node knows whose current state has an event of ``event_type``."""
+        return await self._rooms.reader.rooms_with_state(event_type)
+
+    async def joined_with_power(self, room_id: str, event_type: str) -> list[str]:
+        """The room's joined users (any server) whose power lets them send a state event
+        of ``event_type``, highest power first, then by user ID; empty for unknown rooms."""
+        room = await self._rooms.room(room_id)
+        if room is None:
+            return []
+        keys = [k for k in (("m.room.create", ""), ("m.room.power_levels", "")) if k in room.state]
+        found = await self._rooms.get_events(room.state[k] for k in keys)
+        auth_state = {k: found[room.state[k]].pdu for k in keys if room.state[k] in found}
+        try:
+            needed = engine_auth.required_power_for_event(event_type, True, auth_state)
+        except AuthError:
+            return []
+        levels: list[tuple[float, str]] = []
+        for user_id in room.joined():
+            try:
+                level = engine_auth.user_power_level(user_id, auth_state, room.version)
+            except AuthError:
+                continue
+            if level >= needed:
+                levels.append((-level, user_id))
+        return [user_id for _, user_id in sorted(levels)]
 
     async def federation_request(
         self,

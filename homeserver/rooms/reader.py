@@ -125,6 +125,11 @@ class RoomReader:
             found = await room_store.memberships_of_user(conn, user_id, ["join"])
         return sorted(m.room_id for m in found)
 
+    async def rooms_with_state(self, event_type: str) -> list[str]:
+        """The rooms whose current state has an event of ``event_type``, sorted."""
+        async with self.db.read() as conn:
+            return await room_store.rooms_with_state(conn, event_type)
+
     async def require_joined(self, room_id: str, user_id: str) -> RoomCache:
         room = await self.room(room_id)
         if room is None or room.members.get(user_id) != "join":

@@ -81,6 +81,17 @@ async def get_current_state(conn: AsyncConnection, room_id: str) -> dict[StateKe
     return {(r.type, r.state_key): r.event_id for r in rows}
 
 
+async def rooms_with_state(conn: AsyncConnection, event_type: str) -> list[str]:
+    """The rooms whose current state has an event of ``event_type`` (any state key)."""
+    rows = await conn.execute(
+        select(current_state.c.room_id)
+        .where(current_state.c.type == event_type)
+        .distinct()
+        .order_by(current_state.c.room_id)
+    )
+    return [r.room_id for r in rows]
+
+
 async def update_current_state(
     conn: AsyncConnection, room_id: str, changes: Mapping[StateKey, str | None], stream_id: int
 ) -> None:

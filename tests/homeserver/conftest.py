@@ -96,12 +96,19 @@ class Node:
 
 
 async def start_node(
-    directory: Path, db_url: str, *, tls: bool = False, **config_changes: Any
+    directory: Path,
+    db_url: str,
+    *,
+    tls: bool = False,
+    host: str = "127.0.0.1",
+    **config_changes: Any,
 ) -> tuple[Node, web.AppRunner]:
     """A node on a free loopback port; with ``tls`` it serves HTTPS (self-signed) and
-    federates with other test nodes (certificate checks off: the interop suite checks them)."""
+    federates with other test nodes (certificate checks off: the interop suite checks them).
+    ``host``: another loopback address (``127.0.0.2``...) for nodes that server ACLs and
+    consortium member lists, which match hosts and ignore ports, must tell apart."""
     port = free_port()
-    server_name = f"127.0.0.1:{port}"
+    server_name = f"{host}:{port}"
     init_node(server_name, directory, enable_registration=True, tls_self_signed=tls)
     loaded = load_config(directory)
     if tls:
@@ -121,7 +128,7 @@ async def start_node(
     services = await build_services(config, fast_passwords=True)
     runner = web.AppRunner(make_app(services))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context(config)).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context(config)).start()
     await services.federation.start()
     await services.pushers.pool.start()
     await start_features(services)

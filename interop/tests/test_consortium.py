@@ -67,8 +67,37 @@ def closed_member(node: Node) -> None:
     path = node.directory / "kairan.yaml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config.setdefault("federation", {})["closed"] = True
-    config["features"] = {"consortium": {"poll_seconds": 0.5, "acl_delay_seconds": 2}}
+    config.setdefault("features", {})["consortium"] = {
+        "poll_seconds": 0.5, "acl_delay_seconds": 2,
+    }  # fmt: skip
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+#: Each Kairan node's staff (the organisation directory's CSV), one 課長 each.
+STAFF = {
+    "A": "012238,根室市役所,ねむろしやくしょ,総務課,山田 太郎,やまだ たろう,課長,1201,",
+    "B": "016918,別海町役場,べつかいちょうやくば,総務課,田中 一郎,たなか いちろう,課長,201,",
+    "C": "016926,中標津町役場,なかしべつちょうやくば,防災課,鈴木 花子,すずき はなこ,課長,301,",
+}
+CSV_HEADER = "団体コード,団体名,団体名よみ,部署,氏名,よみ,役職,内線\n"
+DIRECTORY_SEARCH = "/_matrix/client/unstable/jp.kairan/directory/search"
+
+
+def with_directory(node: Node, tmp_path: Path) -> None:
+    """Enable the organisation directory (its peers: the node's consortia) and import the
+    node's staff with ``kairan org import`` before the node starts."""
+    path = node.directory / "kairan.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config.setdefault("features", {})["directory"] = {"search_timeout_seconds": 10}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    staff = tmp_path / f"staff-{node.name}.csv"
+    staff.write_text(CSV_HEADER + STAFF[node.name] + "\n", encoding="utf-8")
+    kairan("org", "import", staff, "--dir", node.directory)
+
+
+async def directory_names(client: Client, term: str) -> list[str]:
+    found = await client.request("POST", DIRECTORY_SEARCH, {"search_term": term})
+    return sorted(r["name"] for r in found["results"])
 
 
 def verify_key(node: Node) -> str:
@@ -117,6 +146,8 @@ def consortium(members: str, tmp_path: Path) -> Iterator[Consortium]:
         s = harness.add_synapse("S") if members == "kairan+synapse" else None
         closed_member(a)
         closed_member(b)
+        for node in (a, b, c):
+            with_directory(node, tmp_path)
         admin, doc = tmp_path / "admin.key", tmp_path / "kanto.json"
         kairan("key", "generate", "--out", admin)
         kairan("consortium", "new", "--id", "kanto", "--name", "関東LGWAN連携",
@@ -190,6 +221,15 @@ async def test_consortium_room_follows_the_members(
         await wait_for_message(client, room, "from A")
         await wait_until(lambda c=client: acl_of(c, room, hosts), f"{client.user_id}: the ACL")
 
+    # A and B search each other's directory (the consortium's members are the peers);
+    # C's staff are not found (C is outside).
+    async def finds(client: Client, names: list[str]) -> bool:
+        return await directory_names(client, "課長") == names
+
+    await wait_until(lambda: finds(alice, ["山田 太郎", "田中 一郎"]), "A to find B's staff")
+    await wait_until(lambda: finds(bob, ["山田 太郎", "田中 一郎"]), "B to find A's staff")
+    assert await directory_names(alice, "別海") == ["田中 一郎"]
+
     # C is outside: refused by A (closed) and, through S, by the ACL S enforces; A's user
     # cannot invite C's.
     error = await refused(carol.join(room, via=[server_of(alice)]))
@@ -217,6 +257,10 @@ async def test_consortium_room_follows_the_members(
     await wait_joined(joined, room, joined)
     await alice.send_text(room, "welcome C")
     await wait_for_message(carol, room, "welcome C")
+    # C is a member now: A's searches ask it too.
+    await wait_until(
+        lambda: finds(alice, ["山田 太郎", "田中 一郎", "鈴木 花子"]), "A to find C's staff"
+    )
 
     # B removed: the ACL changes on every member; B's users join through none of them.
     k.new_version("remove", k.doc, "--server", k.b.server_name)

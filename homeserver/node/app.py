@@ -31,6 +31,7 @@ from homeserver.client_api import (
     rooms,
     spaces,
     sync,
+    tags,
     to_device,
 )
 from homeserver.client_api.common import requester
@@ -59,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

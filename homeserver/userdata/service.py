@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from homeserver.common.clock import Clock
@@ -16,6 +17,20 @@ from homeserver.userdata.ports import IgnoreListCache, ReadListener, ReceiptList
 RECEIPT_TYPES = ("m.read", "m.read.private")
 #: Account data types the server manages itself; clients may not set them directly.
 SERVER_MANAGED = ("m.fully_read", "m.push_rules")
+TAG_TYPE = "m.tag"
+#: Tag names are kept to the size of the account data types they live beside.
+MAX_TAG_BYTES = 255
+
+
+def check_tag(tag: str, content: dict[str, Any]) -> None:
+    """A tag's name and content as the spec has them (400 ``M_INVALID_PARAM`` otherwise):
+    a name of at most 255 bytes, and ``order``, when given, a number."""
+    if not tag or len(tag.encode("utf-8")) > MAX_TAG_BYTES:
+        raise MatrixError(400, "M_INVALID_PARAM", f"Tag names are 1 to {MAX_TAG_BYTES} bytes")
+    order = content.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int | float)):
+        raise MatrixError(400, "M_INVALID_PARAM", "order must be a number")
+
 
 #: The longest account data type stored (the column holds 255 characters).
 MAX_TYPE_CHARS = 255
@@ -37,6 +52,7 @@ class UserDataService:
         self.rooms = rooms
         self.notifier = notifier
         self.clock = clock
+        self._tag_locks: dict[str, asyncio.Lock] = {}
         #: Called for each public read receipt of a local user (to tell other servers).
         self.on_receipt = on_receipt
         #: Called after each read receipt of a local user: the push actions up to it are read.
@@ -136,6 +152,44 @@ class UserDataService:
         if content is None:
             raise not_found("Account data not found")
         return content
+
+    # ------------------------------------------------------------- tags
+
+    async def tags(self, user_id: str, room_id: str) -> dict[str, Any]:
+        """The user's tags of a room (the ``tags`` of its ``m.tag`` account data)."""
+        async with self.db.read() as conn:
+            content = await store.get_account_data(conn, user_id, room_id, TAG_TYPE)
+        tags = (content or {}).get("tags")
+        return dict(tags) if isinstance(tags, dict) else {}
+
+    async def set_tag(
+        self, user_id: str, room_id: str, tag: str, content: dict[str, Any] | None
+    ) -> None:
+        """Add or change (``content``) or remove (None) one tag of a room.  The tags live in
+        the room's ``m.tag`` account data, where /sync gives them to clients."""
+        if content is not None:
+            check_tag(tag, content)
+        async with self._tag_lock(user_id):
+            tags = await self.tags(user_id, room_id)
+            if content is None:
+                if tag not in tags:
+                    return  # as Synapse: removing an absent tag is fine
+                del tags[tag]
+            else:
+                tags[tag] = content
+            room = await self.rooms.room(room_id)
+            if room is None or room.members.get(user_id) is None:
+                raise MatrixError(403, "M_FORBIDDEN", "Not a member of the room")
+            await self._put_account_data(user_id, room_id, TAG_TYPE, {"tags": tags})
+
+    def _tag_lock(self, user_id: str) -> asyncio.Lock:
+        """One change of a user's tags at a time (each rewrites the whole ``m.tag``)."""
+        lock = self._tag_locks.get(user_id)
+        if lock is None:
+            if len(self._tag_locks) > 10_000:
+                self._tag_locks = {u: v for u, v in self._tag_locks.items() if v.locked()}
+            lock = self._tag_locks[user_id] = asyncio.Lock()
+        return lock
 
     # ------------------------------------------------------------- filters
 

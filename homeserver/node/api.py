@@ -16,6 +16,7 @@ from federation.sender import TransactionSender
 from homeserver.accounts.service import AccountService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
+from homeserver.rooms.reader import joined_at_level
 from homeserver.rooms.service import RoomService
 
 
@@ -123,22 +124,12 @@ class NodeApi:
         room = await self._rooms.room(room_id)
         if room is None:
             return []
-        keys = [k for k in (("m.room.create", ""), ("m.room.power_levels", "")) if k in room.state]
-        found = await self._rooms.get_events(room.state[k] for k in keys)
-        auth_state = {k: found[room.state[k]].pdu for k in keys if room.state[k] in found}
+        auth_state = await self._rooms.reader.power_state(room)
         try:
             needed = engine_auth.required_power_for_event(event_type, True, auth_state)
         except AuthError:
             return []
-        levels: list[tuple[float, str]] = []
-        for user_id in room.joined():
-            try:
-                level = engine_auth.user_power_level(user_id, auth_state, room.version)
-            except AuthError:
-                continue
-            if level >= needed:
-                levels.append((-level, user_id))
-        return [user_id for _, user_id in sorted(levels)]
+        return joined_at_level(room, auth_state, needed)
 
     async def federation_request(
         self,

@@ -358,16 +358,9 @@ class RoomHandler:
                             400, "M_BAD_ALIAS", f"{alias} does not point to this room"
                         )
 
-    async def _power_state(self, room: RoomCache) -> dict[tuple[str, str], dict[str, Any]]:
-        keys = [("m.room.create", ""), ("m.room.power_levels", "")]
-        found = await self.rooms.get_events(room.state[k] for k in keys if k in room.state)
-        return {
-            k: found[room.state[k]].pdu for k in keys if k in room.state and room.state[k] in found
-        }
-
     async def check_state_power(self, user_id: str, room: RoomCache, event_type: str) -> None:
         """Raise 403 unless ``user_id`` could send a state event of ``event_type``."""
-        auth_state = await self._power_state(room)
+        auth_state = await self.rooms.reader.power_state(room)
         level = engine_auth.user_power_level(user_id, auth_state, room.version)
         if level < engine_auth.required_power_for_event(event_type, True, auth_state):
             raise forbidden(f"You don't have permission to change {event_type}")
@@ -386,7 +379,7 @@ class RoomHandler:
         if target is None or target.room_id != room_id:
             raise not_found("Event not found")
         if target.sender != user_id:
-            auth_state = await self._power_state(room)
+            auth_state = await self.rooms.reader.power_state(room)
             level = engine_auth.user_power_level(user_id, auth_state, room.version)
             if level < engine_auth.named_level(auth_state, "redact"):
                 raise forbidden("You don't have permission to redact other users' events")

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from federation import auth as engine_auth
 from federation import room_versions
+from federation.errors import AuthError
 from homeserver.common.errors import forbidden, not_found
 from homeserver.rooms.cache import EventCache, RoomCache, StateKey
 from homeserver.storage import events as event_store
@@ -112,6 +114,12 @@ class RoomReader:
         found = await self.get_events(room.state.values())
         return [found[e] for e in room.state.values() if e in found]
 
+    async def power_state(self, room: RoomCache) -> dict[StateKey, dict[str, Any]]:
+        """The room's create and power levels events (the auth state power is read from)."""
+        keys = [k for k in (("m.room.create", ""), ("m.room.power_levels", "")) if k in room.state]
+        found = await self.get_events(room.state[k] for k in keys)
+        return {k: found[room.state[k]].pdu for k in keys if room.state[k] in found}
+
     async def state_at(self, event: StoredEvent) -> dict[StateKey, str]:
         async with self.db.read() as conn:
             return await self.state_store.get_state(conn, event.state_group)
@@ -135,3 +143,18 @@ class RoomReader:
         if room is None or room.members.get(user_id) != "join":
             raise forbidden(f"User {user_id} not in room {room_id}")
         return room
+
+
+def joined_at_level(
+    room: RoomCache, auth_state: dict[StateKey, dict[str, Any]], needed: int
+) -> list[str]:
+    """The room's joined users with at least power ``needed``, highest first, then by ID."""
+    levels: list[tuple[float, str]] = []
+    for user_id in room.joined():
+        try:
+            level = engine_auth.user_power_level(user_id, auth_state, room.version)
+        except AuthError:
+            continue
+        if level >= needed:
+            levels.append((-level, user_id))
+    return [user_id for _, user_id in sorted(levels)]

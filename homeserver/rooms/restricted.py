@@ -28,8 +28,8 @@ from federation import auth as engine_auth
 from federation.errors import AuthError
 from federation.identifiers import domain_of
 from homeserver.common.errors import MatrixError, forbidden
-from homeserver.rooms.cache import RoomCache, StateKey
-from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.reader import RoomReader, joined_at_level
 
 AUTHORISER_KEY = "join_authorised_via_users_server"
 UNABLE_TO_AUTHORISE = "M_UNABLE_TO_AUTHORISE_JOIN"
@@ -134,27 +134,14 @@ class RestrictedJoins:
 
     # ------------------------------------------------------------- the authoriser
 
-    async def _power_state(self, room: RoomCache) -> dict[StateKey, dict[str, Any]]:
-        keys = [k for k in (("m.room.create", ""), ("m.room.power_levels", "")) if k in room.state]
-        found = await self.rooms.get_events(room.state[k] for k in keys)
-        return {k: found[room.state[k]].pdu for k in keys if room.state[k] in found}
-
     async def inviters(self, room: RoomCache) -> list[str]:
         """The joined users who may invite, highest power level first (then by user ID)."""
-        auth_state = await self._power_state(room)
+        auth_state = await self.rooms.power_state(room)
         try:
             needed = engine_auth.named_level(auth_state, "invite")
         except AuthError:
             return []
-        levels: list[tuple[float, str]] = []
-        for user_id in room.joined():
-            try:
-                level = engine_auth.user_power_level(user_id, auth_state, room.version)
-            except AuthError:
-                continue
-            if level >= needed:
-                levels.append((-level, user_id))
-        return [user_id for _, user_id in sorted(levels)]
+        return joined_at_level(room, auth_state, needed)
 
     async def local_authoriser(self, room: RoomCache) -> str | None:
         """This server's user to name in ``join_authorised_via_users_server``, if any."""

@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from interop.bench.federation import read_rss
 from interop.client import Client, MatrixError
 from interop.harness import Harness, HarnessError, Node
 
@@ -116,22 +117,6 @@ def requested_sizes(count: int, seed: int = 40) -> list[tuple[int, int, str]]:
     return out
 
 
-def rss_kib(pid: int) -> tuple[int, int] | None:
-    """(VmRSS, VmHWM) in KiB from /proc/PID/status, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM") and rest.split():
-            values[name] = int(rest.split()[0])
-    if "VmRSS" not in values:
-        return None
-    return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
-
-
 def children(pid: int) -> list[int]:
     """The processes ``pid`` started (and theirs), from /proc/*/task/*/children."""
     found: list[int] = []
@@ -157,10 +142,10 @@ class Sampler:
 
     async def _loop(self) -> None:
         while True:
-            own = rss_kib(self.pid)
+            own = read_rss(self.pid)
             if own is not None:
                 self.peak = max(self.peak, own[0])
-            kids = sum((rss_kib(k) or (0, 0))[0] for k in children(self.pid))
+            kids = sum((read_rss(k) or (0, 0))[0] for k in children(self.pid))
             self.children_peak = max(self.children_peak, kids)
             await asyncio.sleep(SAMPLE_SECONDS)
 
@@ -198,7 +183,7 @@ async def _measure(
                     raise BenchError(f"upload answered {response.status}: {body}")
             server_name, media_id = body["content_uri"].removeprefix("mxc://").split("/", 1)
             await asyncio.sleep(1.0)
-            idle = rss_kib(pid)
+            idle = read_rss(pid)
             if idle is None:
                 raise BenchError("the node exited")
             result.idle_kib = idle[0]
@@ -228,12 +213,12 @@ async def _measure(
             finally:
                 result.seconds = time.monotonic() - started
                 await sampler.stop()
-            after = rss_kib(pid) or (0, 0)
+            after = read_rss(pid) or (0, 0)
             result.after_kib, result.hwm_kib = after
             result.peak_kib = max(sampler.peak, after[0])
             result.children_peak_kib = sampler.children_peak
             await asyncio.sleep(options.settle)
-            result.settled_kib = (rss_kib(pid) or (0, 0))[0]
+            result.settled_kib = (read_rss(pid) or (0, 0))[0]
 
 
 def _reset_hwm(pid: int) -> bool:

@@ -4,16 +4,15 @@ source checkout (for interop/ and the benchmarks)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
-T = TypeVar("T")
+from homeserver.node.commands import run_with_services as run_with_services
 
 DIR_OPTION = click.option(
     "--dir",
@@ -28,29 +27,6 @@ DIR_OPTION = click.option(
 def fail(message: str) -> NoReturn:
     """End the command with ``Error: message`` (one line) and exit status 1."""
     raise click.ClickException(message)
-
-
-def run_with_services(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
-    """Load the node's config and services, run ``action(services)``, close everything."""
-    from homeserver.common.errors import MatrixError
-    from homeserver.config import ConfigError, load_config
-    from homeserver.node.app import build_services, close_services
-    from homeserver.storage.database import StorageError
-
-    async def run() -> T:
-        config = load_config(directory)
-        services = await build_services(config)
-        try:
-            return await action(services)
-        finally:
-            await close_services(services)
-
-    try:
-        return asyncio.run(run())
-    except (ConfigError, StorageError) as e:
-        raise click.ClickException(str(e)) from None
-    except MatrixError as e:
-        raise click.ClickException(f"{e.errcode}: {e.message}") from None
 
 
 @cache

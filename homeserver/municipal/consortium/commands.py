@@ -7,7 +7,6 @@ with one line and exit status 1.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -256,22 +255,12 @@ async def _held(db: Any) -> list[str]:
 
 def run_on_node(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
     """Open the node's database (its migrations and this feature's run first)."""
-    from homeserver.config import ConfigError, load_config
-    from homeserver.storage.database import StorageError, open_database
-    from homeserver.storage.features import upgrade_feature
+    from homeserver.node.commands import run_with_database
 
-    async def run() -> T:
-        config = load_config(directory)
-        db = await open_database(config.database)
-        try:
-            await upgrade_feature(db, "consortium", Path(__file__).parent / "migrations")
-            return await action(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(run())
-    except (ConfigError, StorageError) as e:
-        fail(str(e))
-    except rules.Refused as e:
-        fail(str(e))
+    return run_with_database(
+        directory,
+        action,
+        feature="consortium",
+        migrations=Path(__file__).parent / "migrations",
+        also=(rules.Refused,),
+    )

@@ -8,8 +8,8 @@ the file has an error (each on its own line, with its line number; exit status 1
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -54,39 +54,28 @@ def import_command(file: Path, directory: Path, dry_run: bool) -> None:
 
 
 def _run(directory: Path, data: bytes, dry_run: bool) -> ImportReport:
-    from homeserver.config import ConfigError, load_config
     from homeserver.extensions import FeatureContext
     from homeserver.municipal.directory.service import DirectoryService
     from homeserver.node.api import NodeApi
-    from homeserver.node.app import build_services, close_services
-    from homeserver.storage.database import StorageError
+    from homeserver.node.commands import run_with_services
 
-    async def run() -> ImportReport:
-        config = load_config(directory)
+    async def run(services: Any) -> ImportReport:
+        config = services.config
         enabled = [f for f in config.features if f.name in NAMES]
         if not enabled:
-            raise ConfigError(f"the directory feature is not enabled in {directory}/kairan.yaml")
-        services = await build_services(config)  # brings the feature's tables up to date
-        try:
-            context = FeatureContext(
-                "directory", enabled[0].settings, config.server_name, config.directory,
-                services.db, services.clock,
-            )  # fmt: skip
-            service = DirectoryService(context)
-            await service.start(
-                NodeApi(
-                    config.server_name,
-                    services.rooms,
-                    services.accounts,
-                    None,
-                    profiles=services.directory,
-                )
+            raise click.ClickException(
+                f"the directory feature is not enabled in {directory}/kairan.yaml"
             )
-            return await service.import_csv(data, dry_run=dry_run)
-        finally:
-            await close_services(services)
+        context = FeatureContext(
+            "directory", enabled[0].settings, config.server_name, config.directory,
+            services.db, services.clock,
+        )  # fmt: skip
+        service = DirectoryService(context)
+        node = NodeApi(
+            config.server_name, services.rooms, services.accounts, None,
+            profiles=services.directory,
+        )  # fmt: skip
+        await service.start(node)
+        return await service.import_csv(data, dry_run=dry_run)
 
-    try:
-        return asyncio.run(run())
-    except (ConfigError, StorageError) as e:
-        raise click.ClickException(str(e)) from None
+    return run_with_services(directory, run)

@@ -22,6 +22,7 @@ from homeserver.municipal.groups import rules
 
 T = TypeVar("T")
 FEATURE = "groups"
+MIGRATIONS = Path(__file__).parent / "migrations"
 NODE_DIR = click.option(
     "--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
     help="The node's directory (holds kairan.yaml).",
@@ -159,23 +160,8 @@ async def submit(db: Any, body: dict[str, Any], wait: float) -> dict[str, Any]:
 
 def run_on_node(directory: Path, action: Callable[[Any], Awaitable[T]]) -> T:
     """Open the database of a node that enables the groups feature, run ``action(db)``."""
-    from homeserver.config import ConfigError, load_config
-    from homeserver.extensions.loading import feature_name
-    from homeserver.storage.database import StorageError, open_database
-    from homeserver.storage.features import upgrade_feature
+    from homeserver.node.commands import run_with_database
 
-    async def run() -> T:
-        config = load_config(directory)
-        if FEATURE not in {feature_name(f.name) for f in config.features}:
-            fail(f"the groups feature is not enabled in {directory / 'kairan.yaml'}")
-        db = await open_database(config.database)
-        try:
-            await upgrade_feature(db, FEATURE, Path(__file__).parent / "migrations")
-            return await action(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(run())
-    except (ConfigError, StorageError) as e:
-        fail(str(e))
+    return run_with_database(
+        directory, action, feature=FEATURE, migrations=MIGRATIONS, enabled_only=True
+    )

@@ -3,7 +3,6 @@ partners' dates in ``kairan user list``, and ``kairan partner list / extend / en
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -127,25 +126,9 @@ DIR_OPTION = click.option(
 
 
 def _run(directory: Path, action: Callable[[PartnerService, Any], Awaitable[T]]) -> T:
-    from homeserver.common.errors import MatrixError
-    from homeserver.config import ConfigError, load_config
-    from homeserver.node.app import close_services
-    from homeserver.node.wiring import build_services
-    from homeserver.storage.database import StorageError
+    from homeserver.node.commands import run_with_services
 
-    async def run() -> T:
-        services = await build_services(load_config(directory))
-        try:
-            return await action(partners_of(services), services)
-        finally:
-            await close_services(services)
-
-    try:
-        return asyncio.run(run())
-    except (ConfigError, StorageError) as e:
-        raise click.ClickException(str(e)) from None
-    except MatrixError as e:
-        raise click.ClickException(f"{e.errcode}: {e.message}") from None
+    return run_with_services(directory, lambda services: action(partners_of(services), services))
 
 
 @click.group("partner")

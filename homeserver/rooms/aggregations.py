@@ -92,7 +92,11 @@ class Aggregations:
             took_part = summary.participated or root.sender == user_id
             found[root.event_id] = Bundle(thread=(reply, summary.count, took_part))
             unique.setdefault(reply.event_id, reply)
-        unredacted = [i for i, e in unique.items() if e.redacted_by is None]
+        # An ignored user's event is served redacted (a thread root in /threads): its edits,
+        # all theirs, would give its content away.
+        unredacted = [
+            i for i, e in unique.items() if e.redacted_by is None and e.sender not in ignored
+        ]
         async with self.rooms.db.read() as conn:
             edits = await relation_store.edits(conn, unredacted, upto=upto)
             references = await relation_store.references(

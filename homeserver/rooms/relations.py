@@ -11,8 +11,10 @@ forwards the events after it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from federation.redaction import redact
 from homeserver.common.errors import not_found
 from homeserver.rooms.history import HistoryService, parse_stream_token, stream_token
 from homeserver.rooms.reader import RoomReader
@@ -111,9 +113,16 @@ class RelationsService:
             and not found[root].outlier
             and (not participated_only or root in mine or found[root].sender == user_id)
         ]
-        visible = await self.visibility.events(user_id, reader.room, roots)
+        visible = await self.visibility.events(user_id, reader.room, roots, with_ignored=True)
+        # The spec: a root sent by an ignored user is served redacted (as a client that
+        # aggregated the thread itself would show it).
+        ignored = await self.visibility.ignored.of(user_id)
+        served = [
+            replace(e, pdu=redact(e.pdu, reader.room.version)) if e.sender in ignored else e
+            for e in visible
+        ]
         response: dict[str, Any] = {
-            "chunk": await self.history.serialize(visible, requester, aggregate=True)
+            "chunk": await self.history.serialize(served, requester, aggregate=True)
         }
         if more and rows:
             response["next_batch"] = stream_token(rows[-1][1])

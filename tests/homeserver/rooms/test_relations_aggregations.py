@@ -70,7 +70,9 @@ async def test_latest_valid_edit_is_bundled_and_content_kept(client: Client) -> 
     event = await _event(alice, room_id, original)
     assert event["content"] == {} and "m.replace" not in _relations(event)
     children = await alice.ok("GET", relations_path(room_id, original))
-    assert first not in ids(children["chunk"]) and "会議は11時" not in json.dumps(children)
+    assert first not in ids(children["chunk"]) and "会議は11時" not in json.dumps(
+        children, ensure_ascii=False
+    )
 
 
 async def test_edits_of_state_events_are_ignored(client: Client) -> None:

@@ -7,7 +7,7 @@ import json
 from urllib.parse import quote
 
 from tests.homeserver.client import Client, User
-from tests.homeserver.rooms.relation_helpers import V1, V3, ids, redact, reply_in_thread
+from tests.homeserver.rooms.relation_helpers import V1, V3, edit, ids, redact, reply_in_thread
 
 
 def threads_path(room_id: str) -> str:
@@ -96,6 +96,7 @@ async def test_redacted_replies_leave_the_thread(client: Client) -> None:
 async def test_replies_of_ignored_users_do_not_count(client: Client) -> None:
     alice, bob, room_id, roots = await _three_threads(client)
     await reply_in_thread(bob, room_id, roots[0], "bob's reply")
+    await edit(bob, room_id, roots[1], "第二 (改)")
     ignore = {"ignored_users": {bob.user_id: {}}}
     await alice.ok(
         "PUT", f"{V3}/user/{quote(alice.user_id)}/account_data/m.ignored_user_list", ignore
@@ -104,6 +105,9 @@ async def test_replies_of_ignored_users_do_not_count(client: Client) -> None:
     first = next(e for e in body["chunk"] if e["event_id"] == roots[0])
     summary = first["unsigned"]["m.relations"]["m.thread"]
     assert summary["count"] == 2 and summary["latest_event"]["content"]["body"] == "1-2"
+    # Bob's own thread is listed with his root redacted (the spec), and no edit of it.
+    bobs = next(e for e in body["chunk"] if e["event_id"] == roots[1])
+    assert bobs["content"] == {} and "第二" not in json.dumps(body, ensure_ascii=False)
 
 
 async def test_bad_parameters_and_strangers(client: Client) -> None:

@@ -1,7 +1,8 @@
 """Relations between events (``content.m.relates_to``, kept in ``event_relations`` when an
 event is stored): the children of an event for ``/relations``, the threads of a room for
-``/threads``, and what the bundled aggregations (``unsigned.m.relations``) are made of, each
-read for a whole page of events at once.
+``/threads`` (the ``threads`` table, which :mod:`homeserver.storage.events` keeps as replies
+are stored and redacted), and what the bundled aggregations (``unsigned.m.relations``) are
+made of, each read for a whole page of events at once.
 
 A child counts while it is an accepted timeline event of the parent's room that is not
 redacted (a redacted child's relation is gone with its content).  ``upto`` (a stream
@@ -227,7 +228,17 @@ async def threads(
     """The room's thread roots with the stream position of their latest reply, the most
     recently active first, only threads whose latest reply (no later than ``upto``) is
     before ``before``."""
-    params: list[Any] = [room_id, THREAD]
+    if upto is None:
+        params: list[Any] = [room_id]
+        sql = "SELECT thread_id, latest_stream_ordering FROM threads WHERE room_id = ?"
+        if before is not None:
+            sql += " AND latest_stream_ordering < ?"
+            params.append(before)
+        sql += " ORDER BY latest_stream_ordering DESC LIMIT ?"
+        rows = await driver.fetchall(conn, sql, [*params, limit])
+        return [(root, int(latest)) for root, latest in rows]
+    # A departed member: their threads as at their leave (read from the relations).
+    params = [room_id, THREAD]
     sql = (
         "SELECT r.relates_to_id, MAX(e.stream_ordering) AS latest"
         " FROM events e JOIN event_relations r ON r.event_id = e.event_id"

@@ -81,16 +81,21 @@ async def test_redacted_replies_leave_the_thread(client: Client) -> None:
     alice = await client.register("alice")
     room_id = await alice.create_room(preset="private_chat")
     root = await alice.send(room_id, "root")
+    other = await alice.send(room_id, "other root")
     first = await reply_in_thread(alice, room_id, root, "first")
+    await reply_in_thread(alice, room_id, other, "other reply")
     last = await reply_in_thread(alice, room_id, root, "last")
+    assert ids((await alice.ok("GET", threads_path(room_id)))["chunk"]) == [root, other]
     await redact(alice, room_id, last)
     event = await alice.ok("GET", f"{V3}/rooms/{room_id}/event/{root}")
     summary = event["unsigned"]["m.relations"]["m.thread"]
     assert summary["count"] == 1 and summary["latest_event"]["event_id"] == first
+    # The thread's latest activity is its first reply again.
+    assert ids((await alice.ok("GET", threads_path(room_id)))["chunk"]) == [other, root]
     await redact(alice, room_id, first)
     event = await alice.ok("GET", f"{V3}/rooms/{room_id}/event/{root}")
     assert "m.relations" not in event["unsigned"]
-    assert (await alice.ok("GET", threads_path(room_id)))["chunk"] == []
+    assert ids((await alice.ok("GET", threads_path(room_id)))["chunk"]) == [other]
 
 
 async def test_replies_of_ignored_users_do_not_count(client: Client) -> None:

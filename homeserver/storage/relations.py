@@ -11,6 +11,7 @@ position, None: no limit) leaves out children after it: what a departed member m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from homeserver.storage.events import StoredEvent, _event_of
 THREAD = "m.thread"
 REPLACE = "m.replace"
 REFERENCE = "m.reference"
+ANNOTATION = "m.annotation"
 #: How many levels of relations ``recurse`` follows (Synapse's depth, the spec's minimum).
 RECURSION_DEPTH = 3
 
@@ -251,3 +253,20 @@ async def threads(
     sql += " ORDER BY latest DESC LIMIT ?"
     params.append(limit)
     return [(root, int(latest)) for root, latest in await driver.fetchall(conn, sql, params)]
+
+
+async def annotation_keys(
+    conn: AsyncConnection, parent_id: str, event_type: str, sender: str
+) -> set[str]:
+    """The keys of ``sender``'s unredacted annotations of ``event_type`` on ``parent_id``."""
+    sql = (
+        "SELECT e.json FROM event_relations r JOIN events e ON e.event_id = r.event_id"
+        f" WHERE r.relates_to_id = ? AND r.relation_type = ? AND {_VALID}"
+        " AND e.type = ? AND e.sender = ?"
+    )
+    keys: set[str] = set()
+    for (raw,) in await driver.fetchall(conn, sql, [parent_id, ANNOTATION, event_type, sender]):
+        relates = json.loads(raw).get("content", {}).get("m.relates_to", {})
+        if isinstance(relates, dict) and isinstance(relates.get("key"), str):
+            keys.add(relates["key"])
+    return keys

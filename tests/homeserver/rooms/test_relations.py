@@ -11,6 +11,7 @@ from tests.homeserver.rooms.relation_helpers import (
     edit,
     ids,
     react,
+    redact,
     reference,
     relations_path,
     reply_in_thread,
@@ -191,3 +192,40 @@ async def test_a_departed_member_sees_no_child_sent_after_leaving(client: Client
     token = (await alice.sync())["next_batch"]
     body = await carol.ok("GET", relations_path(room_id, root), params={"from": token})
     assert after not in ids(body["chunk"])
+
+
+async def test_a_second_identical_annotation_is_refused(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id)
+    target = await alice.send(room_id, "賛成の方は")
+    content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍"}}
+    path = f"{V3}/rooms/{room_id}/send/m.reaction/same-txn"
+    first = (await bob.ok("PUT", path, content))["event_id"]
+    # The same request again (a client's retry) is answered with its event.
+    assert (await bob.ok("PUT", path, content))["event_id"] == first
+    response = await bob.request("PUT", f"{V3}/rooms/{room_id}/send/m.reaction/other", content)
+    assert (response.status, response.body["errcode"]) == (400, "M_DUPLICATE_ANNOTATION")
+    # Another key, another user: fine; and again once the first is redacted.
+    await react(bob, room_id, target, "🎉")
+    await react(alice, room_id, target, "👍")
+    await redact(bob, room_id, first)
+    await react(bob, room_id, target, "👍")
+
+
+async def test_no_thread_off_an_event_with_a_relation(client: Client) -> None:
+    alice = await client.register("alice")
+    room_id = await alice.create_room(preset="private_chat")
+    root = await alice.send(room_id, "root")
+    reply = await reply_in_thread(alice, room_id, root, "reply")
+    content = {
+        "msgtype": "m.text",
+        "body": "x",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": reply},
+    }
+    response = await alice.request(
+        "PUT", f"{V3}/rooms/{room_id}/send/m.room.message/nested", content
+    )
+    assert (response.status, response.body["errcode"]) == (400, "M_UNKNOWN")
+    await reply_in_thread(alice, room_id, root, "another reply")

@@ -256,7 +256,8 @@ async def get_event(request: web.Request) -> web.Response:
     event = await svc.room_state.event(
         who.user_id, request.match_info["room_id"], request.match_info["event_id"]
     )
-    return json_response((await svc.history.serialize([event], (who.user_id, who.device_id)))[0])
+    served = await svc.history.serialize([event], (who.user_id, who.device_id), aggregate=True)
+    return json_response(served[0])
 
 
 @routes.put(R + "/redact/{event_id}/{txn_id}")

@@ -28,6 +28,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.relations import RelationsService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.sync.service import SyncService
@@ -47,6 +48,8 @@ class Services:
     handler: RoomHandler
     history: HistoryService
     room_state: RoomStateReads
+    #: /relations and /threads.
+    relations: RelationsService
     typing: TypingService
     userdata: UserDataService
     sync: SyncService

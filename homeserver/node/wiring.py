@@ -70,6 +70,7 @@ from homeserver.rooms.ignored import IgnoredUsers
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.relations import RelationsService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
@@ -205,6 +206,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         handler=handler,
         history=history,
         room_state=RoomStateReads(core.reader, visibility),
+        relations=RelationsService(core.reader, history),
         typing=typing,
         userdata=userdata,
         sync=sync,

@@ -21,6 +21,7 @@ from homeserver.rooms.creation import initial_events, parse_create_request
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.ports import Accounts, RemoteRooms
+from homeserver.rooms.relation_checks import check_relation
 from homeserver.rooms.restricted import AUTHORISER_KEY, RestrictedJoins, unable_to_grant
 from homeserver.rooms.service import RoomService
 from homeserver.storage import rooms as room_store
@@ -279,6 +280,7 @@ class RoomHandler:
         # commit, which looks all of its batch up at once.
         path = f"/rooms/{_quote(room_id)}/send/{_quote(event_type)}"
         txn = (device_id, txn_store.txn_key(path, txn_id))
+        await check_relation(self.rooms.reader, room_id, user_id, event_type, content, txn)
         return await self.rooms.send(room_id, user_id, event_type, content, txn=txn)
 
     async def send_state(

@@ -8,6 +8,7 @@ from typing import Any
 
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, not_found
+from homeserver.rooms.aggregations import Aggregations, Bundle
 from homeserver.rooms.cache import StateKey
 from homeserver.rooms.eventformat import client_event
 from homeserver.rooms.ports import Backfiller
@@ -48,6 +49,8 @@ class HistoryService:
         self.ignored = visibility.ignored
         #: Fetches older history from other servers (None without federation).
         self.backfiller = backfiller
+        #: The bundled aggregations (``unsigned.m.relations``) of the events served.
+        self.aggregations = Aggregations(rooms, visibility)
 
     async def serialize(
         self,
@@ -55,7 +58,11 @@ class HistoryService:
         requester: tuple[str, str] | None,
         *,
         include_room_id: bool = True,
+        aggregate: bool = False,
     ) -> list[dict[str, Any]]:
+        """The events as the requester's client sees them; with ``aggregate``, each with its
+        bundled aggregations (the endpoints the spec lists: /messages, /context, /event,
+        /relations, /threads, a limited /sync timeline, /search)."""
         now = self.clock.now_ms()
         txn_ids: dict[str, str] = {}
         if requester is not None:
@@ -68,8 +75,12 @@ class HistoryService:
         # which clients need to say what changed ("changed their name from ...").
         replaced = await self._replaced_state(events) if requester is not None else {}
         previous = await self.rooms.get_events(replaced.values())
-        return [
-            client_event(
+        bundles: dict[str, Bundle] = {}
+        if aggregate and requester is not None:
+            bundles = await self.aggregations.bundles(events, requester[0])
+        served = []
+        for e in events:
+            out = client_event(
                 e,
                 now,
                 include_room_id=include_room_id,
@@ -77,8 +88,12 @@ class HistoryService:
                 redaction=redactions.get(e.redacted_by) if e.redacted_by else None,
                 replaces=previous.get(replaced.get(e.event_id, "")),
             )
-            for e in events
-        ]
+            if e.event_id in bundles:
+                out["unsigned"]["m.relations"] = _relations(
+                    bundles[e.event_id], bundles, now, include_room_id
+                )
+            served.append(out)
+        return served
 
     async def _replaced_state(self, events: Sequence[StoredEvent]) -> dict[str, str]:
         """For each state event, the event it replaced: the entry for its (type, state key)
@@ -128,7 +143,7 @@ class HistoryService:
         if short and self.backfiller is not None and await self.backfiller(room, limit - len(page)):
             page = await self._page(room_id, upto, after, limit, backwards, event_filter)
         visible = await self.visibility.events(user_id, room, page)
-        chunk = await self.serialize(visible, (user_id, device_id))
+        chunk = await self.serialize(visible, (user_id, device_id), aggregate=True)
         response: dict[str, Any] = {"chunk": chunk, "start": from_token or stream_token(start)}
         if len(page) == limit and page:
             last = page[-1].stream_ordering
@@ -200,17 +215,45 @@ class HistoryService:
         state = await self.visibility.state_after(reader, after[-1] if after else event)
         if event_filter.get("lazy_load_members"):
             state = with_members(state, {e.sender for e in (*before, event, *after)})
-        requester = (user_id, device_id)
+        # One serialization (and one read of the aggregations) for the three parts.
+        served = await self.serialize(
+            [event, *before, *after], (user_id, device_id), aggregate=True
+        )
         return {
-            "event": (await self.serialize([event], requester))[0],
-            "events_before": await self.serialize(before, requester),
-            "events_after": await self.serialize(after, requester),
+            "event": served[0],
+            "events_before": served[1 : 1 + len(before)],
+            "events_after": served[1 + len(before) :],
             "start": stream_token(
                 (before[-1].stream_ordering if before else event.stream_ordering) - 1
             ),
             "end": stream_token(after[-1].stream_ordering if after else event.stream_ordering),
             "state": await self.serialize(await self.visibility.state_events(state), None),
         }
+
+
+def _relations(
+    bundle: Bundle, bundles: dict[str, Bundle], now: int, include_room_id: bool
+) -> dict[str, Any]:
+    """An event's ``unsigned.m.relations``; a thread's latest reply carries its own."""
+    found: dict[str, Any] = {}
+    if bundle.thread is not None:
+        reply, count, took_part = bundle.thread
+        latest = client_event(reply, now, include_room_id=include_room_id)
+        own = bundles.get(reply.event_id)
+        if own is not None and (own.replace or own.references):
+            latest["unsigned"]["m.relations"] = _relations(
+                Bundle(replace=own.replace, references=own.references), {}, now, include_room_id
+            )
+        found["m.thread"] = {
+            "latest_event": latest,
+            "count": count,
+            "current_user_participated": took_part,
+        }
+    if bundle.replace is not None:
+        found["m.replace"] = client_event(bundle.replace, now, include_room_id=include_room_id)
+    if bundle.references:
+        found["m.reference"] = {"chunk": [{"event_id": i} for i in bundle.references]}
+    return found
 
 
 def _event_filters(event_filter: dict[str, Any]) -> dict[str, Any]:

@@ -118,12 +118,17 @@ class Visibility:
     # ------------------------------------------------------------------ events
 
     async def events(
-        self, user_id: str, room: RoomCache, events: Sequence[StoredEvent]
+        self,
+        user_id: str,
+        room: RoomCache,
+        events: Sequence[StoredEvent],
+        *,
+        with_ignored: bool = False,
     ) -> list[StoredEvent]:
         """The events ``user_id`` may see, by the history visibility and membership at each,
-        less those of users they ignore (but state events)."""
+        less those of users they ignore (but state events) unless ``with_ignored``."""
         currently = room.members.get(user_id)
-        ignored = await self.ignored.of(user_id)
+        ignored = frozenset() if with_ignored else await self.ignored.of(user_id)
         return [
             event
             for event in events

@@ -111,15 +111,15 @@ async def insert_event(
         await conn.execute(
             insert(event_edges), [{"event_id": event_id, "prev_event_id": p} for p in set(prev)]
         )
-    relates = pdu.get("content", {}).get("m.relates_to")
-    if isinstance(relates, dict) and isinstance(relates.get("event_id"), str):
-        rel_type = relates.get("rel_type")
-        if isinstance(rel_type, str):
-            await conn.execute(
-                insert(event_relations).values(
-                    event_id=event_id, relates_to_id=relates["event_id"], relation_type=rel_type
-                )
+    relation = relation_of(pdu)
+    if relation is not None:
+        await conn.execute(
+            insert(event_relations).values(
+                event_id=event_id, relates_to_id=relation[1], relation_type=relation[0]
             )
+        )
+        if relation[0] == "m.thread" and not (outlier or rejected_reason or soft_failed):
+            await driver.run(conn, [(_THREAD_UPSERT, [(room_id, relation[1], stream_ordering)])])
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[StoredEvent]) -> None:
@@ -142,6 +142,16 @@ def relation_of(pdu: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+#: A thread's latest reply moves on (``threads``; a reply stored late, backfilled, does not
+#: move it back).
+_THREAD_UPSERT = (
+    "INSERT INTO threads (room_id, thread_id, latest_stream_ordering) VALUES (?, ?, ?)"
+    " ON CONFLICT (room_id, thread_id) DO UPDATE"
+    " SET latest_stream_ordering = excluded.latest_stream_ordering"
+    " WHERE excluded.latest_stream_ordering > threads.latest_stream_ordering"
+)
+
+
 def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
     """The statements that insert ``rows`` (inside a ``Database.write()``: the rooms are
     marked changed at the events' positions)."""
@@ -150,6 +160,12 @@ def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
         marks.mark(e.room_id, e.stream_ordering)
     # (event, related event, rel_type)
     relations = [(e.event_id, r[1], r[0]) for e in rows if (r := relation_of(e.pdu)) is not None]
+    replies = [
+        (e.room_id, r[1], e.stream_ordering)
+        for e in rows
+        if (r := relation_of(e.pdu)) is not None and r[0] == "m.thread"
+        if not (e.outlier or e.rejected_reason or e.soft_failed)
+    ]
     return [
         (
             "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender,"
@@ -182,6 +198,7 @@ def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
             "INSERT INTO event_relations (event_id, relates_to_id, relation_type) VALUES (?, ?, ?)",
             relations,
         ),
+        (_THREAD_UPSERT, replies),
     ]
 
 
@@ -303,6 +320,37 @@ async def mark_redacted(
         .where(and_(events.c.event_id == event_id, events.c.redacted_by.is_(None)))
         .values(redacted_by=redaction_id, json=encode_canonical_json(pruned).decode("utf-8"))
     )
+    await _thread_after_redaction(conn, event_id)
+
+
+async def _thread_after_redaction(conn: AsyncConnection, event_id: str) -> None:
+    """A redacted reply leaves its thread: the thread's latest reply is the one before it,
+    or the room has the thread no more."""
+    found = await driver.fetchall(
+        conn,
+        "SELECT e.room_id, r.relates_to_id FROM event_relations r"
+        " JOIN events e ON e.event_id = r.event_id"
+        " WHERE r.event_id = ? AND r.relation_type = 'm.thread'",
+        [event_id],
+    )
+    if not found:
+        return
+    room_id, root = found[0]
+    latest = await driver.fetchall(
+        conn,
+        "SELECT MAX(e.stream_ordering) FROM event_relations r"
+        " JOIN events e ON e.event_id = r.event_id"
+        " WHERE r.relates_to_id = ? AND r.relation_type = 'm.thread' AND e.room_id = ?"
+        " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
+        " AND e.redacted_by IS NULL",
+        [root, room_id],
+    )
+    where = " WHERE room_id = ? AND thread_id = ?"
+    if latest and latest[0][0] is not None:
+        sql = "UPDATE threads SET latest_stream_ordering = ?" + where
+        await driver.run(conn, [(sql, [(latest[0][0], room_id, root)])])
+    else:
+        await driver.run(conn, [("DELETE FROM threads" + where, [(room_id, root)])])
 
 
 async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:

@@ -125,6 +125,16 @@ event_relations = Table(
     Column("relation_type", String(255), nullable=False),
 )  # fmt: skip
 
+#: Each room's threads (``m.thread`` relations): the root, and the stream position of its
+#: latest accepted, unredacted reply, which orders ``/threads`` (Synapse's ``threads``).
+threads = Table(
+    "threads", metadata,
+    Column("room_id", String(255), primary_key=True),
+    Column("thread_id", String(255), primary_key=True),
+    Column("latest_stream_ordering", BigInteger, nullable=False),
+    Index("ix_threads_room_latest", "room_id", "latest_stream_ordering"),
+)  # fmt: skip
+
 #: Received redactions whose target event is not stored yet: applied when it arrives (if
 #: the redaction's sender may redact it), as Synapse does when it serves such an event.
 pending_redactions = Table(

@@ -64,8 +64,13 @@ class JoinedRoomSync:
         )
         entry: dict[str, Any] = {
             "timeline": {
+                # Bundled aggregations when the client cannot have every child (as Synapse:
+                # a limited timeline, or a room new to this sync).
                 "events": await self.history.serialize(
-                    timeline, requester_key, include_room_id=False
+                    timeline,
+                    requester_key,
+                    include_room_id=False,
+                    aggregate=limited or since is None,
                 ),
                 "limited": limited,
                 "prev_batch": prev_batch,

@@ -102,7 +102,10 @@ async def left_room(
     return {
         "timeline": {
             "events": await history.serialize(
-                timeline, (requester.user_id, requester.device_id), include_room_id=False
+                timeline,
+                (requester.user_id, requester.device_id),
+                include_room_id=False,
+                aggregate=len(recent) > limit,
             ),
             "limited": len(recent) > limit,
             "prev_batch": stream_token(

@@ -20,6 +20,7 @@ import pytest
 from tests.homeserver.client import Client, User
 
 V3 = "/_matrix/client/v3"
+V1 = "/_matrix/client/v1"
 LAZY = json.dumps({"lazy_load_members": True})
 #: What the room looked like while the former member was in it, and after.
 BEFORE = {"topic": "定例会の連絡", "name": "根室4町 担当者会", "alice": "Alice (総務課)"}
@@ -37,13 +38,20 @@ class Room:
     late_token: str
 
 
-async def change_everything(alice: User, room_id: str) -> str:
-    """Alice changes the topic, the name and her display name, then talks."""
+async def change_everything(alice: User, room_id: str, thread_root: str) -> str:
+    """Alice changes the topic, the name and her display name, then talks (a reply in the
+    thread of ``thread_root``, which the thread summary bundled with it would show)."""
     await alice.ok("PUT", f"{V3}/rooms/{room_id}/state/m.room.topic", {"topic": AFTER["topic"]})
     await alice.ok("PUT", f"{V3}/rooms/{room_id}/state/m.room.name", {"name": AFTER["name"]})
     member = f"{V3}/rooms/{room_id}/state/m.room.member/{quote(alice.user_id)}"
     await alice.ok("PUT", member, {"membership": "join", "displayname": AFTER["alice"]})
-    return await alice.send(room_id, "退室後のメッセージ")
+    reply = {
+        "msgtype": "m.text",
+        "body": "退室後のメッセージ",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": thread_root},
+    }
+    path = f"{V3}/rooms/{room_id}/send/m.room.message/after-leave"
+    return str((await alice.ok("PUT", path, reply))["event_id"])
 
 
 async def shared_room(client: Client, other: User, departure: str) -> Room:
@@ -61,7 +69,7 @@ async def shared_room(client: Client, other: User, departure: str) -> Room:
         await other.ok("POST", f"{V3}/rooms/{room_id}/leave", {})
     else:
         await alice.ok("POST", f"{V3}/rooms/{room_id}/ban", {"user_id": other.user_id})
-    unseen = await change_everything(alice, room_id)
+    unseen = await change_everything(alice, room_id, seen)
     token = (await alice.sync())["next_batch"]
     return Room(room_id, alice, seen, unseen, token)
 
@@ -81,7 +89,17 @@ def texts(events: list[dict[str, Any]]) -> set[str]:
 
 
 def event_ids(events: list[dict[str, Any]]) -> set[str]:
-    return {e["event_id"] for e in events}
+    """The events' IDs and those of the events bundled with them (``m.relations``)."""
+    found: set[str] = set()
+    for event in events:
+        found.add(event["event_id"])
+        relations = event.get("unsigned", {}).get("m.relations", {})
+        if "m.thread" in relations:
+            found |= event_ids([relations["m.thread"]["latest_event"]])
+        if "m.replace" in relations:
+            found.add(relations["m.replace"]["event_id"])
+        found |= {e["event_id"] for e in relations.get("m.reference", {}).get("chunk", [])}
+    return found
 
 
 Read = Callable[[User, Room], Awaitable[tuple[set[str], set[str]]]]
@@ -167,6 +185,23 @@ async def sync_with_leave_lazy(user: User, room: Room) -> tuple[set[str], set[st
     return texts(section["state"]["events"]) | texts(timeline), event_ids(timeline)
 
 
+async def relations(user: User, room: Room) -> tuple[set[str], set[str]]:
+    shown: set[str] = set()
+    for event_id in (room.seen, room.unseen):
+        path = f"{V1}/rooms/{room.room_id}/relations/{event_id}?recurse=true&limit=50"
+        response = await user.request("GET", path)
+        if response.status == 200:
+            shown |= event_ids(response.body["chunk"])
+        else:
+            assert (response.status, response.body["errcode"]) == (404, "M_NOT_FOUND")
+    return set(), shown
+
+
+async def threads(user: User, room: Room) -> tuple[set[str], set[str]]:
+    body = await user.ok("GET", f"{V1}/rooms/{room.room_id}/threads?limit=50")
+    return set(), event_ids(body["chunk"])
+
+
 READS: dict[str, Read] = {
     "context": context,
     "context lazy_load_members": context_lazy,
@@ -179,6 +214,8 @@ READS: dict[str, Read] = {
     "event": event,
     "sync leave section": sync_with_leave,
     "sync leave section lazy_load_members": sync_with_leave_lazy,
+    "relations": relations,
+    "threads": threads,
 }
 
 
@@ -201,6 +238,9 @@ async def test_a_former_member_sees_no_state_or_event_after_leaving(
         assert BEFORE["alice"] in shown, (name, shown)
     shown, ids = await event(carol, room)
     assert ids == {room.seen}
+    # Alice's thread began after the leave: no thread at all for the former member.
+    _, ids = await threads(carol, room)
+    assert ids == set()
     # /joined_members is for current members only.
     response = await carol.request("GET", f"{V3}/rooms/{room.room_id}/joined_members")
     assert (response.status, response.body["errcode"]) == (403, "M_FORBIDDEN")
@@ -222,6 +262,9 @@ async def test_a_member_sees_the_state_as_it_is_now(client: Client) -> None:
         assert AFTER["alice"] in shown, (name, shown)
     _, ids = await event(alice, room)
     assert ids == {room.seen, room.unseen}
+    for read in (relations, threads):
+        _, ids = await read(alice, room)
+        assert room.unseen in ids
     joined = await alice.ok("GET", f"{V3}/rooms/{room.room_id}/joined_members")
     assert joined["joined"] == {alice.user_id: {"display_name": AFTER["alice"]}}
 
@@ -276,8 +319,10 @@ async def test_a_stranger_reads_nothing_unless_the_room_is_world_readable(
             f"{V3}/rooms/{room_id}/members",
             f"{V3}/rooms/{room_id}/joined_members",
             f"{V3}/rooms/{room_id}/messages?dir=b",
+            f"{V1}/rooms/{room_id}/threads",
             f"{V3}/rooms/{room_id}/context/{event_id}",
             f"{V3}/rooms/{room_id}/event/{event_id}",
+            f"{V1}/rooms/{room_id}/relations/{event_id}",
         ]
 
     for path in paths(seen):
@@ -291,6 +336,6 @@ async def test_a_stranger_reads_nothing_unless_the_room_is_world_readable(
         expected = 403 if path.endswith("/joined_members") else 200
         assert response.status == expected, (path, response)
     # What was said before the room became world-readable stays with its members.
-    for path in paths(seen)[-2:]:
+    for path in paths(seen)[-3:]:
         response = await eve.request("GET", path)
         assert (response.status, response.body["errcode"]) == (404, "M_NOT_FOUND"), path

@@ -30,6 +30,7 @@ from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
+from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -59,6 +60,8 @@ class Services:
     media: MediaService
     admin: AdminOps
     tokens: RegistrationTokens
+    #: Room upgrades (``/upgrade``).
+    upgrades: RoomUpgrades
 
 
 SERVICES = web.AppKey("services", Services)

@@ -74,6 +74,7 @@ from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
+from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
@@ -221,6 +222,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
+        upgrades=RoomUpgrades(handler),
         metrics=base.metrics,
         extensions=base.extensions,
     )

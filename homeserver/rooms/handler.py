@@ -81,6 +81,10 @@ class RoomHandler:
 
     # ------------------------------------------------------------- membership
 
+    async def profile_content(self, user_id: str, membership: str) -> dict[str, Any]:
+        """A membership's content with the user's profile (local users)."""
+        return await self._profile_content(user_id, membership)
+
     async def _profile_content(self, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         user = await self.accounts.get_user(user_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.common.http import json_response, read_json
+from homeserver.common.http import json_response, optional_string, read_json
 
 routes = web.RouteTableDef()
 R = "/_matrix/client/v3/rooms/{room_id}"
@@ -19,3 +19,18 @@ async def upgrade(request: web.Request) -> web.Response:
     body = await read_json(request)
     new_room = await svc.upgrades.upgrade(who.user_id, request.match_info["room_id"], body)
     return json_response({"replacement_room": new_room})
+
+
+@routes.post("/_matrix/client/v3/knock/{room_id_or_alias}")
+async def knock(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    via = request.query.getall("via", []) + request.query.getall("server_name", [])
+    room_id = await svc.knocks.knock(
+        who.user_id,
+        request.match_info["room_id_or_alias"],
+        optional_string(body, "reason"),
+        via,
+    )
+    return json_response({"room_id": room_id})

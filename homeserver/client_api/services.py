@@ -28,6 +28,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.knock import Knocks
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.upgrade import RoomUpgrades
@@ -62,6 +63,8 @@ class Services:
     tokens: RegistrationTokens
     #: Room upgrades (``/upgrade``).
     upgrades: RoomUpgrades
+    #: Knocking (``/knock``), here or through other servers.
+    knocks: Knocks
 
 
 SERVICES = web.AppKey("services", Services)

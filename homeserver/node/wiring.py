@@ -43,6 +43,7 @@ from homeserver.federation.e2ee_inbound import KeysReceiver
 from homeserver.federation.edus import EduReceiver
 from homeserver.federation.handler import NodeFederationHandler
 from homeserver.federation.joins import RemoteRooms
+from homeserver.federation.knocks import RemoteKnocks
 from homeserver.federation.media import FederatedMedia
 from homeserver.federation.media_serving import LocalMediaServer
 from homeserver.federation.memberships import MembershipHandler
@@ -67,6 +68,7 @@ from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.housekeeping import Housekeeping
 from homeserver.rooms.ignored import IgnoredUsers
+from homeserver.rooms.knock import Knocks
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
@@ -223,6 +225,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
         upgrades=RoomUpgrades(handler),
+        knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),
         metrics=base.metrics,
         extensions=base.extensions,
     )

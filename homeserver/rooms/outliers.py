@@ -50,6 +50,30 @@ class OutlierMemberships:
             room.members[target] = "invite"
         self.notifier.notify([target])
 
+    async def store_remote_knock(
+        self,
+        room_id: str,
+        version: str,
+        event_id: str,
+        pdu: dict[str, Any],
+        stripped_state: list[dict[str, Any]],
+    ) -> None:
+        """A local user's knock on a room this node is not in (an outlier), with the
+        stripped state the resident server answered."""
+        target = pdu["state_key"]
+        stored_pdu = {
+            **pdu,
+            "unsigned": {"knock_room_state": stripped_state, "room_version": version},
+        }
+        async with self.db.write() as conn:
+            with self.db.stream.allocate() as position:
+                await event_store.insert_event(
+                    conn, stream_ordering=position, event_id=event_id, room_id=room_id,
+                    pdu=stored_pdu, state_group=None, outlier=True,
+                )  # fmt: skip
+                await room_store.set_membership(conn, room_id, target, "knock", event_id, position)
+        self.notifier.notify([target])
+
     async def forget_remote_invite(self, room_id: str, user_id: str) -> None:
         """Mark a remote invite as rejected locally when the inviting server cannot be told."""
         async with self.db.write() as conn:

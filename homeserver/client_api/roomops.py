@@ -34,3 +34,14 @@ async def knock(request: web.Request) -> web.Response:
         via,
     )
     return json_response({"room_id": room_id})
+
+
+@routes.get("/_matrix/client/v1/room_summary/{room_id_or_alias}")
+async def room_summary(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    via = request.query.getall("via", [])
+    summary = await svc.room_summaries.summary(
+        who.user_id, request.match_info["room_id_or_alias"], via
+    )
+    return json_response(summary)

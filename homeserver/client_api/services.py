@@ -29,6 +29,7 @@ from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.knock import Knocks
+from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.upgrade import RoomUpgrades
@@ -65,6 +66,8 @@ class Services:
     upgrades: RoomUpgrades
     #: Knocking (``/knock``), here or through other servers.
     knocks: Knocks
+    #: ``/v1/room_summary`` (here or through other servers).
+    room_summaries: RoomSummaryService
 
 
 SERVICES = web.AppKey("services", Services)

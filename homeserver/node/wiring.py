@@ -73,6 +73,7 @@ from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.resolver import StateResolver
+from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
@@ -225,6 +226,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
         upgrades=RoomUpgrades(handler),
+        room_summaries=RoomSummaryService(handler, federation.hierarchy),
         knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),
         metrics=base.metrics,
         extensions=base.extensions,

@@ -33,7 +33,9 @@ async def client(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[
 
 async def test_private_rooms_stay_hidden(client: ValidatingClient, node: Node) -> None:
     alice, bob = await client.register("alice"), await client.register("bob")
-    secret = await alice.create_room(preset="private_chat", name="人事異動", room_alias_name="jinji")
+    secret = await alice.create_room(
+        preset="private_chat", name="人事異動", room_alias_name="jinji"
+    )
     for target in (secret, f"#jinji:{node.server_name}"):
         r = await summary(bob, target)
         assert (r.status, r.body["errcode"]) == (404, "M_NOT_FOUND"), r

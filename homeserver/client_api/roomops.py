@@ -7,6 +7,7 @@ from aiohttp import web
 
 from homeserver.client_api.common import requester, services
 from homeserver.common.http import json_response, optional_string, read_json
+from homeserver.rooms.timestamps import parse_direction, parse_ts
 
 routes = web.RouteTableDef()
 R = "/_matrix/client/v3/rooms/{room_id}"
@@ -45,3 +46,15 @@ async def room_summary(request: web.Request) -> web.Response:
         who.user_id, request.match_info["room_id_or_alias"], via
     )
     return json_response(summary)
+
+
+@routes.get("/_matrix/client/v1/rooms/{room_id}/timestamp_to_event")
+async def timestamp_to_event(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    ts = parse_ts(request.query.get("ts"))
+    forward = parse_direction(request.query.get("dir"))
+    event = await svc.timestamps.for_user(who.user_id, request.match_info["room_id"], ts, forward)
+    return json_response(
+        {"event_id": event.event_id, "origin_server_ts": event.pdu["origin_server_ts"]}
+    )

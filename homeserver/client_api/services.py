@@ -32,6 +32,7 @@ from homeserver.rooms.knock import Knocks
 from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
+from homeserver.rooms.timestamps import TimestampLookup
 from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
@@ -68,6 +69,8 @@ class Services:
     knocks: Knocks
     #: ``/v1/room_summary`` (here or through other servers).
     room_summaries: RoomSummaryService
+    #: ``/v1/rooms/{roomId}/timestamp_to_event``.
+    timestamps: TimestampLookup
 
 
 SERVICES = web.AppKey("services", Services)

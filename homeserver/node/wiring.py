@@ -77,6 +77,7 @@ from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
+from homeserver.rooms.timestamps import TimestampLookup
 from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
@@ -226,6 +227,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
         upgrades=RoomUpgrades(handler),
+        timestamps=TimestampLookup(core.reader, visibility),
         room_summaries=RoomSummaryService(handler, federation.hierarchy),
         knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),
         metrics=base.metrics,

@@ -109,6 +109,8 @@ events = Table(
     #: Event ID of the redaction that redacted this event, once applied.
     Column("redacted_by", String(255), nullable=True),
     Index("ix_events_room_stream", "room_id", "stream_ordering"),
+    #: timestamp_to_event (migration 0007).
+    Index("ix_events_room_ts", "room_id", "origin_server_ts"),
 )  # fmt: skip
 
 event_edges = Table(

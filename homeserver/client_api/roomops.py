@@ -58,3 +58,32 @@ async def timestamp_to_event(request: web.Request) -> web.Response:
     return json_response(
         {"event_id": event.event_id, "origin_server_ts": event.pdu["origin_server_ts"]}
     )
+
+
+@routes.post(R + "/report/{event_id}")
+async def report_event(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request, allow_empty=True)
+    await svc.reports.report_event(
+        who.user_id, request.match_info["room_id"], request.match_info["event_id"], body
+    )
+    return json_response({})
+
+
+@routes.post(R + "/report")
+async def report_room(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.reports.report_room(who.user_id, request.match_info["room_id"], body)
+    return json_response({})
+
+
+@routes.post("/_matrix/client/v3/users/{user_id}/report")
+async def report_user(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    body = await read_json(request)
+    await svc.reports.report_user(who.user_id, request.match_info["user_id"], body)
+    return json_response({})

@@ -29,6 +29,7 @@ from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.knock import Knocks
+from homeserver.rooms.reports import ReportService
 from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
@@ -71,6 +72,8 @@ class Services:
     room_summaries: RoomSummaryService
     #: ``/v1/rooms/{roomId}/timestamp_to_event``.
     timestamps: TimestampLookup
+    #: Reports of events, rooms and users (``/report``), and the admins' list of them.
+    reports: ReportService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -20,6 +20,7 @@ from homeserver.admin.metrics import METRICS, start_listener
 from homeserver.client_api import (
     account,
     admin,
+    admin_reports,
     devices,
     directory,
     discovery,
@@ -61,7 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, roomops]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, roomops, admin_reports]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

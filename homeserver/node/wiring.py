@@ -72,6 +72,7 @@ from homeserver.rooms.knock import Knocks
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.reports import ReportService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
@@ -197,6 +198,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         ],
     )  # fmt: skip
     handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote, base.policy)
+    room_state = RoomStateReads(core.reader, visibility)
     return NodeServices(
         config=config,
         db=db,
@@ -209,7 +211,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         rooms=core.rooms,
         handler=handler,
         history=history,
-        room_state=RoomStateReads(core.reader, visibility),
+        room_state=room_state,
         typing=typing,
         userdata=userdata,
         sync=sync,
@@ -228,6 +230,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         tokens=RegistrationTokens(db, clock),
         upgrades=RoomUpgrades(handler),
         timestamps=TimestampLookup(core.reader, visibility),
+        reports=ReportService(core.reader, room_state, accounts, clock),
         room_summaries=RoomSummaryService(handler, federation.hierarchy),
         knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),
         metrics=base.metrics,

@@ -223,6 +223,22 @@ room_aliases = Table(
     Column("creator", String(255), nullable=False),
 )  # fmt: skip
 
+#: Reports of events, rooms and users by local users (``/report``), for the admins.
+reports = Table(
+    "reports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: "event", "room" or "user".
+    Column("kind", String(16), nullable=False),
+    Column("reporter", String(255), nullable=False),
+    Column("room_id", String(255), nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("target_user_id", String(255), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("score", Integer, nullable=True),
+    Column("received_ts", BigInteger, nullable=False),
+    Index("ix_reports_kind_received", "kind", "received_ts"),
+)  # fmt: skip
+
 # ---------------------------------------------------------------- per-user data
 
 receipts = Table(

@@ -27,6 +27,7 @@ from federation.errors import UnsupportedRoomVersion
 from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache, StateKey
+from homeserver.rooms.creation import power_levels as default_power
 from homeserver.rooms.handler import RoomHandler
 from homeserver.storage import rooms as room_store
 
@@ -152,6 +153,12 @@ class RoomUpgrades:
             stored = await room_store.get_room(conn, room.room_id)
         is_public = stored is not None and stored.is_public
         creators = {user_id, *(additional or [])} if version.creators_have_infinite_power else set()
+        # A room without power levels gets the private_chat preset's in the new room.
+        new_power = (
+            power
+            if power is not None
+            else default_power(version, user_id, creators or {user_id}, "private_chat", [])
+        )
 
         async def create_new_room(tombstone_id: str | None, new_id: str | None) -> str:
             creation: dict[str, Any] = {"predecessor": {"room_id": room.room_id}}
@@ -163,7 +170,7 @@ class RoomUpgrades:
                 creation["m.federate"] = False
             if "type" in create:
                 creation["type"] = create["type"]
-            then = self._initial_state(user_id, old_state, power, creators)
+            then = self._initial_state(user_id, old_state, new_power, creators)
             return await self.rooms.create_room_events(
                 version.identifier, user_id, creation, is_public, then,
                 creator_join=await self.handler.profile_content(user_id, "join"),
@@ -194,8 +201,7 @@ class RoomUpgrades:
             async with self.rooms.db.write() as conn:
                 await room_store.set_room_public(conn, room.room_id, False)
                 await room_store.set_room_public(conn, new_room_id, True)
-        if power is not None:
-            await self._update_power(user_id, room.room_id, new_room_id, power, creators)
+        await self._update_power(user_id, room.room_id, new_room_id, power, new_power, creators)
         return new_room_id
 
     async def _state(self, room: RoomCache) -> list[tuple[StateKey, dict[str, Any]]]:
@@ -214,13 +220,11 @@ class RoomUpgrades:
         self,
         user_id: str,
         old_state: dict[StateKey, dict[str, Any]],
-        power: dict[str, Any] | None,
+        power: dict[str, Any],
         creators: set[str],
     ) -> list[tuple[str, str | None, dict[str, Any]]]:
-        then: list[tuple[str, str | None, dict[str, Any]]] = []
-        if power is not None:
-            raised = raised_power(power, user_id)
-            then.append(("m.room.power_levels", "", without_creators(raised, creators)))
+        raised = without_creators(raised_power(power, user_id), creators)
+        then: list[tuple[str, str | None, dict[str, Any]]] = [("m.room.power_levels", "", raised)]
         for key in COPIED:
             content = old_state.get(key, PRESET_DEFAULTS.get(key))
             if content is not None:
@@ -279,9 +283,17 @@ class RoomUpgrades:
             return False
 
     async def _update_power(
-        self, user_id: str, old_id: str, new_id: str, power: dict[str, Any], creators: set[str]
+        self,
+        user_id: str,
+        old_id: str,
+        new_id: str,
+        power: dict[str, Any] | None,
+        new_power: dict[str, Any],
+        creators: set[str],
     ) -> None:
-        restricted = restricted_power(power)
+        """Restrict the old room's power levels (when it has any: as Synapse, none are made
+        up), then give the new room its own (the old room's, the upgrader's raise undone)."""
+        restricted = restricted_power(power) if power is not None else None
         if restricted is not None:
             try:
                 await self.rooms.send(old_id, user_id, "m.room.power_levels", restricted,
@@ -289,6 +301,6 @@ class RoomUpgrades:
             except MatrixError as e:
                 log.warning("could not restrict the power levels of %s: %s", old_id, e)
         await self.rooms.send(
-            new_id, user_id, "m.room.power_levels", without_creators(power, creators),
+            new_id, user_id, "m.room.power_levels", without_creators(new_power, creators),
             state_key="",
         )  # fmt: skip

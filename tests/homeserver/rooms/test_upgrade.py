@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from homeserver.rooms.upgrade import raised_power, restricted_power, without_creators
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
@@ -155,3 +156,18 @@ async def test_upgrade_to_room_12_creators(client: ValidatingClient) -> None:
     newest = await full_state(alice, again["replacement_room"])
     assert newest[("m.room.create", "")]["content"].get("additional_creators") is None
     client.check(UPGRADE)
+
+
+def test_power_level_rules() -> None:
+    """The pure rules: the upgrader's raise, the old room's restriction, creators left out."""
+    power = {"users": {"@a:x": 50, "@b:x": 100}, "users_default": 0, "state_default": 50,
+             "ban": 60, "events": {"m.room.tombstone": 150, "m.room.name": 20}}  # fmt: skip
+    assert raised_power(power, "@a:x")["users"] == {"@a:x": 150, "@b:x": 100}
+    assert raised_power(power, "@b:x")["users"]["@b:x"] == 150
+    assert raised_power({"users": "junk", "ban": True}, "@c:x")["users"] == {"@c:x": 50}
+    assert power["users"]["@a:x"] == 50  # not changed in place
+    assert restricted_power(power) == {**power, "invite": 50, "events_default": 50}
+    assert (restricted_power({"users_default": 70}) or {})["events_default"] == 71
+    assert restricted_power({"invite": 50, "events_default": 50}) is None
+    assert without_creators(power, {"@b:x", "@z:x"})["users"] == {"@a:x": 50}
+    assert without_creators({"users": None}, {"@a:x"}) == {"users": None}

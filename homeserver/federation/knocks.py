@@ -89,5 +89,5 @@ class RemoteKnocks:
         state = answer.get("knock_room_state") if isinstance(answer, dict) else None
         stripped = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
         await self.outliers.store_remote_knock(
-            room_id, version.identifier, event_id, signed, stripped
+            room_id, version.identifier, event_id, signed, stripped, server
         )

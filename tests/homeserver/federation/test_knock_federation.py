@@ -49,6 +49,14 @@ async def test_knock_over_federation(
         status, body = await knock(carol, "!unknown:" + b.server_name)
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), body
 
+        # carol knocks and changes her mind: the leave goes through the server she knocked at.
+        status, _ = await knock(carol, room, via=a.server_name)
+        assert status == 200
+        await carol.ok("POST", f"{V3}/rooms/{quote(room)}/leave", {})
+        path = f"{V3}/rooms/{quote(room)}/state/m.room.member/{carol.user_id}"
+        assert (await alice.ok("GET", path))["membership"] == "leave"
+        assert room not in (await carol.sync())["rooms"].get("knock", {})
+
         # alice lets bob in.
         await alice.invite(room, bob.user_id)
 

@@ -6,7 +6,8 @@ room of the asked version is created with a ``predecessor`` in its create event,
 old room's name, topic, avatar, join rules, history visibility, guest access, encryption,
 server ACL, power levels (and a space's children) copied, the upgrading user's power raised
 for the copy, then its bans. Then the tombstone goes into the old room, the local aliases
-move (with the local canonical alias), the room directory entry moves, the old room's power
+move (with the local canonical alias), the room directory entry moves, the local members'
+tags and ``m.direct`` entries follow (``carry_over.py``), the old room's power
 levels are restricted (``invite`` and ``events_default`` raised to moderator) and the new
 room's set to the old room's. Nobody is invited: members follow the tombstone themselves
 (Synapse invites only when an admin upgrades, not through the client API).
@@ -27,6 +28,7 @@ from federation.errors import UnsupportedRoomVersion
 from federation.identifiers import domain_of, is_valid_user_id
 from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache, StateKey
+from homeserver.rooms.carry_over import carry_over
 from homeserver.rooms.creation import power_levels as default_power
 from homeserver.rooms.handler import RoomHandler
 from homeserver.storage import rooms as room_store
@@ -201,6 +203,10 @@ class RoomUpgrades:
             async with self.rooms.db.write() as conn:
                 await room_store.set_room_public(conn, room.room_id, False)
                 await room_store.set_room_public(conn, new_room_id, True)
+        local = sorted(
+            u for u, m in room.members.items() if m == "join" and self.handler.accounts.is_local(u)
+        )
+        await carry_over(self.rooms.db, self.rooms.notifier, local, room.room_id, new_room_id)
         await self._update_power(user_id, room.room_id, new_room_id, power, new_power, creators)
         return new_room_id
 

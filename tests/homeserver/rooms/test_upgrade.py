@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from homeserver.rooms.carry_over import with_successor
 from homeserver.rooms.upgrade import raised_power, restricted_power, without_creators
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
@@ -86,8 +87,17 @@ async def test_upgrade_carries_state_over(client: ValidatingClient, node: Node) 
     await alice.ok("PUT", f"{room_path(room)}/state/m.room.power_levels", power)
     await alice.ok("POST", f"{room_path(room)}/ban", {"user_id": carol.user_id, "reason": "spam"})
 
+    # dave's tags and direct chats follow the room (as Synapse's carry-over).
+    dave_path = f"{V3}/user/{quote(dave.user_id)}"
+    await dave.ok("PUT", f"{dave_path}/rooms/{quote(room)}/tags/m.favourite", {"order": 0.5})
+    await dave.ok("PUT", f"{dave_path}/account_data/m.direct", {alice.user_id: [room]})
+
     body = await alice.ok("POST", f"{room_path(room)}/upgrade", {"new_version": "11"})
     new = body["replacement_room"]
+    tags = await dave.ok("GET", f"{dave_path}/rooms/{quote(new)}/tags")
+    assert tags == {"tags": {"m.favourite": {"order": 0.5}}}
+    direct = await dave.ok("GET", f"{dave_path}/account_data/m.direct")
+    assert direct == {alice.user_id: [room, new]}
     old_state = await full_state(alice, room)
     new_state = await full_state(alice, new)
 
@@ -171,3 +181,12 @@ def test_power_level_rules() -> None:
     assert restricted_power({"invite": 50, "events_default": 50}) is None
     assert without_creators(power, {"@b:x", "@z:x"})["users"] == {"@a:x": 50}
     assert without_creators({"users": None}, {"@a:x"}) == {"users": None}
+
+
+def test_direct_chats_name_the_successor() -> None:
+    assert with_successor({"@a:x": ["!old", "!b"], "@c:x": ["!b"]}, "!old", "!new") == {
+        "@a:x": ["!old", "!b", "!new"], "@c:x": ["!b"]
+    }  # fmt: skip
+    assert with_successor({"@a:x": ["!b"]}, "!old", "!new") is None
+    assert with_successor({"@a:x": ["!old", "!new"]}, "!old", "!new") is None
+    assert with_successor(["junk"], "!old", "!new") is None

@@ -19,6 +19,7 @@ power levels' ``users``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -122,24 +123,29 @@ class RoomUpgrades:
         self.handler = handler
         self.rooms = handler.rooms
         self.server_name = handler.server_name
-        #: Rooms being upgraded now, by whom (a second user's request meanwhile: 400).
-        self._running: dict[str, str] = {}
+        #: Upgrades running now, by room: who asked, and the upgrade (the same user asking
+        #: again meanwhile gets its answer, another user 400, as Synapse).
+        self._running: dict[str, tuple[str, asyncio.Future[str]]] = {}
 
     async def upgrade(self, user_id: str, room_id: str, body: dict[str, Any]) -> str:
         version, additional = parse_upgrade(body)
         room = await self.rooms.room(room_id)
         if room is None:
             raise not_found(f"Unknown room {room_id}")
+        running = self._running.get(room_id)
+        if running is not None:
+            if running[0] != user_id:
+                raise MatrixError(400, "M_UNKNOWN", "An upgrade for this room is in progress")
+            return await asyncio.shield(running[1])
         if room.members.get(user_id) != "join":
             raise forbidden("You are not in this room")
         await self.handler.check_state_power(user_id, room, "m.room.tombstone")
-        if self._running.get(room_id, user_id) != user_id:
-            raise MatrixError(400, "M_UNKNOWN", "An upgrade for this room is in progress")
-        self._running[room_id] = user_id
-        try:
-            return await self._upgrade(user_id, room, version, additional)
-        finally:
-            self._running.pop(room_id, None)
+        if room_id in self._running:  # another request got there meanwhile
+            return await self.upgrade(user_id, room_id, body)
+        task = asyncio.ensure_future(self._upgrade(user_id, room, version, additional))
+        self._running[room_id] = (user_id, task)
+        task.add_done_callback(lambda _: self._running.pop(room_id, None))
+        return await asyncio.shield(task)
 
     async def _upgrade(
         self,

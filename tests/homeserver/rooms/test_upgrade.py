@@ -3,6 +3,7 @@ against the spec's OpenAPI when the run has it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -190,3 +191,16 @@ def test_direct_chats_name_the_successor() -> None:
     assert with_successor({"@a:x": ["!b"]}, "!old", "!new") is None
     assert with_successor({"@a:x": ["!old", "!new"]}, "!old", "!new") is None
     assert with_successor(["junk"], "!old", "!new") is None
+
+
+async def test_same_upgrade_asked_twice_at_once(client: ValidatingClient) -> None:
+    alice = await client.register("alice")
+    room = await alice.create_room(preset="private_chat", room_version="11")
+    path = f"{room_path(room)}/upgrade"
+    first, second = await asyncio.gather(
+        alice.ok("POST", path, {"new_version": "12"}), alice.ok("POST", path, {"new_version": "12"})
+    )
+    assert first == second  # one upgrade, one answer
+    joined = (await alice.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"]
+    assert sorted(joined) == sorted([room, first["replacement_room"]])
+    client.check(UPGRADE)

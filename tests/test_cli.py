@@ -496,3 +496,29 @@ def test_token_commands(tmp_path: Path) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert [t["token"] for t in json.loads(kairan("token", "list", *d).stdout)] == [random_token]
     assert_one_line_error(kairan("token", "delete", "city-hall", *d), "M_NOT_FOUND")
+
+
+def test_room_reports_command(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, room_id = node_with_room(directory, db_url)
+    owner = f"@owner:{server_name}"
+
+    async def file_reports() -> None:
+        svc = await build_services(load_config(directory), fast_passwords=True)
+        try:
+            await svc.reports.report_room(owner, room_id, {"reason": "荒らし\nです"})
+            await svc.reports.report_user(owner, owner, {"reason": "me"})
+        finally:
+            await close_services(svc)
+
+    asyncio.run(file_reports())
+    d = ("--dir", directory)
+    listed = kairan("room", "reports", "--kind", "room", *d)
+    assert listed.returncode == 0, listed.stderr
+    [line] = listed.stdout.splitlines()
+    assert line.split("\t")[1:] == [owner, room_id, "荒らし です"]
+    users = json.loads(kairan("room", "reports", "--kind", "user", "--json", *d).stdout)
+    assert [(u["target_user_id"], u["reason"]) for u in users] == [(owner, "me")]
+    assert kairan("room", "reports", *d).stdout == ""  # no event reports
+    bad = kairan("room", "reports", "--kind", "other", *d)
+    assert bad.returncode != 0

@@ -53,6 +53,9 @@ class FederationHandler(Protocol):
     async def on_hierarchy(
         self, origin: str, room_id: str, suggested_only: bool
     ) -> dict[str, Any]: ...
+    async def on_timestamp_to_event(
+        self, origin: str, room_id: str, ts: int, forward: bool
+    ) -> dict[str, Any]: ...
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse: ...
     async def on_media_thumbnail(
         self, origin: str, media_id: str, query: dict[str, str]

@@ -1,5 +1,5 @@
 """Authenticated routes of queries: profiles and directory (``/query``), devices and keys,
-the public room list, space hierarchies and media."""
+the public room list, space hierarchies, timestamp_to_event and media."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from federation.errors import MatrixError
 from federation.server.http import (
     F1,
     FederationServer,
@@ -92,6 +93,22 @@ async def hierarchy(
     suggested = request.query.get("suggested_only", "false") == "true"
     return json_response(
         await server.handler.on_hierarchy(origin, request.match_info["room_id"], suggested)
+    )
+
+
+@endpoint("GET", F1 + "/timestamp_to_event/{room_id}")
+async def timestamp_to_event(
+    request: web.Request, server: FederationServer, origin: str, body: Any
+) -> web.StreamResponse:
+    raw_ts, direction = request.query.get("ts", ""), request.query.get("dir")
+    if not (raw_ts.isascii() and raw_ts.isdigit()) or len(raw_ts) > 16:
+        raise MatrixError(400, "M_INVALID_PARAM", "ts must be a timestamp in milliseconds")
+    if direction not in ("f", "b"):
+        raise MatrixError(400, "M_INVALID_PARAM", "dir must be 'f' or 'b'")
+    return json_response(
+        await server.handler.on_timestamp_to_event(
+            origin, request.match_info["room_id"], int(raw_ts), direction == "f"
+        )
     )
 
 

@@ -28,9 +28,14 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.knock import Knocks
 from homeserver.rooms.relations import RelationsService
+from homeserver.rooms.reports import ReportService
+from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
+from homeserver.rooms.timestamps import TimestampLookup
+from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -62,6 +67,16 @@ class Services:
     media: MediaService
     admin: AdminOps
     tokens: RegistrationTokens
+    #: Room upgrades (``/upgrade``).
+    upgrades: RoomUpgrades
+    #: Knocking (``/knock``), here or through other servers.
+    knocks: Knocks
+    #: ``/v1/room_summary`` (here or through other servers).
+    room_summaries: RoomSummaryService
+    #: ``/v1/rooms/{roomId}/timestamp_to_event``.
+    timestamps: TimestampLookup
+    #: Reports of events, rooms and users (``/report``), and the admins' list of them.
+    reports: ReportService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -31,6 +31,7 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.verify import event_id_or_none
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.reader import RoomReader
+from homeserver.rooms.timestamps import candidates as timestamp_candidates
 from homeserver.storage import federation as federation_store
 from homeserver.storage import rooms as room_store
 
@@ -248,6 +249,17 @@ class NodeFederationHandler:
         return await self.summaries.for_server(
             origin, room_id, suggested_only, self.access.acl_denies
         )
+
+    async def on_timestamp_to_event(
+        self, origin: str, room_id: str, ts: int, forward: bool
+    ) -> dict[str, Any]:
+        """The room's event nearest ``ts`` here, for a server in the room (Synapse asks
+        only the ACL; a server that is not in the room learns nothing of its events)."""
+        room = await self.access.room(room_id)
+        await self.access.require_origin_in_room(room, origin)
+        for event in await timestamp_candidates(self.rooms, room_id, ts, forward):
+            return {"event_id": event.event_id, "origin_server_ts": event.pdu["origin_server_ts"]}
+        raise not_found(f"Unable to find an event from {ts} in direction {'f' if forward else 'b'}")
 
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
         return await self.media.serve(origin, media_id)

@@ -19,6 +19,7 @@ from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.ports import UserLookup
 from homeserver.federation.verify import DroppedEvent
 from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.eventformat import STRIPPED_STATE_TYPES, stripped_event
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy, ProposedEvent
 from homeserver.rooms.restricted import AUTHORISER_KEY, RestrictedJoins, server_of
@@ -167,9 +168,17 @@ class MembershipHandler:
             raise forbidden(f"Event rejected: {stored.rejected_reason}")
         others = servers_in_room(room) - {origin, self.server_name}
         await self.sender.send_pdu(stored.pdu, others)
+        if membership == "knock":
+            return {"knock_room_state": await self._knock_state(room)}
         if membership != "join":
             return {}
         return await self._join_response(room, stored, omit_members)
+
+    async def _knock_state(self, room: RoomCache) -> list[dict[str, Any]]:
+        """The stripped state a knocking user's server shows them (as an invite's)."""
+        ids = [room.state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in room.state]
+        found = await self.rooms.get_events(ids)
+        return [stripped_event(found[i]) for i in ids if i in found]
 
     async def _join_response(
         self, room: RoomCache, join: StoredEvent, omit_members: bool

@@ -20,6 +20,7 @@ from homeserver.admin.metrics import METRICS, start_listener
 from homeserver.client_api import (
     account,
     admin,
+    admin_reports,
     devices,
     directory,
     discovery,
@@ -29,6 +30,7 @@ from homeserver.client_api import (
     push,
     pushers,
     relations,
+    roomops,
     rooms,
     spaces,
     sync,
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, relations]
+ROUTE_MODULES += [roomops, admin_reports]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -43,6 +43,7 @@ from homeserver.federation.e2ee_inbound import KeysReceiver
 from homeserver.federation.edus import EduReceiver
 from homeserver.federation.handler import NodeFederationHandler
 from homeserver.federation.joins import RemoteRooms
+from homeserver.federation.knocks import RemoteKnocks
 from homeserver.federation.media import FederatedMedia
 from homeserver.federation.media_serving import LocalMediaServer
 from homeserver.federation.memberships import MembershipHandler
@@ -67,14 +68,19 @@ from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.housekeeping import Housekeeping
 from homeserver.rooms.ignored import IgnoredUsers
+from homeserver.rooms.knock import Knocks
 from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.relations import RelationsService
+from homeserver.rooms.reports import ReportService
 from homeserver.rooms.resolver import StateResolver
+from homeserver.rooms.room_summary import RoomSummaryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
+from homeserver.rooms.timestamps import TimestampLookup
+from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
@@ -193,6 +199,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         ],
     )  # fmt: skip
     handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote, base.policy)
+    room_state = RoomStateReads(core.reader, visibility)
     return NodeServices(
         config=config,
         db=db,
@@ -205,7 +212,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         rooms=core.rooms,
         handler=handler,
         history=history,
-        room_state=RoomStateReads(core.reader, visibility),
+        room_state=room_state,
         relations=RelationsService(core.reader, history),
         typing=typing,
         userdata=userdata,
@@ -223,6 +230,11 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
+        upgrades=RoomUpgrades(handler),
+        timestamps=TimestampLookup(core.reader, visibility),
+        reports=ReportService(core.reader, room_state, accounts, clock),
+        room_summaries=RoomSummaryService(handler, federation.hierarchy),
+        knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),
         metrics=base.metrics,
         extensions=base.extensions,
     )

@@ -18,7 +18,7 @@ from homeserver.common.errors import MatrixError, bad_json, forbidden, not_found
 from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.content import check_content, check_event_shape
 from homeserver.rooms.creation import initial_events, parse_create_request
-from homeserver.rooms.outliers import OutlierMemberships
+from homeserver.rooms.outliers import KNOCKED_VIA, OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.ports import Accounts, RemoteRooms
 from homeserver.rooms.relation_checks import check_relation
@@ -81,6 +81,10 @@ class RoomHandler:
         return room_id, alias
 
     # ------------------------------------------------------------- membership
+
+    async def profile_content(self, user_id: str, membership: str) -> dict[str, Any]:
+        """A membership's content with the user's profile (local users)."""
+        return await self._profile_content(user_id, membership)
 
     async def _profile_content(self, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
@@ -231,8 +235,21 @@ class RoomHandler:
             content["reason"] = reason
         await self.rooms.send(room_id, user_id, "m.room.member", content, state_key=user_id)
 
+    async def _knock_servers(self, room_id: str, user_id: str) -> list[str]:
+        """The server a knock on a room this node is not in went through (to rescind it)."""
+        async with self.rooms.db.read() as conn:
+            membership = await room_store.get_membership(conn, room_id, user_id)
+        if membership is None or membership.membership != "knock":
+            return []
+        knock = await self.rooms.get_event(membership.event_id)
+        via = knock.pdu.get("unsigned", {}).get(KNOCKED_VIA) if knock else None
+        return [via] if isinstance(via, str) else []
+
     async def _reject_remote_invite(self, user_id: str, room_id: str) -> None:
-        servers = await self._invite_servers(room_id, user_id)
+        """Reject an invite to, or rescind a knock on, a room this node is not in."""
+        servers = await self._invite_servers(room_id, user_id) or await self._knock_servers(
+            room_id, user_id
+        )
         if not servers:
             raise not_found(f"Unknown room {room_id}")
         if self.remote is None:

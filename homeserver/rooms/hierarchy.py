@@ -142,11 +142,11 @@ class HierarchyService:
             found = await self.remote.hierarchy(entry.room_id, entry.via, suggested_only)
             if found is not None:
                 visit = _Visit(found.room, found.children_state, found.children, found.inaccessible)
-        if visit is None or not await self._remote_visible(user_id, entry.room_id, visit.room):
+        if visit is None or not await self.remote_visible(user_id, entry.room_id, visit.room):
             return None
         return visit
 
-    async def _remote_visible(self, user_id: str, room_id: str, room: dict[str, Any]) -> bool:
+    async def remote_visible(self, user_id: str, room_id: str, room: dict[str, Any]) -> bool:
         """Whether the user may see a room summarised by another server: open rooms, rooms
         they could join through a room they are in, and rooms they are invited to."""
         if room.get("join_rule", "public") in _OPEN_JOIN_RULES or room.get("world_readable"):

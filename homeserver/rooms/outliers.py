@@ -11,6 +11,10 @@ from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
 from homeserver.storage.database import Database
 
+#: In a stored remote knock's ``unsigned``: the server it went through (this node's own
+#: field, never sent): a rescinding leave goes there.
+KNOCKED_VIA = "io.kairan.knocked_via"
+
 
 class OutlierMemberships:
     def __init__(self, db: Database, reader: RoomReader, notifier: Notifier) -> None:
@@ -48,6 +52,29 @@ class OutlierMemberships:
         room = self.reader.cached(room_id)
         if room is not None and room.members.get(target) not in ("join",):
             room.members[target] = "invite"
+        self.notifier.notify([target])
+
+    async def store_remote_knock(
+        self,
+        room_id: str,
+        version: str,
+        event_id: str,
+        pdu: dict[str, Any],
+        stripped_state: list[dict[str, Any]],
+        via: str,
+    ) -> None:
+        """A local user's knock on a room this node is not in (an outlier), with the
+        stripped state the resident server ``via`` answered."""
+        target = pdu["state_key"]
+        unsigned = {"knock_room_state": stripped_state, "room_version": version, KNOCKED_VIA: via}
+        stored_pdu = {**pdu, "unsigned": unsigned}
+        async with self.db.write() as conn:
+            with self.db.stream.allocate() as position:
+                await event_store.insert_event(
+                    conn, stream_ordering=position, event_id=event_id, room_id=room_id,
+                    pdu=stored_pdu, state_group=None, outlier=True,
+                )  # fmt: skip
+                await room_store.set_membership(conn, room_id, target, "knock", event_id, position)
         self.notifier.notify([target])
 
     async def forget_remote_invite(self, room_id: str, user_id: str) -> None:

@@ -64,6 +64,14 @@ class RemoteRooms(Protocol):
     async def reject_invite(self, user_id: str, room_id: str, invite_origin: str) -> None: ...
 
 
+class RemoteKnocks(Protocol):
+    """Knocking on a room this node is not in, through other servers."""
+
+    async def knock(
+        self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]
+    ) -> None: ...
+
+
 class Backfiller(Protocol):
     """Fetches older history of a room from other servers: (room, how many events) ->
     whether any arrived (homeserver.federation.joins.RemoteRooms.backfill)."""

@@ -166,6 +166,32 @@ class RoomService:
         self.after_persist(room, stored)
         return event_id
 
+    async def send_after(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        content: dict[str, Any],
+        state_key: str,
+        before: Callable[[str], Awaitable[None]],
+    ) -> str:
+        """A state event whose ID something else needs first: built and authorized under
+        the room's lock, then ``before(event_id)`` runs (still under the lock, so the
+        event's prev events stay the room's latest), then it is persisted. Nothing is
+        persisted when ``before`` raises. (A room upgrade's tombstone, which the new
+        room's create event names.)"""
+        room = await self.reader.require_room(room_id)
+        if self.policy is not None:
+            await self.policy.check_event(
+                ProposedEvent(room_id, sender, event_type, state_key, content)
+            )
+        async with room.lock:
+            event_id, pdu = await self.build(room, sender, event_type, content, state_key, None)
+            await before(event_id)
+            stored = await self._persist(room, event_id, pdu)
+        self.after_persist(room, stored)
+        return event_id
+
     # ------------------------------------------------------------- hooks
 
     async def prepare_hooks(
@@ -356,9 +382,11 @@ class RoomService:
         is_public: bool,
         then: list[tuple[str, str | None, dict[str, Any]]],
         creator_join: dict[str, Any] | None = None,
+        room_id: str | None = None,
     ) -> str:
         """Create a room: its create event, the creator's join (``creator_join``, with
-        their profile), then ``then`` in order."""
+        their profile), then ``then`` in order. ``room_id``: the ID picked beforehand (room
+        versions whose IDs are not their create event's hash)."""
         version = room_versions.get(version_id)
         content = dict(creation_content)
         content["room_version"] = version.identifier
@@ -367,8 +395,8 @@ class RoomService:
         proto_room = RoomCache("", version, {}, None, [], 0)
         if version.room_id_is_create_hash:
             room_id = None
-        else:
-            room_id = "!" + secrets.token_urlsafe(18) + ":" + self.server_name
+        elif room_id is None:
+            room_id = self.new_room_id()
         try:
             create_id, create = engine_events.build_event(
                 version,
@@ -405,6 +433,10 @@ class RoomService:
         for event_type, state_key, event_content in then:
             await self.send(room_id, creator, event_type, event_content, state_key=state_key)
         return room_id
+
+    def new_room_id(self) -> str:
+        """A fresh room ID of this server (room versions before 12)."""
+        return "!" + secrets.token_urlsafe(18) + ":" + self.server_name
 
 
 def redacts(pdu: Mapping[str, Any], room: RoomCache) -> str | None:

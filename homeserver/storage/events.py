@@ -366,3 +366,29 @@ async def rejected_among(conn: AsyncConnection, event_ids: Sequence[str]) -> set
         )
         found.update(r.event_id for r in rows)
     return found
+
+
+async def near_timestamp(
+    conn: AsyncConnection, room_id: str, ts: int, forward: bool, limit: int
+) -> list[StoredEvent]:
+    """The room's events (no outliers, rejected or soft-failed ones) from ``ts`` on
+    (``forward``) or up to it, nearest first (``timestamp_to_event``)."""
+    order = (
+        (events.c.origin_server_ts.asc(), events.c.stream_ordering.asc())
+        if forward
+        else (events.c.origin_server_ts.desc(), events.c.stream_ordering.desc())
+    )
+    near = events.c.origin_server_ts >= ts if forward else events.c.origin_server_ts <= ts
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .where(
+            events.c.room_id == room_id,
+            near,
+            events.c.outlier.is_(False),
+            events.c.rejected_reason.is_(None),
+            events.c.soft_failed.is_(False),
+        )
+        .order_by(*order)
+        .limit(limit)
+    )
+    return [_event_of(row) for row in rows]

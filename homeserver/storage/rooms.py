@@ -244,3 +244,12 @@ async def alias_creator(conn: AsyncConnection, alias: str) -> str | None:
         await conn.execute(select(room_aliases.c.creator).where(room_aliases.c.alias == alias))
     ).first()
     return row.creator if row else None
+
+
+async def move_aliases(conn: AsyncConnection, old_room_id: str, new_room_id: str) -> None:
+    """Point every alias of a room at another (a room upgrade)."""
+    await conn.execute(
+        update(room_aliases)
+        .where(room_aliases.c.room_id == old_room_id)
+        .values(room_id=new_room_id)
+    )

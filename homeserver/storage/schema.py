@@ -109,6 +109,8 @@ events = Table(
     #: Event ID of the redaction that redacted this event, once applied.
     Column("redacted_by", String(255), nullable=True),
     Index("ix_events_room_stream", "room_id", "stream_ordering"),
+    #: timestamp_to_event (migration 0007).
+    Index("ix_events_room_ts", "room_id", "origin_server_ts"),
 )  # fmt: skip
 
 event_edges = Table(
@@ -229,6 +231,22 @@ room_aliases = Table(
     Column("alias", String(255), primary_key=True),
     Column("room_id", String(255), nullable=False, index=True),
     Column("creator", String(255), nullable=False),
+)  # fmt: skip
+
+#: Reports of events, rooms and users by local users (``/report``), for the admins.
+reports = Table(
+    "reports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: "event", "room" or "user".
+    Column("kind", String(16), nullable=False),
+    Column("reporter", String(255), nullable=False),
+    Column("room_id", String(255), nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("target_user_id", String(255), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("score", Integer, nullable=True),
+    Column("received_ts", BigInteger, nullable=False),
+    Index("ix_reports_kind_received", "kind", "received_ts"),
 )  # fmt: skip
 
 # ---------------------------------------------------------------- per-user data

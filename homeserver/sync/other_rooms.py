@@ -37,6 +37,14 @@ async def remote_membership(
         events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
         events.append(stripped_event(invite))
         rooms["invite"][membership.room_id] = {"invite_state": {"events": events}}
+    elif membership.membership == "knock" and (changed or full_state):
+        knock = await room_service.get_event(membership.event_id)
+        if knock is None:
+            return
+        state = knock.pdu.get("unsigned", {}).get("knock_room_state", [])
+        events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
+        events.append(stripped_event(knock))
+        rooms["knock"][membership.room_id] = {"knock_state": {"events": events}}
     elif membership.membership == "leave" and since is not None and changed:
         rooms["leave"][membership.room_id] = {
             "timeline": {

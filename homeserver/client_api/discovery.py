@@ -28,15 +28,20 @@ async def versions(request: web.Request) -> web.Response:
 
 @routes.get("/_matrix/client/v3/capabilities")
 async def capabilities(request: web.Request) -> web.Response:
-    await requester(request)
+    who = await requester(request)
+    svc = services(request)
     # Matrix 1.16: users may change every profile field but those the server manages.
     profile_fields: dict[str, object] = {"enabled": True}
-    managed = services(request).directory.managed_fields
+    managed = svc.directory.managed_fields
     if managed:
         profile_fields["disallowed"] = sorted(managed)
+    extra: dict[str, object] = {}
+    if who.is_admin:  # Matrix 1.18: omitted for those who may neither lock nor suspend
+        extra["m.account_moderation"] = {"lock": True, "suspend": True}
     return json_response(
         {
             "capabilities": {
+                **extra,
                 "m.room_versions": {
                     "default": room_versions.DEFAULT_ROOM_VERSION,
                     "available": {v: "stable" for v in room_versions.KNOWN_ROOM_VERSIONS},
@@ -46,6 +51,7 @@ async def capabilities(request: web.Request) -> web.Response:
                 "m.set_avatar_url": {"enabled": True},
                 "m.3pid_changes": {"enabled": False},
                 "m.profile_fields": profile_fields,
+                "m.get_login_token": {"enabled": svc.config.sessions.login_token_enabled},
             }
         }
     )

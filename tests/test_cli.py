@@ -496,3 +496,32 @@ def test_token_commands(tmp_path: Path) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert [t["token"] for t in json.loads(kairan("token", "list", *d).stdout)] == [random_token]
     assert_one_line_error(kairan("token", "delete", "city-hall", *d), "M_NOT_FOUND")
+
+
+async def _moderation(directory: Path, user_id: str) -> tuple[bool, bool]:
+    svc = await build_services(load_config(directory), fast_passwords=True)
+    try:
+        user = await svc.accounts.get_user(user_id)
+        assert user is not None
+        return user.locked, user.suspended
+    finally:
+        await close_services(svc)
+
+
+def test_user_lock_and_suspend(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, _ = node_with_room(directory, db_url)
+    d = ("--dir", directory)
+    suzuki = f"@suzuki:{server_name}"
+    assert kairan("user", "add", "suzuki", *d, "--password", "pw pw").returncode == 0
+    for args, expected in (
+        (("lock",), (True, False)),
+        (("suspend",), (True, True)),
+        (("unlock",), (False, True)),
+        (("unsuspend",), (False, False)),
+    ):
+        result = kairan("user", *args, suzuki, *d)
+        assert result.returncode == 0, result.stderr
+        assert asyncio.run(_moderation(directory, suzuki)) == expected
+    assert_one_line_error(kairan("user", "lock", "@x:elsewhere.example", *d), "M_INVALID_PARAM")
+    assert_one_line_error(kairan("user", "suspend", f"@ghost:{server_name}", *d), "M_NOT_FOUND")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 from federation.identifiers import is_valid_localpart
@@ -323,15 +324,34 @@ class AccountService:
 
     # ------------------------------------------------------------- moderation
 
-    async def set_moderation(
-        self, user_id: str, *, locked: bool | None = None, suspended: bool | None = None
-    ) -> None:
-        """Lock or suspend an account (or lift it); its sessions stay, as the spec says."""
+    async def moderate(
+        self,
+        user_id: str,
+        *,
+        locked: bool | None = None,
+        suspended: bool | None = None,
+        by: Requester | None = None,
+    ) -> store.User:
+        """Lock or suspend a local account (or lift it; None: no change) and return it.  The
+        admin endpoints (``by``: who asks) may not change their own account nor another
+        admin's (403); remote users are 400 ``M_INVALID_PARAM``, unknown or deactivated ones
+        404.  The account's sessions stay, as the spec says."""
+        if not self.is_local(user_id):
+            raise invalid_param("User does not belong to the local server.")
+        user = await self.get_user(user_id)
+        if user is None or user.deactivated:
+            raise MatrixError(404, "M_NOT_FOUND", "User not found.")
         values = {k: v for k, v in (("locked", locked), ("suspended", suspended)) if v is not None}
-        if values:
-            async with self.db.write() as conn:
-                await store.update_user(conn, user_id, **values)
-            self._drop_cached_tokens(user_id)
+        if not values:
+            return user
+        if by is not None and by.user_id == user_id:
+            raise forbidden("You cannot change the status of your own account.")
+        if by is not None and (user.is_admin or user_id in self._admins):
+            raise forbidden("The target user is a server administrator.")
+        async with self.db.write() as conn:
+            await store.update_user(conn, user_id, **values)
+        self._drop_cached_tokens(user_id)
+        return dataclasses.replace(user, **values)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------- devices
 

@@ -25,6 +25,7 @@ from homeserver.client_api import (
     discovery,
     keys,
     media,
+    moderation,
     profile,
     push,
     pushers,
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, sessions]
+ROUTE_MODULES += [moderation]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from federation import room_versions
 from homeserver.client_api.common import requester, services
+from homeserver.common.errors import not_found
 from homeserver.common.http import json_response
 
 routes = web.RouteTableDef()
@@ -19,6 +20,41 @@ SPEC_VERSIONS = [
 @routes.get("/.well-known/matrix/client")
 async def well_known(request: web.Request) -> web.Response:
     return json_response({"m.homeserver": {"base_url": services(request).config.base_url}})
+
+
+@routes.get("/.well-known/matrix/support")
+async def support(request: web.Request) -> web.Response:
+    """Server contacts and support page (``well_known.support``); 404 when none is set, as
+    the spec says."""
+    configured = services(request).config.well_known
+    if not configured.contacts and configured.support_page is None:
+        raise not_found("No support information is configured")
+    body: dict[str, object] = {}
+    if configured.contacts:
+        body["contacts"] = [
+            {
+                k: v
+                for k, v in (
+                    ("role", c.role),
+                    ("matrix_id", c.matrix_id),
+                    ("email_address", c.email_address),
+                )
+                if v is not None
+            }
+            for c in configured.contacts
+        ]
+    if configured.support_page is not None:
+        body["support_page"] = configured.support_page
+    return json_response(body)
+
+
+@routes.get("/.well-known/matrix/server")
+async def server_delegation(request: web.Request) -> web.Response:
+    """Federation delegation (``well_known.server``), served on the client listener too."""
+    server = services(request).config.well_known.server
+    if server is None:
+        raise not_found("No delegation is configured")
+    return json_response({"m.server": server})
 
 
 @routes.get("/_matrix/client/versions")

@@ -34,6 +34,7 @@ from homeserver.client_api import (
     spaces,
     sync,
     tags,
+    threepids,
     to_device,
 )
 from homeserver.client_api.common import requester
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, sessions]
-ROUTE_MODULES += [moderation]
+ROUTE_MODULES += [moderation, threepids]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

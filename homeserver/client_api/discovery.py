@@ -11,10 +11,12 @@ from homeserver.common.http import json_response
 
 routes = web.RouteTableDef()
 
-SPEC_VERSIONS = [
-    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
-    "v1.11", "v1.12",
-]  # fmt: skip
+#: The spec versions /versions claims: exactly those all of whose Client-Server operations
+#: (and those of the versions before; the optional ones aside) the node routes, which
+#: tests/homeserver/test_endpoint_coverage.py checks against the router and the table
+#: spec/client-server-versions.json.  None yet: v1.1 still lacks the operations
+#: ``kairan endpoints --spec ... --missing`` lists (search, presence, knock...).
+SPEC_VERSIONS: list[str] = []
 
 
 @routes.get("/.well-known/matrix/client")

@@ -68,7 +68,9 @@ def user_list(directory: Path, as_json: bool, **feature_values: Any) -> None:
         return
     for entry in users:
         flags = [
-            f for f, on in (("admin", entry["admin"]), ("deactivated", entry["deactivated"])) if on
+            f
+            for f in ("admin", "deactivated", "locked", "suspended")
+            if entry.get(f)  # features may list accounts of their own without every flag
         ]
         flags += labels[entry["user_id"]]
         click.echo(f"{entry['user_id']}\t{entry['displayname'] or ''}\t{','.join(flags)}")

@@ -329,7 +329,7 @@ def feature_hello() -> None:
 
 
 def test_feature_groups_join_the_root_command() -> None:
-    built_in = {"init", "serve", "user", "room", "token", "key", "bench", "interop"}
+    built_in = {"init", "serve", "user", "room", "token", "key", "bench", "interop", "endpoints"}
     # The rest are the catalogued features' groups (kairan consortium, kairan group...).
     assert set(main.commands) == built_in | {"consortium", "group", "partner", "org"}
     root = click.Group("kairan")
@@ -524,5 +524,7 @@ def test_user_lock_and_suspend(tmp_path: Path, db_url: str) -> None:
         result = kairan("user", *args, suzuki, *d)
         assert result.returncode == 0, result.stderr
         assert asyncio.run(_moderation(directory, suzuki)) == expected
+        if args == ("suspend",):
+            assert f"{suzuki}\tsuzuki\tlocked,suspended" in kairan("user", "list", *d).stdout
     assert_one_line_error(kairan("user", "lock", "@x:elsewhere.example", *d), "M_INVALID_PARAM")
     assert_one_line_error(kairan("user", "suspend", f"@ghost:{server_name}", *d), "M_NOT_FOUND")

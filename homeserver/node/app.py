@@ -23,6 +23,7 @@ from homeserver.client_api import (
     devices,
     directory,
     discovery,
+    initial_sync,
     keys,
     media,
     moderation,
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, sessions]
-ROUTE_MODULES += [moderation, threepids, not_offered]
+ROUTE_MODULES += [moderation, threepids, not_offered, initial_sync]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

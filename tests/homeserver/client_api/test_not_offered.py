@@ -83,3 +83,33 @@ async def test_room_initial_sync(c: ValidatingClient) -> None:
     assert older["chunk"] == []
     r = await c.request("GET", f"{V3}/rooms/!nope:example.org/initialSync", token=alice.token)
     assert r.status in (403, 404)
+
+
+async def test_initial_sync_and_events(c: ValidatingClient) -> None:
+    alice = await c.register("alice")
+    eve = await c.register("eve")
+    room = (await c.ok("POST", V3 + "/createRoom", {}, token=alice.token))["room_id"]
+    snap = await c.ok("GET", V3 + "/initialSync", token=alice.token, params={"limit": "3"})
+    assert [r["room_id"] for r in snap["rooms"]] == [room]
+    assert snap["rooms"][0]["membership"] == "join"
+    assert len(snap["rooms"][0]["messages"]["chunk"]) == 3
+    assert (await c.ok("GET", V3 + "/initialSync", token=eve.token))["rooms"] == []
+    start = snap["end"]
+    await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/e1",
+               {"msgtype": "m.text", "body": "news"}, token=alice.token)  # fmt: skip
+    got = await c.ok("GET", V3 + "/events", token=alice.token,
+                     params={"from": start, "timeout": "0"})  # fmt: skip
+    assert [(e["room_id"], e["content"].get("body")) for e in got["chunk"]] == [(room, "news")]
+    assert got["start"] == start and got["end"] != start
+    again = await c.ok("GET", V3 + "/events", token=alice.token,
+                       params={"from": got["end"], "timeout": "0"})  # fmt: skip
+    assert again["chunk"] == []
+    # Someone else's room: nothing, with or without room_id.
+    for params in ({"from": start, "timeout": "0"},
+                   {"from": start, "timeout": "0", "room_id": room}):  # fmt: skip
+        seen = await c.ok("GET", V3 + "/events", token=eve.token, params=params)
+        assert seen["chunk"] == [] and "news" not in str(seen)
+    r = await c.request("GET", V3 + "/events", token=alice.token, params={"from": "garbage"})
+    assert r.status == 400
+    r = await c.request("GET", V3 + "/events")
+    assert r.status == 401

@@ -27,6 +27,7 @@ from homeserver.client_api import (
     keys,
     media,
     moderation,
+    mutual_rooms,
     not_offered,
     profile,
     push,
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, sessions]
-ROUTE_MODULES += [moderation, threepids, not_offered, initial_sync]
+ROUTE_MODULES += [moderation, threepids, not_offered, initial_sync, mutual_rooms]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -113,3 +113,25 @@ async def test_initial_sync_and_events(c: ValidatingClient) -> None:
     assert r.status == 400
     r = await c.request("GET", V3 + "/events")
     assert r.status == 401
+
+
+async def test_mutual_rooms(c: ValidatingClient) -> None:
+    alice = await c.register("alice")
+    bob = await c.register("bob")
+    eve = await c.register("eve")
+    path = "/_matrix/client/v1/mutual_rooms"
+    shared = (await c.ok("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                         token=alice.token))["room_id"]  # fmt: skip
+    await c.ok("POST", f"{V3}/join/{shared}", {}, token=bob.token)
+    await c.ok("POST", V3 + "/createRoom", {}, token=alice.token)  # alice's alone
+    got = await c.ok("GET", path, token=alice.token, params={"user_id": bob.user_id})
+    assert got == {"joined": [shared], "count": 1}
+    # Eve learns nothing of rooms she is not in.
+    got = await c.ok("GET", path, token=eve.token, params={"user_id": alice.user_id})
+    assert got == {"joined": [], "count": 0}
+    got = await c.ok("GET", path, token=alice.token, params={"user_id": "@ghost:example.org"})
+    assert got == {"joined": [], "count": 0}
+    for params in ({}, {"user_id": "nope"}, {"user_id": alice.user_id},
+                   {"user_id": bob.user_id, "from": "x"}, {"user_id": bob.user_id, "from": "9"}):  # fmt: skip
+        r = await c.request("GET", path, token=alice.token, params=params)
+        assert r.status == 400, (params, r)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import click
 
-from cli import bench, interop, keys, node, rooms, tokens, users
+from cli import bench, endpoints, interop, keys, node, rooms, tokens, users
 from homeserver.extensions.loading import feature_command_paths
 
 
@@ -50,6 +50,7 @@ for _command in (
     keys.key,
     bench.bench,
     interop.interop,
+    endpoints.endpoints,
 ):
     main.add_command(_command)
 register_groups(main, feature_command_paths())

@@ -68,7 +68,9 @@ def user_list(directory: Path, as_json: bool, **feature_values: Any) -> None:
         return
     for entry in users:
         flags = [
-            f for f, on in (("admin", entry["admin"]), ("deactivated", entry["deactivated"])) if on
+            f
+            for f in ("admin", "deactivated", "locked", "suspended")
+            if entry.get(f)  # features may list accounts of their own without every flag
         ]
         flags += labels[entry["user_id"]]
         click.echo(f"{entry['user_id']}\t{entry['displayname'] or ''}\t{','.join(flags)}")
@@ -94,3 +96,22 @@ def user_reset_password(user_id: str, directory: Path, password: str) -> None:
     """Set a new password and log out every device of the account."""
     run_with_services(directory, lambda s: s.admin.reset_password(user_id, password))
     click.echo(f"password of {user_id} reset; all its devices were logged out")
+
+
+def _moderation(name: str, field: str, value: bool, done: str, doc: str) -> None:
+    @user.command(name, help=doc)
+    @click.argument("user_id")
+    @DIR_OPTION
+    def command(user_id: str, directory: Path) -> None:
+        run_with_services(directory, lambda s: s.accounts.moderate(user_id, **{field: value}))
+        click.echo(f"{done} {user_id}")
+
+
+_moderation("lock", "locked", True, "locked",
+            "Lock an account: its sessions stay, but every request but logging out gets "
+            "401 M_USER_LOCKED until it is unlocked.")  # fmt: skip
+_moderation("unlock", "locked", False, "unlocked", "Unlock a locked account.")
+_moderation("suspend", "suspended", True, "suspended",
+            "Suspend an account: it can read and leave, but not join, invite, send or "
+            "change its profile (403 M_USER_SUSPENDED).")  # fmt: skip
+_moderation("unsuspend", "suspended", False, "unsuspended", "Lift an account's suspension.")

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main, register_groups
+from homeserver.client_api.discovery import SPEC_VERSIONS
 from homeserver.config import load_config
 from homeserver.node.app import build_services, close_services
 from tests.homeserver.conftest import db_url
@@ -160,7 +161,7 @@ def test_init_serve_sigterm(tmp_path: Path, served: list[subprocess.Popen[str]])
     versions = json.loads(
         wait_until_up(process, f"http://127.0.0.1:{port}/_matrix/client/versions")
     )
-    assert "v1.11" in versions["versions"]
+    assert versions["versions"] == SPEC_VERSIONS
     status, scraped = get(f"http://127.0.0.1:{metrics_port}/metrics")
     assert status == 200
     assert b'kairan_http_requests_total{method="GET",route="/_matrix/client/versions"' in scraped
@@ -328,7 +329,7 @@ def feature_hello() -> None:
 
 
 def test_feature_groups_join_the_root_command() -> None:
-    built_in = {"init", "serve", "user", "room", "token", "key", "bench", "interop"}
+    built_in = {"init", "serve", "user", "room", "token", "key", "bench", "interop", "endpoints"}
     # The rest are the catalogued features' groups (kairan consortium, kairan group...).
     assert set(main.commands) == built_in | {"consortium", "group", "partner", "org"}
     root = click.Group("kairan")
@@ -522,3 +523,34 @@ def test_room_reports_command(tmp_path: Path, db_url: str) -> None:
     assert kairan("room", "reports", *d).stdout == ""  # no event reports
     bad = kairan("room", "reports", "--kind", "other", *d)
     assert bad.returncode != 0
+
+
+async def _moderation(directory: Path, user_id: str) -> tuple[bool, bool]:
+    svc = await build_services(load_config(directory), fast_passwords=True)
+    try:
+        user = await svc.accounts.get_user(user_id)
+        assert user is not None
+        return user.locked, user.suspended
+    finally:
+        await close_services(svc)
+
+
+def test_user_lock_and_suspend(tmp_path: Path, db_url: str) -> None:
+    directory = tmp_path / "node"
+    server_name, _ = node_with_room(directory, db_url)
+    d = ("--dir", directory)
+    suzuki = f"@suzuki:{server_name}"
+    assert kairan("user", "add", "suzuki", *d, "--password", "pw pw").returncode == 0
+    for args, expected in (
+        (("lock",), (True, False)),
+        (("suspend",), (True, True)),
+        (("unlock",), (False, True)),
+        (("unsuspend",), (False, False)),
+    ):
+        result = kairan("user", *args, suzuki, *d)
+        assert result.returncode == 0, result.stderr
+        assert asyncio.run(_moderation(directory, suzuki)) == expected
+        if args == ("suspend",):
+            assert f"{suzuki}\tsuzuki\tlocked,suspended" in kairan("user", "list", *d).stdout
+    assert_one_line_error(kairan("user", "lock", "@x:elsewhere.example", *d), "M_INVALID_PARAM")
+    assert_one_line_error(kairan("user", "suspend", f"@ghost:{server_name}", *d), "M_NOT_FOUND")

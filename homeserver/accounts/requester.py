@@ -12,3 +12,7 @@ class Requester:
     user_id: str
     device_id: str
     is_admin: bool = False
+    #: Account moderation (Matrix 1.12/1.13): a locked account may only log out; a suspended
+    #: one may read but not join, invite, send or change its profile.
+    locked: bool = False
+    suspended: bool = False

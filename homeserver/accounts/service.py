@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import secrets
 
 from federation.identifiers import is_valid_localpart
 from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
 from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.accounts.requester import Requester as Requester  # re-exported
+from homeserver.accounts.sessions import IssuedTokens, SessionTokens, token_hash
 from homeserver.accounts.throttle import LoginThrottle
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, forbidden, invalid_param, unknown_token
-from homeserver.config import PasswordPolicy
+from homeserver.config import PasswordPolicy, Sessions
 from homeserver.storage import accounts as store
+from homeserver.storage import sessions as sessions_store
 from homeserver.storage.database import Database
 
 TOKEN_CACHE_SECONDS = 5.0
@@ -24,8 +26,11 @@ MAX_DEVICE_ID_CHARS = 255
 Device = store.Device
 
 
-def _token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8")).digest()
+_token_hash = token_hash
+
+
+def locked_error() -> MatrixError:
+    return MatrixError(401, "M_USER_LOCKED", "This account has been locked", soft_logout=True)
 
 
 def new_device_id() -> str:
@@ -43,8 +48,11 @@ class AccountService:
         password_policy: PasswordPolicy | None = None,
         login_check: LoginCheck | None = None,
         throttle: LoginThrottle | None = None,
+        sessions: Sessions | None = None,
     ) -> None:
         self.db = db
+        #: Refresh tokens and login tokens.
+        self.tokens = SessionTokens(db, clock, sessions or Sessions())
         #: Limits on guessing passwords (rc_login); None: no limits.
         self.throttle = throttle
         #: The features' login and access checks (homeserver/extensions), if any.
@@ -54,9 +62,10 @@ class AccountService:
         self.passwords = passwords
         self.password_policy = password_policy or PasswordPolicy()
         self._admins = {f"@{lp}:{server_name}" for lp in admin_localparts}
-        #: token hash -> (requester, when cached); entries live briefly so that changes made
-        #: by another process (the ``kairan`` command) take effect within seconds.
-        self._token_cache: dict[bytes, tuple[Requester, float]] = {}
+        #: token hash -> (requester, when cached, expiry in ms or None); entries live briefly so
+        #: that changes made by another process (the ``kairan`` command) take effect within
+        #: seconds.
+        self._token_cache: dict[bytes, tuple[Requester, float, int | None]] = {}
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -146,12 +155,12 @@ class AccountService:
         self._drop_cached_tokens(user_id)
 
     def _drop_cached_tokens(self, user_id: str, except_device: str | None = None) -> None:
-        for key, (requester, _) in list(self._token_cache.items()):
+        for key, (requester, *_) in list(self._token_cache.items()):
             if requester.user_id == user_id and requester.device_id != except_device:
                 del self._token_cache[key]
 
     def _drop_device_tokens(self, user_id: str, device_id: str) -> None:
-        for key, (requester, _) in list(self._token_cache.items()):
+        for key, (requester, *_) in list(self._token_cache.items()):
             if requester.user_id == user_id and requester.device_id == device_id:
                 del self._token_cache[key]
 
@@ -203,38 +212,84 @@ class AccountService:
         *,
         client: ClientInfo | None = None,
     ) -> tuple[str, str]:
+        """A new access token (that never expires) for ``user_id`` on ``device_id``."""
+        issued = await self.login_tokens(user_id, device_id, display_name, ip, client=client)
+        return issued.access_token, issued.device_id
+
+    async def login_tokens(
+        self,
+        user_id: str,
+        device_id: str | None,
+        display_name: str | None,
+        ip: str | None,
+        *,
+        client: ClientInfo | None = None,
+        refreshable: bool = False,
+    ) -> IssuedTokens:
         """A new access token for ``user_id`` on ``device_id`` (created if new), once the
-        login checks allow it."""
+        login checks allow it; with ``refreshable`` it expires and comes with a refresh
+        token.  A locked account gets 401 ``M_USER_LOCKED`` (as Synapse)."""
         if device_id is not None and not 0 < len(device_id) <= MAX_DEVICE_ID_CHARS:
             raise invalid_param(f"device_id must be 1-{MAX_DEVICE_ID_CHARS} characters")
+        user = await self.get_user(user_id)
+        if user is not None and user.deactivated:
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        if user is not None and user.locked:
+            raise locked_error()
         attempt = LoginAttempt(user_id, device_id, display_name, client or ClientInfo(ip))
         if self.login_check is not None:
             await self.login_check.check_login(attempt)
         device_id = device_id or new_device_id()
-        token = "kai_" + secrets.token_urlsafe(32)
         now = self.clock.now_ms()
+        issued, row = self.tokens.new(user_id, device_id, refreshable=refreshable)
         async with self.db.write() as conn:
             await store.upsert_device(conn, user_id, device_id, display_name, now, ip)
-            await store.insert_token(conn, _token_hash(token), user_id, device_id, now)
+            await sessions_store.insert_tokens(conn, row)
         if self.login_check is not None:
             await self.login_check.logged_in(Requester(user_id, device_id), attempt)
-        return token, device_id
+        return issued
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
+        """``/refresh``: new tokens for a refresh token (a locked account's are refused)."""
+        user_id, issued = await self.tokens.refresh(refresh_token)
+        user = await self.get_user(user_id)
+        if user is None or user.deactivated:
+            raise unknown_token()
+        if user.locked:
+            raise locked_error()
+        return issued
 
     async def authenticate(self, token: str) -> Requester:
+        """Who a token belongs to: 401 ``M_UNKNOWN_TOKEN`` for an unknown one, with
+        ``soft_logout`` for an expired one (as Synapse).  The first use of a token that came
+        with a refresh token revokes the refresh token it was issued for."""
         key = _token_hash(token)
         cached = self._token_cache.get(key)
         now = self.clock.monotonic()
         if cached is not None and now - cached[1] < TOKEN_CACHE_SECONDS:
+            if cached[2] is not None and cached[2] <= self.clock.now_ms():
+                raise unknown_token("Access token has expired", soft_logout=True)
             return cached[0]
         async with self.db.read() as conn:
-            found = await store.lookup_token(conn, key)
-            user = await store.get_user(conn, found[0]) if found else None
+            found = await sessions_store.lookup_access_token(conn, key)
+            user = await store.get_user(conn, found.user_id) if found else None
         if found is None or user is None or user.deactivated:
             raise unknown_token()
-        requester = Requester(found[0], found[1], user.is_admin or found[0] in self._admins)
+        if found.valid_until_ms is not None and found.valid_until_ms <= self.clock.now_ms():
+            raise unknown_token("Access token has expired", soft_logout=True)
+        if found.refresh_token_sha256 is not None and not found.used:
+            async with self.db.write() as conn:
+                await sessions_store.mark_access_token_used(conn, key)
+        requester = Requester(
+            found.user_id,
+            found.device_id,
+            user.is_admin or found.user_id in self._admins,
+            locked=user.locked,
+            suspended=user.suspended,
+        )
         if len(self._token_cache) > 100_000:
             self._token_cache.clear()
-        self._token_cache[key] = (requester, now)
+        self._token_cache[key] = (requester, now, found.valid_until_ms)
         return requester
 
     async def check_access(self, requester: Requester, client: ClientInfo) -> None:
@@ -266,6 +321,37 @@ class AccountService:
     def require_admin(self, requester: Requester) -> None:
         if not requester.is_admin:
             raise forbidden("You are not a server admin")
+
+    # ------------------------------------------------------------- moderation
+
+    async def moderate(
+        self,
+        user_id: str,
+        *,
+        locked: bool | None = None,
+        suspended: bool | None = None,
+        by: Requester | None = None,
+    ) -> store.User:
+        """Lock or suspend a local account (or lift it; None: no change) and return it.  The
+        admin endpoints (``by``: who asks) may not change their own account nor another
+        admin's (403); remote users are 400 ``M_INVALID_PARAM``, unknown or deactivated ones
+        404.  The account's sessions stay, as the spec says."""
+        if not self.is_local(user_id):
+            raise invalid_param("User does not belong to the local server.")
+        user = await self.get_user(user_id)
+        if user is None or user.deactivated:
+            raise MatrixError(404, "M_NOT_FOUND", "User not found.")
+        values = {k: v for k, v in (("locked", locked), ("suspended", suspended)) if v is not None}
+        if not values:
+            return user
+        if by is not None and by.user_id == user_id:
+            raise forbidden("You cannot change the status of your own account.")
+        if by is not None and (user.is_admin or user_id in self._admins):
+            raise forbidden("The target user is a server administrator.")
+        async with self.db.write() as conn:
+            await store.update_user(conn, user_id, **values)
+        self._drop_cached_tokens(user_id)
+        return dataclasses.replace(user, **values)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------- devices
 

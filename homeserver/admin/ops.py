@@ -19,6 +19,8 @@ def user_json(user: account_store.User) -> dict[str, Any]:
         "avatar_url": user.avatar_url,
         "admin": user.is_admin,
         "deactivated": user.deactivated,
+        "locked": user.locked,
+        "suspended": user.suspended,
         # A deactivated account keeps its hash only for /login's M_USER_DEACTIVATED.
         "has_password": user.password_hash is not None and not user.deactivated,
         "creation_ts": user.created_ts,
@@ -66,6 +68,8 @@ class AdminOps:
                 "displayname": u.displayname,
                 "admin": u.is_admin,
                 "deactivated": u.deactivated,
+                "locked": u.locked,
+                "suspended": u.suspended,
                 "creation_ts": u.created_ts,
             }
             for u in users

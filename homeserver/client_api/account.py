@@ -22,6 +22,7 @@ from homeserver.common.http import (
 routes = web.RouteTableDef()
 
 PASSWORD = "m.login.password"
+LOGIN_TOKEN = "m.login.token"
 TOKEN_STAGE = "m.login.registration_token"
 DUMMY = "m.login.dummy"
 
@@ -44,32 +45,49 @@ def _user_id_from_identifier(svc: Services, body: dict[str, Any]) -> str:
 
 @routes.get("/_matrix/client/v3/login")
 async def login_flows(request: web.Request) -> web.Response:
-    return json_response({"flows": [{"type": PASSWORD}]})
+    # As Synapse without single sign-on: m.login.token is listed only when /login/get_token
+    # hands its tokens out.
+    flows: list[dict[str, object]] = [{"type": PASSWORD}]
+    if services(request).config.sessions.login_token_enabled:
+        flows.append({"type": LOGIN_TOKEN, "get_login_token": True})
+    return json_response({"flows": flows})
+
+
+def _wants_refresh_token(body: dict[str, Any]) -> bool:
+    wanted = body.get("refresh_token", False)
+    if not isinstance(wanted, bool):
+        raise bad_json("refresh_token must be a boolean")
+    return wanted
 
 
 @routes.post("/_matrix/client/v3/login")
 async def login(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_json(request)
-    if body.get("type") != PASSWORD:
+    refreshable = _wants_refresh_token(body)
+    if body.get("type") == PASSWORD:
+        user_id = _user_id_from_identifier(svc, body)
+        password = body.get("password")
+        if not isinstance(password, str):
+            raise bad_json("password must be a string")
+        await svc.accounts.check_login_password(user_id, password, client_ip(request))
+    elif body.get("type") == LOGIN_TOKEN:
+        user_id = await svc.accounts.tokens.take_login_token(required_string(body, "token"))
+    else:
         raise MatrixError(400, "M_UNKNOWN", "Unknown login type")
-    user_id = _user_id_from_identifier(svc, body)
-    password = body.get("password")
-    if not isinstance(password, str):
-        raise bad_json("password must be a string")
-    await svc.accounts.check_login_password(user_id, password, client_ip(request))
-    token, device_id = await svc.accounts.login(
+    issued = await svc.accounts.login_tokens(
         user_id,
         optional_string(body, "device_id"),
         optional_string(body, "initial_device_display_name"),
         client_ip(request),
         client=client_info(request),
+        refreshable=refreshable,
     )
     return json_response(
         {
             "user_id": user_id,
-            "access_token": token,
-            "device_id": device_id,
+            **issued.as_json(),
+            "device_id": issued.device_id,
             "home_server": svc.config.server_name,
             "well_known": {"m.homeserver": {"base_url": svc.config.base_url}},
         }
@@ -122,6 +140,7 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is disabled")
     username = optional_string(body, "username")
     password = optional_string(body, "password")
+    refreshable = _wants_refresh_token(body)
     if username is not None:
         username = username.lower()
         svc.accounts.check_localpart(username)
@@ -151,21 +170,22 @@ async def register(request: web.Request) -> web.Response:
         await svc.accounts.use_registration_token(token)
     response: dict[str, Any] = {"user_id": user_id, "home_server": svc.config.server_name}
     if body.get("inhibit_login") is not True:
-        access_token, device_id = await svc.accounts.login(
+        issued = await svc.accounts.login_tokens(
             user_id,
             optional_string(body, "device_id"),
             optional_string(body, "initial_device_display_name"),
             client_ip(request),
             client=client_info(request),
+            refreshable=refreshable,
         )
-        response.update(access_token=access_token, device_id=device_id)
+        response.update(issued.as_json(), device_id=issued.device_id)
     return json_response(response)
 
 
 @routes.post("/_matrix/client/v3/logout")
 async def logout(request: web.Request) -> web.Response:
     svc = services(request)
-    who = await requester(request)
+    who = await requester(request, allow_locked=True)
     await svc.accounts.logout(bearer_token(request))
     # The device is gone: its keys too, and other users (and servers) learn of it.
     await svc.keys.devices_removed(who.user_id, [who.device_id])
@@ -175,7 +195,7 @@ async def logout(request: web.Request) -> web.Response:
 @routes.post("/_matrix/client/v3/logout/all")
 async def logout_all(request: web.Request) -> web.Response:
     svc = services(request)
-    who = await requester(request)
+    who = await requester(request, allow_locked=True)
     device_ids = [d.device_id for d in await svc.accounts.devices(who.user_id)]
     await svc.accounts.logout_all(who.user_id)
     await svc.keys.devices_removed(who.user_id, device_ids)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
+from homeserver.client_api.threepids import refuse_third_party_invites
 from homeserver.common.errors import MatrixError, bad_json
 from homeserver.common.http import (
     json_response,
@@ -27,6 +28,7 @@ async def create_room(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
+    refuse_third_party_invites(body, create=True)
     room_id, alias = await svc.handler.create_room(who.user_id, body)
     response: dict[str, Any] = {"room_id": room_id}
     if alias:
@@ -51,6 +53,7 @@ async def invite(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request)
+    refuse_third_party_invites(body, create=False)
     await svc.handler.invite(
         who.user_id,
         request.match_info["room_id"],

@@ -30,7 +30,10 @@ from homeserver.config.model import (
     Rate,
     RateLimit,
     RemoteMediaCache,
+    Sessions,
+    SupportContact,
     ThumbnailSize,
+    WellKnown,
     default_listener,
     sqlite_url,
 )
@@ -79,6 +82,8 @@ _KNOWN_KEYS = {
     "rate_limit", "admins", "testing", "federation", "password_policy",
     "enable_authenticated_media", "remote_media_cache", "push", "listeners", "features",
     "rc_login", "thumbnail_sizes", "dynamic_thumbnails", "rc_media_download",
+    "refreshable_access_token_lifetime", "refresh_token_lifetime", "login_via_existing_session",
+    "well_known",
 }  # fmt: skip
 
 
@@ -147,7 +152,72 @@ def parse_config(raw: Any, directory: Path) -> Config:
         media_download_limit=_rate(
             raw.get("rc_media_download") or {}, DEFAULT_MEDIA_DOWNLOAD_LIMIT, "rc_media_download"
         ),
+        sessions=_sessions(raw),
+        well_known=_well_known(raw.get("well_known") or {}),
     )
+
+
+def _sessions(raw: dict[str, Any]) -> Sessions:
+    existing = raw.get("login_via_existing_session") or {}
+    _expect(existing, dict, "login_via_existing_session")
+    unknown = sorted(set(existing) - {"enabled", "require_ui_auth", "token_timeout"})
+    if unknown:
+        raise ConfigError(f"unknown login_via_existing_session keys: {', '.join(unknown)}")
+    refresh = raw.get("refresh_token_lifetime")
+    return Sessions(
+        refreshable_access_token_lifetime_ms=_duration_ms(
+            raw.get("refreshable_access_token_lifetime", "5m"), "refreshable_access_token_lifetime"
+        ),
+        refresh_token_lifetime_ms=(
+            None if refresh is None else _duration_ms(refresh, "refresh_token_lifetime")
+        ),
+        login_token_enabled=_expect(
+            existing.get("enabled", False), bool, "login_via_existing_session.enabled"
+        ),
+        login_token_require_ui_auth=_expect(
+            existing.get("require_ui_auth", True),
+            bool,
+            "login_via_existing_session.require_ui_auth",
+        ),
+        login_token_timeout_ms=_duration_ms(
+            existing.get("token_timeout", "5m"), "login_via_existing_session.token_timeout"
+        ),
+    )
+
+
+def _well_known(raw: Any) -> WellKnown:
+    _expect(raw, dict, "well_known")
+    unknown = sorted(set(raw) - {"server", "support"})
+    if unknown:
+        raise ConfigError(f"unknown well_known keys: {', '.join(unknown)}")
+    server = raw.get("server")
+    if server is not None:
+        _expect(server, str, "well_known.server")
+    support = raw.get("support") or {}
+    _expect(support, dict, "well_known.support")
+    if sorted(set(support) - {"contacts", "support_page"}):
+        raise ConfigError("well_known.support may have only contacts and support_page")
+    page = support.get("support_page")
+    if page is not None:
+        _expect(page, str, "well_known.support.support_page")
+    contacts = support.get("contacts") or []
+    _expect(contacts, list, "well_known.support.contacts")
+    parsed = []
+    for i, c in enumerate(contacts):
+        name = f"well_known.support.contacts[{i}]"
+        _expect(c, dict, name)
+        if sorted(set(c) - {"role", "matrix_id", "email_address"}):
+            raise ConfigError(f"{name} may have only role, matrix_id and email_address")
+        role = _expect(c.get("role"), str, f"{name}.role")
+        matrix_id = c.get("matrix_id")
+        email = c.get("email_address")
+        if matrix_id is None and email is None:
+            raise ConfigError(f"{name} needs a matrix_id or an email_address")
+        for key, value in (("matrix_id", matrix_id), ("email_address", email)):
+            if value is not None:
+                _expect(value, str, f"{name}.{key}")
+        parsed.append(SupportContact(role, matrix_id, email))
+    return WellKnown(server=server, contacts=tuple(parsed), support_page=page)
 
 
 def _listener(raw: dict[str, Any], default: Listener, path: Callable[[Any, str], Path]) -> Listener:

@@ -128,6 +128,38 @@ DEFAULT_THUMBNAIL_SIZES = (
 
 
 @dataclass(frozen=True)
+class Sessions:
+    """Access token lifetimes and logging in with an existing session (Synapse's names)."""
+
+    #: ``refreshable_access_token_lifetime``: the lifetime of the access tokens of clients
+    #: that asked for a refresh token (Synapse's default, 5 minutes).
+    refreshable_access_token_lifetime_ms: int = 5 * 60_000
+    #: ``refresh_token_lifetime``: None, refresh tokens do not expire until used.
+    refresh_token_lifetime_ms: int | None = None
+    #: ``login_via_existing_session``: ``/login/get_token`` (off by default, as Synapse).
+    login_token_enabled: bool = False
+    login_token_require_ui_auth: bool = True
+    login_token_timeout_ms: int = 5 * 60_000
+
+
+@dataclass(frozen=True)
+class SupportContact:
+    role: str
+    matrix_id: str | None = None
+    email_address: str | None = None
+
+
+@dataclass(frozen=True)
+class WellKnown:
+    """What ``/.well-known/matrix/server`` and ``/.well-known/matrix/support`` serve."""
+
+    #: ``m.server``: the delegated federation endpoint (``host[:port]``); None: not served.
+    server: str | None = None
+    contacts: tuple[SupportContact, ...] = ()
+    support_page: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     directory: Path
@@ -162,6 +194,8 @@ class Config:
     listeners: tuple[Listener, ...] = ()
     #: The features the node enables, in order, with their settings (``features:``).
     features: tuple[FeatureSettings, ...] = ()
+    sessions: Sessions = field(default_factory=Sessions)
+    well_known: WellKnown = field(default_factory=WellKnown)
     #: Extra settings for tests, never written by ``kairan init``.
     testing: bool = False
 

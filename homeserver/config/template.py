@@ -118,6 +118,25 @@ password_policy:
   require_lowercase: false
   require_uppercase: false
 
+# Sessions (Synapse's names and defaults).  Clients that ask for a refresh token get
+# access tokens living this long; the others get tokens that never expire.
+refreshable_access_token_lifetime: 5m
+# refresh_token_lifetime: 30d        # unset: refresh tokens last until used
+# /login/get_token: one-use login tokens for signing in another device (off by default).
+login_via_existing_session:
+  enabled: false
+  require_ui_auth: true
+  token_timeout: 5m
+
+# /.well-known/matrix/server (federation delegation, served on client listeners too) and
+# /.well-known/matrix/support (whom users contact); each 404 while unset.
+# well_known:
+#   server: "matrix.city.example.jp:443"
+#   support:
+#     contacts:
+#       - {{role: m.role.admin, email_address: "johosystem@city.example.jp"}}
+#     support_page: "https://city.example.jp/matrix-help"
+
 # Federation with other Matrix servers (over TLS on the listener above).
 federation:
   enabled: true

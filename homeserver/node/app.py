@@ -24,17 +24,23 @@ from homeserver.client_api import (
     devices,
     directory,
     discovery,
+    initial_sync,
     keys,
     media,
+    moderation,
+    mutual_rooms,
+    not_offered,
     profile,
     push,
     pushers,
     relations,
     roomops,
     rooms,
+    sessions,
     spaces,
     sync,
     tags,
+    threepids,
     to_device,
 )
 from homeserver.client_api.common import requester
@@ -65,6 +71,8 @@ log = logging.getLogger(__name__)
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, relations]
 ROUTE_MODULES += [roomops, admin_reports]
+ROUTE_MODULES += [sessions]
+ROUTE_MODULES += [moderation, threepids, not_offered, initial_sync, mutual_rooms]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

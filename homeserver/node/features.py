@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 
 #: The path prefixes of each resource a listener may serve (``listeners[].resources``).
 RESOURCE_PREFIXES = {
-    "client": ("/_matrix/client", "/_matrix/media", "/.well-known/matrix/client"),
+    "client": (
+        "/_matrix/client",
+        "/_matrix/media",
+        "/.well-known/matrix/client",
+        "/.well-known/matrix/support",
+        "/.well-known/matrix/server",
+    ),
     "federation": ("/_matrix/federation", "/_matrix/key", "/.well-known/matrix/server"),
     "admin": ("/_kairan/admin",),
 }
@@ -96,8 +102,13 @@ def _admin_only(route: Route) -> Handler:
 def resource_filter(resources: tuple[str, ...]) -> Any:
     """Middleware answering 404 ``M_UNRECOGNIZED`` for paths of resources the listener
     does not serve (the federation API on a client-only internet listener...)."""
+    served = {p for name in resources for p in RESOURCE_PREFIXES.get(name, ())}
     refused = tuple(
-        p for name, ps in RESOURCE_PREFIXES.items() if name not in resources for p in ps
+        p
+        for name, ps in RESOURCE_PREFIXES.items()
+        if name not in resources
+        for p in ps
+        if p not in served  # /.well-known/matrix/server: client and federation listeners
     )
 
     @web.middleware

@@ -170,7 +170,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     accounts = AccountService(
         db, base.server_name, clock, Passwords(fast=fast_passwords), config.admins,
         config.password_policy, base.extensions.login_checks or None,
-        LoginThrottle(config.login_limits, clock),
+        LoginThrottle(config.login_limits, clock), sessions=config.sessions,
     )  # fmt: skip
     transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)

@@ -8,7 +8,13 @@ from sqlalchemy import delete, false, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import push as push_store
-from homeserver.storage.schema import access_tokens, devices, registration_tokens, users
+from homeserver.storage.schema import (
+    access_tokens,
+    devices,
+    refresh_tokens,
+    registration_tokens,
+    users,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,8 @@ class User:
     created_ts: int
     displayname: str | None
     avatar_url: str | None
+    locked: bool = False
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,32 +176,16 @@ async def delete_device(conn: AsyncConnection, user_id: str, device_id: str) -> 
         )
     )
     await conn.execute(
+        delete(refresh_tokens).where(
+            refresh_tokens.c.user_id == user_id, refresh_tokens.c.device_id == device_id
+        )
+    )
+    await conn.execute(
         delete(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
     )
 
 
 # ------------------------------------------------------------------ access tokens
-
-
-async def insert_token(
-    conn: AsyncConnection, token_sha256: bytes, user_id: str, device_id: str, ts: int
-) -> None:
-    await conn.execute(
-        insert(access_tokens).values(
-            token_sha256=token_sha256, user_id=user_id, device_id=device_id, created_ts=ts
-        )
-    )
-
-
-async def lookup_token(conn: AsyncConnection, token_sha256: bytes) -> tuple[str, str] | None:
-    row = (
-        await conn.execute(
-            select(access_tokens.c.user_id, access_tokens.c.device_id).where(
-                access_tokens.c.token_sha256 == token_sha256
-            )
-        )
-    ).first()
-    return (row.user_id, row.device_id) if row else None
 
 
 async def delete_tokens_of_user(
@@ -203,6 +195,10 @@ async def delete_tokens_of_user(
     if except_device is not None:
         query = query.where(access_tokens.c.device_id != except_device)
     await conn.execute(query)
+    refresh = delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id)
+    if except_device is not None:
+        refresh = refresh.where(refresh_tokens.c.device_id != except_device)
+    await conn.execute(refresh)
     await push_store.delete_pushers_of_devices(conn, user_id, except_device=except_device)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData(
@@ -41,6 +42,9 @@ users = Table(
     Column("created_ts", BigInteger, nullable=False),
     Column("displayname", Text, nullable=True),
     Column("avatar_url", Text, nullable=True),
+    #: Account moderation (Matrix 1.12/1.13; the admin endpoints of 1.18).
+    Column("locked", Boolean, nullable=False, default=False, server_default=false()),
+    Column("suspended", Boolean, nullable=False, default=False, server_default=false()),
 )  # fmt: skip
 
 #: Extended profile fields (Matrix 1.16): every key but displayname and avatar_url (kept on
@@ -67,6 +71,33 @@ access_tokens = Table(
     Column("user_id", String(255), nullable=False, index=True),
     Column("device_id", String(255), nullable=False),
     Column("created_ts", BigInteger, nullable=False),
+    #: When the token expires (tokens of clients that asked for a refresh token); None: never.
+    Column("valid_until_ms", BigInteger, nullable=True),
+    #: The refresh token issued with this token, if any.
+    Column("refresh_token_sha256", LargeBinary(32), nullable=True, index=True),
+    #: Whether the token was used once (the refresh token before it is then revoked).
+    Column("used", Boolean, nullable=False, default=False, server_default=false()),
+)  # fmt: skip
+
+#: Refresh tokens (Matrix 1.3), hashed like access tokens.  ``next_token_sha256``: the refresh
+#: token issued when this one was used; this one is revoked once that one's access token is used
+#: or that one is refreshed in turn.
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("token_sha256", LargeBinary(32), primary_key=True),
+    Column("user_id", String(255), nullable=False, index=True),
+    Column("device_id", String(255), nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("expiry_ts", BigInteger, nullable=True),
+    Column("next_token_sha256", LargeBinary(32), nullable=True, index=True),
+)  # fmt: skip
+
+#: Short-lived ``m.login.token`` tokens from ``/login/get_token``, each usable once.
+login_tokens = Table(
+    "login_tokens", metadata,
+    Column("token_sha256", LargeBinary(32), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("expiry_ts", BigInteger, nullable=False),
 )  # fmt: skip
 
 registration_tokens = Table(

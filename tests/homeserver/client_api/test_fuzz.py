@@ -48,7 +48,13 @@ ERRCODE_STATUS: dict[str, set[int]] = {
     "M_MISSING_TOKEN": {401},
     "M_UNAUTHORIZED": {401},  # user-interactive auth: the flows
     "M_UNKNOWN_TOKEN": {401},
-    "M_FORBIDDEN": {401, 403},  # 401 only inside user-interactive auth
+    # 401 only inside user-interactive auth; 400 as Synapse answers 3PID changes when they
+    # are off (and createRoom's invite_3pid, which needs an identity server)
+    "M_FORBIDDEN": {400, 401, 403},
+    "M_THREEPID_MEDIUM_NOT_SUPPORTED": {400},
+    "M_SERVER_NOT_TRUSTED": {400},
+    "M_USER_LOCKED": {401},
+    "M_USER_SUSPENDED": {403},
     "M_GUEST_ACCESS_FORBIDDEN": {403},
     "M_USER_DEACTIVATED": {403},
     "M_NOT_FOUND": {404},

@@ -361,6 +361,7 @@ async def test_listeners_per_zone_with_their_middleware_and_resources(
     serves no federation."""
     import asyncio
 
+    from homeserver.config import WellKnown
     from homeserver.config.listeners import Listener
     from homeserver.node.app import serve
     from tests.homeserver.conftest import free_port
@@ -376,6 +377,7 @@ async def test_listeners_per_zone_with_their_middleware_and_resources(
             Listener("127.0.0.1", internet, zone="internet", resources=("client", "admin")),
         ),
         features=sample_feature(),
+        well_known=WellKnown(server="matrix.example.org:443"),
     )
     config = dataclasses.replace(config, listener=config.listeners[0])
     stop = asyncio.Event()
@@ -402,6 +404,9 @@ async def test_listeners_per_zone_with_their_middleware_and_resources(
             keys = await outside.request("GET", "/_matrix/key/v2/server")
             assert (keys.status, keys.body["errcode"]) == (404, "M_UNRECOGNIZED")
             assert (await inside.request("GET", "/_matrix/key/v2/server")).status == 200
+            # Delegation is served on the client listener too.
+            delegation = await outside.ok("GET", "/.well-known/matrix/server")
+            assert delegation == {"m.server": "matrix.example.org:443"}
             user = await outside.register("carol")
             assert (await user.request("GET", "/_matrix/client/v3/account/whoami")).status == 200
     finally:

@@ -1,0 +1,154 @@
+"""whois, account locking and suspension (Matrix 1.18) over real HTTP, attacker first."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import pytest
+
+from tests.homeserver.client import User
+from tests.homeserver.conftest import Node
+from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
+
+V3 = "/_matrix/client/v3"
+LOCK = "/_matrix/client/v1/admin/lock/"
+SUSPEND = "/_matrix/client/v1/admin/suspend/"
+WHOIS = V3 + "/admin/whois/"
+
+
+def u(user_id: str) -> str:
+    return quote(user_id, safe="@:")
+
+
+@pytest.fixture
+async def c(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
+    client = ValidatingClient(node.base_url, openapi)
+    try:
+        yield client
+    finally:
+        assert client.mismatches == []
+        await client.close()
+
+
+@pytest.fixture
+async def admin(node: Node, c: ValidatingClient) -> User:
+    await node.services.admin.add_user("root", "root password", admin=True)
+    body = await c.ok("POST", V3 + "/login", {"type": "m.login.password",
+                      "identifier": {"type": "m.id.user", "user": "root"},
+                      "password": "root password"})  # fmt: skip
+    return User(c, body["user_id"], body["access_token"], body["device_id"])
+
+
+async def test_non_admins_are_refused_before_any_lookup(
+    c: ValidatingClient, admin: User, node: Node
+) -> None:
+    alice = await c.register("alice")
+    bob = await c.register("bob")
+    for path in (LOCK, SUSPEND):
+        for target in (bob.user_id, "@nobody:" + node.server_name, "@x:elsewhere.example"):
+            r = await c.request("GET", path + u(target), token=alice.token)
+            assert r.status == 403 and r.body["errcode"] == "M_FORBIDDEN", r
+            r = await c.request("PUT", path + u(target), {"locked": True, "suspended": True},
+                                token=alice.token)  # fmt: skip
+            assert r.status == 403 and r.body["errcode"] == "M_FORBIDDEN", r
+        r = await c.request("GET", path + u(bob.user_id))
+        assert r.status == 401
+    r = await c.request("GET", WHOIS + u(bob.user_id), token=alice.token)
+    assert r.status == 403 and r.body["errcode"] == "M_FORBIDDEN"
+    # Nothing changed.
+    assert (await c.ok("GET", LOCK + u(bob.user_id), token=admin.token)) == {"locked": False}
+
+
+async def test_admin_errors(c: ValidatingClient, admin: User, node: Node) -> None:
+    alice = await c.register("alice")
+    r = await c.request("GET", LOCK + u("@x:elsewhere.example"), token=admin.token)
+    assert r.status == 400 and r.body["errcode"] == "M_INVALID_PARAM"
+    r = await c.request("GET", SUSPEND + u("@ghost:" + node.server_name), token=admin.token)
+    assert r.status == 404 and r.body["errcode"] == "M_NOT_FOUND"
+    r = await c.request("PUT", LOCK + u(admin.user_id), {"locked": True}, token=admin.token)
+    assert r.status == 403 and r.body["errcode"] == "M_FORBIDDEN"  # not yourself
+    for body in ({}, {"locked": "yes"}, {"suspended": True}):
+        r = await c.request("PUT", LOCK + u(alice.user_id), body, token=admin.token)
+        assert r.status == 400 and r.body["errcode"] == "M_BAD_JSON", (body, r)
+    r = await c.request("GET", WHOIS + u("@x:elsewhere.example"), token=admin.token)
+    assert r.status == 400
+    # Another admin cannot be locked.
+    await node.services.admin.add_user("root2", "pw pw pw", admin=True)
+    r = await c.request("PUT", SUSPEND + u("@root2:" + node.server_name), {"suspended": True},
+                        token=admin.token)  # fmt: skip
+    assert r.status == 403
+    caps = (await c.ok("GET", V3 + "/capabilities", token=admin.token))["capabilities"]
+    assert caps["m.account_moderation"] == {"lock": True, "suspend": True}
+    caps = (await c.ok("GET", V3 + "/capabilities", token=alice.token))["capabilities"]
+    assert "m.account_moderation" not in caps
+
+
+async def test_whois(c: ValidatingClient, admin: User) -> None:
+    alice = await c.register("alice")
+    mine = await c.ok("GET", WHOIS + u(alice.user_id), token=alice.token)
+    assert mine["user_id"] == alice.user_id and list(mine["devices"]) == [alice.device_id]
+    connection = mine["devices"][alice.device_id]["sessions"][0]["connections"][0]
+    assert connection["ip"] == "127.0.0.1" and connection["last_seen"] > 0
+    theirs = await c.ok("GET", WHOIS + u(alice.user_id), token=admin.token)
+    assert theirs == mine
+
+
+async def test_lock(c: ValidatingClient, admin: User) -> None:
+    alice = await c.register("alice")
+    second = await c.ok("POST", V3 + "/login", {"type": "m.login.password",
+                        "identifier": {"type": "m.id.user", "user": "alice"},
+                        "password": "correct horse"})  # fmt: skip
+    put = await c.ok("PUT", LOCK + u(alice.user_id), {"locked": True}, token=admin.token)
+    assert put == {"locked": True}
+    assert await c.ok("GET", LOCK + u(alice.user_id), token=admin.token) == {"locked": True}
+    for method, path, body in (("GET", V3 + "/account/whoami", None),
+                               ("GET", V3 + "/sync", None),
+                               ("POST", V3 + "/createRoom", {})):  # fmt: skip
+        r = await c.request(method, path, body, token=alice.token)
+        assert r.status == 401 and r.body["errcode"] == "M_USER_LOCKED", r
+        assert r.body["soft_logout"] is True
+    r = await c.request("POST", V3 + "/login", {"type": "m.login.password",
+                        "identifier": {"type": "m.id.user", "user": "alice"},
+                        "password": "correct horse"})  # fmt: skip
+    assert r.status == 401 and r.body["errcode"] == "M_USER_LOCKED"
+    # Logging out still works.
+    await c.ok("POST", V3 + "/logout", {}, token=second["access_token"])
+    await c.ok("PUT", LOCK + u(alice.user_id), {"locked": False}, token=admin.token)
+    await c.ok("GET", V3 + "/account/whoami", token=alice.token)  # the session survived
+    r = await c.request("GET", V3 + "/account/whoami", token=second["access_token"])
+    assert r.status == 401 and r.body["errcode"] == "M_UNKNOWN_TOKEN"
+
+
+async def test_suspend(c: ValidatingClient, admin: User) -> None:
+    alice = await c.register("alice")
+    bob = await c.register("bob")
+    room = (await c.ok("POST", V3 + "/createRoom", {}, token=alice.token))["room_id"]
+    other = (await c.ok("POST", V3 + "/createRoom", {}, token=bob.token))["room_id"]
+    await c.ok("POST", f"{V3}/rooms/{room}/invite", {"user_id": bob.user_id}, token=alice.token)
+    sent = await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/t1",
+                      {"msgtype": "m.text", "body": "hi"}, token=alice.token)  # fmt: skip
+    await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": True}, token=admin.token)
+    refused = [
+        ("POST", V3 + "/createRoom", {}),
+        ("POST", f"{V3}/join/{other}", {}),
+        ("POST", f"{V3}/rooms/{other}/join", {}),
+        ("POST", f"{V3}/rooms/{room}/invite", {"user_id": "@carol:x"}),
+        ("PUT", f"{V3}/rooms/{room}/send/m.room.message/t2", {"msgtype": "m.text", "body": "x"}),
+        ("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "x"}),
+        ("PUT", f"{V3}/profile/{u(alice.user_id)}/displayname", {"displayname": "x"}),
+        ("POST", f"{V3}/rooms/{room}/kick", {"user_id": bob.user_id}),
+    ]
+    for method, path, body in refused:
+        r = await c.request(method, path, body, token=alice.token)
+        assert r.status == 403 and r.body["errcode"] == "M_USER_SUSPENDED", (path, r)
+    # Reading, redacting its own messages and leaving stay allowed.
+    await c.ok("GET", V3 + "/sync", token=alice.token, params={"timeout": "0"})
+    await c.ok("GET", f"{V3}/rooms/{room}/messages", token=alice.token)
+    await c.ok("PUT", f"{V3}/rooms/{room}/redact/{sent['event_id']}/r1", {}, token=alice.token)
+    await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/r2",
+               {"redacts": sent["event_id"]}, token=alice.token)  # fmt: skip
+    await c.ok("POST", f"{V3}/rooms/{room}/leave", {}, token=alice.token)
+    assert await c.ok("GET", SUSPEND + u(alice.user_id), token=admin.token) == {"suspended": True}
+    await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": False}, token=admin.token)
+    await c.ok("POST", V3 + "/createRoom", {}, token=alice.token)

@@ -112,3 +112,21 @@ async def invite(
             origin, request.match_info["room_id"], request.match_info["event_id"], object_body(body)
         )
     )
+
+
+@endpoint("PUT", F1 + "/invite/{room_id}/{event_id}")
+async def invite_v1(
+    request: web.Request, server: FederationServer, origin: str, body: Any
+) -> web.StreamResponse:
+    """The deprecated v1 form: the body is the event itself and names no room version, so
+    the room is taken to be of version 1, as Synapse does; this node has no such rooms, so
+    the answer is the v2 form's refusal of an unsupported version (400
+    M_INCOMPATIBLE_ROOM_VERSION).  A success would be ``[200, {"event": ...}]``."""
+    pdu = object_body(body)
+    unsigned = pdu.get("unsigned")
+    stripped = unsigned.get("invite_room_state", []) if isinstance(unsigned, dict) else []
+    wrapped = {"room_version": "1", "event": pdu, "invite_room_state": stripped}
+    answer = await server.handler.on_invite(
+        origin, request.match_info["room_id"], request.match_info["event_id"], wrapped
+    )
+    return json_response([200, answer])

@@ -607,6 +607,26 @@ async def test_invite_with_unknown_room_version_is_refused(env: Env, version: An
         assert room_id not in (await bob.sync())["rooms"].get("invite", {})
 
 
+async def test_v1_invite_is_taken_as_room_version_1_and_refused(env: Env) -> None:
+    """The deprecated v1 /invite names no room version: the room is taken to be of version
+    1 (as Synapse does), which this node does not support, so it is refused in the v2
+    form's words and no invite reaches the user."""
+    async with env.node.client() as client:
+        bob = await client.register("bob")
+        room_id, event_id, pdu = _invite(env.fake, bob.user_id)
+        answer = await env.fake.request(
+            env.node, "PUT", f"/_matrix/federation/v1/invite/{room_id}/{event_id}", pdu
+        )
+        assert answer.status == 400
+        assert answer.body["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION"
+        assert answer.body["room_version"] == "1"
+        garbage = await env.fake.request(
+            env.node, "PUT", f"/_matrix/federation/v1/invite/{room_id}/{event_id}", [1]
+        )
+        assert garbage.status == 400 and garbage.body["errcode"] == "M_BAD_JSON"
+        assert room_id not in (await bob.sync())["rooms"].get("invite", {})
+
+
 async def test_GHSA_hxmp_pqch_c8mm_room_id_in_path_must_match_event(env: Env) -> None:
     """GHSA-hxmp-pqch-c8mm (Synapse): a /send_join, /send_leave or /invite whose path names
     another room than the event injected malformed events.  Each is refused (400)."""

@@ -53,12 +53,8 @@ async def get_position(
 
 
 async def add_position(
-    conn: AsyncConnection, connection: Connection, state: str, now_ms: int
-) -> int:
-    """Store a new position of the connection (one above its highest); its number."""
-    t = sliding_sync_positions.c
-    highest = (await conn.execute(select(func.max(t.position)).where(*connection.where()))).scalar()
-    position = int(highest or 0) + 1
+    conn: AsyncConnection, connection: Connection, position: int, state: str, now_ms: int
+) -> None:
     await conn.execute(
         insert(sliding_sync_positions).values(
             user_id=connection.user_id,
@@ -69,7 +65,6 @@ async def add_position(
             last_used_ts=now_ms,
         )
     )
-    return position
 
 
 async def touch_position(
@@ -84,21 +79,20 @@ async def touch_position(
 
 
 async def delete_positions(
-    conn: AsyncConnection, connection: Connection, before: int | None = None
+    conn: AsyncConnection, connection: Connection, keep: int | None = None
 ) -> None:
-    """Forget the connection's positions below ``before`` (None: all of them)."""
+    """Forget the connection's positions but ``keep`` (None: all of them)."""
     t = sliding_sync_positions.c
     query = delete(sliding_sync_positions).where(*connection.where())
-    if before is not None:
-        query = query.where(t.position < before)
+    if keep is not None:
+        query = query.where(t.position != keep)
     await conn.execute(query)
 
 
-async def delete_device_positions(conn: AsyncConnection, user_id: str, device_id: str) -> None:
+async def delete_unused(conn: AsyncConnection, before_ts: int) -> None:
+    """Forget the positions not used since ``before_ts``."""
     t = sliding_sync_positions.c
-    await conn.execute(
-        delete(sliding_sync_positions).where(t.user_id == user_id, t.device_id == device_id)
-    )
+    await conn.execute(delete(sliding_sync_positions).where(t.last_used_ts < before_ts))
 
 
 async def latest_positions(

@@ -5,13 +5,15 @@ A connection is (user, device, ``conn_id``).  Each position it was given records
 rooms it was sent and with which config: a room is *live* (sent up to the position's
 stream token), *previously* sent (up to an older stream position, with news since), or
 never sent (absent).  The client sends back the position of the last response it got;
-older positions are then forgotten, and a request without ``pos`` starts the connection
-over.  A position unknown, not the requester's, or unused for a week is ``M_UNKNOWN_POS``.
+the others are then forgotten (as Synapse does), and a request without ``pos`` starts the
+connection over.  A position unknown, not the requester's, or unused for a week is
+``M_UNKNOWN_POS``; a stream token ahead of the node's is brought back to it (as Synapse).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 
 from homeserver.accounts.service import Requester
@@ -24,6 +26,8 @@ from homeserver.sync.sliding.request import RoomConfig
 
 #: Positions unused for this long are forgotten (Synapse's CONNECTION_EXPIRY).
 EXPIRY_MS = 7 * 24 * 3600 * 1000
+#: Positions are drawn from 1 to this (integers exact in JavaScript).
+_POSITIONS = 2**53 - 1
 #: last_used_ts is written at most this often.
 _TOUCH_MS = 3600 * 1000
 
@@ -83,6 +87,8 @@ class ConnectionStore:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        #: When positions unused for EXPIRY_MS are next deleted.
+        self._next_cleanup = 0
 
     async def load(self, requester: Requester, conn_id: str, pos: Pos | None) -> ConnectionState:
         """The state of the connection as of ``pos`` (a fresh one without it: the
@@ -92,18 +98,20 @@ class ConnectionStore:
             async with self.db.write() as conn:
                 await store.delete_positions(conn, connection)
             return ConnectionState()
-        if pos.token.position > self.db.stream.current:
-            raise unknown_pos()
         if pos.position == 0:
             return ConnectionState()  # a connection with no lists nor subscriptions
         async with self.db.read() as conn:
             found = await store.get_position(conn, connection, pos.position)
         now = self.clock.now_ms()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + _TOUCH_MS
+            async with self.db.write() as conn:
+                await store.delete_unused(conn, now - EXPIRY_MS)
         if found is None or now - found.last_used_ts > EXPIRY_MS:
             raise unknown_pos()
         async with self.db.write() as conn:
-            # The client has this position: the ones before it will not come back.
-            await store.delete_positions(conn, connection, before=pos.position)
+            # The client has this position: the others will not come back.
+            await store.delete_positions(conn, connection, keep=pos.position)
             if now - found.last_used_ts > _TOUCH_MS:
                 await store.touch_position(conn, connection, pos.position, now)
         return ConnectionState.from_json(found.state)
@@ -119,11 +127,14 @@ class ConnectionStore:
         """The position of ``new``: the previous one when nothing changed."""
         if previous is not None and previous.position and old == new:
             return previous.position
+        # Random: a position of a connection started over never matches an old ``pos``.
+        position = secrets.randbelow(_POSITIONS) + 1
         async with self.db.write() as conn:
-            return await store.add_position(
-                conn, _connection(requester, conn_id), new.to_json(), self.clock.now_ms()
+            await store.add_position(
+                conn, _connection(requester, conn_id), position, new.to_json(), self.clock.now_ms()
             )
+        return position
 
 
 def _connection(requester: Requester, conn_id: str) -> store.Connection:
-    return store.Connection(requester.user_id, requester.device_id or "", conn_id)
+    return store.Connection(requester.user_id, requester.device_id, conn_id)

@@ -51,6 +51,12 @@ class SlidingSyncService:
         timeout_ms: int,
     ) -> dict[str, Any]:
         pos = Pos.parse(pos_text) if pos_text else None
+        if pos is not None and pos.token.position > self.db.stream.current:
+            # A token from the future (tampered with): back to now, as Synapse does.
+            pos = Pos(pos.position, SyncToken(self.db.stream.current, pos.token.typing))
+        if pos is not None and pos.token.typing > self.typing.serial:
+            # Typing is in memory: a token from before a restart sees every room's.
+            pos = Pos(pos.position, SyncToken(pos.token.position, 0))
         previous = await self.connections.load(requester, request.conn_id, pos)
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         while True:

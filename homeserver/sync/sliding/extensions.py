@@ -51,15 +51,14 @@ class Extensions:
         self.keys = keys
         self.typing = typing
         self.push_rules = push_rules
+        #: Devices with to-device messages handed out and not yet acknowledged.
+        self._unacked: set[tuple[str, str]] = set()
 
     async def response(self, p: ExtensionPass) -> dict[str, Any]:
         found: dict[str, Any] = {}
         config = p.config
         if config.to_device:
-            events, next_batch = await self.keys.to_device_page(
-                p.requester, config.to_device_since, p.upto.position, config.to_device_limit
-            )
-            found["to_device"] = {"next_batch": str(next_batch), "events": events}
+            found["to_device"] = await self._to_device(p)
         if config.e2ee:
             one_time, fallback = await self.keys.one_time_key_counts(p.requester)
             e2ee: dict[str, Any] = {
@@ -67,9 +66,12 @@ class Extensions:
                 "device_unused_fallback_key_types": fallback,
             }
             if p.since is not None:
-                changed, left = await self.keys.device_list_delta(
-                    p.requester.user_id, p.since.position, p.upto.position
-                )
+                changed: list[str] = []
+                left: list[str] = []
+                if self._device_lists_may_have_changed(p, p.since.position):
+                    changed, left = await self.keys.device_list_delta(
+                        p.requester.user_id, p.since.position, p.upto.position
+                    )
                 e2ee["device_lists"] = {"changed": changed, "left": left}
             found["e2ee"] = e2ee
         if config.account_data.enabled:
@@ -79,6 +81,38 @@ class Extensions:
         if config.typing.enabled:
             found["typing"] = {"rooms": self._typing(p)}
         return found
+
+    async def _to_device(self, p: ExtensionPass) -> dict[str, Any]:
+        """The device's messages after the extension's ``since`` (those up to it are
+        acknowledged): the inbox is read when something arrived after ``since``, or when
+        messages handed out before wait to be acknowledged."""
+        device = (p.requester.user_id, p.requester.device_id)
+        since = p.config.to_device_since
+        if (
+            since is not None
+            and device not in self._unacked
+            and not self.db.changes.to_device.changed_since(device, since)
+        ):
+            return {"next_batch": str(max(since, p.upto.position)), "events": []}
+        events, next_batch = await self.keys.to_device_page(
+            p.requester, since, p.upto.position, p.config.to_device_limit
+        )
+        if events:
+            self._unacked.add(device)
+        else:
+            self._unacked.discard(device)
+        return {"next_batch": str(next_batch), "events": events}
+
+    def _device_lists_may_have_changed(self, p: ExtensionPass, since: int) -> bool:
+        """As /sync asks: someone's devices changed, or a membership of the user or of a
+        room they are in."""
+        changes = self.db.changes
+        joined = [e.room_id for e in p.interested.entries.values() if e.kind == "join"]
+        return (
+            changes.device_lists.anything_since(since)
+            or changes.memberships.changed_since(p.requester.user_id, since)
+            or changes.room_state.any_changed_since(joined, since)
+        )
 
     def _rooms(self, p: ExtensionPass, scoped: ScopedExtension) -> list[str]:
         """The rooms an extension covers in this response."""

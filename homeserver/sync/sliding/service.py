@@ -11,14 +11,13 @@ from homeserver.accounts.requester import Requester
 from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.history import HistoryService
 from homeserver.storage import push as push_store
-from homeserver.storage import sliding_sync as store
 from homeserver.sync import counts
 from homeserver.sync.params import SyncToken
 from homeserver.sync.sliding.connections import ConnectionState, ConnectionStore, Pos
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
-from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
+from homeserver.sync.sliding.room_list import InterestedRooms, LatestPositions, RoomLists
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -41,6 +40,7 @@ class SlidingSyncService:
         self.connections = connections
         self.extensions = extensions
         self.room_lists = RoomLists(history.rooms, history.ignored)
+        self.bumps = LatestPositions(self.db, BUMP_EVENT_TYPES)
         self.room_data = RoomData(history)
 
     async def sync(
@@ -148,8 +148,7 @@ class SlidingSyncService:
                 continue
             passes.append((entry, config, from_bound, expanded, config_changed))
         joined = [p[0].room_id for p in passes if p[0].kind == "join"]
-        async with self.db.read() as conn:
-            bumps = await store.latest_positions(conn, joined, upto, BUMP_EVENT_TYPES)
+        bumps = await self.bumps.of(joined, upto)
         return [
             RoomPass(entry, config, from_bound, since, upto, expanded, changed,
                      bumps.get(entry.room_id))

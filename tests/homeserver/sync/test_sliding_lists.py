@@ -102,3 +102,21 @@ async def test_heroes_counts_and_unread(client: Client) -> None:
     assert found["joined_count"] == 2 and found["invited_count"] == 0
     assert found["notification_count"] == 2
     assert found["highlight_count"] == 1
+
+
+async def test_heroes_in_synapse_order(client: Client) -> None:
+    """Joined members first, then invited, each in the order they came (not by ID)."""
+    alice = await client.register("alice")
+    zed = await client.register("zed")
+    bob = await client.register("bob")
+    carol = await client.register("carol")
+    room = await alice.create_room(preset="public_chat")
+    await alice.invite(room, carol.user_id)
+    await zed.join(room)
+    await bob.join(room)
+    found = (await ok(alice, filtered()))["rooms"][room]
+    assert [h["user_id"] for h in found["heroes"]] == [zed.user_id, bob.user_id, carol.user_id]
+    # An invite carries its stripped state and the room's name, no timeline.
+    named = await alice.create_room(name="named", invite=[bob.user_id])
+    invite = (await ok(bob, filtered(is_invite=True)))["rooms"][named]
+    assert invite["name"] == "named" and "timeline" not in invite and invite["invite_state"]

@@ -4,7 +4,8 @@
 
 A room is in the lists when the user is joined, invited, knocking, banned, or was kicked;
 a room they left themselves only in the response right after their leave (Synapse's
-``filter_membership_for_sync``); forgotten rooms never.  A room's activity is its latest
+``filter_membership_for_sync``), though it may be subscribed to; forgotten rooms never, nor
+rooms the user has no membership in.  A room's activity is its latest
 event the user may see: the latest event for a joined room, their membership otherwise.
 """
 
@@ -37,6 +38,8 @@ class RoomEntry:
     is_dm: bool
     #: Membership changed after the connection's stream token (newly joined or left).
     changed: bool
+    #: Whether the room goes in lists (a room left long ago is only subscribed to).
+    listed: bool = True
 
     @property
     def room_id(self) -> str:
@@ -107,7 +110,7 @@ class RoomLists:
         result = InterestedRooms(entries=entries)
         activity: dict[str, int] | None = None
         for name, config in request.lists.items():
-            kept = [e for e in entries.values() if await self._keep(e, config.filters)]
+            kept = [e for e in entries.values() if e.listed and await self._keep(e, config.filters)]
             result.all_rooms.update(e.room_id for e in kept)
             ops: list[dict[str, Any]] = []
             in_list: list[str] = []
@@ -127,6 +130,7 @@ class RoomLists:
         for room_id, room_config in request.room_subscriptions.items():
             if room_id not in entries:
                 continue  # not a room of the user's: nothing of it
+            result.all_rooms.add(room_id)
             known = result.rooms.get(room_id)
             result.rooms[room_id] = known.combine(room_config) if known else room_config
         return result
@@ -142,17 +146,15 @@ class RoomLists:
         for m in kept:
             event = events.get(m.event_id)
             changed = since is not None and m.stream_ordering > since
-            # A leave of one's own is shown only right after it; kicks stay.
-            if (
-                m.membership == "leave"
-                and not changed
-                and (event is None or event.sender == user_id)
-            ):
-                continue
             if m.membership == "invite" and invited_by(event, user_id, ignored):
                 continue
+            # A leave of one's own is in the lists only right after it (kicks stay); the
+            # room may still be subscribed to, up to the leave.
+            own_leave = m.membership == "leave" and (event is None or event.sender == user_id)
             room = await self.rooms.room(m.room_id)
-            entries[m.room_id] = RoomEntry(m, room, event, m.room_id in dm_rooms, changed)
+            entries[m.room_id] = RoomEntry(
+                m, room, event, m.room_id in dm_rooms, changed, listed=changed or not own_leave
+            )
         return entries
 
     async def _memberships(self, user_id: str, upto: int) -> tuple[list[Membership], set[str]]:

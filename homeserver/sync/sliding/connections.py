@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from homeserver.accounts.service import Requester
@@ -55,22 +56,45 @@ class Pos:
         return cls(int(head), SyncToken.parse(tail))
 
 
+#: A room's status on a connection: absent (never sent), None (live: sent up to the
+#: position's stream token), or the stream position it was sent up to (previously).
+RoomStatuses = dict[str, int | None]
+
+
+def record_sent(statuses: RoomStatuses, room_ids: Iterable[str]) -> None:
+    for room_id in room_ids:
+        statuses[room_id] = None
+
+
+def record_unsent(statuses: RoomStatuses, room_ids: Iterable[str], since: int) -> None:
+    """Rooms live until ``since`` that were not sent though something came after it."""
+    for room_id in room_ids:
+        if room_id in statuses and statuses[room_id] is None:
+            statuses[room_id] = since
+
+
 @dataclass
 class ConnectionState:
-    """What a connection was sent: room ID -> None (live) or the stream position it was
-    sent up to (previously); and the config each room was last sent with."""
+    """What a connection was sent: the rooms (and the config each was last sent with),
+    and, apart, each room's account data and receipts (Synapse tracks those apart too)."""
 
-    rooms: dict[str, int | None] = field(default_factory=dict)
+    rooms: RoomStatuses = field(default_factory=dict)
     configs: dict[str, RoomConfig] = field(default_factory=dict)
+    account_data: RoomStatuses = field(default_factory=dict)
+    receipts: RoomStatuses = field(default_factory=dict)
 
     def copy(self) -> ConnectionState:
-        return ConnectionState(dict(self.rooms), dict(self.configs))
+        return ConnectionState(
+            dict(self.rooms), dict(self.configs), dict(self.account_data), dict(self.receipts)
+        )
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "rooms": self.rooms,
                 "configs": {r: c.to_json() for r, c in self.configs.items()},
+                "account_data": self.account_data,
+                "receipts": self.receipts,
             },
             sort_keys=True,
         )
@@ -78,9 +102,16 @@ class ConnectionState:
     @classmethod
     def from_json(cls, text: str) -> ConnectionState:
         data = json.loads(text)
+
+        def statuses(key: str) -> RoomStatuses:
+            found = data.get(key) or {}
+            return {str(r): (None if s is None else int(s)) for r, s in found.items()}
+
         return cls(
-            {str(r): (None if s is None else int(s)) for r, s in data["rooms"].items()},
+            statuses("rooms"),
             {str(r): RoomConfig.from_json(c) for r, c in data["configs"].items()},
+            statuses("account_data"),
+            statuses("receipts"),
         )
 
 

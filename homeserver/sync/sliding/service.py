@@ -13,7 +13,12 @@ from homeserver.rooms.history import HistoryService
 from homeserver.storage import push as push_store
 from homeserver.sync import counts
 from homeserver.sync.params import SyncToken
-from homeserver.sync.sliding.connections import ConnectionState, ConnectionStore, Pos
+from homeserver.sync.sliding.connections import (
+    ConnectionState,
+    ConnectionStore,
+    Pos,
+    record_unsent,
+)
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
@@ -91,6 +96,7 @@ class SlidingSyncService:
         entries = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = {p.entry.room_id: e for p, e in zip(passes, entries, strict=True) if e is not None}
         await self._counts(requester.user_id, interested, rooms)
+        state = self._new_state(previous, interested, passes, since_pos)
         extensions = await self.extensions.response(
             ExtensionPass(
                 requester,
@@ -98,11 +104,17 @@ class SlidingSyncService:
                 since,
                 upto,
                 interested,
-                {p.entry.room_id for p in passes if p.from_bound is None},
-                list(request.room_subscriptions),
+                {
+                    p.entry.room_id: [
+                        e["event_id"] for e in rooms.get(p.entry.room_id, {}).get("timeline", [])
+                    ]
+                    for p in passes
+                    if p.from_bound is None or p.expanded
+                },
+                previous,
+                state,
             )
         )
-        state = self._new_state(previous, interested, passes, since_pos)
         response: dict[str, Any] = {}
         if interested.lists:
             response["lists"] = interested.lists
@@ -182,13 +194,15 @@ class SlidingSyncService:
         sent = {p.entry.room_id for p in passes}
         if since is not None:
             # Rooms live before but not sent now: sent up to ``since``, if anything came.
-            for room_id in interested.all_rooms - interested.rooms.keys():
-                if (
-                    room_id in state.rooms
-                    and state.rooms[room_id] is None
-                    and self.db.changes.room_events.changed_since(room_id, since)
-                ):
-                    state.rooms[room_id] = since
+            record_unsent(
+                state.rooms,
+                (
+                    room_id
+                    for room_id in interested.all_rooms - interested.rooms.keys()
+                    if self.db.changes.room_events.changed_since(room_id, since)
+                ),
+                since,
+            )
         for p in passes:
             state.rooms[p.entry.room_id] = None
             if p.from_bound is None or p.expanded or p.config_changed:

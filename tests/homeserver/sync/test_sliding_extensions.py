@@ -98,13 +98,20 @@ async def test_account_data_global_and_scoped_rooms(client: Client) -> None:
     assert {"org.example.global", "m.push_rules"} <= types
     [shown] = first["lists"]["all"]["ops"][0]["room_ids"]
     assert list(data["rooms"]) == [shown]  # only the room of the list's range
-    # A list name the request has not: no rooms.
+    # A list name the request has not, and no rooms: none (as Synapse reads the scoping,
+    # "rooms" defaults to every room of the response, those of the lists' ranges too).
     scoped = {
         **only_room,
         "conn_id": "other",
-        "extensions": {"account_data": {"enabled": True, "lists": ["x"]}},
+        "extensions": {"account_data": {"enabled": True, "lists": ["x"], "rooms": []}},
     }
     assert (await ok(alice, scoped))["extensions"]["account_data"]["rooms"] == {}
+    by_room = {
+        **only_room,
+        "conn_id": "third",
+        "extensions": {"account_data": {"enabled": True, "lists": [], "rooms": [shown]}},
+    }
+    assert list((await ok(alice, by_room))["extensions"]["account_data"]["rooms"]) == [shown]
     # Incremental: only what changed.
     await alice.ok("PUT", f"{base}/account_data/org.example.global", {"g": 2})
     later = await ok(alice, only_room, first["pos"])

@@ -70,6 +70,7 @@ async def test_invite_state_and_rooms_left(client: Client) -> None:
     assert "timeline" not in entry and "required_state" not in entry
     state = {(e["type"], e.get("state_key")) for e in entry["invite_state"]}
     assert ("m.room.name", "") in state and ("m.room.member", alice.user_id) in state
+    assert ("m.room.member", bob.user_id) in state  # the inviter's, as Synapse
     assert "secret before the invite" not in str(entry)
     # Joined, then left: the leave is shown once, then the room is gone.
     await alice.join(room)

@@ -21,8 +21,8 @@ from homeserver.sync.sliding.connections import (
 )
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
-from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
-from homeserver.sync.sliding.room_list import InterestedRooms, LatestPositions, RoomLists
+from homeserver.sync.sliding.room_data import RoomData, RoomPass
+from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -45,7 +45,6 @@ class SlidingSyncService:
         self.connections = connections
         self.extensions = extensions
         self.room_lists = RoomLists(history.rooms, history.ignored)
-        self.bumps = LatestPositions(self.db, BUMP_EVENT_TYPES)
         self.room_data = RoomData(history)
 
     async def sync(
@@ -73,10 +72,10 @@ class SlidingSyncService:
                     break
                 if SyncToken(self.db.stream.current, self.typing.serial) == upto:
                     await wait_for(woken, remaining)
-        if request.lists or request.room_subscriptions:
-            position = await self.connections.save(requester, request.conn_id, pos, previous, state)
-        else:
-            position = pos.position if pos else 0
+        keeps_state = bool(request.lists or request.room_subscriptions)
+        position = await self.connections.finish(
+            requester, request.conn_id, pos, previous, state if keeps_state else None
+        )
         return {"pos": str(Pos(position, upto)), **response}
 
     async def _once(
@@ -171,7 +170,10 @@ class SlidingSyncService:
                 (entry, config, from_bound, expanded, prev_config if config_changed else None, lazy)
             )
         joined = [p[0].room_id for p in passes if p[0].kind == "join"]
-        bumps = await self.bumps.of(joined, upto)
+        bumps = {
+            room_id: found[1]
+            for room_id, found in (await self.room_lists.latest.of(joined, upto)).items()
+        }
         return [
             RoomPass(entry, config, from_bound, since, upto, expanded, previous_config, lazy,
                      bumps.get(entry.room_id))

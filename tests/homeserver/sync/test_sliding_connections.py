@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select
 
 from homeserver.node.app import close_services
 from homeserver.storage.schema import sliding_sync_positions
+from homeserver.sync.sliding.connections import EXPIRY_MS
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.sync.test_sliding_sync import body, ok, ss
@@ -65,14 +67,21 @@ async def test_other_positions_are_forgotten_once_one_is_used(client: Client) ->
     assert rooms
 
 
-async def test_unused_positions_expire(client: Client, node: Node) -> None:
+async def test_unused_positions_expire(
+    client: Client, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice = await client.register("alice")
     await alice.create_room()
     first = await ok(alice, body())
-    async with node.services.db.write() as conn:
-        await conn.execute(update(sliding_sync_positions).values(last_used_ts=0))
+    connections = node.services.sliding_sync.connections
+    now = connections.clock.now_ms
+    monkeypatch.setattr(connections.clock, "now_ms", lambda: now() + EXPIRY_MS + 1000)
     expired = await ss(alice, body(), first["pos"])
     assert expired.status == 400 and expired.body["errcode"] == "M_UNKNOWN_POS"
+    # And it is gone from the database too (deleted as unused).
+    async with node.services.db.read() as conn:
+        rows = (await conn.execute(select(sliding_sync_positions))).all()
+    assert rows == []
     # Starting over works.
     assert (await ok(alice, body()))["rooms"]
 

@@ -3,6 +3,7 @@ database), other positions are forgotten once one is used, unused ones expire.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,34 @@ async def test_a_new_connection_forgets_the_old_one(client: Client) -> None:
     await ok(alice, body(conn_id="c"))
     refused = await ss(alice, body(conn_id="c"), first["pos"])
     assert refused.status == 400 and refused.body["errcode"] == "M_UNKNOWN_POS"
+
+
+async def test_pos_is_per_device(client: Client) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    login = await client.ok(
+        "POST",
+        "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "correct horse",
+        },
+    )
+    phone = User(client, alice.user_id, login["access_token"], login["device_id"])
+    first = await ok(alice, body(conn_id="room-list"))
+    refused = await ss(phone, body(conn_id="room-list"), first["pos"])
+    assert refused.status == 400 and refused.body["errcode"] == "M_UNKNOWN_POS"
+    # The phone's own connection with the same conn_id leaves the first one alone.
+    await ok(phone, body(conn_id="room-list"))
+    assert (await ok(alice, body(conn_id="room-list"), first["pos"]))["rooms"] == {}
+
+
+async def test_long_poll_times_out_with_nothing(client: Client) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    first = await ok(alice, body())
+    started = asyncio.get_running_loop().time()
+    quiet = await ok(alice, body(), first["pos"], timeout=600)
+    assert asyncio.get_running_loop().time() - started >= 0.5
+    assert quiet["rooms"] == {} and quiet["pos"] == first["pos"]

@@ -94,6 +94,11 @@ class SlidingSyncService:
         passes = await self._passes(interested, previous, since_pos, upto.position)
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = {p.entry.room_id: e for p, (e, _) in zip(passes, results, strict=True) if e}
+        # A room whose only news is the user's own receipt: its counts went down.
+        for room_id in await self._read_since(
+            requester.user_id, interested, previous, since_pos, upto.position
+        ):
+            rooms.setdefault(room_id, {})
         await self._counts(requester.user_id, interested, rooms)
         state = self._new_state(previous, interested, passes, since_pos)
         for p, (_, lazy) in zip(passes, results, strict=True):
@@ -179,6 +184,38 @@ class SlidingSyncService:
                      bumps.get(entry.room_id))
             for entry, config, from_bound, expanded, previous_config, lazy in passes
         ]  # fmt: skip
+
+    async def _read_since(
+        self,
+        user_id: str,
+        interested: InterestedRooms,
+        previous: ConnectionState,
+        since: int | None,
+        upto: int,
+    ) -> set[str]:
+        """Joined rooms of the response, live on the connection, where the user moved
+        their read receipt since ``since`` (the change trackers say where to look)."""
+        if since is None:
+            return set()
+        changes = self.db.changes.receipts
+        candidates = [
+            (room_id, since)
+            for room_id in interested.rooms
+            if interested.entries[room_id].kind == "join"
+            and previous.rooms.get(room_id, 0) is None
+            and changes.changed_since(room_id, since)
+        ]
+        if not candidates:
+            return set()
+        found = await counts.receipts_after(self.db, list(candidates), upto)
+        return {
+            room_id
+            for room_id, receipts in found.items()
+            if any(
+                r.user_id == user_id and r.receipt_type in ("m.read", "m.read.private")
+                for r in receipts
+            )
+        }
 
     async def _counts(
         self, user_id: str, interested: InterestedRooms, rooms: dict[str, dict[str, Any]]

@@ -191,7 +191,12 @@ class ConnectionStore:
         if current is not None and current.position != (pos.position if pos else None):
             current = None
         changed = new is not None and not (current is not None and old == new)
-        cleanup = pos is None or pos.position == 0 or current is None or not current.alone
+        if pos is None:
+            cleanup = True  # the connection starts over
+        elif pos.position == 0:
+            cleanup = changed  # nothing was kept since it started
+        else:
+            cleanup = current is None or not current.alone
         touch = current is not None and now - current.last_used_ts > _TOUCH_MS
         # Without lists nor subscriptions the position stays (as Synapse).
         position = pos.position if pos is not None else 0

@@ -6,10 +6,20 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homeserver.storage.schema import events, receipts, sliding_sync_positions
+from homeserver.storage.schema import events, memberships, receipts, sliding_sync_positions
 from homeserver.storage.userdata import Receipt
 
 _BATCH = 500
@@ -133,4 +143,32 @@ async def receipts_on_events(conn: AsyncConnection, event_ids: Sequence[str]) ->
             select(receipts).where(receipts.c.event_id.in_(ids[start : start + _BATCH]))
         )
         found += [Receipt(**r._mapping) for r in rows]
+    return found
+
+
+async def hero_candidates(
+    conn: AsyncConnection, room_ids: Sequence[str], limit: int = 6
+) -> dict[str, list[tuple[str, str]]]:
+    """Each room's first ``limit`` members as Synapse's room summary orders them: joined,
+    invited, left, then the others (bans, knocks), each by when they got there; as
+    (user ID, membership)."""
+    m = memberships.c
+    rank = case(
+        (m.membership == "join", 1), (m.membership == "invite", 2), (m.membership == "leave", 3),
+        else_=4,
+    )  # fmt: skip
+    found: dict[str, list[tuple[str, str]]] = {}
+    ids = list(room_ids)
+    for start in range(0, len(ids), 100):
+        parts = [
+            select(m.room_id, m.user_id, m.membership, rank.label("rank"), m.stream_ordering)
+            .where(m.room_id == room_id)
+            .order_by(rank, m.stream_ordering)
+            .limit(limit)
+            .subquery()
+            for room_id in ids[start : start + 100]
+        ]
+        rows = (await conn.execute(union_all(*(select(part) for part in parts)))).all()
+        for room_id, user_id, membership, _, _ in sorted(rows, key=lambda r: (r[0], r[3], r[4])):
+            found.setdefault(room_id, []).append((user_id, membership))
     return found

@@ -11,7 +11,7 @@ their leave, kick or ban.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from homeserver.accounts.requester import Requester
@@ -21,14 +21,13 @@ from homeserver.rooms.history import HistoryService, stream_token
 from homeserver.rooms.visibility import Reader
 from homeserver.storage import events as event_store
 from homeserver.storage import rooms as room_store
+from homeserver.storage import sliding_sync as store
 from homeserver.storage.events import StoredEvent
 from homeserver.sync import other_rooms
 from homeserver.sync.joined import summary
 from homeserver.sync.sliding.request import RoomConfig
 from homeserver.sync.sliding.required_state import required_keys
 from homeserver.sync.sliding.room_list import BUMP_EVENT_TYPES, RoomEntry
-
-_HERO_RANK = {"join": 1, "invite": 2, "leave": 3}
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,43 @@ class RoomPass:
     lazy_sent: frozenset[str]
     #: The room's latest bump event at ``upto`` (None: none, or not joined).
     latest_bump: int | None
+    #: The timeline's events, newest first, one more than the limit, when read already
+    #: for all rooms at once (:meth:`RoomData.read_timelines`).
+    recent: list[StoredEvent] | None = None
+    #: The room's first members as heroes are picked from, when read already.
+    hero_candidates: list[tuple[str, str]] | None = None
+
+    @property
+    def timeline_from(self) -> int | None:
+        """Where the timeline starts (None: from the start of the room)."""
+        return None if self.expanded else self.from_bound
+
+    @property
+    def timeline_upto(self) -> int:
+        """Where the timeline ends: ``upto``, or the user's leave, kick or ban."""
+        if self.entry.kind in ("leave", "ban"):
+            return min(self.upto, self.entry.membership.stream_ordering)
+        return self.upto
+
+    @property
+    def has_timeline(self) -> bool:
+        return (
+            self.config.timeline_limit > 0
+            and self.entry.kind not in ("invite", "knock")
+            and self.entry.room is not None
+        )
+
+
+@dataclass
+class RoomResult:
+    """A room's entry but its events, which the caller serializes for all rooms at once
+    (a query for all of them rather than one per room): the timeline and the state."""
+
+    entry: dict[str, Any] | None
+    timeline: list[StoredEvent] = field(default_factory=list)
+    state: list[StoredEvent] = field(default_factory=list)
+    #: The members sent for ``$LAZY``.
+    lazy: set[str] = field(default_factory=set)
 
 
 class RoomData:
@@ -57,11 +93,8 @@ class RoomData:
         self.visibility = history.visibility
         self.db = history.rooms.db
 
-    async def entry(
-        self, requester: Requester, p: RoomPass
-    ) -> tuple[dict[str, Any] | None, set[str]]:
-        """The room's entry (None when nothing changed in it: an incremental pass), and the
-        members it sends for ``$LAZY``."""
+    async def entry(self, requester: Requester, p: RoomPass) -> RoomResult:
+        """The room's entry (None when nothing changed in it: an incremental pass)."""
         entry = p.entry
         initial = p.from_bound is None
         result: dict[str, Any] = {}
@@ -79,16 +112,16 @@ class RoomData:
                 if isinstance(avatar, str) and avatar:
                     result["avatar"] = avatar
             result["bump_stamp"] = entry.membership.stream_ordering
-            return _finish(result, initial, entry), set()
+            return RoomResult(_finish(result, initial, entry))
         room = entry.room
         if room is None:  # a rejected invite to a room on another server
             if not (initial or entry.changed):
-                return None, set()
+                return RoomResult(None)
             result["limited"] = False
             result["prev_batch"] = stream_token(entry.membership.stream_ordering)
             result["num_live"] = 0
             result["bump_stamp"] = entry.membership.stream_ordering
-            return _finish(result, initial, entry), set()
+            return RoomResult(_finish(result, initial, entry))
         user_id = requester.user_id
         horizon = entry.event if entry.kind in ("leave", "ban") else None
         if entry.kind in ("leave", "ban") and horizon is None:
@@ -98,10 +131,6 @@ class RoomData:
         assert to_bound is not None
         timeline, limited = await self._timeline(user_id, p, to_bound)
         if p.config.timeline_limit > 0:
-            if timeline:  # an empty timeline is left out, as Synapse does
-                result["timeline"] = await self.history.serialize(
-                    timeline, (user_id, requester.device_id), include_room_id=False
-                )
             result["limited"] = limited
             result["prev_batch"] = stream_token(
                 timeline[0].stream_ordering - 1 if timeline else to_bound
@@ -129,7 +158,7 @@ class RoomData:
         if (initial or ("m.room.avatar", "") in changed) and isinstance(avatar, str) and avatar:
             result["avatar"] = avatar
         if not (isinstance(name, str) and name) and (initial or member_changed):
-            heroes = await self._heroes(reader, state) if entry.kind == "join" else []
+            heroes = await self._heroes(reader, state, p) if entry.kind == "join" else []
             if heroes:
                 result["heroes"] = heroes
         if (initial or member_changed) and entry.kind == "join":
@@ -148,11 +177,11 @@ class RoomData:
             lazy_sent=p.lazy_sent,
         )
         lazy = {k[1] for k in keys if k[0] == "m.room.member"} if p.config.lazy else set()
-        if keys:
-            events = await self.visibility.state_events({k: state[k] for k in keys if k in state})
-            result["required_state"] = await self.history.serialize(
-                events, None, include_room_id=False
-            )
+        state_events = (
+            await self.visibility.state_events({k: state[k] for k in keys if k in state})
+            if keys
+            else []
+        )
         bump = max(
             (e.stream_ordering for e in timeline if e.type in BUMP_EVENT_TYPES), default=None
         )
@@ -163,11 +192,10 @@ class RoomData:
         if bump is not None:
             result["bump_stamp"] = max(bump, 0)
         if not initial and not (
-            {"name", "avatar", "heroes", "joined_count", "required_state"} & result.keys()
-            or timeline
+            {"name", "avatar", "heroes", "joined_count"} & result.keys() or timeline or state_events
         ):
-            return None, set()
-        return _finish(result, initial, entry), lazy
+            return RoomResult(None)
+        return RoomResult(_finish(result, initial, entry), timeline, state_events, lazy)
 
     async def _timeline(
         self, user_id: str, p: RoomPass, to_bound: int
@@ -175,15 +203,62 @@ class RoomData:
         limit = p.config.timeline_limit
         if limit <= 0:
             return [], False
-        after = None if p.expanded else p.from_bound
         room = p.entry.room
         assert room is not None
-        async with self.db.read() as conn:
-            recent = await event_store.room_events(
-                conn, room.room_id, after=after, upto=to_bound, limit=limit + 1, backwards=True
-            )
+        recent = p.recent
+        if recent is None:
+            async with self.db.read() as conn:
+                recent = await event_store.room_events(
+                    conn,
+                    room.room_id,
+                    after=p.timeline_from,
+                    upto=to_bound,
+                    limit=limit + 1,
+                    backwards=True,
+                )
         timeline = list(reversed(recent[:limit]))
         return await self.visibility.events(user_id, room, timeline), len(recent) > limit
+
+    async def read_timelines(self, passes: list[RoomPass]) -> list[RoomPass]:
+        """The passes with their timelines read, in one statement for all rooms of the
+        same timeline limit, and the hero candidates of the rooms that need them."""
+        by_limit: dict[int, list[RoomPass]] = {}
+        for p in passes:
+            if p.has_timeline:
+                by_limit.setdefault(p.config.timeline_limit, []).append(p)
+        found: dict[str, list[StoredEvent]] = {}
+        for limit, same in by_limit.items():
+            async with self.db.read() as conn:
+                found.update(
+                    await event_store.recent_events_of_rooms(
+                        conn,
+                        [(p.entry.room_id, p.timeline_from, p.timeline_upto) for p in same],
+                        limit + 1,
+                    )
+                )
+        # Heroes of the unnamed joined rooms sent from the start.
+        unnamed = [
+            p.entry.room_id
+            for p in passes
+            if p.from_bound is None
+            and p.entry.kind == "join"
+            and p.entry.room is not None
+            and ("m.room.name", "") not in p.entry.room.state
+        ]
+        heroes: dict[str, list[tuple[str, str]]] = {}
+        if unnamed:
+            async with self.db.read() as conn:
+                heroes = await store.hero_candidates(conn, unnamed)
+        return [
+            replace(
+                p,
+                recent=found.get(p.entry.room_id, []) if p.has_timeline else None,
+                hero_candidates=heroes.get(p.entry.room_id, [])
+                if p.entry.room_id in unnamed
+                else None,
+            )
+            for p in passes
+        ]
 
     async def _stripped(self, entry: RoomEntry) -> list[dict[str, Any]]:
         if entry.room is not None:
@@ -207,15 +282,19 @@ class RoomData:
                 result[k] = content
         return result
 
-    async def _heroes(self, reader: Reader, state: Mapping[StateKey, str]) -> list[dict[str, Any]]:
+    async def _heroes(
+        self, reader: Reader, state: Mapping[StateKey, str], p: RoomPass
+    ) -> list[dict[str, Any]]:
         """Up to 5 members other than the reader, as Synapse picks them: joined, then
         invited, each in the order they got there; else those who left or were banned."""
-        async with self.db.read() as conn:
-            members = await room_store.members_of_room(conn, reader.room.room_id)
-        members.sort(key=lambda m: (_HERO_RANK.get(m.membership, 4), m.stream_ordering))
-        others = [m for m in members if m.user_id != reader.user_id]
-        present = [m.user_id for m in others if m.membership in ("join", "invite")]
-        gone = [m.user_id for m in others if m.membership in ("leave", "ban")]
+        candidates = p.hero_candidates
+        if candidates is None:
+            async with self.db.read() as conn:
+                found = await store.hero_candidates(conn, [reader.room.room_id])
+            candidates = found.get(reader.room.room_id, [])
+        others = [(u, m) for u, m in candidates if u != reader.user_id]
+        present = [u for u, m in others if m in ("join", "invite")]
+        gone = [u for u, m in others if m in ("leave", "ban")]
         hero_ids = (present or gone)[:5]
         keys = [("m.room.member", u) for u in hero_ids]
         contents = await self._contents(state, keys)

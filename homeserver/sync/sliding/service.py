@@ -21,7 +21,7 @@ from homeserver.sync.sliding.connections import (
 )
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
-from homeserver.sync.sliding.room_data import RoomData, RoomPass
+from homeserver.sync.sliding.room_data import RoomData, RoomPass, RoomResult
 from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
 from homeserver.sync.typing import TypingService
 
@@ -91,9 +91,11 @@ class SlidingSyncService:
         interested = await self.room_lists.compute(
             requester.user_id, request, since_pos, upto.position
         )
-        passes = await self._passes(interested, previous, since_pos, upto.position)
+        passes = await self.room_data.read_timelines(
+            await self._passes(interested, previous, since_pos, upto.position)
+        )
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
-        rooms = {p.entry.room_id: e for p, (e, _) in zip(passes, results, strict=True) if e}
+        rooms = await self._rooms(requester, passes, results)
         # A room whose only news is the user's own receipt: its counts went down.
         for room_id in await self._read_since(
             requester.user_id, interested, previous, since_pos, upto.position
@@ -101,12 +103,12 @@ class SlidingSyncService:
             rooms.setdefault(room_id, {})
         await self._counts(requester.user_id, interested, rooms)
         state = self._new_state(previous, interested, passes, since_pos)
-        for p, (_, lazy) in zip(passes, results, strict=True):
+        for p, result in zip(passes, results, strict=True):
             room_id = p.entry.room_id
             if p.from_bound is None:
                 state.lazy.pop(room_id, None)
-            if lazy:
-                state.lazy[room_id] = sorted(set(state.lazy.get(room_id, ())) | lazy)
+            if result.lazy:
+                state.lazy[room_id] = sorted(set(state.lazy.get(room_id, ())) | result.lazy)
         extensions = await self.extensions.response(
             ExtensionPass(
                 requester,
@@ -131,6 +133,35 @@ class SlidingSyncService:
         response["rooms"] = rooms
         response["extensions"] = {k: v for k, v in extensions.items() if v is not None}
         return response, state
+
+    async def _rooms(
+        self, requester: Requester, passes: list[RoomPass], results: list[RoomResult]
+    ) -> dict[str, dict[str, Any]]:
+        """The rooms' entries with their events, serialized for all rooms at once."""
+        sent = [(p.entry.room_id, r) for p, r in zip(passes, results, strict=True) if r.entry]
+        timeline = await self.history.serialize(
+            [e for _, r in sent for e in r.timeline],
+            (requester.user_id, requester.device_id),
+            include_room_id=False,
+        )
+        state = await self.history.serialize(
+            [e for _, r in sent for e in r.state], None, include_room_id=False
+        )
+        rooms: dict[str, dict[str, Any]] = {}
+        for room_id, result in sent:
+            assert result.entry is not None
+            entry = rooms[room_id] = result.entry
+            if result.timeline:  # an empty timeline is left out, as Synapse does
+                entry["timeline"], timeline = (
+                    timeline[: len(result.timeline)],
+                    timeline[len(result.timeline) :],
+                )
+            if result.state:
+                entry["required_state"], state = (
+                    state[: len(result.state)],
+                    state[len(result.state) :],
+                )
+        return rooms
 
     async def _passes(
         self,

@@ -37,6 +37,7 @@ from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.timestamps import TimestampLookup
 from homeserver.rooms.upgrade import RoomUpgrades
 from homeserver.sync.service import SyncService
+from homeserver.sync.sliding.service import SlidingSyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
 
@@ -58,6 +59,8 @@ class Services:
     typing: TypingService
     userdata: UserDataService
     sync: SyncService
+    #: Simplified Sliding Sync (MSC4186).
+    sliding_sync: SlidingSyncService
     directory: DirectoryService
     #: The space hierarchy (it asks other servers about their rooms).
     hierarchy: HierarchyService

@@ -37,6 +37,7 @@ from homeserver.client_api import (
     roomops,
     rooms,
     sessions,
+    sliding_sync,
     spaces,
     sync,
     tags,
@@ -70,9 +71,8 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, relations]
-ROUTE_MODULES += [roomops, admin_reports]
-ROUTE_MODULES += [sessions]
-ROUTE_MODULES += [moderation, threepids, not_offered, initial_sync, mutual_rooms]
+ROUTE_MODULES += [roomops, admin_reports, sessions, moderation, threepids, not_offered]
+ROUTE_MODULES += [initial_sync, mutual_rooms, sliding_sync]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -392,3 +392,33 @@ async def near_timestamp(
         .limit(limit)
     )
     return [_event_of(row) for row in rows]
+
+
+async def recent_events_of_rooms(
+    conn: AsyncConnection, rooms: Sequence[tuple[str, int | None, int]], limit: int
+) -> dict[str, list[StoredEvent]]:
+    """For each (room ID, after, upto): the room's latest ``limit`` accepted, non-outlier
+    events in (after, upto], newest first, as :func:`room_events` reads them, in one
+    statement for up to 100 rooms (one ``LIMIT`` subquery each, so each uses the index)."""
+    found: dict[str, list[StoredEvent]] = {}
+    for start in range(0, len(rooms), 100):
+        parts: list[str] = []
+        values: list[Any] = []
+        for room_id, after, upto in rooms[start : start + 100]:
+            where = "room_id = ? AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed"
+            where += " AND stream_ordering <= ?"
+            values += [room_id, upto]
+            if after is not None:
+                where += " AND stream_ordering > ?"
+                values.append(after)
+            parts.append(
+                f"SELECT * FROM ({_SELECT_EVENTS} WHERE {where}"
+                " ORDER BY stream_ordering DESC LIMIT ?) AS r"
+            )
+            values.append(limit)
+        rows = await driver.fetchall(conn, " UNION ALL ".join(parts), values)
+        for row in rows:
+            found.setdefault(row[2], []).append(_event_of(row))
+    for events_of_room in found.values():
+        events_of_room.sort(key=lambda e: e.stream_ordering, reverse=True)
+    return found

@@ -1,0 +1,174 @@
+"""Simplified Sliding Sync (MSC4186): connection positions, and the per-room reads a room
+list needs for all of a user's rooms at once (the latest event, the latest bump event)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homeserver.storage.schema import events, memberships, receipts, sliding_sync_positions
+from homeserver.storage.userdata import Receipt
+
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Who a connection belongs to: (user, device, conn_id)."""
+
+    user_id: str
+    device_id: str
+    conn_id: str
+
+    def where(self) -> list[ColumnElement[bool]]:
+        t = sliding_sync_positions.c
+        return [
+            t.user_id == self.user_id,
+            t.device_id == self.device_id,
+            t.conn_id == self.conn_id,
+        ]
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    position: int
+    state: str
+    last_used_ts: int
+
+
+async def get_position(
+    conn: AsyncConnection, connection: Connection, position: int
+) -> StoredPosition | None:
+    t = sliding_sync_positions.c
+    row = (
+        await conn.execute(
+            select(t.position, t.state, t.last_used_ts).where(
+                *connection.where(), t.position == position
+            )
+        )
+    ).first()
+    return StoredPosition(row.position, row.state, row.last_used_ts) if row else None
+
+
+async def add_position(
+    conn: AsyncConnection, connection: Connection, position: int, state: str, now_ms: int
+) -> None:
+    await conn.execute(
+        insert(sliding_sync_positions).values(
+            user_id=connection.user_id,
+            device_id=connection.device_id,
+            conn_id=connection.conn_id,
+            position=position,
+            state=state,
+            last_used_ts=now_ms,
+        )
+    )
+
+
+async def touch_position(
+    conn: AsyncConnection, connection: Connection, position: int, now_ms: int
+) -> None:
+    t = sliding_sync_positions.c
+    await conn.execute(
+        update(sliding_sync_positions)
+        .where(*connection.where(), t.position == position)
+        .values(last_used_ts=now_ms)
+    )
+
+
+async def delete_positions(
+    conn: AsyncConnection, connection: Connection, keep: int | None = None
+) -> None:
+    """Forget the connection's positions but ``keep`` (None: all of them)."""
+    t = sliding_sync_positions.c
+    query = delete(sliding_sync_positions).where(*connection.where())
+    if keep is not None:
+        query = query.where(t.position != keep)
+    await conn.execute(query)
+
+
+async def delete_unused(conn: AsyncConnection, before_ts: int) -> None:
+    """Forget the positions not used since ``before_ts``."""
+    t = sliding_sync_positions.c
+    await conn.execute(delete(sliding_sync_positions).where(t.last_used_ts < before_ts))
+
+
+async def latest_positions(
+    conn: AsyncConnection, room_ids: Collection[str], upto: int, bump_types: Sequence[str]
+) -> dict[str, tuple[int, int | None]]:
+    """Each room's latest accepted event at or before ``upto``, and its latest of the
+    ``bump_types`` (None: none), as stream positions; rooms without events are left out."""
+    e = events.c
+    ids = list(room_ids)
+    bump = func.max(case((e.type.in_(list(bump_types)), e.stream_ordering), else_=None))
+    found: dict[str, tuple[int, int | None]] = {}
+    for start in range(0, len(ids), _BATCH):
+        rows = await conn.execute(
+            select(e.room_id, func.max(e.stream_ordering), bump)
+            .where(
+                and_(
+                    e.room_id.in_(ids[start : start + _BATCH]),
+                    e.stream_ordering <= upto,
+                    e.outlier.is_(False),
+                    e.rejected_reason.is_(None),
+                    e.soft_failed.is_(False),
+                )
+            )
+            .group_by(e.room_id)
+        )
+        for room_id, latest, latest_bump in rows:
+            found[room_id] = (int(latest), None if latest_bump is None else int(latest_bump))
+    return found
+
+
+async def receipts_on_events(conn: AsyncConnection, event_ids: Sequence[str]) -> list[Receipt]:
+    """The receipts (any user, any type) that point at those events."""
+    ids = list(event_ids)
+    found: list[Receipt] = []
+    for start in range(0, len(ids), _BATCH):
+        rows = await conn.execute(
+            select(receipts).where(receipts.c.event_id.in_(ids[start : start + _BATCH]))
+        )
+        found += [Receipt(**r._mapping) for r in rows]
+    return found
+
+
+async def hero_candidates(
+    conn: AsyncConnection, room_ids: Sequence[str], limit: int = 6
+) -> dict[str, list[tuple[str, str]]]:
+    """Each room's first ``limit`` members as Synapse's room summary orders them: joined,
+    invited, left, then the others (bans, knocks), each by when they got there; as
+    (user ID, membership)."""
+    m = memberships.c
+    rank = case(
+        (m.membership == "join", 1), (m.membership == "invite", 2), (m.membership == "leave", 3),
+        else_=4,
+    )  # fmt: skip
+    found: dict[str, list[tuple[str, str]]] = {}
+    ids = list(room_ids)
+    for start in range(0, len(ids), 100):
+        parts = [
+            select(m.room_id, m.user_id, m.membership, rank.label("rank"), m.stream_ordering)
+            .where(m.room_id == room_id)
+            .order_by(rank, m.stream_ordering)
+            .limit(limit)
+            .subquery()
+            for room_id in ids[start : start + 100]
+        ]
+        rows = (await conn.execute(union_all(*(select(part) for part in parts)))).all()
+        for room_id, user_id, membership, _, _ in sorted(rows, key=lambda r: (r[0], r[3], r[4])):
+            found.setdefault(room_id, []).append((user_id, membership))
+    return found

@@ -23,7 +23,9 @@ async def well_known(request: web.Request) -> web.Response:
 
 @routes.get("/_matrix/client/versions")
 async def versions(request: web.Request) -> web.Response:
-    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    return json_response(
+        {"versions": SPEC_VERSIONS, "unstable_features": {"org.matrix.simplified_msc3575": True}}
+    )
 
 
 @routes.get("/_matrix/client/v3/capabilities")

@@ -31,6 +31,7 @@ from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.sync.service import SyncService
+from homeserver.sync.sliding.service import SlidingSyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
 
@@ -50,6 +51,8 @@ class Services:
     typing: TypingService
     userdata: UserDataService
     sync: SyncService
+    #: Simplified Sliding Sync (MSC4186).
+    sliding_sync: SlidingSyncService
     directory: DirectoryService
     #: The space hierarchy (it asks other servers about their rooms).
     hierarchy: HierarchyService

@@ -314,6 +314,22 @@ class KeysService:
         await to_device.store_messages(self.db, sender, event_type, targets)
         self.notifier.notify({t[0] for t in targets})
 
+    # ------------------------------------------------------------- sliding sync
+
+    async def to_device_page(
+        self, who: Requester, since: int | None, upto: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The device's to-device messages after ``since`` (those up to it are
+        acknowledged), at most ``limit``, and the position to read from next."""
+        return await to_device.read_inbox_page(
+            self.db, (who.user_id, who.device_id), since, upto, limit
+        )
+
+    async def one_time_key_counts(self, who: Requester) -> tuple[dict[str, int], list[str]]:
+        """The device's one-time key counts by algorithm and its unused fallback key types."""
+        counts, unused = await self.key_counts.get(who.user_id, who.device_id)
+        return {SIGNED_CURVE25519: 0, **counts}, unused
+
     # ------------------------------------------------------------- /sync
 
     async def sync_extension(

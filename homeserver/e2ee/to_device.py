@@ -65,13 +65,23 @@ async def read_inbox(
 ) -> list[dict[str, Any]]:
     """The device's messages after ``since`` up to ``upto``; those up to ``since`` were
     seen by the client (it syncs from there): they are acknowledged, so deleted."""
+    events, _ = await read_inbox_page(db, device, since, upto, None)
+    return events
+
+
+async def read_inbox_page(
+    db: Database, device: tuple[str, str], since: int | None, upto: int, limit: int | None
+) -> tuple[list[dict[str, Any]], int]:
+    """As :func:`read_inbox`, at most ``limit`` messages (None: all), and the position to
+    read from next (sliding sync's ``next_batch``: the last message handed out, or
+    ``upto`` when all were)."""
     async with db.read() as conn:
         inbox = await store.to_device_messages(conn, *device, upto)
     if since is not None and any(m.stream_id <= since for m in inbox):
         async with db.write() as conn:
             await store.delete_to_device_upto(conn, *device, since)
-    return [
-        {"sender": m.sender, "type": m.type, "content": m.content}
-        for m in inbox
-        if since is None or m.stream_id > since
-    ]
+    new = [m for m in inbox if since is None or m.stream_id > since]
+    if limit is not None and len(new) > limit:
+        new = new[:limit]
+        upto = new[-1].stream_id if new else (since or 0)
+    return [{"sender": m.sender, "type": m.type, "content": m.content} for m in new], upto

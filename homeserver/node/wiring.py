@@ -79,6 +79,9 @@ from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.storage.state import StateStore
 from homeserver.sync.service import SyncService
+from homeserver.sync.sliding.connections import ConnectionStore
+from homeserver.sync.sliding.extensions import Extensions as SlidingExtensions
+from homeserver.sync.sliding.service import SlidingSyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
 
@@ -191,6 +194,10 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
             *base.extensions.sync_extensions,
         ],
     )  # fmt: skip
+    sliding_sync = SlidingSyncService(
+        history, typing, base.notifier, ConnectionStore(db, clock),
+        SlidingExtensions(db, core.keys, typing, push_rules.sync_extension),
+    )  # fmt: skip
     handler = RoomHandler(core.rooms, accounts, core.outliers, federation.remote, base.policy)
     return NodeServices(
         config=config,
@@ -208,6 +215,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         typing=typing,
         userdata=userdata,
         sync=sync,
+        sliding_sync=sliding_sync,
         directory=directory,
         federation=federation,
         hierarchy=federation.hierarchy,

@@ -426,3 +426,18 @@ remote_media = Table(
     Column("last_access_ts", BigInteger, nullable=False, index=True),
     Column("authenticated", Boolean, nullable=False),
 )  # fmt: skip
+
+# ------------------------------------------------------------------ sliding sync
+
+#: Simplified Sliding Sync (MSC4186) connection positions: per (user, device, conn_id),
+#: what the client was sent as of each position it may still send back as ``pos``.
+sliding_sync_positions = Table(
+    "sliding_sync_positions", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("device_id", String(255), primary_key=True),
+    Column("conn_id", String(255), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    #: JSON: the rooms sent and the room configs sent with them (sync/sliding/connections.py).
+    Column("state", Text, nullable=False),
+    Column("last_used_ts", BigInteger, nullable=False),
+)  # fmt: skip

@@ -137,19 +137,26 @@ class JoinedRoomSync:
                     "content": {"user_ids": self.typing.typing_users(room.room_id)},
                 }
             )
-        content: dict[str, dict[str, dict[str, Any]]] = {}
-        for receipt in receipts:
-            if receipt.receipt_type == "m.read.private" and receipt.user_id != user_id:
-                continue
-            data: dict[str, Any] = {"ts": receipt.ts}
-            if receipt.thread_id:
-                data["thread_id"] = receipt.thread_id
-            content.setdefault(receipt.event_id, {}).setdefault(receipt.receipt_type, {})[
-                receipt.user_id
-            ] = data
-        if content:
-            events.append({"type": "m.receipt", "content": content})
+        receipt_event = receipts_event(receipts, user_id)
+        if receipt_event is not None:
+            events.append(receipt_event)
         return events
+
+
+def receipts_event(receipts: list[userdata_store.Receipt], user_id: str) -> dict[str, Any] | None:
+    """The ``m.receipt`` event of a room's receipts as ``user_id`` may see them (others'
+    private receipts left out); None when there are none."""
+    content: dict[str, dict[str, dict[str, Any]]] = {}
+    for receipt in receipts:
+        if receipt.receipt_type == "m.read.private" and receipt.user_id != user_id:
+            continue
+        data: dict[str, Any] = {"ts": receipt.ts}
+        if receipt.thread_id:
+            data["thread_id"] = receipt.thread_id
+        content.setdefault(receipt.event_id, {}).setdefault(receipt.receipt_type, {})[
+            receipt.user_id
+        ] = data
+    return {"type": "m.receipt", "content": content} if content else None
 
 
 async def timeline_state(

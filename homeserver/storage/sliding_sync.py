@@ -1,0 +1,125 @@
+"""Simplified Sliding Sync (MSC4186): connection positions, and the per-room reads a room
+list needs for all of a user's rooms at once (the latest event, the latest bump event)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homeserver.storage.schema import events, sliding_sync_positions
+
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Who a connection belongs to: (user, device, conn_id)."""
+
+    user_id: str
+    device_id: str
+    conn_id: str
+
+    def where(self) -> list[ColumnElement[bool]]:
+        t = sliding_sync_positions.c
+        return [
+            t.user_id == self.user_id,
+            t.device_id == self.device_id,
+            t.conn_id == self.conn_id,
+        ]
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    position: int
+    state: str
+    last_used_ts: int
+
+
+async def get_position(
+    conn: AsyncConnection, connection: Connection, position: int
+) -> StoredPosition | None:
+    t = sliding_sync_positions.c
+    row = (
+        await conn.execute(
+            select(t.position, t.state, t.last_used_ts).where(
+                *connection.where(), t.position == position
+            )
+        )
+    ).first()
+    return StoredPosition(row.position, row.state, row.last_used_ts) if row else None
+
+
+async def add_position(
+    conn: AsyncConnection, connection: Connection, position: int, state: str, now_ms: int
+) -> None:
+    await conn.execute(
+        insert(sliding_sync_positions).values(
+            user_id=connection.user_id,
+            device_id=connection.device_id,
+            conn_id=connection.conn_id,
+            position=position,
+            state=state,
+            last_used_ts=now_ms,
+        )
+    )
+
+
+async def touch_position(
+    conn: AsyncConnection, connection: Connection, position: int, now_ms: int
+) -> None:
+    t = sliding_sync_positions.c
+    await conn.execute(
+        update(sliding_sync_positions)
+        .where(*connection.where(), t.position == position)
+        .values(last_used_ts=now_ms)
+    )
+
+
+async def delete_positions(
+    conn: AsyncConnection, connection: Connection, keep: int | None = None
+) -> None:
+    """Forget the connection's positions but ``keep`` (None: all of them)."""
+    t = sliding_sync_positions.c
+    query = delete(sliding_sync_positions).where(*connection.where())
+    if keep is not None:
+        query = query.where(t.position != keep)
+    await conn.execute(query)
+
+
+async def delete_unused(conn: AsyncConnection, before_ts: int) -> None:
+    """Forget the positions not used since ``before_ts``."""
+    t = sliding_sync_positions.c
+    await conn.execute(delete(sliding_sync_positions).where(t.last_used_ts < before_ts))
+
+
+async def latest_positions(
+    conn: AsyncConnection,
+    room_ids: Collection[str],
+    upto: int,
+    types: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """The stream position of each room's latest accepted event at or before ``upto``
+    (of those ``types`` when given); rooms without one are left out."""
+    e = events.c
+    ids = list(room_ids)
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), _BATCH):
+        conditions = [
+            e.room_id.in_(ids[start : start + _BATCH]),
+            e.stream_ordering <= upto,
+            e.outlier.is_(False),
+            e.rejected_reason.is_(None),
+            e.soft_failed.is_(False),
+        ]
+        if types is not None:
+            conditions.append(e.type.in_(list(types)))
+        rows = await conn.execute(
+            select(e.room_id, func.max(e.stream_ordering))
+            .where(and_(*conditions))
+            .group_by(e.room_id)
+        )
+        found.update({room_id: int(position) for room_id, position in rows})
+    return found

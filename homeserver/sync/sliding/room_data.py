@@ -1,0 +1,265 @@
+"""A room's entry in a sliding sync response, as Synapse's ``get_room_sync_data`` reads it:
+its timeline (the newest events up to ``timeline_limit``: all of history for a room the
+connection has not been sent, else what came after it was last sent), the state the
+client asked for (``required_state``: ``*``, ``$LAZY``, ``$ME``), name, avatar, heroes and
+member counts when they may have changed, and the stripped state of an invite.
+
+What a user sees of a room is decided by :mod:`homeserver.rooms.visibility`: nothing after
+their leave, kick or ban.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.accounts.requester import Requester
+from homeserver.rooms.cache import StateKey
+from homeserver.rooms.eventformat import stripped_event
+from homeserver.rooms.history import HistoryService, stream_token
+from homeserver.rooms.visibility import Reader
+from homeserver.storage import events as event_store
+from homeserver.storage import rooms as room_store
+from homeserver.storage.events import StoredEvent
+from homeserver.sync import other_rooms
+from homeserver.sync.joined import summary
+from homeserver.sync.sliding.request import LAZY, ME, WILDCARD, RoomConfig
+from homeserver.sync.sliding.room_list import RoomEntry
+
+#: Synapse's SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES: what counts as new activity.
+BUMP_EVENT_TYPES = (
+    "m.room.create",
+    "m.room.message",
+    "m.room.encrypted",
+    "m.sticker",
+    "m.call.invite",
+    "m.poll.start",
+    "m.beacon_info",
+)
+
+
+@dataclass(frozen=True)
+class RoomPass:
+    """How one room is read in a response: from where (None: from the start, an initial
+    entry), up to where, with which config, and whether the timeline limit grew."""
+
+    entry: RoomEntry
+    config: RoomConfig
+    from_bound: int | None
+    since: int | None
+    upto: int
+    expanded: bool
+    config_changed: bool
+    #: The room's latest bump event at ``upto`` (None: none, or not joined).
+    latest_bump: int | None
+
+
+class RoomData:
+    def __init__(self, history: HistoryService) -> None:
+        self.history = history
+        self.rooms = history.rooms
+        self.visibility = history.visibility
+        self.db = history.rooms.db
+
+    async def entry(self, requester: Requester, p: RoomPass) -> dict[str, Any] | None:
+        """The room's entry; None when nothing changed in it (an incremental pass)."""
+        entry = p.entry
+        initial = p.from_bound is None
+        result: dict[str, Any] = {}
+        if entry.kind in ("invite", "knock"):
+            if initial or entry.changed:
+                result["invite_state"] = await self._stripped(entry)
+            result["bump_stamp"] = entry.membership.stream_ordering
+            return _finish(result, initial, entry)
+        room = entry.room
+        if room is None:  # a rejected invite to a room on another server
+            if not (initial or entry.changed):
+                return None
+            result["timeline"] = []
+            result["limited"] = False
+            result["prev_batch"] = stream_token(entry.membership.stream_ordering)
+            result["num_live"] = 0
+            result["bump_stamp"] = entry.membership.stream_ordering
+            return _finish(result, initial, entry)
+        user_id = requester.user_id
+        horizon = entry.event if entry.kind in ("leave", "ban") else None
+        if entry.kind in ("leave", "ban") and horizon is None:
+            horizon = await self.rooms.get_event(entry.membership.event_id)
+        reader = Reader(user_id, room, entry.kind, horizon)
+        to_bound = reader.caps(p.upto)
+        assert to_bound is not None
+        timeline, limited = await self._timeline(user_id, p, to_bound)
+        if p.config.timeline_limit > 0:
+            result["timeline"] = await self.history.serialize(
+                timeline, (user_id, requester.device_id), include_room_id=False
+            )
+            result["limited"] = limited
+            result["prev_batch"] = stream_token(
+                timeline[0].stream_ordering - 1 if timeline else to_bound
+            )
+            result["num_live"] = _num_live(timeline, p.since)
+            if p.expanded:
+                result["unstable_expanded_timeline"] = True
+        state = await self.visibility.state_now(reader)
+        changed: set[StateKey] = set()
+        if not initial:
+            assert p.from_bound is not None
+            async with self.db.read() as conn:
+                changed = await room_store.state_changes_after(
+                    conn, room.room_id, p.from_bound, to_bound
+                )
+            if entry.changed:
+                changed.add(("m.room.member", user_id))
+        member_changed = any(k[0] == "m.room.member" for k in changed)
+        contents = await self._contents(state, [("m.room.name", ""), ("m.room.avatar", "")])
+        name = contents.get(("m.room.name", ""), {}).get("name")
+        if (initial or ("m.room.name", "") in changed) and isinstance(name, str) and name:
+            result["name"] = name
+        avatar = contents.get(("m.room.avatar", ""), {}).get("url")
+        if (initial or ("m.room.avatar", "") in changed) and isinstance(avatar, str) and avatar:
+            result["avatar"] = avatar
+        if not (isinstance(name, str) and name) and (initial or member_changed):
+            heroes = await self._heroes(reader, state) if entry.kind == "join" else []
+            if heroes:
+                result["heroes"] = heroes
+        if (initial or member_changed) and entry.kind == "join":
+            counts = summary(room, user_id)
+            result["joined_count"] = counts["m.joined_member_count"]
+            result["invited_count"] = counts["m.invited_member_count"]
+        keys = _required_keys(
+            p.config, user_id, state, timeline, initial or limited or p.config_changed, changed
+        )
+        if keys:
+            events = await self.visibility.state_events({k: state[k] for k in keys if k in state})
+            result["required_state"] = await self.history.serialize(
+                events, None, include_room_id=False
+            )
+        bump = max(
+            (e.stream_ordering for e in timeline if e.type in BUMP_EVENT_TYPES), default=None
+        )
+        if entry.kind != "join" or initial or limited or p.config_changed:
+            bump = p.latest_bump if entry.kind == "join" else None
+            if bump is None:
+                bump = entry.membership.stream_ordering
+        if bump is not None:
+            result["bump_stamp"] = max(bump, 0)
+        if not initial and not (
+            {"name", "avatar", "heroes", "joined_count", "required_state"} & result.keys()
+            or timeline
+        ):
+            return None
+        return _finish(result, initial, entry)
+
+    async def _timeline(
+        self, user_id: str, p: RoomPass, to_bound: int
+    ) -> tuple[list[StoredEvent], bool]:
+        limit = p.config.timeline_limit
+        if limit <= 0:
+            return [], False
+        after = None if p.expanded else p.from_bound
+        room = p.entry.room
+        assert room is not None
+        async with self.db.read() as conn:
+            recent = await event_store.room_events(
+                conn, room.room_id, after=after, upto=to_bound, limit=limit + 1, backwards=True
+            )
+        timeline = list(reversed(recent[:limit]))
+        return await self.visibility.events(user_id, room, timeline), len(recent) > limit
+
+    async def _stripped(self, entry: RoomEntry) -> list[dict[str, Any]]:
+        if entry.room is not None:
+            return await other_rooms.stripped_state(self.rooms, entry.room, entry.membership)
+        event = entry.event
+        if event is None:
+            return []
+        state = event.pdu.get("unsigned", {}).get("invite_room_state", [])
+        events = [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
+        return [*events, stripped_event(event)]
+
+    async def _contents(
+        self, state: Mapping[StateKey, str], keys: list[StateKey]
+    ) -> dict[StateKey, dict[str, Any]]:
+        found = await self.rooms.get_events(state[k] for k in keys if k in state)
+        result: dict[StateKey, dict[str, Any]] = {}
+        for k in keys:
+            event = found.get(state.get(k, ""))
+            content = event.pdu.get("content") if event else None
+            if isinstance(content, dict):
+                result[k] = content
+        return result
+
+    async def _heroes(self, reader: Reader, state: Mapping[StateKey, str]) -> list[dict[str, Any]]:
+        hero_ids = summary(reader.room, reader.user_id)["m.heroes"]
+        keys = [("m.room.member", u) for u in hero_ids]
+        contents = await self._contents(state, keys)
+        heroes = []
+        for user_id, key in zip(hero_ids, keys, strict=True):
+            hero: dict[str, Any] = {"user_id": user_id}
+            content = contents.get(key, {})
+            if isinstance(content.get("displayname"), str):
+                hero["displayname"] = content["displayname"]
+            if isinstance(content.get("avatar_url"), str):
+                hero["avatar_url"] = content["avatar_url"]
+            heroes.append(hero)
+        return heroes
+
+
+def _finish(result: dict[str, Any], initial: bool, entry: RoomEntry) -> dict[str, Any]:
+    if initial:
+        result["initial"] = True
+    if entry.is_dm:
+        result["is_dm"] = True
+    return result
+
+
+def _num_live(timeline: list[StoredEvent], since: int | None) -> int:
+    if since is None:
+        return 0
+    live = 0
+    for event in reversed(timeline):
+        if event.stream_ordering <= since:
+            break
+        live += 1
+    return live
+
+
+def _required_keys(
+    config: RoomConfig,
+    user_id: str,
+    state: Mapping[StateKey, str],
+    timeline: list[StoredEvent],
+    full: bool,
+    changed: set[StateKey],
+) -> list[StateKey]:
+    """The state keys to send: all that match the config when ``full`` (a room sent for the
+    first time, a limited timeline, a changed config), else the changed ones that match."""
+    pairs = config.required_state
+    if not pairs:
+        return []
+    candidates = list(state) if full else [k for k in changed if k in state]
+    if any(t == WILDCARD for t, _ in pairs):
+        return candidates  # a wildcard type: all state (as Synapse reads it)
+    lazy = ("m.room.member", LAZY) in pairs
+    wanted_members: set[str] = set()
+    if lazy:
+        for event in timeline:
+            wanted_members.add(event.sender)
+            if event.type == "m.room.member" and event.state_key is not None:
+                wanted_members.add(event.state_key)
+    by_type: dict[str, set[str]] = {}
+    for event_type, state_key in pairs:
+        by_type.setdefault(event_type, set()).add(user_id if state_key == ME else state_key)
+    keys = [
+        k
+        for k in candidates
+        if WILDCARD in by_type.get(k[0], ())
+        or k[1] in by_type.get(k[0], ())
+        or (lazy and k[0] == "m.room.member" and (k[1] in wanted_members or not full))
+    ]
+    if lazy and not full:
+        # New senders whose membership the client may not have yet.
+        keys += [
+            k for u in wanted_members if (k := ("m.room.member", u)) in state and k not in keys
+        ]
+    return keys

@@ -1,0 +1,197 @@
+"""Which of a user's rooms a sliding sync response covers: the rooms each list holds
+(filtered, ordered by their latest activity, cut to the requested ranges, as Synapse's
+``SYNC`` operations) and the rooms subscribed to.
+
+A room is in the lists when the user is joined, invited, knocking, banned, or was kicked;
+a room they left themselves only in the response right after their leave (Synapse's
+``filter_membership_for_sync``); forgotten rooms never.  A room's activity is its latest
+event the user may see: the latest event for a joined room, their membership otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeserver.rooms.cache import RoomCache
+from homeserver.rooms.ignored import NOBODY, IgnoredUsers, invited_by
+from homeserver.rooms.reader import RoomReader
+from homeserver.storage import rooms as room_store
+from homeserver.storage import sliding_sync as store
+from homeserver.storage import userdata as userdata_store
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.rooms import Membership
+from homeserver.sync.sliding.request import Filters, RoomConfig, SlidingSyncRequest
+
+
+@dataclass
+class RoomEntry:
+    """A room the user may be shown: their membership, the room (None: on another server,
+    an invite only), the event of their membership, and whether it is a DM."""
+
+    membership: Membership
+    room: RoomCache | None
+    event: StoredEvent | None
+    is_dm: bool
+    #: Membership changed after the connection's stream token (newly joined or left).
+    changed: bool
+
+    @property
+    def room_id(self) -> str:
+        return self.membership.room_id
+
+    @property
+    def kind(self) -> str:
+        return self.membership.membership
+
+
+@dataclass
+class InterestedRooms:
+    """The lists of a response, the rooms it may show with their merged configs, and the
+    rooms of each list (for the extensions' ``lists`` scoping)."""
+
+    lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rooms: dict[str, RoomConfig] = field(default_factory=dict)
+    entries: dict[str, RoomEntry] = field(default_factory=dict)
+    list_rooms: dict[str, list[str]] = field(default_factory=dict)
+    #: Every room in any list, in range or not.
+    all_rooms: set[str] = field(default_factory=set)
+
+
+class RoomLists:
+    def __init__(self, rooms: RoomReader, ignored: IgnoredUsers | None = None) -> None:
+        self.rooms = rooms
+        self.db = rooms.db
+        #: homeserver.rooms.ignored.IgnoredUsers (invites from ignored users are hidden).
+        self.ignored = ignored
+
+    async def compute(
+        self, user_id: str, request: SlidingSyncRequest, since: int | None, upto: int
+    ) -> InterestedRooms:
+        entries = await self._entries(user_id, since, upto)
+        result = InterestedRooms(entries=entries)
+        activity: dict[str, int] | None = None
+        for name, config in request.lists.items():
+            kept = [e for e in entries.values() if await self._keep(e, config.filters)]
+            result.all_rooms.update(e.room_id for e in kept)
+            ops: list[dict[str, Any]] = []
+            in_list: list[str] = []
+            if config.ranges:
+                if activity is None:
+                    activity = await self._activity(entries, upto)
+                ordered = sorted(kept, key=lambda e: activity.get(e.room_id, 0), reverse=True)
+                for start, end in config.ranges:
+                    ids = [e.room_id for e in ordered[start : end + 1]]
+                    ops.append({"op": "SYNC", "range": [start, end], "room_ids": ids})
+                    in_list += ids
+                    for room_id in ids:
+                        known = result.rooms.get(room_id)
+                        result.rooms[room_id] = known.combine(config.room) if known else config.room
+            result.lists[name] = {"count": len(kept), "ops": ops}
+            result.list_rooms[name] = in_list
+        for room_id, room_config in request.room_subscriptions.items():
+            if room_id not in entries:
+                continue  # not a room of the user's: nothing of it
+            known = result.rooms.get(room_id)
+            result.rooms[room_id] = known.combine(room_config) if known else room_config
+        return result
+
+    async def _entries(self, user_id: str, since: int | None, upto: int) -> dict[str, RoomEntry]:
+        async with self.db.read() as conn:
+            memberships = await room_store.memberships_of_user(conn, user_id)
+            direct = await userdata_store.get_account_data(conn, user_id, "", "m.direct")
+        dm_rooms = _dm_rooms(direct)
+        ignored = await self.ignored.of(user_id) if self.ignored is not None else NOBODY
+        kept = [m for m in memberships if not m.forgotten and m.stream_ordering <= upto]
+        events = await self.rooms.get_events(
+            m.event_id for m in kept if m.membership in ("leave", "invite", "knock")
+        )
+        entries: dict[str, RoomEntry] = {}
+        for m in kept:
+            event = events.get(m.event_id)
+            changed = since is not None and m.stream_ordering > since
+            # A leave of one's own is shown only right after it; kicks stay.
+            if (
+                m.membership == "leave"
+                and not changed
+                and (event is None or event.sender == user_id)
+            ):
+                continue
+            if m.membership == "invite" and invited_by(event, user_id, ignored):
+                continue
+            room = await self.rooms.room(m.room_id)
+            entries[m.room_id] = RoomEntry(m, room, event, m.room_id in dm_rooms, changed)
+        return entries
+
+    async def _activity(self, entries: dict[str, RoomEntry], upto: int) -> dict[str, int]:
+        joined = [e.room_id for e in entries.values() if e.kind == "join"]
+        async with self.db.read() as conn:
+            latest = await store.latest_positions(conn, joined, upto)
+        return {
+            e.room_id: latest.get(e.room_id, e.membership.stream_ordering)
+            if e.kind == "join"
+            else e.membership.stream_ordering
+            for e in entries.values()
+        }
+
+    async def _keep(self, entry: RoomEntry, filters: Filters | None) -> bool:
+        if filters is None:
+            return True
+        if filters.is_dm is not None and filters.is_dm != entry.is_dm:
+            return False
+        if filters.is_invite is not None and filters.is_invite != (entry.kind == "invite"):
+            return False
+        if filters.is_encrypted is not None:
+            encrypted = await self._has_state(entry, "m.room.encryption")
+            if encrypted != filters.is_encrypted:
+                return False
+        if filters.room_types is not None or filters.not_room_types is not None:
+            room_type = await self._room_type(entry)
+            if filters.not_room_types is not None and room_type in filters.not_room_types:
+                return False
+            if filters.room_types is not None and room_type not in filters.room_types:
+                return False
+        if filters.tags is not None or filters.not_tags is not None:
+            tags = await self._tags(entry)
+            if filters.not_tags and tags & set(filters.not_tags):
+                return False
+            if filters.tags and not tags & set(filters.tags):
+                return False
+        return True
+
+    async def _has_state(self, entry: RoomEntry, event_type: str) -> bool:
+        if entry.room is not None:
+            return (event_type, "") in entry.room.state
+        return any(e.get("type") == event_type for e in _invite_state(entry))
+
+    async def _room_type(self, entry: RoomEntry) -> str | None:
+        if entry.room is not None:
+            content = await self.rooms.state_content(entry.room, "m.room.create")
+        else:
+            found = [e for e in _invite_state(entry) if e.get("type") == "m.room.create"]
+            content = found[0].get("content", {}) if found else {}
+        value = content.get("type") if isinstance(content, dict) else None
+        return value if isinstance(value, str) else None
+
+    async def _tags(self, entry: RoomEntry) -> set[str]:
+        async with self.db.read() as conn:
+            content = await userdata_store.get_account_data(
+                conn, entry.membership.user_id, entry.room_id, "m.tag"
+            )
+        tags = (content or {}).get("tags")
+        return set(tags) if isinstance(tags, dict) else set()
+
+
+def _invite_state(entry: RoomEntry) -> list[dict[str, Any]]:
+    state = entry.event.pdu.get("unsigned", {}).get("invite_room_state") if entry.event else None
+    return [e for e in state if isinstance(e, dict)] if isinstance(state, list) else []
+
+
+def _dm_rooms(direct: Any) -> set[str]:
+    """Room IDs in the user's ``m.direct`` account data."""
+    found: set[str] = set()
+    if isinstance(direct, dict):
+        for rooms in direct.values():
+            if isinstance(rooms, list):
+                found.update(r for r in rooms if isinstance(r, str))
+    return found

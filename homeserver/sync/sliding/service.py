@@ -1,0 +1,214 @@
+"""Sliding sync: one response, from the connection's state as of ``pos``, long-polling
+until something for it arrives (Synapse's ``SlidingSyncHandler``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from homeserver.accounts.requester import Requester
+from homeserver.common.notifier import Notifier, wait_for
+from homeserver.rooms.history import HistoryService
+from homeserver.storage import push as push_store
+from homeserver.storage import sliding_sync as store
+from homeserver.sync import counts
+from homeserver.sync.params import SyncToken
+from homeserver.sync.sliding.connections import ConnectionState, ConnectionStore, Pos
+from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
+from homeserver.sync.sliding.request import SlidingSyncRequest
+from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
+from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
+from homeserver.sync.typing import TypingService
+
+MAX_TIMEOUT_MS = 300_000
+
+
+class SlidingSyncService:
+    def __init__(
+        self,
+        history: HistoryService,
+        typing: TypingService,
+        notifier: Notifier,
+        connections: ConnectionStore,
+        extensions: Extensions,
+    ) -> None:
+        self.history = history
+        self.rooms = history.rooms
+        self.db = history.rooms.db
+        self.typing = typing
+        self.notifier = notifier
+        self.connections = connections
+        self.extensions = extensions
+        self.room_lists = RoomLists(history.rooms, history.ignored)
+        self.room_data = RoomData(history)
+
+    async def sync(
+        self,
+        requester: Requester,
+        request: SlidingSyncRequest,
+        pos_text: str | None,
+        timeout_ms: int,
+    ) -> dict[str, Any]:
+        pos = Pos.parse(pos_text) if pos_text else None
+        if pos is not None and pos.token.position > self.db.stream.current:
+            # A token from the future (tampered with): back to now, as Synapse does.
+            pos = Pos(pos.position, SyncToken(self.db.stream.current, pos.token.typing))
+        if pos is not None and pos.token.typing > self.typing.serial:
+            # Typing is in memory: a token from before a restart sees every room's.
+            pos = Pos(pos.position, SyncToken(pos.token.position, 0))
+        previous = await self.connections.load(requester, request.conn_id, pos)
+        deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
+        while True:
+            with self.notifier.waiter(requester.user_id) as woken:
+                upto = SyncToken(self.db.stream.current, self.typing.serial)
+                response, state = await self._once(requester, request, pos, previous, upto)
+                remaining = deadline - time.monotonic()
+                if pos is None or _has_news(response) or remaining <= 0:
+                    break
+                if SyncToken(self.db.stream.current, self.typing.serial) == upto:
+                    await wait_for(woken, remaining)
+        if request.lists or request.room_subscriptions:
+            position = await self.connections.save(requester, request.conn_id, pos, previous, state)
+        else:
+            position = pos.position if pos else 0
+        return {"pos": str(Pos(position, upto)), **response}
+
+    async def _once(
+        self,
+        requester: Requester,
+        request: SlidingSyncRequest,
+        pos: Pos | None,
+        previous: ConnectionState,
+        upto: SyncToken,
+    ) -> tuple[dict[str, Any], ConnectionState]:
+        since = pos.token if pos else None
+        since_pos = since.position if since else None
+        interested = await self.room_lists.compute(
+            requester.user_id, request, since_pos, upto.position
+        )
+        passes = await self._passes(interested, previous, since_pos, upto.position)
+        entries = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
+        rooms = {p.entry.room_id: e for p, e in zip(passes, entries, strict=True) if e is not None}
+        await self._counts(requester.user_id, interested, rooms)
+        extensions = await self.extensions.response(
+            ExtensionPass(
+                requester,
+                request.extensions,
+                since,
+                upto,
+                interested,
+                {p.entry.room_id for p in passes if p.from_bound is None},
+                list(request.room_subscriptions),
+            )
+        )
+        state = self._new_state(previous, interested, passes, since_pos)
+        response: dict[str, Any] = {}
+        if interested.lists:
+            response["lists"] = interested.lists
+        response["rooms"] = rooms
+        response["extensions"] = {k: v for k, v in extensions.items() if v is not None}
+        return response, state
+
+    async def _passes(
+        self,
+        interested: InterestedRooms,
+        previous: ConnectionState,
+        since: int | None,
+        upto: int,
+    ) -> list[RoomPass]:
+        """How each room of the response is to be read; rooms already sent with nothing
+        new (by the change trackers) are left out."""
+        changes = self.db.changes
+        passes: list[tuple[Any, ...]] = []
+        for room_id, config in interested.rooms.items():
+            entry = interested.entries[room_id]
+            prev_config = previous.configs.get(room_id)
+            newly_joined = entry.kind == "join" and entry.changed
+            from_bound: int | None = None
+            if since is not None and not newly_joined and room_id in previous.rooms:
+                status = previous.rooms[room_id]
+                from_bound = since if status is None else status
+            expanded = bool(
+                from_bound is not None
+                and prev_config is not None
+                and prev_config.timeline_limit < config.timeline_limit
+            )
+            config_changed = bool(
+                from_bound is not None
+                and prev_config is not None
+                and prev_config.combine(config).required_state != prev_config.required_state
+            )
+            if (
+                from_bound is not None
+                and not (expanded or config_changed or entry.changed)
+                and not changes.room_events.changed_since(room_id, from_bound)
+                and not changes.room_state.changed_since(room_id, from_bound)
+            ):
+                continue
+            passes.append((entry, config, from_bound, expanded, config_changed))
+        joined = [p[0].room_id for p in passes if p[0].kind == "join"]
+        async with self.db.read() as conn:
+            bumps = await store.latest_positions(conn, joined, upto, BUMP_EVENT_TYPES)
+        return [
+            RoomPass(entry, config, from_bound, since, upto, expanded, changed,
+                     bumps.get(entry.room_id))
+            for entry, config, from_bound, expanded, changed in passes
+        ]  # fmt: skip
+
+    async def _counts(
+        self, user_id: str, interested: InterestedRooms, rooms: dict[str, dict[str, Any]]
+    ) -> None:
+        """Each room's notification and highlight counts (the push counts of /sync)."""
+        joined = [
+            room
+            for room_id in rooms
+            if interested.entries[room_id].kind == "join"
+            and (room := interested.entries[room_id].room) is not None
+        ]
+        unread = await counts.unread(self.db, self.rooms, joined, user_id)
+        for room_id, entry in rooms.items():
+            n, h = push_store.all_threads(unread.get(room_id, {}))
+            entry["notification_count"] = n
+            entry["highlight_count"] = h
+
+    def _new_state(
+        self,
+        previous: ConnectionState,
+        interested: InterestedRooms,
+        passes: list[RoomPass],
+        since: int | None,
+    ) -> ConnectionState:
+        state = previous.copy()
+        sent = {p.entry.room_id for p in passes}
+        if since is not None:
+            # Rooms live before but not sent now: sent up to ``since``, if anything came.
+            for room_id in interested.all_rooms - interested.rooms.keys():
+                if (
+                    room_id in state.rooms
+                    and state.rooms[room_id] is None
+                    and self.db.changes.room_events.changed_since(room_id, since)
+                ):
+                    state.rooms[room_id] = since
+        for p in passes:
+            state.rooms[p.entry.room_id] = None
+            if p.from_bound is None or p.expanded or p.config_changed:
+                state.configs[p.entry.room_id] = p.config
+        for room_id in interested.rooms.keys() - sent:
+            state.rooms.setdefault(room_id, None)
+        return state
+
+
+def _has_news(response: dict[str, Any]) -> bool:
+    """Whether a response is worth returning before the timeout (Synapse's: rooms or
+    extensions with something in them; lists alone are not news)."""
+    if response["rooms"]:
+        return True
+    ext = response["extensions"]
+    if ext.get("to_device", {}).get("events"):
+        return True
+    if any(ext.get("e2ee", {}).get("device_lists", {}).values()):
+        return True
+    if ext.get("account_data", {}).get("global") or ext.get("account_data", {}).get("rooms"):
+        return True
+    return bool(ext.get("receipts", {}).get("rooms") or ext.get("typing", {}).get("rooms"))

@@ -1,0 +1,86 @@
+"""Sliding sync connections: ``pos`` survives a restart of the node (its state is in the
+database), other positions are forgotten once one is used, unused ones expire."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import update
+
+from homeserver.node.app import close_services
+from homeserver.storage.schema import sliding_sync_positions
+from tests.homeserver.client import Client, User
+from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.sync.test_sliding_sync import body, ok, ss
+from tests.homeserver.sync.test_sync_changes import restart
+
+
+async def test_pos_survives_a_restart(tmp_path: Path, db_url: str) -> None:
+    node, runner = await start_node(tmp_path / "node", db_url)
+    try:
+        async with node.client() as client:
+            alice = await client.register("alice")
+            rooms = [await alice.create_room(name=f"r{i}") for i in range(3)]
+            first = await ok(alice, body(conn_id="room-list"))
+            assert set(first["rooms"]) == set(rooms)
+            await alice.send(rooms[0], "before the restart")
+    finally:
+        await runner.cleanup()
+        await close_services(node.services)
+    again, runner = await restart(node, db_url)
+    try:
+        async with Client(node.base_url) as client:
+            alice = User(client, alice.user_id, alice.token, alice.device_id)
+            after = await ok(alice, body(conn_id="room-list"), first["pos"])
+            assert list(after["rooms"]) == [rooms[0]]
+            entry = after["rooms"][rooms[0]]
+            assert "initial" not in entry
+            assert [e["content"]["body"] for e in entry["timeline"]] == ["before the restart"]
+            await alice.send(rooms[1], "after the restart")
+            later = await ok(alice, body(conn_id="room-list"), after["pos"])
+            assert list(later["rooms"]) == [rooms[1]]
+            # Another conn_id of the same device does not know the position.
+            other = await ss(alice, body(conn_id="encryption"), first["pos"])
+            assert other.status == 400 and other.body["errcode"] == "M_UNKNOWN_POS"
+    finally:
+        await runner.cleanup()
+        await close_services(again.services)
+
+
+async def test_other_positions_are_forgotten_once_one_is_used(client: Client) -> None:
+    alice = await client.register("alice")
+    rooms = [await alice.create_room() for _ in range(3)]
+    first = await ok(alice, body(ranges=[[0, 0]]))
+    # Widening the range sends new rooms: a new position.
+    second = await ok(alice, body(ranges=[[0, 2]]), first["pos"])
+    assert second["pos"].split("/")[0] != first["pos"].split("/")[0]
+    assert len(second["rooms"]) == 2
+    # Retrying from the first position works (the response may have been lost)...
+    retry = await ok(alice, body(ranges=[[0, 2]]), first["pos"])
+    assert len(retry["rooms"]) == 2
+    # ...but once the client uses the newest, the others are gone.
+    await ok(alice, body(ranges=[[0, 2]]), retry["pos"])
+    gone = await ss(alice, body(ranges=[[0, 2]]), first["pos"])
+    assert gone.status == 400 and gone.body["errcode"] == "M_UNKNOWN_POS"
+    assert rooms
+
+
+async def test_unused_positions_expire(client: Client, node: Node) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    first = await ok(alice, body())
+    async with node.services.db.write() as conn:
+        await conn.execute(update(sliding_sync_positions).values(last_used_ts=0))
+    expired = await ss(alice, body(), first["pos"])
+    assert expired.status == 400 and expired.body["errcode"] == "M_UNKNOWN_POS"
+    # Starting over works.
+    assert (await ok(alice, body()))["rooms"]
+
+
+async def test_a_new_connection_forgets_the_old_one(client: Client) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    first = await ok(alice, body(conn_id="c"))
+    await ok(alice, body(conn_id="c"))
+    refused = await ss(alice, body(conn_id="c"), first["pos"])
+    assert refused.status == 400 and refused.body["errcode"] == "M_UNKNOWN_POS"

@@ -123,7 +123,11 @@ class Story:
     async def record(self, step: str, answer: JsonDict) -> None:
         """Keep the normalised answer, and alice's unread counts from /sync v2 just after."""
         self.answers[step] = norm.response(self.names, answer)
-        v2 = await self.clients["alice"].sync(None, filter_json=V2_COUNTS_FILTER)
+        # Synapse answers a repeated /sync with the same parameters from a cache (for 2
+        # minutes by default: stale counts), so every probe's filter is a new one.
+        probe = copy.deepcopy(V2_COUNTS_FILTER)
+        probe["room"]["timeline"]["not_types"] = [f"org.example.nonce.{uuid.uuid4().hex}"]
+        v2 = await self.clients["alice"].sync(None, filter_json=probe)
         self.answers[step + V2_COUNTS] = {
             self.names.room(room_id): room.get("unread_notifications")
             for room_id, room in sorted(v2.get("rooms", {}).get("join", {}).items())

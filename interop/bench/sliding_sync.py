@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -130,7 +131,10 @@ class Subject:
         self.options = options
         ca = harness.certs.ca
         self.alice = Client(node.base_url, ca, name="alice", request_timeout=300)
-        self.bob = Client(node.base_url, ca, name="bob", request_timeout=300)
+        self.makers = [
+            Client(node.base_url, ca, name=f"maker{i}", request_timeout=300)
+            for i in range(min(options.concurrency, options.rooms))
+        ]
         self.rooms: list[str] = []
         self.result = KindResult(node.kind)
         self.pos: str | None = None
@@ -138,26 +142,32 @@ class Subject:
         self._sent = 0
 
     async def close(self) -> None:
-        await self.alice.close()
-        await self.bob.close()
+        for client in (self.alice, *self.makers):
+            await client.close()
 
     async def populate(self) -> None:
+        """``--concurrency`` makers create the rooms, each its share one after the other,
+        inviting alice, who joins; the maker says something in each.  (Distinct creators:
+        one user's concurrent createRoom calls in the same millisecond can hash to one
+        room ID in room version 12.)"""
         started = time.perf_counter()
         tag = secrets.token_hex(3)
         await self.alice.register(f"bench-alice-{tag}")
-        await self.bob.register(f"bench-bob-{tag}")
-        gate = asyncio.Semaphore(self.options.concurrency)
+        makers = self.makers
+        await asyncio.gather(*(m.register(f"bench-maker{i}-{tag}") for i, m in enumerate(makers)))
+        rooms: dict[int, str] = {}
 
-        async def one(i: int) -> str:
-            async with gate:
-                room_id = await self.alice.create_room(
-                    name=f"bench room {i}", preset="private_chat", invite=[self.bob.user_id]
+        async def share(index: int, maker: Client) -> None:
+            for i in range(index, self.options.rooms, len(makers)):
+                room_id = await maker.create_room(
+                    name=f"bench room {i}", preset="private_chat", invite=[self.alice.user_id]
                 )
-                await self.bob.join(room_id)
-                await self.bob.send_text(room_id, f"hello from bob in room {i}")
-                return room_id
+                await self.alice.join(room_id)
+                await maker.send_text(room_id, f"hello from {maker.name} in room {i}")
+                rooms[i] = room_id
 
-        self.rooms = list(await asyncio.gather(*(one(i) for i in range(self.options.rooms))))
+        await asyncio.gather(*(share(i, m) for i, m in enumerate(makers)))
+        self.rooms = [rooms[i] for i in range(self.options.rooms)]
         self.result.setup_seconds = time.perf_counter() - started
 
     async def first_room_list(self) -> float:
@@ -175,11 +185,13 @@ class Subject:
         answer = await self.alice.sliding_sync(room_list_body("bench-incremental"), timeout_ms=0)
         self.pos = str(answer["pos"])
 
-    async def incremental(self, room_id: str) -> float:
-        """bob talks in ``room_id``; the time until alice's ``pos`` request returns it."""
+    async def incremental(self, index: int) -> float:
+        """The maker of room ``index`` talks there; the time until alice's ``pos`` request
+        returns it."""
         self._sent += 1
         marker = f"incremental {self._sent} {secrets.token_hex(3)}"
-        await self.bob.send_text(room_id, marker)
+        room_id = self.rooms[index]
+        await self.makers[index % len(self.makers)].send_text(room_id, marker)
         body = room_list_body("bench-incremental")
         start = time.perf_counter()
         while True:
@@ -193,18 +205,36 @@ class Subject:
 
 
 async def _measure(subjects: list[Subject], options: SlidingBenchOptions) -> None:
-    await asyncio.gather(*(s.populate() for s in subjects))
+    """Populate every node at once, then interleave the samples; a node that fails is
+    marked (its error kept) and left out of the rest."""
+
+    async def guarded(subject: Subject, step: Callable[[], Awaitable[object]]) -> None:
+        if subject.result.error:
+            return
+        try:
+            await step()
+        except (MatrixError, BenchError, aiohttp.ClientError, TimeoutError) as e:
+            subject.result.error = f"{type(e).__name__}: {e}"
+
+    await asyncio.gather(*(guarded(s, s.populate) for s in subjects))
     for s in subjects:
-        await s.first_room_list()  # warm-up, not counted
-        await s.open_incremental()
+        await guarded(s, s.first_room_list)  # warm-up, not counted
+        await guarded(s, s.open_incremental)
+
+    async def first(s: Subject) -> None:
+        s.result.first.append(await s.first_room_list())
+
+    async def incremental(s: Subject, pick: int) -> None:
+        s.result.incremental.append(await s.incremental(pick))
+
     rnd = random.Random(options.seed)
     for _ in range(options.samples):
         for s in subjects:
-            s.result.first.append(await s.first_room_list())
+            await guarded(s, functools.partial(first, s))
     for _ in range(options.samples):
         pick = rnd.randrange(options.rooms)
         for s in subjects:
-            s.result.incremental.append(await s.incremental(s.rooms[pick]))
+            await guarded(s, functools.partial(incremental, s, pick))
 
 
 def _ms(seconds: float) -> str:
@@ -260,6 +290,13 @@ def run(options: SlidingBenchOptions, echo: Callable[[str], None] = print) -> li
                     await s.close()
 
         asyncio.run(main())
+        for s in subjects:
+            if s.result.error:
+                harness.keep = True
+                echo(f"{s.node.kind}: FAILED: {s.result.error}")
+                echo(s.node.log_tail(20))
+        if harness.keep:
+            echo(f"data directories and logs kept in {harness.root}")
     except (HarnessError, MatrixError, BenchError, aiohttp.ClientError, TimeoutError) as e:
         message = f"{type(e).__name__}: {e}"
         for s in subjects:

@@ -18,7 +18,8 @@ is the reference (Element X speaks what Synapse serves).  The story:
    talk: the incremental request with ``pos`` answers just those rooms;
 4. a long-poll (``timeout``) is woken by a message of carol's;
 5. positions that are not the connection's: a superseded one, one of another connection,
-   another user's, and a malformed one; then the current one still works.
+   another user's, and a malformed one; then the current one still works;
+6. the node restarts, carol talks, and the position from before the restart goes on.
 
 Synapse needs no setting for this: it serves the endpoint by default
 (``experimental_features.msc3575_enabled`` defaults to true in the pinned release).
@@ -228,6 +229,13 @@ async def converse(story: Story) -> None:
     again = await alice.sliding_sync(body, pos=third["pos"], timeout_ms=0)
     await story.record("5 current pos after the errors", again)
 
+    # The node restarts (SIGTERM, same data); the connection goes on where it was.
+    await asyncio.to_thread(story.harness.stop, story.node)
+    await asyncio.to_thread(story.harness.start, story.node)
+    await carol.send_text(story.rooms["group"], "carol after the restart")
+    restarted = await alice.sliding_sync(body, pos=again["pos"], timeout_ms=0)
+    await story.record("6 pos kept over a restart", restarted)
+
 
 async def play(harness: Harness, node: Node) -> dict[str, Any]:
     story = Story(node, harness)
@@ -302,3 +310,6 @@ def _reference_holds(answers: dict[str, Any]) -> None:
     for step in ("4 superseded pos", "4 pos of another connection", "4 another user's pos"):
         assert answers[step] == {"status": 400, "errcode": "M_UNKNOWN_POS"}, answers[step]
     assert answers["5 current pos after the errors"]["rooms"] == {}, answers
+    sixth = answers["6 pos kept over a restart"]
+    bodies = [e.get("content", {}).get("body") for e in sixth["rooms"]["group"]["timeline"]]
+    assert bodies == ["carol after the restart"], sixth["rooms"]

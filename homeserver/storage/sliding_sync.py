@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homeserver.storage.schema import events, sliding_sync_positions
+from homeserver.storage.schema import events, receipts, sliding_sync_positions
+from homeserver.storage.userdata import Receipt
 
 _BATCH = 500
 
@@ -122,4 +123,16 @@ async def latest_positions(
             .group_by(e.room_id)
         )
         found.update({room_id: int(position) for room_id, position in rows})
+    return found
+
+
+async def receipts_on_events(conn: AsyncConnection, event_ids: Sequence[str]) -> list[Receipt]:
+    """The receipts (any user, any type) that point at those events."""
+    ids = list(event_ids)
+    found: list[Receipt] = []
+    for start in range(0, len(ids), _BATCH):
+        rows = await conn.execute(
+            select(receipts).where(receipts.c.event_id.in_(ids[start : start + _BATCH]))
+        )
+        found += [Receipt(**r._mapping) for r in rows]
     return found

@@ -57,6 +57,11 @@ async def stripped_state(
     events = [stripped_event(found[i]) for i in ids if i in found]
     own = found.get(membership.event_id)
     if own is not None:
+        # The inviter's membership too (as Synapse), for their name and avatar.
+        sender = room.state.get(("m.room.member", own.sender))
+        inviter = await rooms.get_event(sender) if sender and own.sender != own.state_key else None
+        if inviter is not None:
+            events.append(stripped_event(inviter))
         events.append(stripped_event(own))
     return events
 

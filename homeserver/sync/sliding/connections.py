@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from homeserver.accounts.service import Requester
@@ -54,22 +56,45 @@ class Pos:
         return cls(int(head), SyncToken.parse(tail))
 
 
+#: A room's status on a connection: absent (never sent), None (live: sent up to the
+#: position's stream token), or the stream position it was sent up to (previously).
+RoomStatuses = dict[str, int | None]
+
+
+def record_sent(statuses: RoomStatuses, room_ids: Iterable[str]) -> None:
+    for room_id in room_ids:
+        statuses[room_id] = None
+
+
+def record_unsent(statuses: RoomStatuses, room_ids: Iterable[str], since: int) -> None:
+    """Rooms live until ``since`` that were not sent though something came after it."""
+    for room_id in room_ids:
+        if room_id in statuses and statuses[room_id] is None:
+            statuses[room_id] = since
+
+
 @dataclass
 class ConnectionState:
-    """What a connection was sent: room ID -> None (live) or the stream position it was
-    sent up to (previously); and the config each room was last sent with."""
+    """What a connection was sent: the rooms (and the config each was last sent with),
+    and, apart, each room's account data and receipts (Synapse tracks those apart too)."""
 
-    rooms: dict[str, int | None] = field(default_factory=dict)
+    rooms: RoomStatuses = field(default_factory=dict)
     configs: dict[str, RoomConfig] = field(default_factory=dict)
+    account_data: RoomStatuses = field(default_factory=dict)
+    receipts: RoomStatuses = field(default_factory=dict)
 
     def copy(self) -> ConnectionState:
-        return ConnectionState(dict(self.rooms), dict(self.configs))
+        return ConnectionState(
+            dict(self.rooms), dict(self.configs), dict(self.account_data), dict(self.receipts)
+        )
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "rooms": self.rooms,
                 "configs": {r: c.to_json() for r, c in self.configs.items()},
+                "account_data": self.account_data,
+                "receipts": self.receipts,
             },
             sort_keys=True,
         )
@@ -77,44 +102,78 @@ class ConnectionState:
     @classmethod
     def from_json(cls, text: str) -> ConnectionState:
         data = json.loads(text)
+
+        def statuses(key: str) -> RoomStatuses:
+            found = data.get(key) or {}
+            return {str(r): (None if s is None else int(s)) for r, s in found.items()}
+
         return cls(
-            {str(r): (None if s is None else int(s)) for r, s in data["rooms"].items()},
+            statuses("rooms"),
             {str(r): RoomConfig.from_json(c) for r, c in data["configs"].items()},
+            statuses("account_data"),
+            statuses("receipts"),
         )
 
 
+@dataclass
+class _Current:
+    """A connection's position as the database has it (cached to spare reads), and
+    whether it is its only one (others are deleted when it is first used)."""
+
+    position: int
+    state: ConnectionState
+    last_used_ts: int
+    alone: bool
+
+
 class ConnectionStore:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, cache_size: int = 10_000) -> None:
         self.db = db
         self.clock = clock
         #: When positions unused for EXPIRY_MS are next deleted.
         self._next_cleanup = 0
+        #: Each connection's latest position (least recently used first).
+        self._current: OrderedDict[store.Connection, _Current] = OrderedDict()
+        self._cache_size = cache_size
 
     async def load(self, requester: Requester, conn_id: str, pos: Pos | None) -> ConnectionState:
         """The state of the connection as of ``pos`` (a fresh one without it: the
         connection starts over); 400 ``M_UNKNOWN_POS`` when it does not know ``pos``."""
         connection = _connection(requester, conn_id)
         if pos is None:
+            self._current.pop(connection, None)
             async with self.db.write() as conn:
                 await store.delete_positions(conn, connection)
             return ConnectionState()
         if pos.position == 0:
             return ConnectionState()  # a connection with no lists nor subscriptions
-        async with self.db.read() as conn:
-            found = await store.get_position(conn, connection, pos.position)
         now = self.clock.now_ms()
         if now >= self._next_cleanup:
             self._next_cleanup = now + _TOUCH_MS
             async with self.db.write() as conn:
                 await store.delete_unused(conn, now - EXPIRY_MS)
-        if found is None or now - found.last_used_ts > EXPIRY_MS:
+        current = self._current.get(connection)
+        if current is None or current.position != pos.position or not current.alone:
+            async with self.db.read() as conn:
+                found = await store.get_position(conn, connection, pos.position)
+            if found is None:
+                raise unknown_pos()
+            current = _Current(
+                pos.position, ConnectionState.from_json(found.state), found.last_used_ts, False
+            )
+        if now - current.last_used_ts > EXPIRY_MS:
+            self._current.pop(connection, None)
             raise unknown_pos()
-        async with self.db.write() as conn:
-            # The client has this position: the others will not come back.
-            await store.delete_positions(conn, connection, keep=pos.position)
-            if now - found.last_used_ts > _TOUCH_MS:
-                await store.touch_position(conn, connection, pos.position, now)
-        return ConnectionState.from_json(found.state)
+        if not current.alone or now - current.last_used_ts > _TOUCH_MS:
+            async with self.db.write() as conn:
+                # The client has this position: the others will not come back.
+                await store.delete_positions(conn, connection, keep=pos.position)
+                if now - current.last_used_ts > _TOUCH_MS:
+                    await store.touch_position(conn, connection, pos.position, now)
+                    current.last_used_ts = now
+            current.alone = True
+        self._remember(connection, current)
+        return current.state.copy()
 
     async def save(
         self,
@@ -129,11 +188,18 @@ class ConnectionStore:
             return previous.position
         # Random: a position of a connection started over never matches an old ``pos``.
         position = secrets.randbelow(_POSITIONS) + 1
+        connection = _connection(requester, conn_id)
+        now = self.clock.now_ms()
         async with self.db.write() as conn:
-            await store.add_position(
-                conn, _connection(requester, conn_id), position, new.to_json(), self.clock.now_ms()
-            )
+            await store.add_position(conn, connection, position, new.to_json(), now)
+        self._remember(connection, _Current(position, new.copy(), now, alone=False))
         return position
+
+    def _remember(self, connection: store.Connection, current: _Current) -> None:
+        self._current[connection] = current
+        self._current.move_to_end(connection)
+        while len(self._current) > self._cache_size:
+            self._current.popitem(last=False)
 
 
 def _connection(requester: Requester, conn_id: str) -> store.Connection:

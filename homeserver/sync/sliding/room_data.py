@@ -39,6 +39,9 @@ BUMP_EVENT_TYPES = (
 )
 
 
+_HERO_RANK = {"join": 1, "invite": 2, "leave": 3}
+
+
 @dataclass(frozen=True)
 class RoomPass:
     """How one room is read in a response: from where (None: from the start, an initial
@@ -68,8 +71,18 @@ class RoomData:
         initial = p.from_bound is None
         result: dict[str, Any] = {}
         if entry.kind in ("invite", "knock"):
-            if initial or entry.changed:
-                result["invite_state"] = await self._stripped(entry)
+            # As Synapse: the stripped state each time, with the name and avatar.
+            result["invite_state"] = await self._stripped(entry)
+            if entry.room is not None and initial:
+                contents = await self._contents(
+                    entry.room.state, [("m.room.name", ""), ("m.room.avatar", "")]
+                )
+                name = contents.get(("m.room.name", ""), {}).get("name")
+                avatar = contents.get(("m.room.avatar", ""), {}).get("url")
+                if isinstance(name, str) and name:
+                    result["name"] = name
+                if isinstance(avatar, str) and avatar:
+                    result["avatar"] = avatar
             result["bump_stamp"] = entry.membership.stream_ordering
             return _finish(result, initial, entry)
         room = entry.room
@@ -190,7 +203,15 @@ class RoomData:
         return result
 
     async def _heroes(self, reader: Reader, state: Mapping[StateKey, str]) -> list[dict[str, Any]]:
-        hero_ids = summary(reader.room, reader.user_id)["m.heroes"]
+        """Up to 5 members other than the reader, as Synapse picks them: joined, then
+        invited, each in the order they got there; else those who left or were banned."""
+        async with self.db.read() as conn:
+            members = await room_store.members_of_room(conn, reader.room.room_id)
+        members.sort(key=lambda m: (_HERO_RANK.get(m.membership, 4), m.stream_ordering))
+        others = [m for m in members if m.user_id != reader.user_id]
+        present = [m.user_id for m in others if m.membership in ("join", "invite")]
+        gone = [m.user_id for m in others if m.membership in ("leave", "ban")]
+        hero_ids = (present or gone)[:5]
         keys = [("m.room.member", u) for u in hero_ids]
         contents = await self._contents(state, keys)
         heroes = []

@@ -4,12 +4,14 @@
 
 A room is in the lists when the user is joined, invited, knocking, banned, or was kicked;
 a room they left themselves only in the response right after their leave (Synapse's
-``filter_membership_for_sync``); forgotten rooms never.  A room's activity is its latest
+``filter_membership_for_sync``), though it may be subscribed to; forgotten rooms never, nor
+rooms the user has no membership in.  A room's activity is its latest
 event the user may see: the latest event for a joined room, their membership otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ from homeserver.rooms.reader import RoomReader
 from homeserver.storage import rooms as room_store
 from homeserver.storage import sliding_sync as store
 from homeserver.storage import userdata as userdata_store
+from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.rooms import Membership
 from homeserver.sync.sliding.request import Filters, RoomConfig, SlidingSyncRequest
@@ -35,6 +38,8 @@ class RoomEntry:
     is_dm: bool
     #: Membership changed after the connection's stream token (newly joined or left).
     changed: bool
+    #: Whether the room goes in lists (a room left long ago is only subscribed to).
+    listed: bool = True
 
     @property
     def room_id(self) -> str:
@@ -58,12 +63,45 @@ class InterestedRooms:
     all_rooms: set[str] = field(default_factory=set)
 
 
+class LatestPositions:
+    """Each room's latest event position (of some types, or any), read once and then
+    again only after the change tracker saw a new event in the room."""
+
+    def __init__(self, db: Database, types: Sequence[str] | None = None) -> None:
+        self.db = db
+        self.types = types
+        #: room ID -> (position or None for none, the stream position it was read at)
+        self._known: dict[str, tuple[int | None, int]] = {}
+
+    async def of(self, room_ids: Collection[str], upto: int) -> dict[str, int]:
+        changes = self.db.changes.room_events
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for room_id in room_ids:
+            known = self._known.get(room_id)
+            if known is None or known[1] > upto or changes.changed_since(room_id, known[1]):
+                missing.append(room_id)
+            elif known[0] is not None:
+                found[room_id] = known[0]
+        if missing:
+            async with self.db.read() as conn:
+                read = await store.latest_positions(conn, missing, upto, self.types)
+            for room_id in missing:
+                self._known[room_id] = (read.get(room_id), upto)
+            found.update(read)
+        return found
+
+
 class RoomLists:
     def __init__(self, rooms: RoomReader, ignored: IgnoredUsers | None = None) -> None:
         self.rooms = rooms
         self.db = rooms.db
         #: homeserver.rooms.ignored.IgnoredUsers (invites from ignored users are hidden).
         self.ignored = ignored
+        self.latest = LatestPositions(rooms.db)
+        #: user ID -> (stream position read at, memberships, m.direct room IDs); valid
+        #: while the change trackers have nothing newer for the user.
+        self._users: dict[str, tuple[int, list[Membership], set[str]]] = {}
 
     async def compute(
         self, user_id: str, request: SlidingSyncRequest, since: int | None, upto: int
@@ -72,7 +110,7 @@ class RoomLists:
         result = InterestedRooms(entries=entries)
         activity: dict[str, int] | None = None
         for name, config in request.lists.items():
-            kept = [e for e in entries.values() if await self._keep(e, config.filters)]
+            kept = [e for e in entries.values() if e.listed and await self._keep(e, config.filters)]
             result.all_rooms.update(e.room_id for e in kept)
             ops: list[dict[str, Any]] = []
             in_list: list[str] = []
@@ -92,15 +130,13 @@ class RoomLists:
         for room_id, room_config in request.room_subscriptions.items():
             if room_id not in entries:
                 continue  # not a room of the user's: nothing of it
+            result.all_rooms.add(room_id)
             known = result.rooms.get(room_id)
             result.rooms[room_id] = known.combine(room_config) if known else room_config
         return result
 
     async def _entries(self, user_id: str, since: int | None, upto: int) -> dict[str, RoomEntry]:
-        async with self.db.read() as conn:
-            memberships = await room_store.memberships_of_user(conn, user_id)
-            direct = await userdata_store.get_account_data(conn, user_id, "", "m.direct")
-        dm_rooms = _dm_rooms(direct)
+        memberships, dm_rooms = await self._memberships(user_id, upto)
         ignored = await self.ignored.of(user_id) if self.ignored is not None else NOBODY
         kept = [m for m in memberships if not m.forgotten and m.stream_ordering <= upto]
         events = await self.rooms.get_events(
@@ -110,23 +146,37 @@ class RoomLists:
         for m in kept:
             event = events.get(m.event_id)
             changed = since is not None and m.stream_ordering > since
-            # A leave of one's own is shown only right after it; kicks stay.
-            if (
-                m.membership == "leave"
-                and not changed
-                and (event is None or event.sender == user_id)
-            ):
-                continue
             if m.membership == "invite" and invited_by(event, user_id, ignored):
                 continue
+            # A leave of one's own is in the lists only right after it (kicks stay); the
+            # room may still be subscribed to, up to the leave.
+            own_leave = m.membership == "leave" and (event is None or event.sender == user_id)
             room = await self.rooms.room(m.room_id)
-            entries[m.room_id] = RoomEntry(m, room, event, m.room_id in dm_rooms, changed)
+            entries[m.room_id] = RoomEntry(
+                m, room, event, m.room_id in dm_rooms, changed, listed=changed or not own_leave
+            )
         return entries
+
+    async def _memberships(self, user_id: str, upto: int) -> tuple[list[Membership], set[str]]:
+        changes = self.db.changes
+        known = self._users.get(user_id)
+        if (
+            known is not None
+            and known[0] <= upto
+            and not changes.memberships.changed_since(user_id, known[0])
+            and not changes.account_data.changed_since(user_id, known[0])
+        ):
+            return known[1], known[2]
+        async with self.db.read() as conn:
+            memberships = await room_store.memberships_of_user(conn, user_id)
+            direct = await userdata_store.get_account_data(conn, user_id, "", "m.direct")
+        found = (upto, memberships, _dm_rooms(direct))
+        self._users[user_id] = found
+        return found[1], found[2]
 
     async def _activity(self, entries: dict[str, RoomEntry], upto: int) -> dict[str, int]:
         joined = [e.room_id for e in entries.values() if e.kind == "join"]
-        async with self.db.read() as conn:
-            latest = await store.latest_positions(conn, joined, upto)
+        latest = await self.latest.of(joined, upto)
         return {
             e.room_id: latest.get(e.room_id, e.membership.stream_ordering)
             if e.kind == "join"

@@ -11,14 +11,18 @@ from homeserver.accounts.requester import Requester
 from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.history import HistoryService
 from homeserver.storage import push as push_store
-from homeserver.storage import sliding_sync as store
 from homeserver.sync import counts
 from homeserver.sync.params import SyncToken
-from homeserver.sync.sliding.connections import ConnectionState, ConnectionStore, Pos
+from homeserver.sync.sliding.connections import (
+    ConnectionState,
+    ConnectionStore,
+    Pos,
+    record_unsent,
+)
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
-from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
+from homeserver.sync.sliding.room_list import InterestedRooms, LatestPositions, RoomLists
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -41,6 +45,7 @@ class SlidingSyncService:
         self.connections = connections
         self.extensions = extensions
         self.room_lists = RoomLists(history.rooms, history.ignored)
+        self.bumps = LatestPositions(self.db, BUMP_EVENT_TYPES)
         self.room_data = RoomData(history)
 
     async def sync(
@@ -91,6 +96,7 @@ class SlidingSyncService:
         entries = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = {p.entry.room_id: e for p, e in zip(passes, entries, strict=True) if e is not None}
         await self._counts(requester.user_id, interested, rooms)
+        state = self._new_state(previous, interested, passes, since_pos)
         extensions = await self.extensions.response(
             ExtensionPass(
                 requester,
@@ -98,11 +104,17 @@ class SlidingSyncService:
                 since,
                 upto,
                 interested,
-                {p.entry.room_id for p in passes if p.from_bound is None},
-                list(request.room_subscriptions),
+                {
+                    p.entry.room_id: [
+                        e["event_id"] for e in rooms.get(p.entry.room_id, {}).get("timeline", [])
+                    ]
+                    for p in passes
+                    if p.from_bound is None or p.expanded
+                },
+                previous,
+                state,
             )
         )
-        state = self._new_state(previous, interested, passes, since_pos)
         response: dict[str, Any] = {}
         if interested.lists:
             response["lists"] = interested.lists
@@ -148,8 +160,7 @@ class SlidingSyncService:
                 continue
             passes.append((entry, config, from_bound, expanded, config_changed))
         joined = [p[0].room_id for p in passes if p[0].kind == "join"]
-        async with self.db.read() as conn:
-            bumps = await store.latest_positions(conn, joined, upto, BUMP_EVENT_TYPES)
+        bumps = await self.bumps.of(joined, upto)
         return [
             RoomPass(entry, config, from_bound, since, upto, expanded, changed,
                      bumps.get(entry.room_id))
@@ -183,13 +194,15 @@ class SlidingSyncService:
         sent = {p.entry.room_id for p in passes}
         if since is not None:
             # Rooms live before but not sent now: sent up to ``since``, if anything came.
-            for room_id in interested.all_rooms - interested.rooms.keys():
-                if (
-                    room_id in state.rooms
-                    and state.rooms[room_id] is None
-                    and self.db.changes.room_events.changed_since(room_id, since)
-                ):
-                    state.rooms[room_id] = since
+            record_unsent(
+                state.rooms,
+                (
+                    room_id
+                    for room_id in interested.all_rooms - interested.rooms.keys()
+                    if self.db.changes.room_events.changed_since(room_id, since)
+                ),
+                since,
+            )
         for p in passes:
             state.rooms[p.entry.room_id] = None
             if p.from_bound is None or p.expanded or p.config_changed:

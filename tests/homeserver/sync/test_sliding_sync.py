@@ -197,3 +197,24 @@ async def test_long_poll_wakes_on_a_new_message(client: Client, node: Node) -> N
     await alice.send(room, "wake up")
     woken = await asyncio.wait_for(waiting, 10)
     assert [e["content"]["body"] for e in woken["rooms"][room]["timeline"]] == ["wake up"]
+
+
+async def test_a_room_left_long_ago_is_subscribed_to_up_to_the_leave(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room = await alice.create_room(preset="public_chat")
+    await bob.join(room)
+    await alice.send(room, "while bob was in")
+    await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/leave", {})
+    await alice.send(room, "after bob left")
+    # Not in the lists (his own leave, long ago), but a subscription shows it up to it.
+    listed = await ok(bob, body(timeline_limit=5))
+    assert room not in listed["rooms"] and listed["lists"]["all"]["count"] == 0
+    sub = {"room_subscriptions": {room: {"timeline_limit": 10, "required_state": [["*", "*"]]}}}
+    entry = (await ok(bob, sub))["rooms"][room]
+    bodies = [e["content"].get("body") for e in entry["timeline"]]
+    assert "while bob was in" in bodies and "after bob left" not in bodies
+    assert entry["timeline"][-1]["content"]["membership"] == "leave"
+    # Once forgotten, nothing.
+    await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/forget", {})
+    assert (await ok(bob, sub))["rooms"] == {}

@@ -15,7 +15,8 @@ the shared machine hits both alike), two figures, p50 and p99 of ``--samples`` e
     message (a request that comes back without it is counted as a miss, and the time
     goes on to the request that has it).
 
-Printed: a table per kind and the ratio Kairan / Synapse of each figure (the goal: at most
+Printed: a table per kind (with the p50 of ``GET /account/whoami``, the floor of one
+authenticated request on that server, for scale) and the ratio Kairan / Synapse of each figure (the goal: at most
 1/3).  Figures only: nothing is judged.  Black box like the rest of ``interop/``.
 """
 
@@ -78,6 +79,8 @@ class KindResult:
     setup_seconds: float = 0.0
     first: list[float] = field(default_factory=list)
     incremental: list[float] = field(default_factory=list)
+    #: GET /account/whoami: the server's floor for one authenticated request.
+    whoami: list[float] = field(default_factory=list)
     misses: int = 0
     list_count: int | None = None
     first_rooms: int = 0
@@ -181,6 +184,11 @@ class Subject:
         self.result.first_rooms = len(answer.get("rooms", {}))
         return elapsed
 
+    async def whoami(self) -> float:
+        start = time.perf_counter()
+        await self.alice.request("GET", "/account/whoami")
+        return time.perf_counter() - start
+
     async def open_incremental(self) -> None:
         answer = await self.alice.sliding_sync(room_list_body("bench-incremental"), timeout_ms=0)
         self.pos = str(answer["pos"])
@@ -224,10 +232,16 @@ async def _measure(subjects: list[Subject], options: SlidingBenchOptions) -> Non
     async def first(s: Subject) -> None:
         s.result.first.append(await s.first_room_list())
 
+    async def whoami(s: Subject) -> None:
+        s.result.whoami.append(await s.whoami())
+
     async def incremental(s: Subject, pick: int) -> None:
         s.result.incremental.append(await s.incremental(pick))
 
     rnd = random.Random(options.seed)
+    for _ in range(options.samples):
+        for s in subjects:
+            await guarded(s, functools.partial(whoami, s))
     for _ in range(options.samples):
         for s in subjects:
             await guarded(s, functools.partial(first, s))
@@ -244,17 +258,17 @@ def _ms(seconds: float) -> str:
 def table(results: Sequence[KindResult], options: SlidingBenchOptions) -> list[str]:
     header = (
         f"{'server':<8} {'first p50 ms':>12} {'first p99 ms':>12} {'incr p50 ms':>11} "
-        f"{'incr p99 ms':>11} {'misses':>6} {'count':>5} {'rooms':>5} {'setup s':>7}"
+        f"{'incr p99 ms':>11} {'whoami p50':>10} {'misses':>6} {'count':>5} {'rooms':>5} {'setup s':>7}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
-        if not r.first or not r.incremental:
+        if not r.first or not r.incremental or not r.whoami:
             lines.append(f"{r.kind:<8} failed: {r.error[:160]}")
             continue
         lines.append(
             f"{r.kind:<8} {_ms(percentile(r.first, 50)):>12} {_ms(percentile(r.first, 99)):>12} "
             f"{_ms(percentile(r.incremental, 50)):>11} {_ms(percentile(r.incremental, 99)):>11} "
-            f"{r.misses:>6} {r.list_count!s:>5} {r.first_rooms:>5} {r.setup_seconds:>7.1f}"
+            f"{_ms(percentile(r.whoami, 50)):>10} {r.misses:>6} {r.list_count!s:>5} {r.first_rooms:>5} {r.setup_seconds:>7.1f}"
         )
     by_kind = {r.kind: r for r in results}
     k, s = by_kind.get("kairan"), by_kind.get("synapse")

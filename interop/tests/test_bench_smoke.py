@@ -47,7 +47,7 @@ def test_bench_sliding_sync_smoke() -> None:
     assert result.exit_code == 0, output
     rows = [line.split() for line in output.splitlines() if line.startswith("kairan ")]
     assert len(rows) == 1, output
-    # server, first p50, first p99, incremental p50, p99, misses, list count, rooms, setup s
+    # server, first p50, p99, incremental p50, p99, whoami p50, misses, list count, rooms, setup s
     _server, *figures, misses, count, rooms, setup = rows[0]
     for figure in (*figures, setup):
         assert float(figure) > 0, (figure, output)

@@ -82,10 +82,16 @@ class ConnectionState:
     configs: dict[str, RoomConfig] = field(default_factory=dict)
     account_data: RoomStatuses = field(default_factory=dict)
     receipts: RoomStatuses = field(default_factory=dict)
+    #: room ID -> the members sent for ``$LAZY`` (Synapse's lazy members cache).
+    lazy: dict[str, list[str]] = field(default_factory=dict)
 
     def copy(self) -> ConnectionState:
         return ConnectionState(
-            dict(self.rooms), dict(self.configs), dict(self.account_data), dict(self.receipts)
+            dict(self.rooms),
+            dict(self.configs),
+            dict(self.account_data),
+            dict(self.receipts),
+            dict(self.lazy),
         )
 
     def to_json(self) -> str:
@@ -95,6 +101,7 @@ class ConnectionState:
                 "configs": {r: c.to_json() for r, c in self.configs.items()},
                 "account_data": self.account_data,
                 "receipts": self.receipts,
+                "lazy": self.lazy,
             },
             sort_keys=True,
         )
@@ -112,6 +119,7 @@ class ConnectionState:
             {str(r): RoomConfig.from_json(c) for r, c in data["configs"].items()},
             statuses("account_data"),
             statuses("receipts"),
+            {str(r): [str(u) for u in users] for r, users in (data.get("lazy") or {}).items()},
         )
 
 

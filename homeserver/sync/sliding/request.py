@@ -24,6 +24,11 @@ class RoomConfig:
     timeline_limit: int
     required_state: frozenset[tuple[str, str]]
 
+    @property
+    def lazy(self) -> bool:
+        """Whether members are lazy-loaded (``["m.room.member", "$LAZY"]``)."""
+        return ("m.room.member", LAZY) in self.required_state
+
     def combine(self, other: RoomConfig) -> RoomConfig:
         """The superset of two configs (a room in several lists or also subscribed to)."""
         return RoomConfig(

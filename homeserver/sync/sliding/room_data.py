@@ -24,7 +24,8 @@ from homeserver.storage import rooms as room_store
 from homeserver.storage.events import StoredEvent
 from homeserver.sync import other_rooms
 from homeserver.sync.joined import summary
-from homeserver.sync.sliding.request import LAZY, ME, WILDCARD, RoomConfig
+from homeserver.sync.sliding.request import RoomConfig
+from homeserver.sync.sliding.required_state import required_keys
 from homeserver.sync.sliding.room_list import RoomEntry
 
 #: Synapse's SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES: what counts as new activity.
@@ -53,7 +54,10 @@ class RoomPass:
     since: int | None
     upto: int
     expanded: bool
-    config_changed: bool
+    #: The config the room was last sent with (None: none known).
+    previous: RoomConfig | None
+    #: The members sent for ``$LAZY`` on this connection so far.
+    lazy_sent: frozenset[str]
     #: The room's latest bump event at ``upto`` (None: none, or not joined).
     latest_bump: int | None
 
@@ -65,8 +69,11 @@ class RoomData:
         self.visibility = history.visibility
         self.db = history.rooms.db
 
-    async def entry(self, requester: Requester, p: RoomPass) -> dict[str, Any] | None:
-        """The room's entry; None when nothing changed in it (an incremental pass)."""
+    async def entry(
+        self, requester: Requester, p: RoomPass
+    ) -> tuple[dict[str, Any] | None, set[str]]:
+        """The room's entry (None when nothing changed in it: an incremental pass), and the
+        members it sends for ``$LAZY``."""
         entry = p.entry
         initial = p.from_bound is None
         result: dict[str, Any] = {}
@@ -84,17 +91,16 @@ class RoomData:
                 if isinstance(avatar, str) and avatar:
                     result["avatar"] = avatar
             result["bump_stamp"] = entry.membership.stream_ordering
-            return _finish(result, initial, entry)
+            return _finish(result, initial, entry), set()
         room = entry.room
         if room is None:  # a rejected invite to a room on another server
             if not (initial or entry.changed):
-                return None
-            result["timeline"] = []
+                return None, set()
             result["limited"] = False
             result["prev_batch"] = stream_token(entry.membership.stream_ordering)
             result["num_live"] = 0
             result["bump_stamp"] = entry.membership.stream_ordering
-            return _finish(result, initial, entry)
+            return _finish(result, initial, entry), set()
         user_id = requester.user_id
         horizon = entry.event if entry.kind in ("leave", "ban") else None
         if entry.kind in ("leave", "ban") and horizon is None:
@@ -104,9 +110,10 @@ class RoomData:
         assert to_bound is not None
         timeline, limited = await self._timeline(user_id, p, to_bound)
         if p.config.timeline_limit > 0:
-            result["timeline"] = await self.history.serialize(
-                timeline, (user_id, requester.device_id), include_room_id=False
-            )
+            if timeline:  # an empty timeline is left out, as Synapse does
+                result["timeline"] = await self.history.serialize(
+                    timeline, (user_id, requester.device_id), include_room_id=False
+                )
             result["limited"] = limited
             result["prev_batch"] = stream_token(
                 timeline[0].stream_ordering - 1 if timeline else to_bound
@@ -140,9 +147,18 @@ class RoomData:
             counts = summary(room, user_id)
             result["joined_count"] = counts["m.joined_member_count"]
             result["invited_count"] = counts["m.invited_member_count"]
-        keys = _required_keys(
-            p.config, user_id, state, timeline, initial or limited or p.config_changed, changed
+        keys = required_keys(
+            p.config,
+            p.previous,
+            user_id,
+            state,
+            timeline,
+            initial=initial,
+            limited=limited,
+            changed=changed,
+            lazy_sent=p.lazy_sent,
         )
+        lazy = {k[1] for k in keys if k[0] == "m.room.member"} if p.config.lazy else set()
         if keys:
             events = await self.visibility.state_events({k: state[k] for k in keys if k in state})
             result["required_state"] = await self.history.serialize(
@@ -151,7 +167,7 @@ class RoomData:
         bump = max(
             (e.stream_ordering for e in timeline if e.type in BUMP_EVENT_TYPES), default=None
         )
-        if entry.kind != "join" or initial or limited or p.config_changed:
+        if entry.kind != "join" or initial or limited:
             bump = p.latest_bump if entry.kind == "join" else None
             if bump is None:
                 bump = entry.membership.stream_ordering
@@ -161,8 +177,8 @@ class RoomData:
             {"name", "avatar", "heroes", "joined_count", "required_state"} & result.keys()
             or timeline
         ):
-            return None
-        return _finish(result, initial, entry)
+            return None, set()
+        return _finish(result, initial, entry), lazy
 
     async def _timeline(
         self, user_id: str, p: RoomPass, to_bound: int
@@ -243,44 +259,3 @@ def _num_live(timeline: list[StoredEvent], since: int | None) -> int:
             break
         live += 1
     return live
-
-
-def _required_keys(
-    config: RoomConfig,
-    user_id: str,
-    state: Mapping[StateKey, str],
-    timeline: list[StoredEvent],
-    full: bool,
-    changed: set[StateKey],
-) -> list[StateKey]:
-    """The state keys to send: all that match the config when ``full`` (a room sent for the
-    first time, a limited timeline, a changed config), else the changed ones that match."""
-    pairs = config.required_state
-    if not pairs:
-        return []
-    candidates = list(state) if full else [k for k in changed if k in state]
-    if any(t == WILDCARD for t, _ in pairs):
-        return candidates  # a wildcard type: all state (as Synapse reads it)
-    lazy = ("m.room.member", LAZY) in pairs
-    wanted_members: set[str] = set()
-    if lazy:
-        for event in timeline:
-            wanted_members.add(event.sender)
-            if event.type == "m.room.member" and event.state_key is not None:
-                wanted_members.add(event.state_key)
-    by_type: dict[str, set[str]] = {}
-    for event_type, state_key in pairs:
-        by_type.setdefault(event_type, set()).add(user_id if state_key == ME else state_key)
-    keys = [
-        k
-        for k in candidates
-        if WILDCARD in by_type.get(k[0], ())
-        or k[1] in by_type.get(k[0], ())
-        or (lazy and k[0] == "m.room.member" and (k[1] in wanted_members or not full))
-    ]
-    if lazy and not full:
-        # New senders whose membership the client may not have yet.
-        keys += [
-            k for u in wanted_members if (k := ("m.room.member", u)) in state and k not in keys
-        ]
-    return keys

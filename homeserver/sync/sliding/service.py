@@ -93,10 +93,16 @@ class SlidingSyncService:
             requester.user_id, request, since_pos, upto.position
         )
         passes = await self._passes(interested, previous, since_pos, upto.position)
-        entries = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
-        rooms = {p.entry.room_id: e for p, e in zip(passes, entries, strict=True) if e is not None}
+        results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
+        rooms = {p.entry.room_id: e for p, (e, _) in zip(passes, results, strict=True) if e}
         await self._counts(requester.user_id, interested, rooms)
         state = self._new_state(previous, interested, passes, since_pos)
+        for p, (_, lazy) in zip(passes, results, strict=True):
+            room_id = p.entry.room_id
+            if p.from_bound is None:
+                state.lazy.pop(room_id, None)
+            if lazy:
+                state.lazy[room_id] = sorted(set(state.lazy.get(room_id, ())) | lazy)
         extensions = await self.extensions.response(
             ExtensionPass(
                 requester,
@@ -151,6 +157,9 @@ class SlidingSyncService:
                 and prev_config is not None
                 and prev_config.combine(config).required_state != prev_config.required_state
             )
+            lazy = (
+                frozenset(previous.lazy.get(room_id, ())) if from_bound is not None else frozenset()
+            )
             if (
                 from_bound is not None
                 and not (expanded or config_changed or entry.changed)
@@ -158,13 +167,15 @@ class SlidingSyncService:
                 and not changes.room_state.changed_since(room_id, from_bound)
             ):
                 continue
-            passes.append((entry, config, from_bound, expanded, config_changed))
+            passes.append(
+                (entry, config, from_bound, expanded, prev_config if config_changed else None, lazy)
+            )
         joined = [p[0].room_id for p in passes if p[0].kind == "join"]
         bumps = await self.bumps.of(joined, upto)
         return [
-            RoomPass(entry, config, from_bound, since, upto, expanded, changed,
+            RoomPass(entry, config, from_bound, since, upto, expanded, previous_config, lazy,
                      bumps.get(entry.room_id))
-            for entry, config, from_bound, expanded, changed in passes
+            for entry, config, from_bound, expanded, previous_config, lazy in passes
         ]  # fmt: skip
 
     async def _counts(
@@ -205,7 +216,7 @@ class SlidingSyncService:
             )
         for p in passes:
             state.rooms[p.entry.room_id] = None
-            if p.from_bound is None or p.expanded or p.config_changed:
+            if p.from_bound is None or p.expanded or p.previous is not None:
                 state.configs[p.entry.room_id] = p.config
         for room_id in interested.rooms.keys() - sent:
             state.rooms.setdefault(room_id, None)

@@ -4,22 +4,28 @@ Its own harness (not per pair): one Synapse node and one Kairan node, whatever `
 selects, each with four local users.  On each node, one after the other, the same story is
 played and every sliding sync answer is normalised (:mod:`interop.tests.sliding_support`:
 IDs, tokens and timestamps mapped away); then Kairan's answers must equal Synapse's, which
-is the reference (Element X speaks what Synapse serves).  The story:
+is the reference (Element X speaks what Synapse serves).
 
-1. alice owns 12 named rooms (a message each); bob and carol join two of them and talk
-   (one message mentions alice); bob makes an unnamed group room with alice and carol and
-   a DM with alice (``m.direct`` set by alice); dave invites alice to a named room she
-   does not join; alice then talks in one of her rooms, so the recency order is fixed;
-2. the first request on connection ``room-list``: list ``all`` (ranges [[0, 9]],
+Set-up: alice owns 12 named rooms (a message each); bob and carol join two of them and talk
+(one message mentions alice); bob makes an unnamed group room with alice and carol and a DM
+with alice (``m.direct`` set by alice); dave invites alice to a named room she does not
+join; alice then talks in one of her rooms, so the recency order is fixed.  The steps, named
+so in the recorded answers:
+
+1. the first request on connection ``room-list``: list ``all`` (ranges [[0, 9]],
    timeline_limit 3, required_state with ``$LAZY`` and ``$ME`` members), list ``dms``
    (``is_dm`` filter), a room subscription with ``*``/``*`` to a room outside the window,
    and the account_data, receipts, typing, to_device and e2ee extensions;
-3. bob joins the subscribed room, talks, types and sends a receipt there, carol and alice
+2. bob joins the subscribed room, talks, types and sends a receipt there, carol and alice
    talk: the incremental request with ``pos`` answers just those rooms;
-4. a long-poll (``timeout``) is woken by a message of carol's;
-5. positions that are not the connection's: a superseded one, one of another connection,
-   another user's, and a malformed one; then the current one still works;
+3. a long-poll (``timeout``) is woken by a message of carol's;
+4. positions that are not the connection's: a superseded one, one of another connection,
+   another user's, and a malformed one;
+5. the current position still works after those;
 6. the node restarts, carol talks, and the position from before the restart goes on.
+
+After each answer alice's unread counts are read from /sync v2 too: Synapse's sliding sync
+counts are placeholders (always 0), so its /sync v2 counts are the reference for them.
 
 Synapse needs no setting for this: it serves the endpoint by default
 (``experimental_features.msc3575_enabled`` defaults to true in the pinned release).

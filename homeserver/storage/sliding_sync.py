@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage.schema import events, receipts, sliding_sync_positions
@@ -97,32 +97,30 @@ async def delete_unused(conn: AsyncConnection, before_ts: int) -> None:
 
 
 async def latest_positions(
-    conn: AsyncConnection,
-    room_ids: Collection[str],
-    upto: int,
-    types: Sequence[str] | None = None,
-) -> dict[str, int]:
-    """The stream position of each room's latest accepted event at or before ``upto``
-    (of those ``types`` when given); rooms without one are left out."""
+    conn: AsyncConnection, room_ids: Collection[str], upto: int, bump_types: Sequence[str]
+) -> dict[str, tuple[int, int | None]]:
+    """Each room's latest accepted event at or before ``upto``, and its latest of the
+    ``bump_types`` (None: none), as stream positions; rooms without events are left out."""
     e = events.c
     ids = list(room_ids)
-    found: dict[str, int] = {}
+    bump = func.max(case((e.type.in_(list(bump_types)), e.stream_ordering), else_=None))
+    found: dict[str, tuple[int, int | None]] = {}
     for start in range(0, len(ids), _BATCH):
-        conditions = [
-            e.room_id.in_(ids[start : start + _BATCH]),
-            e.stream_ordering <= upto,
-            e.outlier.is_(False),
-            e.rejected_reason.is_(None),
-            e.soft_failed.is_(False),
-        ]
-        if types is not None:
-            conditions.append(e.type.in_(list(types)))
         rows = await conn.execute(
-            select(e.room_id, func.max(e.stream_ordering))
-            .where(and_(*conditions))
+            select(e.room_id, func.max(e.stream_ordering), bump)
+            .where(
+                and_(
+                    e.room_id.in_(ids[start : start + _BATCH]),
+                    e.stream_ordering <= upto,
+                    e.outlier.is_(False),
+                    e.rejected_reason.is_(None),
+                    e.soft_failed.is_(False),
+                )
+            )
             .group_by(e.room_id)
         )
-        found.update({room_id: int(position) for room_id, position in rows})
+        for room_id, latest, latest_bump in rows:
+            found[room_id] = (int(latest), None if latest_bump is None else int(latest_bump))
     return found
 
 

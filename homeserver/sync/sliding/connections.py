@@ -146,22 +146,20 @@ class ConnectionStore:
 
     async def load(self, requester: Requester, conn_id: str, pos: Pos | None) -> ConnectionState:
         """The state of the connection as of ``pos`` (a fresh one without it: the
-        connection starts over); 400 ``M_UNKNOWN_POS`` when it does not know ``pos``."""
-        connection = _connection(requester, conn_id)
-        if pos is None:
-            self._current.pop(connection, None)
-            async with self.db.write() as conn:
-                await store.delete_positions(conn, connection)
+        connection starts over); 400 ``M_UNKNOWN_POS`` when it does not know ``pos``.
+        Nothing is written until :meth:`finish`."""
+        if pos is None or pos.position == 0:
+            # No pos: the connection starts over; position 0: it has no lists nor
+            # subscriptions, so nothing was kept of it.
             return ConnectionState()
-        if pos.position == 0:
-            return ConnectionState()  # a connection with no lists nor subscriptions
+        connection = _connection(requester, conn_id)
         now = self.clock.now_ms()
         if now >= self._next_cleanup:
             self._next_cleanup = now + _TOUCH_MS
             async with self.db.write() as conn:
                 await store.delete_unused(conn, now - EXPIRY_MS)
         current = self._current.get(connection)
-        if current is None or current.position != pos.position or not current.alone:
+        if current is None or current.position != pos.position:
             async with self.db.read() as conn:
                 found = await store.get_position(conn, connection, pos.position)
             if found is None:
@@ -172,35 +170,56 @@ class ConnectionStore:
         if now - current.last_used_ts > EXPIRY_MS:
             self._current.pop(connection, None)
             raise unknown_pos()
-        if not current.alone or now - current.last_used_ts > _TOUCH_MS:
-            async with self.db.write() as conn:
-                # The client has this position: the others will not come back.
-                await store.delete_positions(conn, connection, keep=pos.position)
-                if now - current.last_used_ts > _TOUCH_MS:
-                    await store.touch_position(conn, connection, pos.position, now)
-                    current.last_used_ts = now
-            current.alone = True
         self._remember(connection, current)
         return current.state.copy()
 
-    async def save(
+    async def finish(
         self,
         requester: Requester,
         conn_id: str,
-        previous: Pos | None,
+        pos: Pos | None,
         old: ConnectionState,
-        new: ConnectionState,
+        new: ConnectionState | None,
     ) -> int:
-        """The position of ``new``: the previous one when nothing changed."""
-        if previous is not None and previous.position and old == new:
-            return previous.position
-        # Random: a position of a connection started over never matches an old ``pos``.
-        position = secrets.randbelow(_POSITIONS) + 1
+        """Record a response: the position of ``new`` (None: the connection keeps no
+        state, having no lists nor subscriptions), the previous one when nothing changed.
+        In one write: the positions other than ``pos`` are forgotten (the client has it;
+        without ``pos`` the connection started over), and ``new`` is stored if it changed."""
         connection = _connection(requester, conn_id)
         now = self.clock.now_ms()
+        current = self._current.get(connection) if pos is not None else None
+        if current is not None and current.position != (pos.position if pos else None):
+            current = None
+        changed = new is not None and not (current is not None and old == new)
+        if pos is None:
+            cleanup = True  # the connection starts over
+        elif pos.position == 0:
+            cleanup = changed  # nothing was kept since it started
+        else:
+            cleanup = current is None or not current.alone
+        touch = current is not None and now - current.last_used_ts > _TOUCH_MS
+        # Without lists nor subscriptions the position stays (as Synapse).
+        position = pos.position if pos is not None else 0
+        if changed:
+            # Random: a position of a connection started over never matches an old pos.
+            position = secrets.randbelow(_POSITIONS) + 1
+        if not (changed or cleanup or touch):
+            return position
         async with self.db.write() as conn:
-            await store.add_position(conn, connection, position, new.to_json(), now)
-        self._remember(connection, _Current(position, new.copy(), now, alone=False))
+            if cleanup:
+                keep = pos.position if pos is not None and pos.position else None
+                await store.delete_positions(conn, connection, keep=keep)
+            if touch and not changed and current is not None:
+                await store.touch_position(conn, connection, current.position, now)
+                current.last_used_ts = now
+            if changed and new is not None:
+                await store.add_position(conn, connection, position, new.to_json(), now)
+        if changed and new is not None:
+            self._remember(connection, _Current(position, new.copy(), now, alone=False))
+        elif current is not None:
+            current.alone = True
+        elif pos is None or pos.position == 0:
+            self._current.pop(connection, None)
         return position
 
     def _remember(self, connection: store.Connection, current: _Current) -> None:

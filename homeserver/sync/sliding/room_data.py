@@ -26,19 +26,7 @@ from homeserver.sync import other_rooms
 from homeserver.sync.joined import summary
 from homeserver.sync.sliding.request import RoomConfig
 from homeserver.sync.sliding.required_state import required_keys
-from homeserver.sync.sliding.room_list import RoomEntry
-
-#: Synapse's SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES: what counts as new activity.
-BUMP_EVENT_TYPES = (
-    "m.room.create",
-    "m.room.message",
-    "m.room.encrypted",
-    "m.sticker",
-    "m.call.invite",
-    "m.poll.start",
-    "m.beacon_info",
-)
-
+from homeserver.sync.sliding.room_list import BUMP_EVENT_TYPES, RoomEntry
 
 _HERO_RANK = {"join": 1, "invite": 2, "leave": 3}
 

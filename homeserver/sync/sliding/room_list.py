@@ -11,7 +11,7 @@ event the user may see: the latest event for a joined room, their membership oth
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,17 @@ from homeserver.storage.database import Database
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.rooms import Membership
 from homeserver.sync.sliding.request import Filters, RoomConfig, SlidingSyncRequest
+
+#: Synapse's SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES: what counts as new activity.
+BUMP_EVENT_TYPES = (
+    "m.room.create",
+    "m.room.message",
+    "m.room.encrypted",
+    "m.sticker",
+    "m.call.invite",
+    "m.poll.start",
+    "m.beacon_info",
+)
 
 
 @dataclass
@@ -64,18 +75,18 @@ class InterestedRooms:
 
 
 class LatestPositions:
-    """Each room's latest event position (of some types, or any), read once and then
-    again only after the change tracker saw a new event in the room."""
+    """Each room's latest event and latest bump event positions (Synapse's
+    ``SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES``), read once and then again only after the
+    change tracker saw a new event in the room."""
 
-    def __init__(self, db: Database, types: Sequence[str] | None = None) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.types = types
-        #: room ID -> (position or None for none, the stream position it was read at)
-        self._known: dict[str, tuple[int | None, int]] = {}
+        #: room ID -> ((latest, latest bump) or None for none, position read at)
+        self._known: dict[str, tuple[tuple[int, int | None] | None, int]] = {}
 
-    async def of(self, room_ids: Collection[str], upto: int) -> dict[str, int]:
+    async def of(self, room_ids: Collection[str], upto: int) -> dict[str, tuple[int, int | None]]:
         changes = self.db.changes.room_events
-        found: dict[str, int] = {}
+        found: dict[str, tuple[int, int | None]] = {}
         missing: list[str] = []
         for room_id in room_ids:
             known = self._known.get(room_id)
@@ -85,7 +96,7 @@ class LatestPositions:
                 found[room_id] = known[0]
         if missing:
             async with self.db.read() as conn:
-                read = await store.latest_positions(conn, missing, upto, self.types)
+                read = await store.latest_positions(conn, missing, upto, BUMP_EVENT_TYPES)
             for room_id in missing:
                 self._known[room_id] = (read.get(room_id), upto)
             found.update(read)
@@ -176,7 +187,9 @@ class RoomLists:
 
     async def _activity(self, entries: dict[str, RoomEntry], upto: int) -> dict[str, int]:
         joined = [e.room_id for e in entries.values() if e.kind == "join"]
-        latest = await self.latest.of(joined, upto)
+        latest = {
+            room_id: found[0] for room_id, found in (await self.latest.of(joined, upto)).items()
+        }
         return {
             e.room_id: latest.get(e.room_id, e.membership.stream_ordering)
             if e.kind == "join"

@@ -21,8 +21,8 @@ from homeserver.sync.sliding.connections import (
 )
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
 from homeserver.sync.sliding.request import SlidingSyncRequest
-from homeserver.sync.sliding.room_data import BUMP_EVENT_TYPES, RoomData, RoomPass
-from homeserver.sync.sliding.room_list import InterestedRooms, LatestPositions, RoomLists
+from homeserver.sync.sliding.room_data import RoomData, RoomPass
+from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -45,7 +45,6 @@ class SlidingSyncService:
         self.connections = connections
         self.extensions = extensions
         self.room_lists = RoomLists(history.rooms, history.ignored)
-        self.bumps = LatestPositions(self.db, BUMP_EVENT_TYPES)
         self.room_data = RoomData(history)
 
     async def sync(
@@ -73,10 +72,10 @@ class SlidingSyncService:
                     break
                 if SyncToken(self.db.stream.current, self.typing.serial) == upto:
                     await wait_for(woken, remaining)
-        if request.lists or request.room_subscriptions:
-            position = await self.connections.save(requester, request.conn_id, pos, previous, state)
-        else:
-            position = pos.position if pos else 0
+        keeps_state = bool(request.lists or request.room_subscriptions)
+        position = await self.connections.finish(
+            requester, request.conn_id, pos, previous, state if keeps_state else None
+        )
         return {"pos": str(Pos(position, upto)), **response}
 
     async def _once(
@@ -95,6 +94,11 @@ class SlidingSyncService:
         passes = await self._passes(interested, previous, since_pos, upto.position)
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = {p.entry.room_id: e for p, (e, _) in zip(passes, results, strict=True) if e}
+        # A room whose only news is the user's own receipt: its counts went down.
+        for room_id in await self._read_since(
+            requester.user_id, interested, previous, since_pos, upto.position
+        ):
+            rooms.setdefault(room_id, {})
         await self._counts(requester.user_id, interested, rooms)
         state = self._new_state(previous, interested, passes, since_pos)
         for p, (_, lazy) in zip(passes, results, strict=True):
@@ -171,12 +175,47 @@ class SlidingSyncService:
                 (entry, config, from_bound, expanded, prev_config if config_changed else None, lazy)
             )
         joined = [p[0].room_id for p in passes if p[0].kind == "join"]
-        bumps = await self.bumps.of(joined, upto)
+        bumps = {
+            room_id: found[1]
+            for room_id, found in (await self.room_lists.latest.of(joined, upto)).items()
+        }
         return [
             RoomPass(entry, config, from_bound, since, upto, expanded, previous_config, lazy,
                      bumps.get(entry.room_id))
             for entry, config, from_bound, expanded, previous_config, lazy in passes
         ]  # fmt: skip
+
+    async def _read_since(
+        self,
+        user_id: str,
+        interested: InterestedRooms,
+        previous: ConnectionState,
+        since: int | None,
+        upto: int,
+    ) -> set[str]:
+        """Joined rooms of the response, live on the connection, where the user moved
+        their read receipt since ``since`` (the change trackers say where to look)."""
+        if since is None:
+            return set()
+        changes = self.db.changes.receipts
+        candidates = [
+            (room_id, since)
+            for room_id in interested.rooms
+            if interested.entries[room_id].kind == "join"
+            and previous.rooms.get(room_id, 0) is None
+            and changes.changed_since(room_id, since)
+        ]
+        if not candidates:
+            return set()
+        found = await counts.receipts_after(self.db, list(candidates), upto)
+        return {
+            room_id
+            for room_id, receipts in found.items()
+            if any(
+                r.user_id == user_id and r.receipt_type in ("m.read", "m.read.private")
+                for r in receipts
+            )
+        }
 
     async def _counts(
         self, user_id: str, interested: InterestedRooms, rooms: dict[str, dict[str, Any]]

@@ -3,12 +3,15 @@ database), other positions are forgotten once one is used, unused ones expire.""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select
 
 from homeserver.node.app import close_services
 from homeserver.storage.schema import sliding_sync_positions
+from homeserver.sync.sliding.connections import EXPIRY_MS
 from tests.homeserver.client import Client, User
 from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.sync.test_sliding_sync import body, ok, ss
@@ -65,14 +68,21 @@ async def test_other_positions_are_forgotten_once_one_is_used(client: Client) ->
     assert rooms
 
 
-async def test_unused_positions_expire(client: Client, node: Node) -> None:
+async def test_unused_positions_expire(
+    client: Client, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice = await client.register("alice")
     await alice.create_room()
     first = await ok(alice, body())
-    async with node.services.db.write() as conn:
-        await conn.execute(update(sliding_sync_positions).values(last_used_ts=0))
+    connections = node.services.sliding_sync.connections
+    now = connections.clock.now_ms
+    monkeypatch.setattr(connections.clock, "now_ms", lambda: now() + EXPIRY_MS + 1000)
     expired = await ss(alice, body(), first["pos"])
     assert expired.status == 400 and expired.body["errcode"] == "M_UNKNOWN_POS"
+    # And it is gone from the database too (deleted as unused).
+    async with node.services.db.read() as conn:
+        rows = (await conn.execute(select(sliding_sync_positions))).all()
+    assert rows == []
     # Starting over works.
     assert (await ok(alice, body()))["rooms"]
 
@@ -84,3 +94,34 @@ async def test_a_new_connection_forgets_the_old_one(client: Client) -> None:
     await ok(alice, body(conn_id="c"))
     refused = await ss(alice, body(conn_id="c"), first["pos"])
     assert refused.status == 400 and refused.body["errcode"] == "M_UNKNOWN_POS"
+
+
+async def test_pos_is_per_device(client: Client) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    login = await client.ok(
+        "POST",
+        "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "correct horse",
+        },
+    )
+    phone = User(client, alice.user_id, login["access_token"], login["device_id"])
+    first = await ok(alice, body(conn_id="room-list"))
+    refused = await ss(phone, body(conn_id="room-list"), first["pos"])
+    assert refused.status == 400 and refused.body["errcode"] == "M_UNKNOWN_POS"
+    # The phone's own connection with the same conn_id leaves the first one alone.
+    await ok(phone, body(conn_id="room-list"))
+    assert (await ok(alice, body(conn_id="room-list"), first["pos"]))["rooms"] == {}
+
+
+async def test_long_poll_times_out_with_nothing(client: Client) -> None:
+    alice = await client.register("alice")
+    await alice.create_room()
+    first = await ok(alice, body())
+    started = asyncio.get_running_loop().time()
+    quiet = await ok(alice, body(), first["pos"], timeout=600)
+    assert asyncio.get_running_loop().time() - started >= 0.5
+    assert quiet["rooms"] == {} and quiet["pos"] == first["pos"]

@@ -146,3 +146,25 @@ async def test_receipts_and_typing(client: Client) -> None:
     sub = {"room_subscriptions": {room: {"timeline_limit": 1, "required_state": []}}}
     spied = await ok(mallory, {**sub, "extensions": {"receipts": {"enabled": True}}})
     assert spied["rooms"] == {} and spied["extensions"]["receipts"]["rooms"] == {}
+
+
+async def test_a_connection_with_only_extensions(client: Client) -> None:
+    """Element X's second connection: to_device and e2ee, no lists nor subscriptions."""
+    alice, bob, _ = await shared_room(client)
+    request = {
+        "conn_id": "encryption",
+        "extensions": {"to_device": {"enabled": True}, "e2ee": {"enabled": True}},
+    }
+    first = await ok(alice, request)
+    assert first["pos"].startswith("0/") and first["rooms"] == {} and "lists" not in first
+    since = first["extensions"]["to_device"]["next_batch"]
+    await bob.ok(
+        "PUT", f"{V3}/sendToDevice/m.custom/e", {"messages": {alice.user_id: {"*": {"n": 1}}}}
+    )
+    later = await ok(
+        alice,
+        {**request, "extensions": {"to_device": {"enabled": True, "since": since}}},
+        first["pos"],
+    )
+    assert [e["content"] for e in later["extensions"]["to_device"]["events"]] == [{"n": 1}]
+    assert later["pos"].startswith("0/")

@@ -121,3 +121,21 @@ async def test_heroes_in_synapse_order(client: Client) -> None:
     named = await alice.create_room(name="named", invite=[bob.user_id])
     invite = (await ok(bob, filtered(is_invite=True)))["rooms"][named]
     assert invite["name"] == "named" and "timeline" not in invite and invite["invite_state"]
+
+
+async def test_reading_a_room_sends_its_new_counts(client: Client) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room = await alice.create_room(preset="public_chat")
+    await bob.join(room)
+    await bob.send(room, "one")
+    last = await bob.send(room, "two")
+    first = await ok(alice, filtered())
+    assert first["rooms"][room]["notification_count"] == 2
+    # Someone else's receipt changes nothing of alice's counts: no entry.
+    await bob.ok("POST", f"{V3}/rooms/{room}/receipt/m.read/{last}", {})
+    quiet = await ok(alice, filtered(), first["pos"])
+    assert quiet["rooms"] == {}
+    await alice.ok("POST", f"{V3}/rooms/{room}/receipt/m.read/{last}", {})
+    read = await ok(alice, filtered(), quiet["pos"])
+    assert read["rooms"][room] == {"notification_count": 0, "highlight_count": 0}

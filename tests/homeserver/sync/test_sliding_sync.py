@@ -218,3 +218,49 @@ async def test_a_room_left_long_ago_is_subscribed_to_up_to_the_leave(client: Cli
     # Once forgotten, nothing.
     await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/forget", {})
     assert (await ok(bob, sub))["rooms"] == {}
+
+
+async def test_many_rooms_in_several_ranges(client: Client) -> None:
+    alice = await client.register("alice")
+    rooms = [await alice.create_room() for _ in range(25)]
+    newest_first = list(reversed(rooms))
+    found = await ok(alice, body(ranges=[[0, 4], [10, 14], [23, 30]]))
+    listed = found["lists"]["all"]
+    assert listed["count"] == 25
+    assert [op["room_ids"] for op in listed["ops"]] == [
+        newest_first[0:5],
+        newest_first[10:15],
+        newest_first[23:25],
+    ]
+    assert [op["range"] for op in listed["ops"]] == [[0, 4], [10, 14], [23, 30]]
+    assert set(found["rooms"]) == set(newest_first[0:5] + newest_first[10:15] + newest_first[23:])
+    stamps = [found["rooms"][r]["bump_stamp"] for r in newest_first[0:5]]
+    assert stamps == sorted(stamps, reverse=True)
+    # Sliding the window sends the rooms new to the connection, and only them.
+    slid = await ok(alice, body(ranges=[[0, 9]]), found["pos"])
+    assert set(slid["rooms"]) == set(newest_first[5:10])
+    assert all(entry["initial"] for entry in slid["rooms"].values())
+
+
+async def test_growing_timeline_and_required_state(client: Client) -> None:
+    alice = await client.register("alice")
+    room = await alice.create_room(name="grow", topic="t")
+    for i in range(3):
+        await alice.send(room, f"m{i}")
+    first = await ok(alice, body(timeline_limit=1, required_state=[["m.room.name", ""]]))
+    assert len(first["rooms"][room]["timeline"]) == 1
+    # A larger timeline_limit sends history again, marked as Synapse marks it.
+    grown = await ok(
+        alice, body(timeline_limit=3, required_state=[["m.room.name", ""]]), first["pos"]
+    )
+    entry = grown["rooms"][room]
+    assert [e["content"]["body"] for e in entry["timeline"]] == ["m0", "m1", "m2"]
+    assert entry["unstable_expanded_timeline"] is True and "initial" not in entry
+    # More required state: only what was not asked for before.
+    more = await ok(
+        alice,
+        body(timeline_limit=3, required_state=[["m.room.name", ""], ["m.room.topic", ""]]),
+        grown["pos"],
+    )
+    assert [e["type"] for e in more["rooms"][room]["required_state"]] == ["m.room.topic"]
+    assert "timeline" not in more["rooms"][room]

@@ -22,7 +22,9 @@ so in the recorded answers:
 4. positions that are not the connection's: a superseded one, one of another connection,
    another user's, and a malformed one;
 5. the current position still works after those;
-6. the node restarts, carol talks, and the position from before the restart goes on.
+6. the node restarts, carol talks, and the position from before the restart goes on;
+7. a second connection as Element X opens for encryption (only the to_device and e2ee
+   extensions), and a to-device message from bob reaches it.
 
 After each answer alice's unread counts are read from /sync v2 too: Synapse's sliding sync
 counts are placeholders (always 0), so its /sync v2 counts are the reference for them.
@@ -53,6 +55,7 @@ V2_COUNTS_FILTER: JsonDict = {
     "presence": {"types": []},
 }
 NAMED_ROOMS = 12
+ENCRYPTION_EXTENSIONS: JsonDict = {"to_device": {"enabled": True}, "e2ee": {"enabled": True}}
 
 ALL_LIST: JsonDict = {
     "ranges": [[0, 9]],
@@ -242,6 +245,15 @@ async def converse(story: Story) -> None:
     restarted = await alice.sliding_sync(body, pos=again["pos"], timeout_ms=0)
     await story.record("6 pos kept over a restart", restarted)
 
+    # Element X's second connection: encryption, with only the to_device and e2ee extensions.
+    crypto: JsonDict = {"conn_id": "encryption", "extensions": ENCRYPTION_EXTENSIONS}
+    opened = await alice.sliding_sync(crypto, timeout_ms=0)
+    await story.record("7 encryption connection", opened)
+    message = {"messages": {alice.user_id: {alice.device_id: {"note": "for alice's device"}}}}
+    await bob.request("PUT", f"/sendToDevice/org.example.interop/{uuid.uuid4().hex}", message)
+    delivered = await alice.sliding_sync(crypto, pos=opened["pos"], timeout_ms=0)
+    await story.record("7 encryption connection, a to-device message", delivered)
+
 
 async def play(harness: Harness, node: Node) -> dict[str, Any]:
     story = Story(node, harness)
@@ -319,3 +331,5 @@ def _reference_holds(answers: dict[str, Any]) -> None:
     sixth = answers["6 pos kept over a restart"]
     bodies = [e.get("content", {}).get("body") for e in sixth["rooms"]["group"]["timeline"]]
     assert bodies == ["carol after the restart"], sixth["rooms"]
+    to_device = answers["7 encryption connection, a to-device message"]["extensions"]["to_device"]
+    assert to_device["events"] == 1, answers["7 encryption connection, a to-device message"]

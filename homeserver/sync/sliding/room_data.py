@@ -113,10 +113,11 @@ class RoomData:
         changed: set[StateKey] = set()
         if not initial:
             assert p.from_bound is not None
-            async with self.db.read() as conn:
-                changed = await room_store.state_changes_after(
-                    conn, room.room_id, p.from_bound, to_bound
-                )
+            if self.db.changes.room_state.changed_since(room.room_id, p.from_bound):
+                async with self.db.read() as conn:
+                    changed = await room_store.state_changes_after(
+                        conn, room.room_id, p.from_bound, to_bound
+                    )
             if entry.changed:
                 changed.add(("m.room.member", user_id))
         member_changed = any(k[0] == "m.room.member" for k in changed)

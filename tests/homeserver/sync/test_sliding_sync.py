@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.homeserver.client import Client, Response, User
 from tests.homeserver.conftest import Node
+from tests.homeserver.sync.test_sync_changes import counting
 
 PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 
@@ -264,3 +265,29 @@ async def test_growing_timeline_and_required_state(client: Client) -> None:
     )
     assert [e["type"] for e in more["rooms"][room]["required_state"]] == ["m.room.topic"]
     assert "timeline" not in more["rooms"][room]
+
+
+async def test_incremental_requests_ask_the_database_little(client: Client, node: Node) -> None:
+    """The change trackers say which rooms may have news: a quiet request runs no
+    statement, a message in a room already sent a handful, however many rooms."""
+    alice = await client.register("alice")
+    rooms = [await alice.create_room() for _ in range(30)]
+    request = body(
+        ranges=[[0, 9]],
+        required_state=[["m.room.member", "$LAZY"], ["m.room.avatar", ""]],
+        extensions={
+            "account_data": {"enabled": True},
+            "receipts": {"enabled": True},
+            "typing": {"enabled": True},
+        },
+    )
+    first = await ok(alice, request)
+    second = await ok(alice, request, first["pos"])
+    with counting(node) as quiet:
+        third = await ok(alice, request, second["pos"])
+    assert quiet == [] and third["rooms"] == {}
+    await alice.send(rooms[-1], "hi")
+    with counting(node) as news:
+        fourth = await ok(alice, request, third["pos"])
+    assert list(fourth["rooms"]) == [rooms[-1]]
+    assert len(news) <= 6, news

@@ -50,10 +50,15 @@ class Pos:
 
     @classmethod
     def parse(cls, text: str) -> Pos:
+        # A pos that is not one at all is 400 M_UNKNOWN "Invalid stream token", as
+        # Synapse answers it; a well-formed one this node does not know is M_UNKNOWN_POS.
         head, _, tail = text.partition("/")
-        if not (head.isascii() and head.isdigit() and len(head) <= 18) or not tail:
-            raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pos {text!r}")
-        return cls(int(head), SyncToken.parse(tail))
+        try:
+            if not (head.isascii() and head.isdigit() and len(head) <= 18) or not tail:
+                raise ValueError(text)
+            return cls(int(head), SyncToken.parse(tail))
+        except (ValueError, MatrixError):
+            raise MatrixError(400, "M_UNKNOWN", "Invalid stream token") from None
 
 
 #: A room's status on a connection: absent (never sent), None (live: sent up to the

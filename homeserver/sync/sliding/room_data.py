@@ -157,7 +157,10 @@ class RoomData:
         avatar = contents.get(("m.room.avatar", ""), {}).get("url")
         if (initial or ("m.room.avatar", "") in changed) and isinstance(avatar, str) and avatar:
             result["avatar"] = avatar
-        if not (isinstance(name, str) and name) and (initial or member_changed):
+        # Heroes as Synapse sends them: it reads the name only when it sends it (from the
+        # start, or when it changed), so a membership change in a named room brings heroes.
+        name_read = initial or ("m.room.name", "") in changed
+        if (initial or member_changed) and not (name_read and isinstance(name, str) and name):
             heroes = await self._heroes(reader, state, p) if entry.kind == "join" else []
             if heroes:
                 result["heroes"] = heroes

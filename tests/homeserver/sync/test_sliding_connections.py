@@ -125,3 +125,16 @@ async def test_long_poll_times_out_with_nothing(client: Client) -> None:
     quiet = await ok(alice, body(), first["pos"], timeout=600)
     assert asyncio.get_running_loop().time() - started >= 0.5
     assert quiet["rooms"] == {} and quiet["pos"] == first["pos"]
+
+
+async def test_a_pos_that_is_not_one_is_an_invalid_stream_token(client: Client) -> None:
+    """As Synapse: 400 M_UNKNOWN "Invalid stream token" for a malformed pos (a well-formed
+    one this node does not know is M_UNKNOWN_POS, above); the real pos still works after."""
+    alice = await client.register("alice")
+    await alice.create_room()
+    first = await ok(alice, body())
+    for garbage in ("not-a-position", "12", "x/s1", "1/", "1/garbage", "9" * 30 + "/s1"):
+        refused = await ss(alice, body(), garbage)
+        assert refused.status == 400, garbage
+        assert refused.body == {"errcode": "M_UNKNOWN", "error": "Invalid stream token"}
+    assert "pos" in await ok(alice, body(), first["pos"])

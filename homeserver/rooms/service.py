@@ -73,6 +73,8 @@ class RoomService:
         #: Queues each local event for other servers, in the transaction that persists it.
         self.outbox = outbox
         self.group_commit = GroupCommit(self, outbox)
+        #: The timestamp of the last create event made here (see create_room_events).
+        self._last_create_ts = 0
 
     # ------------------------------------------------------------- reading (RoomReader)
 
@@ -407,7 +409,7 @@ class RoomService:
                 prev_events=[],
                 auth_events=[],
                 depth=1,
-                origin_server_ts=self.clock.now_ms(),
+                origin_server_ts=self._create_ts(),
                 server_name=self.server_name,
                 key=self.signing_key,
                 state_key="",
@@ -433,6 +435,14 @@ class RoomService:
         for event_type, state_key, event_content in then:
             await self.send(room_id, creator, event_type, event_content, state_key=state_key)
         return room_id
+
+    def _create_ts(self) -> int:
+        """A create event's timestamp, later than every other made here: where the room ID
+        is the create event's hash (room version 12), one user's rooms created in the same
+        millisecond with the same content would otherwise be one room (Synapse shifts the
+        timestamp on a collision)."""
+        self._last_create_ts = max(self.clock.now_ms(), self._last_create_ts + 1)
+        return self._last_create_ts
 
     def new_room_id(self) -> str:
         """A fresh room ID of this server (room versions before 12)."""

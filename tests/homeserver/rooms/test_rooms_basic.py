@@ -100,3 +100,24 @@ async def test_long_poll_wakes_on_message(node: Node, client: Client) -> None:
     assert [e["event_id"] for e in result["rooms"]["join"][room_id]["timeline"]["events"]] == [
         event_id
     ]
+
+
+async def test_one_users_concurrent_room_creations_make_distinct_rooms(client: Client) -> None:
+    """In room version 12 the room ID is the create event's hash: one user's rooms created
+    at once with the same content must still be distinct rooms (this was a 500, a unique
+    constraint on rooms.room_id, for 11 of 16 such calls)."""
+    import asyncio
+
+    alice = await client.register("alice")
+    for version in ("12", "11"):
+        answers = await asyncio.gather(
+            *(
+                alice.request("POST", "/_matrix/client/v3/createRoom", {"room_version": version})
+                for _ in range(16)
+            )
+        )
+        assert [a.status for a in answers] == [200] * 16, answers
+        room_ids = {a.body["room_id"] for a in answers}
+        assert len(room_ids) == 16
+    joined = await alice.ok("GET", "/_matrix/client/v3/joined_rooms")
+    assert len(joined["joined_rooms"]) == 32

@@ -89,3 +89,33 @@ async def test_tags_through_the_sdk(node: Node, client: Client) -> None:
     # The server agrees with what the SDK showed.
     tags = await alice.ok("GET", f"/_matrix/client/v3/user/{alice.user_id}/rooms/{room_id}/tags")
     assert tags == {"tags": {"m.favourite": {"order": 0.25}}}, tags
+
+
+async def test_threads_relations_search_and_upgrade_through_the_sdk(
+    node: Node, client: Client
+) -> None:
+    alice = await client.register("alice", PASSWORD)
+
+    seen = await scenario("everyday", {"baseUrl": node.base_url, "users": {"alice": login(alice)}})
+
+    ids = seen["ids"]
+    assert seen["thread"] == [ids["reply2"], ids["reply1"]], seen  # newest first (dir b)
+    assert seen["reactions"] == ["👍"], seen
+    assert seen["threads"] == [{"id": ids["root"], "count": 2, "latest": ids["reply2"]}], seen
+    assert seen["edit"] == ids["edit"], seen
+    search = seen["search"]
+    # 防災 (two characters, no word boundary) inside 地域防災計画 and 防災連絡 is not a message.
+    assert search["bodies"] == ["地域防災計画の見直しについて"], search
+    assert search["count"] == 1 and search["none"] == 0, search
+    assert "防災" in search["highlights"], search
+    upgrade = seen["upgrade"]
+    assert upgrade["tombstone"]["replacement_room"] == upgrade["newRoom"], upgrade
+    assert upgrade["predecessor"]["room_id"] != upgrade["newRoom"], upgrade
+    assert upgrade["newName"] == "防災連絡", upgrade
+    # The server agrees: the new room is one alice is in, of version 12.
+    joined = await alice.ok("GET", "/_matrix/client/v3/joined_rooms")
+    assert upgrade["newRoom"] in joined["joined_rooms"]
+    state = await alice.ok(
+        "GET", f"/_matrix/client/v3/rooms/{upgrade['newRoom']}/state/m.room.create/"
+    )
+    assert state["room_version"] == "12"

@@ -30,6 +30,7 @@ from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
+from homeserver.sync.presence import PresenceService
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -48,6 +49,7 @@ class Services:
     history: HistoryService
     room_state: RoomStateReads
     typing: TypingService
+    presence: PresenceService
     userdata: UserDataService
     sync: SyncService
     directory: DirectoryService

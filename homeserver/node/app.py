@@ -25,6 +25,7 @@ from homeserver.client_api import (
     discovery,
     keys,
     media,
+    presence,
     profile,
     push,
     pushers,
@@ -60,7 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -141,6 +142,7 @@ async def close_services(services: NodeServices) -> None:
     await services.federation.close()
     await services.media.close()
     services.typing.close()
+    services.presence.close()
     await services.db.close()
 
 

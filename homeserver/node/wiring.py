@@ -78,6 +78,7 @@ from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.storage.state import StateStore
+from homeserver.sync.presence import PresenceService
 from homeserver.sync.service import SyncService
 from homeserver.sync.typing import TypingService
 from homeserver.userdata.service import UserDataService
@@ -168,6 +169,10 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     transport = _build_transport(config, base.key, clock, db, base.extensions)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
+    presence = PresenceService(
+        core.reader, base.notifier, clock, base.server_name, config.presence,
+        on_local_change=core.outbound.on_presence,
+    )  # fmt: skip
     directory = DirectoryService(
         core.rooms, accounts,
         base.extensions.managed_profile_fields,
@@ -180,14 +185,14 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     media_limiter = Buckets(config.media_download_limit, clock)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media,
-        media_limiter,
+        media_limiter, presence,
     )  # fmt: skip
     visibility = Visibility(core.reader, core.ignored, base.policy)
     history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
     sync = SyncService(
         core.reader, history, typing, base.notifier, clock,
         extensions=[
-            core.keys.sync_extension, push_rules.sync_extension,
+            core.keys.sync_extension, push_rules.sync_extension, presence.sync_extension,
             *base.extensions.sync_extensions,
         ],
     )  # fmt: skip
@@ -206,6 +211,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         history=history,
         room_state=RoomStateReads(core.reader, visibility),
         typing=typing,
+        presence=presence,
         userdata=userdata,
         sync=sync,
         directory=directory,
@@ -350,6 +356,7 @@ def _build_federation(
     media: MediaService,
     remote_media: FederatedMedia,
     media_limiter: Buckets,
+    presence: PresenceService,
 ) -> Federation:
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
@@ -369,7 +376,11 @@ def _build_federation(
             rooms, pipeline, sender, access, accounts, core.outliers, base.policy
         ),
         edus=EduReceiver(
-            core.reader, typing, userdata, access.acl_denies, core.keys_receiver.edu_handlers()
+            core.reader,
+            typing,
+            userdata,
+            access.acl_denies,
+            {**core.keys_receiver.edu_handlers(), "m.presence": presence.on_edu},
         ),
         history=HistoryServer(rooms, resolver),
         directory=directory,

@@ -244,6 +244,19 @@ account_data = Table(
     Index("ix_account_data_user_stream", "user_id", "stream_id"),
 )  # fmt: skip
 
+#: The latest presence of each user (local and remote) the node knows, written only when
+#: it changes in a way clients are told about (never on every /sync); ``stream_id`` is the
+#: stream position of that change, for /sync's ``presence`` section.
+presence = Table(
+    "presence", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("status_msg", Text, nullable=True),
+    Column("last_active_ts", BigInteger, nullable=False),
+    Column("currently_active", Boolean, nullable=False),
+    Column("stream_id", BigInteger, nullable=False, index=True),
+)  # fmt: skip
+
 filters = Table(
     "filters", metadata,
     Column("user_id", String(255), primary_key=True),

@@ -289,6 +289,8 @@ class SyncService:
 def _has_news(response: dict[str, Any]) -> bool:
     if response["rooms"] or response["account_data"]["events"]:
         return True
+    if response["presence"]["events"]:
+        return True
     for key in ("to_device", "device_lists"):
         section = response.get(key)
         if section and any(section.get(k) for k in ("events", "changed", "left")):

@@ -329,6 +329,12 @@ class PresenceService:
                 new = self._timed_out(old, now)
                 if new is not None:
                     await self._update(old, new, now)
+        # Users gone offline are read again from the database when next asked about.
+        for user_id in [u for u, s in self._states.items() if s.state == "offline"]:
+            lock = self._locks.get(user_id)
+            if user_id not in self._syncing and (lock is None or not lock.locked()):
+                self._states.pop(user_id, None)
+                self._locks.pop(user_id, None)
 
     def _timed_out(self, old: UserPresence, now: int) -> UserPresence | None:
         if old.state == "offline":

@@ -99,7 +99,12 @@ async def test_presence_status_and_sync(node: Node, openapi: ClientServerSpec | 
         assert node.services.db.stream.current == before
         again = await bob.sync(woken["next_batch"], set_presence="offline")
         assert presence_events(again) == {}
-        # set_presence=online on a sync makes Alice online again.
+        # Sending a message is activity: an idle user is online again (as Synapse).
+        room_id = (await alice.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"][0]
+        await alice.send(room_id, "戻りました")
+        assert (await bob.ok("GET", status(alice.user_id)))["presence"] == "online"
+        # set_presence=online on a sync makes an unavailable user online again too.
+        await alice.ok("PUT", status(alice.user_id), {"presence": "unavailable"})
         await alice.sync()
         assert (await bob.ok("GET", status(alice.user_id)))["presence"] == "online"
 

@@ -22,6 +22,7 @@ from homeserver.common.http import RateLimiter
 from homeserver.config import Config
 from homeserver.e2ee.service import KeysService
 from homeserver.media import MediaService
+from homeserver.push.notifications import NotificationsService
 from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
 from homeserver.rooms.directory import DirectoryService
@@ -58,6 +59,7 @@ class Services:
     keys: KeysService
     push_rules: PushRulesService
     pushers: PushersService
+    notifications: NotificationsService
     media: MediaService
     admin: AdminOps
     tokens: RegistrationTokens

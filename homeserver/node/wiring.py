@@ -58,6 +58,7 @@ from homeserver.node.features import event_listeners, load_extensions
 from homeserver.node.services import NodeServices
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
+from homeserver.push.notifications import NotificationsService
 from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
 from homeserver.push.sender import PusherPool
@@ -223,6 +224,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         keys=core.keys,
         push_rules=push_rules,
         push_actions=core.push_actions,
+        notifications=NotificationsService(history),
         pushers=core.pushers,
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from homeserver.accounts.openid import OpenIdTokens
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.throttle import Buckets
 from homeserver.accounts.uia import UIA
@@ -51,6 +52,7 @@ class Services:
     room_state: RoomStateReads
     typing: TypingService
     presence: PresenceService
+    openid: OpenIdTokens
     userdata: UserDataService
     sync: SyncService
     directory: DirectoryService

@@ -25,6 +25,7 @@ from homeserver.federation.ports import (
     Directory,
     KeyQueries,
     MediaForServers,
+    OpenIdUserInfo,
     SpaceSummaries,
 )
 from homeserver.federation.serving import HistoryServer
@@ -54,6 +55,7 @@ class NodeFederationHandler:
         summaries: SpaceSummaries,
         keys: KeyQueries,
         media: MediaForServers,
+        openid: OpenIdUserInfo,
     ) -> None:
         self.rooms = rooms
         self.server_name = server_name
@@ -69,6 +71,7 @@ class NodeFederationHandler:
         self.summaries = summaries
         self.keys = keys
         self.media = media
+        self.openid = openid
 
     # ------------------------------------------------------------- transactions
 
@@ -248,6 +251,9 @@ class NodeFederationHandler:
         return await self.summaries.for_server(
             origin, room_id, suggested_only, self.access.acl_denies
         )
+
+    async def on_openid_userinfo(self, access_token: str) -> str | None:
+        return await self.openid.user_info(access_token)
 
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
         return await self.media.serve(origin, media_id)

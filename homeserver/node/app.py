@@ -25,6 +25,7 @@ from homeserver.client_api import (
     discovery,
     keys,
     media,
+    openid,
     presence,
     profile,
     push,
@@ -61,7 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence, openid]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -24,6 +24,7 @@ from federation.ports import StoredKey
 from federation.sender import TransactionSender
 from federation.server import FederationServer
 from federation.signing import SigningKey, load_signing_keys
+from homeserver.accounts.openid import OpenIdTokens
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.throttle import Buckets, LoginThrottle
@@ -168,6 +169,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         LoginThrottle(config.login_limits, clock),
     )  # fmt: skip
     transport = _build_transport(config, base.key, clock, db, base.extensions)
+    openid = OpenIdTokens(db, clock, base.server_name)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
     presence = PresenceService(
@@ -186,7 +188,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     media_limiter = Buckets(config.media_download_limit, clock)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media,
-        media_limiter, presence,
+        media_limiter, presence, openid,
     )  # fmt: skip
     visibility = Visibility(core.reader, core.ignored, base.policy)
     history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
@@ -213,6 +215,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         room_state=RoomStateReads(core.reader, visibility),
         typing=typing,
         presence=presence,
+        openid=openid,
         userdata=userdata,
         sync=sync,
         directory=directory,
@@ -359,6 +362,7 @@ def _build_federation(
     remote_media: FederatedMedia,
     media_limiter: Buckets,
     presence: PresenceService,
+    openid: OpenIdTokens,
 ) -> Federation:
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
@@ -389,6 +393,7 @@ def _build_federation(
         summaries=summaries,
         keys=core.keys_receiver,
         media=LocalMediaServer(media, media_limiter),
+        openid=openid,
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,

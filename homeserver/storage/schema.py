@@ -69,6 +69,15 @@ access_tokens = Table(
     Column("created_ts", BigInteger, nullable=False),
 )  # fmt: skip
 
+#: OpenID tokens (``/user/{userId}/openid/request_token``), which other servers (and the
+#: widgets and integration managers behind them) exchange for the user's ID; hashed.
+openid_tokens = Table(
+    "openid_tokens", metadata,
+    Column("token_sha256", LargeBinary(32), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("valid_until_ms", BigInteger, nullable=False, index=True),
+)  # fmt: skip
+
 registration_tokens = Table(
     "registration_tokens", metadata,
     Column("token", String(64), primary_key=True),

@@ -35,6 +35,7 @@ from homeserver.client_api import (
     sync,
     tags,
     to_device,
+    voip,
 )
 from homeserver.client_api.common import requester
 from homeserver.client_api.services import SERVICES
@@ -62,7 +63,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence, openid]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence, openid, voip]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

@@ -32,13 +32,16 @@ class Later:
 async def test_openid_tokens(
     node: Node, openapi: ClientServerSpec | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with ValidatingClient(node.base_url, openapi) as c:
+    # The user info endpoint is the server-server API's: asked with a plain client.
+    async with ValidatingClient(node.base_url, openapi) as c, node.client() as third_party:
         alice = await c.register("alice")
         mallory = await c.register("mallory")
         token: dict[str, Any] = await alice.ok("POST", request_path(alice.user_id), {})
         assert token["token_type"] == "Bearer" and token["expires_in"] == 3600
         assert token["matrix_server_name"] == node.server_name
-        info = await c.request("GET", USERINFO, params={"access_token": token["access_token"]})
+        info = await third_party.request(
+            "GET", USERINFO, params={"access_token": token["access_token"]}
+        )
         assert (info.status, info.body) == (200, {"sub": alice.user_id})
 
         # The attacker's side.
@@ -52,7 +55,7 @@ async def test_openid_tokens(
             ({}, "M_MISSING_TOKEN"),
             ({"access_token": "x" * 5000}, "M_UNKNOWN_TOKEN"),
         ):
-            answer = await c.request("GET", USERINFO, params=params)
+            answer = await third_party.request("GET", USERINFO, params=params)
             assert (answer.status, answer.body["errcode"]) == (401, errcode), params
         async with node.services.db.read() as conn:
             stored = (await conn.execute(select(openid_tokens))).all()
@@ -60,5 +63,8 @@ async def test_openid_tokens(
 
         # Two hours later it is no longer valid.
         monkeypatch.setattr(node.services.openid, "clock", Later())
-        expired = await c.request("GET", USERINFO, params={"access_token": token["access_token"]})
+        expired = await third_party.request(
+            "GET", USERINFO, params={"access_token": token["access_token"]}
+        )
         assert (expired.status, expired.body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+        c.check("POST /_matrix/client/v3/user/{userId}/openid/request_token")

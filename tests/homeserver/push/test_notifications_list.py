@@ -63,3 +63,4 @@ async def test_notifications(node: Node, openapi: ClientServerSpec | None) -> No
         await alice.ok("POST", f"{V3}/rooms/{room_id}/receipt/m.read/{second}", {})
         after = await alice.ok("GET", f"{V3}/notifications")
         assert [n["event"]["event_id"] for n in after["notifications"]] == [third]
+        c.check("GET /_matrix/client/v3/notifications")

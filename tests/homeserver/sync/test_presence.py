@@ -124,6 +124,11 @@ async def test_presence_status_and_sync(node: Node, openapi: ClientServerSpec | 
         assert bad_sync.status == 400
         unknown = await mallory.request("GET", status("@nobody:elsewhere.example"))
         assert unknown.status == 403
+        c.check(
+            "GET /_matrix/client/v3/presence/{userId}/status",
+            "PUT /_matrix/client/v3/presence/{userId}/status",
+            "GET /_matrix/client/v3/sync",
+        )
 
 
 async def test_presence_timers(quick: Node, openapi: ClientServerSpec | None) -> None:

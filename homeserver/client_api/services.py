@@ -23,6 +23,7 @@ from homeserver.common.http import RateLimiter
 from homeserver.config import Config
 from homeserver.e2ee.service import KeysService
 from homeserver.media import MediaService
+from homeserver.media.preview import UrlPreviewer
 from homeserver.push.notifications import NotificationsService
 from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
@@ -63,6 +64,7 @@ class Services:
     pushers: PushersService
     notifications: NotificationsService
     media: MediaService
+    url_preview: UrlPreviewer
     admin: AdminOps
     tokens: RegistrationTokens
 

@@ -27,6 +27,7 @@ from homeserver.client_api import (
     media,
     openid,
     presence,
+    preview,
     profile,
     push,
     pushers,
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, presence, openid, voip]
+ROUTE_MODULES += [preview]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -145,6 +147,7 @@ async def close_services(services: NodeServices) -> None:
     await services.media.close()
     services.typing.close()
     services.presence.close()
+    await services.url_preview.close()
     await services.db.close()
 
 

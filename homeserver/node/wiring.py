@@ -55,6 +55,7 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
 from homeserver.media.files import Receiver
+from homeserver.media.preview import UrlPreviewer
 from homeserver.node.features import event_listeners, load_extensions
 from homeserver.node.services import NodeServices
 from homeserver.push.actions import PushActions
@@ -228,6 +229,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         push_rules=push_rules,
         push_actions=core.push_actions,
         notifications=NotificationsService(history),
+        url_preview=UrlPreviewer(config.url_preview, media, clock),
         pushers=core.pushers,
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),

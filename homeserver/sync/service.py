@@ -125,6 +125,8 @@ class SyncService:
                 for extension in self.extensions
             )
         )
+        if not sync_filter.presence:
+            response["presence"] = {"events": []}
         return response
 
     async def _rooms_to_show(

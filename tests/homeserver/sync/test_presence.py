@@ -99,6 +99,9 @@ async def test_presence_status_and_sync(node: Node, openapi: ClientServerSpec | 
         assert node.services.db.stream.current == before
         again = await bob.sync(woken["next_batch"], set_presence="offline")
         assert presence_events(again) == {}
+        # A filter without presence gets none.
+        no_presence = '{"presence": {"not_types": ["*"]}}'
+        assert presence_events(await bob.sync(filter=no_presence, set_presence="offline")) == {}
         # Sending a message is activity: an idle user is online again (as Synapse).
         room_id = (await alice.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"][0]
         await alice.send(room_id, "戻りました")

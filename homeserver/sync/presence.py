@@ -35,6 +35,7 @@ from homeserver.config.model import PresenceSettings
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import presence as store
 from homeserver.storage.presence import PresenceRow
+from homeserver.sync.presence_state import UserPresence, from_row, should_notify
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +54,6 @@ class PresenceListener(Protocol):
     entry, the IDs of the rooms the user is joined to)."""
 
     def __call__(self, user_id: str, entry: dict[str, Any], room_ids: Sequence[str], /) -> None: ...
-
-
-@dataclasses.dataclass
-class UserPresence:
-    user_id: str
-    state: str = "offline"
-    status_msg: str | None = None
-    last_active_ts: int = 0
-    currently_active: bool = False
-    last_user_sync_ts: int = 0
-    #: Local user: when last sent to other servers; remote: when last heard of.
-    last_federation_ts: int = 0
-
-    def notable(self) -> tuple[str, str | None, bool]:
-        return (self.state, self.status_msg, self.currently_active)
-
-    def content(self, now: int) -> dict[str, Any]:
-        """The ``m.presence`` content (without ``user_id``), as Synapse formats it."""
-        content: dict[str, Any] = {"presence": self.state}
-        if self.last_active_ts:
-            content["last_active_ago"] = max(0, now - self.last_active_ts)
-        if self.status_msg:
-            content["status_msg"] = self.status_msg
-        if self.state == "online":
-            content["currently_active"] = self.currently_active
-        return content
 
 
 def _ignore(user_id: str, entry: dict[str, Any], room_ids: Sequence[str]) -> None:
@@ -135,7 +110,7 @@ class PresenceService:
             rows = await store.presence_of(conn, [user_id])
         found = self._states.get(user_id)  # another task may have loaded it meanwhile
         if found is None:
-            found = _from_row(rows[0]) if rows else UserPresence(user_id)
+            found = from_row(rows[0]) if rows else UserPresence(user_id)
             self._states[user_id] = found
         return found
 
@@ -275,7 +250,7 @@ class PresenceService:
             and new.state != "offline"
             and (now - new.last_federation_ts > FEDERATION_PING_INTERVAL_MS)
         )
-        if _should_notify(old, new, granularity):
+        if should_notify(old, new, granularity):
             await self._persist(new)
             await self._tell(new, now, local)
         elif ping:
@@ -364,8 +339,10 @@ class PresenceService:
         response: dict[str, Any],
         joined_rooms: Sequence[str],
     ) -> None:
-        """/sync's ``presence`` section: the users sharing a room with the requester (and
-        the requester), all of them not offline on an initial sync, else those changed."""
+        """/sync's ``presence`` section: of the users sharing a room with the requester (and
+        the requester), those not offline on an initial sync or after the requester joined
+        a room, else those changed and those who joined a room since (as Synapse's
+        newly joined users), not offline."""
         if not self.enabled:
             return
         users = {requester.user_id}
@@ -373,43 +350,34 @@ class PresenceService:
             room = await self.rooms.room(room_id)
             if room is not None:
                 users.update(room.joined())
-        if since is not None and not self.db.changes.presence.any_changed_since(users, since):
+        changes = self.db.changes
+        everyone = since is None or changes.memberships.changed_since(requester.user_id, since)
+        newcomers = set() if since is None or everyone else {
+            u for u in users if changes.memberships.changed_since(u, since)
+        }  # fmt: skip
+        quiet = since is not None and not changes.presence.any_changed_since(users, since)
+        if quiet and not everyone and not newcomers:
             return
         async with self.db.read() as conn:
-            if since is None:
-                rows = [r for r in await store.presence_of(conn, users) if r.state != "offline"]
+            if since is None or everyone:
+                rows = await store.presence_of(conn, users)
             else:
                 rows = [r for r in await store.presence_changed(conn, since, upto)
                         if r.user_id in users]  # fmt: skip
+                changed = {r.user_id for r in rows}
+                rows += [r for r in await store.presence_of(conn, newcomers - changed)
+                         if r.state != "offline"]  # fmt: skip
+        if since is None or everyone:
+            rows = [r for r in rows if r.state != "offline"]
         now = self.clock.now_ms()
         events = []
         for row in rows:
-            state = self._states.get(row.user_id) or _from_row(row)
-            events.append(
-                {"type": "m.presence", "sender": row.user_id, "content": state.content(now)}
-            )
+            state = self._states.get(row.user_id) or from_row(row)
+            content = state.content(now)
+            events.append({"type": "m.presence", "sender": row.user_id, "content": content})
         response["presence"] = {"events": events}
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _from_row(row: PresenceRow) -> UserPresence:
-    return UserPresence(
-        row.user_id, row.state, row.status_msg, row.last_active_ts, row.currently_active,
-        # Loaded after a restart: timers count from the row's last activity.
-        last_user_sync_ts=row.last_active_ts, last_federation_ts=row.last_active_ts,
-    )  # fmt: skip
-
-
-def _should_notify(old: UserPresence, new: UserPresence, granularity_ms: int) -> bool:
-    """Synapse's should_notify: state, status message, currently_active, or a jump of
-    last_active_ts that clients would not otherwise see."""
-    if old.notable() != new.notable():
-        return True
-    jumped = new.last_active_ts - old.last_active_ts > granularity_ms
-    if new.state == "online":
-        return jumped and not new.currently_active
-    return jumped

@@ -110,6 +110,16 @@ async def test_presence_status_and_sync(node: Node, openapi: ClientServerSpec | 
         await alice.ok("PUT", status(alice.user_id), {"presence": "unavailable"})
         await alice.sync()
         assert (await bob.ok("GET", status(alice.user_id)))["presence"] == "online"
+        # Someone joining a room gets the presence of its members in their next sync, and
+        # its members get theirs (as Synapse's newly joined users), unchanged as it is.
+        carol = await c.register("carol")
+        await carol.ok("PUT", status(carol.user_id), {"presence": "online"})
+        carol_since = (await carol.sync())["next_batch"]
+        bob_since = (await bob.sync(set_presence="offline"))["next_batch"]
+        await carol.join(room_id)
+        joined = presence_events(await carol.sync(carol_since))
+        assert joined[alice.user_id]["presence"] == "online"
+        assert presence_events(await bob.sync(bob_since, set_presence="offline"))[carol.user_id]
 
         # The attacker's side.
         hidden = await mallory.request("GET", status(alice.user_id))

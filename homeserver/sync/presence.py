@@ -144,11 +144,16 @@ class PresenceService:
             await self._update(old, new, now)
 
     async def bump_active(self, user_id: str) -> None:
-        """The user did something (sent an event...): online again if they were idle."""
+        """The user did something (sent an event...): online again if they were idle.
+
+        An offline user (a bot, a script: nothing syncing) stays as they are, with no write;
+        Synapse would store their new last activity (and wake the room's members)."""
         if not self.enabled:
             return
         async with self._lock(user_id):
             old = await self._state(user_id)
+            if old.state == "offline":
+                return
             now = self.clock.now_ms()
             new = dataclasses.replace(old, last_active_ts=now)
             if old.state == "unavailable":

@@ -87,6 +87,10 @@ class Outbound:
         if targets:
             self._spawn(self.sender.send_edu("m.presence", {"push": [entry]}, targets))
 
+    def presence_to(self, entries: list[dict[str, Any]], destinations: set[str]) -> None:
+        """Presence entries to these servers (one that just joined a room)."""
+        self._spawn(self.sender.send_edu("m.presence", {"push": entries}, destinations))
+
     async def drain(self) -> None:
         """Wait until every event handed over so far is in the persisted queue."""
         while self._tasks:

@@ -160,6 +160,7 @@ class _Rooms:
     pushers: PushersService
     keys: KeysService
     keys_receiver: KeysReceiver
+    presence: PresenceService
 
 
 def _build(base: _Base, fast_passwords: bool) -> NodeServices:
@@ -173,10 +174,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     openid = OpenIdTokens(db, clock, base.server_name)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
-    presence = PresenceService(
-        core.reader, base.notifier, clock, base.server_name, config.presence,
-        on_local_change=core.outbound.on_presence,
-    )  # fmt: skip
+    presence = core.presence
     directory = DirectoryService(
         core.rooms, accounts,
         base.extensions.managed_profile_fields,
@@ -252,6 +250,10 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
     gateway = GatewayClient(allow_private_addresses=push.allow_private_addresses)
     pool = PusherPool(db, reader, clock, gateway, include_content=push.include_content)
     push_actions = PushActions(db, reader, server_name, ignored=ignored, on_notified=pool.wake)
+    presence = PresenceService(
+        reader, notifier, clock, server_name, base.config.presence,
+        on_local_change=outbound.on_presence, send_to=outbound.presence_to,
+    )  # fmt: skip
     rooms = RoomService(
         reader,
         notifier,
@@ -263,6 +265,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
             push_actions.after_commit,
             outbound.on_event,
             keys_receiver.on_room_event,
+            presence.on_event,
             *([base.metrics.on_event] if base.metrics is not None else []),
             *event_listeners(base.extensions),
         ],
@@ -279,6 +282,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
         pushers=PushersService(db, pool, clock),
         keys=keys,
         keys_receiver=keys_receiver,
+        presence=presence,
     )
 
 

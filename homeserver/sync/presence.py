@@ -32,8 +32,10 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError
 from homeserver.common.notifier import Notifier
 from homeserver.config.model import PresenceSettings
+from homeserver.rooms.cache import RoomCache
 from homeserver.rooms.reader import RoomReader
 from homeserver.storage import presence as store
+from homeserver.storage.events import StoredEvent
 from homeserver.storage.presence import PresenceRow
 from homeserver.sync.presence_state import UserPresence, from_row, should_notify
 
@@ -47,6 +49,8 @@ FEDERATION_PING_INTERVAL_MS = 25 * 60 * 1000
 #: How often the timers are checked.
 TICK_S = 5.0
 MAX_STATUS_MSG = 2048
+#: How long after a server's first join its users are told the room's presence.
+JOIN_GRACE_S = 2.0
 
 
 class PresenceListener(Protocol):
@@ -56,7 +60,17 @@ class PresenceListener(Protocol):
     def __call__(self, user_id: str, entry: dict[str, Any], room_ids: Sequence[str], /) -> None: ...
 
 
+class PresenceSender(Protocol):
+    """Sends presence entries to these servers (a server that just joined a room)."""
+
+    def __call__(self, entries: list[dict[str, Any]], destinations: set[str], /) -> None: ...
+
+
 def _ignore(user_id: str, entry: dict[str, Any], room_ids: Sequence[str]) -> None:
+    return None
+
+
+def _send_nowhere(entries: list[dict[str, Any]], destinations: set[str]) -> None:
     return None
 
 
@@ -69,6 +83,7 @@ class PresenceService:
         server_name: str,
         settings: PresenceSettings,
         on_local_change: PresenceListener = _ignore,
+        send_to: PresenceSender = _send_nowhere,
     ) -> None:
         self.rooms = rooms
         self.db = rooms.db
@@ -77,6 +92,7 @@ class PresenceService:
         self.server_name = server_name
         self.settings = settings
         self.on_local_change = on_local_change
+        self.send_to = send_to
         self._states: dict[str, UserPresence] = {}
         #: Local user ID -> syncs in progress.
         self._syncing: dict[str, int] = {}
@@ -285,6 +301,39 @@ class PresenceService:
             state.last_federation_ts = now
             entry = {"user_id": state.user_id, **state.content(now)}
             self.on_local_change(state.user_id, entry, room_ids)
+
+    def on_event(self, room: RoomCache, event: StoredEvent) -> None:
+        """Room listener: a server whose first user joins a room gets the presence of the
+        room's local users who are not offline; a local user who joins a room has theirs
+        sent to the room's servers (the others' comes with their next change or ping)."""
+        if not self.enabled or event.type != "m.room.member" or not event.state_key:
+            return
+        if event.pdu.get("content", {}).get("membership") != "join":
+            return
+        joiner = event.state_key
+        server = domain_of(joiner)
+        now = self.clock.now_ms()
+        if server == self.server_name:
+            state = self._states.get(joiner)
+            if state is not None and state.state != "offline":
+                entry = {"user_id": joiner, **state.content(now)}
+                self.on_local_change(joiner, entry, [room.room_id])
+            return
+        joined = room.joined()
+        if any(domain_of(u) == server for u in joined if u != joiner):
+            return  # the server was in the room already
+        entries = [
+            {"user_id": u, **state.content(now)}
+            for u in joined
+            if domain_of(u) == self.server_name
+            and (state := self._states.get(u)) is not None
+            and state.state != "offline"
+        ]
+        if entries:
+            # After a moment: the joining server takes presence only for users it shares a
+            # room with, which it does once it has processed the join's answer.
+            loop = asyncio.get_running_loop()
+            loop.call_later(JOIN_GRACE_S, self.send_to, entries, {server})
 
     # ------------------------------------------------------------------ timers
 

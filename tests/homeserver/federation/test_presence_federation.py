@@ -27,10 +27,11 @@ async def test_presence_goes_to_the_servers_in_the_room(pair: tuple[Node, Node])
         alice = await ca.register("alice")
         bob = await cb.register("bob")
         room_id = await alice.create_room(preset="public_chat")
+        # Set before B is in the room: B gets it when its first user joins.
+        await alice.ok("PUT", status(alice.user_id), {"presence": "online", "status_msg": "庁舎"})
+        since = (await bob.sync(set_presence="offline"))["next_batch"]
         await bob.ok("POST", f"/_matrix/client/v3/join/{room_id}", {},
                      params={"server_name": a.server_name})  # fmt: skip
-        since = (await bob.sync(set_presence="offline"))["next_batch"]
-        await alice.ok("PUT", status(alice.user_id), {"presence": "online", "status_msg": "庁舎"})
 
         async def bob_sees_alice() -> dict[str, object] | None:
             synced = await bob.sync(since, timeout=1000, set_presence="offline")
@@ -41,6 +42,14 @@ async def test_presence_goes_to_the_servers_in_the_room(pair: tuple[Node, Node])
         assert seen["presence"] == "online" and seen["status_msg"] == "庁舎"
         on_b = await bob.ok("GET", status(alice.user_id))
         assert on_b["presence"] == "online" and on_b["status_msg"] == "庁舎"
+        # A change after the join goes too.
+        await alice.ok("PUT", status(alice.user_id), {"presence": "online", "status_msg": "外出"})
+
+        async def bob_sees_the_change() -> bool:
+            found = await bob.ok("GET", status(alice.user_id))
+            return found.get("status_msg") == "外出"
+
+        await eventually(bob_sees_the_change)
         # And back: Bob's presence reaches Alice's server.
         await bob.ok("PUT", status(bob.user_id), {"presence": "unavailable"})
 

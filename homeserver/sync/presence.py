@@ -98,6 +98,8 @@ class PresenceService:
         self._syncing: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._timer: asyncio.Task[None] | None = None
+        #: Presence waiting to go to servers that just joined a room.
+        self._later: set[asyncio.TimerHandle] = set()
 
     @property
     def enabled(self) -> bool:
@@ -332,8 +334,14 @@ class PresenceService:
         if entries:
             # After a moment: the joining server takes presence only for users it shares a
             # room with, which it does once it has processed the join's answer.
-            loop = asyncio.get_running_loop()
-            loop.call_later(JOIN_GRACE_S, self.send_to, entries, {server})
+            handle = asyncio.get_running_loop().call_later(
+                JOIN_GRACE_S, self._send_later, entries, server
+            )
+            self._later.add(handle)
+
+    def _send_later(self, entries: list[dict[str, Any]], server: str) -> None:
+        self._later = {h for h in self._later if not h.cancelled() and h.when() > _now()}
+        self.send_to(entries, {server})
 
     # ------------------------------------------------------------------ timers
 
@@ -432,6 +440,13 @@ class PresenceService:
         response["presence"] = {"events": events}
 
     def close(self) -> None:
+        for handle in self._later:
+            handle.cancel()
+        self._later.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,4 +1,5 @@
-"""Unauthenticated routes: the server's own keys, notary queries and the version."""
+"""Unauthenticated routes: the server's own keys, notary queries, the version, and OpenID
+user info (whose caller is a third party holding a user's token, not a server)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ async def key_server(request: web.Request) -> web.Response:
 async def version(request: web.Request) -> web.Response:
     enabled_server(request)
     return json_response({"server": {"name": "Kairan", "version": "0.1.0"}})
+
+
+@routes.get(F1 + "/openid/userinfo")
+async def openid_userinfo(request: web.Request) -> web.Response:
+    server = enabled_server(request)
+    token = request.query.get("access_token")
+    if not token:
+        raise MatrixError(401, "M_MISSING_TOKEN", "Access Token required")
+    user_id = await server.handler.on_openid_userinfo(token)
+    if user_id is None:
+        raise MatrixError(401, "M_UNKNOWN_TOKEN", "Access Token unknown or expired")
+    return json_response({"sub": user_id})
 
 
 @routes.post("/_matrix/key/v2/query")

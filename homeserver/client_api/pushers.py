@@ -1,11 +1,11 @@
-"""Pushers API: list and set the user's pushers."""
+"""Pushers API: list and set the user's pushers; the notifications they were sent about."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from homeserver.client_api.common import requester, services
-from homeserver.common.http import json_response, read_json
+from homeserver.common.http import json_response, query_int, read_json
 
 routes = web.RouteTableDef()
 
@@ -24,3 +24,15 @@ async def set_pusher(request: web.Request) -> web.Response:
     body = await read_json(request)
     await svc.pushers.set(who, body)
     return json_response({})
+
+
+@routes.get("/_matrix/client/v3/notifications")
+async def notifications(request: web.Request) -> web.Response:
+    svc = services(request)
+    who = await requester(request)
+    limit = query_int(request, "limit", 50, minimum=1) if "limit" in request.query else None
+    return json_response(
+        await svc.notifications.notifications(
+            who.user_id, who.device_id, request.query.get("from"), limit, request.query.get("only")
+        )
+    )

@@ -124,6 +124,7 @@ async def send(request: web.Request) -> web.Response:
         body,
         request.match_info["txn_id"],
     )
+    await svc.presence.bump_active(who.user_id)  # as Synapse: sending is activity
     return json_response({"event_id": event_id})
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from homeserver.accounts.openid import OpenIdTokens
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.throttle import Buckets
 from homeserver.accounts.uia import UIA
@@ -22,6 +23,8 @@ from homeserver.common.http import RateLimiter
 from homeserver.config import Config
 from homeserver.e2ee.service import KeysService
 from homeserver.media import MediaService
+from homeserver.media.preview import UrlPreviewer
+from homeserver.push.notifications import NotificationsService
 from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
 from homeserver.rooms.directory import DirectoryService
@@ -36,6 +39,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.timestamps import TimestampLookup
 from homeserver.rooms.upgrade import RoomUpgrades
+from homeserver.sync.presence import PresenceService
 from homeserver.sync.service import SyncService
 from homeserver.sync.sliding.service import SlidingSyncService
 from homeserver.sync.typing import TypingService
@@ -57,6 +61,8 @@ class Services:
     #: /relations and /threads.
     relations: RelationsService
     typing: TypingService
+    presence: PresenceService
+    openid: OpenIdTokens
     userdata: UserDataService
     sync: SyncService
     #: Simplified Sliding Sync (MSC4186).
@@ -67,7 +73,9 @@ class Services:
     keys: KeysService
     push_rules: PushRulesService
     pushers: PushersService
+    notifications: NotificationsService
     media: MediaService
+    url_preview: UrlPreviewer
     admin: AdminOps
     tokens: RegistrationTokens
     #: Room upgrades (``/upgrade``).

@@ -33,13 +33,14 @@ async def sync(request: web.Request) -> web.Response:
         else:
             body = await svc.userdata.get_filter(who.user_id, raw_filter)
     full_state = request.query.get("full_state", "false") == "true"
-    response = await svc.sync.sync(
-        who,
-        request.query.get("since"),
-        query_int(request, "timeout", 0, minimum=0),
-        SyncFilter.from_json(body),
-        full_state,
-    )
+    async with svc.presence.syncing(who.user_id, request.query.get("set_presence")):
+        response = await svc.sync.sync(
+            who,
+            request.query.get("since"),
+            query_int(request, "timeout", 0, minimum=0),
+            SyncFilter.from_json(body),
+            full_state,
+        )
     return json_response(response)
 
 

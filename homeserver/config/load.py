@@ -3,6 +3,7 @@ checked, every problem a one-line :class:`ConfigError`."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from homeserver.config.model import (
     LoginLimits,
     Metrics,
     PasswordPolicy,
+    PresenceSettings,
     PushSettings,
     Rate,
     RateLimit,
@@ -33,6 +35,8 @@ from homeserver.config.model import (
     Sessions,
     SupportContact,
     ThumbnailSize,
+    TurnSettings,
+    UrlPreviewSettings,
     WellKnown,
     default_listener,
     sqlite_url,
@@ -84,6 +88,7 @@ _KNOWN_KEYS = {
     "rc_login", "thumbnail_sizes", "dynamic_thumbnails", "rc_media_download",
     "refreshable_access_token_lifetime", "refresh_token_lifetime", "login_via_existing_session",
     "well_known",
+    "presence", "turn", "url_preview",
 }  # fmt: skip
 
 
@@ -145,6 +150,9 @@ def parse_config(raw: Any, directory: Path) -> Config:
         ),
         remote_media_cache=_remote_media_cache(raw.get("remote_media_cache") or {}),
         push=_push(raw.get("push") or {}),
+        presence=_presence(raw.get("presence") or {}),
+        turn=_turn(raw.get("turn") or {}),
+        url_preview=_url_preview(raw.get("url_preview") or {}),
         thumbnail_sizes=_thumbnail_sizes(raw.get("thumbnail_sizes", None)),
         dynamic_thumbnails=_expect(
             raw.get("dynamic_thumbnails", False), bool, "dynamic_thumbnails"
@@ -358,6 +366,64 @@ def _push(raw: Any) -> PushSettings:
             raw.get("allow_private_addresses", False), bool, "push.allow_private_addresses"
         ),
         include_content=_expect(raw.get("include_content", True), bool, "push.include_content"),
+    )
+
+
+def _section(raw: Any, name: str, known: set[str]) -> dict[str, Any]:
+    _expect(raw, dict, name)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown {name} keys: {', '.join(unknown)}")
+    return dict(raw)
+
+
+def _presence(raw: Any) -> PresenceSettings:
+    timers = ("last_active_granularity", "sync_online_timeout", "idle_timeout")
+    raw = _section(raw, "presence", {"enabled", *timers})
+    default = PresenceSettings()
+    return PresenceSettings(
+        enabled=_expect(raw.get("enabled", True), bool, "presence.enabled"),
+        **{
+            f"{t}_ms": _duration_ms(raw.get(t, getattr(default, f"{t}_ms")), f"presence.{t}")
+            for t in timers
+        },
+    )
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _turn(raw: Any) -> TurnSettings:
+    raw = _section(raw, "turn", {"uris", "shared_secret", "username", "password", "user_lifetime"})
+    optional = {k: _expect(raw.get(k), (str, type(None)), f"turn.{k}") for k in
+                ("shared_secret", "username", "password")}  # fmt: skip
+    return TurnSettings(
+        uris=_strings(raw.get("uris", []), "turn.uris"),
+        user_lifetime_ms=_duration_ms(raw.get("user_lifetime", "1h"), "turn.user_lifetime"),
+        **optional,
+    )
+
+
+def _url_preview(raw: Any) -> UrlPreviewSettings:
+    known = {"enabled", "ip_range_denylist", "ip_range_allowlist", "max_size", "timeout", "cache"}
+    raw = _section(raw, "url_preview", known)
+    ranges: dict[str, tuple[str, ...]] = {}
+    for key in ("ip_range_denylist", "ip_range_allowlist"):
+        ranges[key] = _strings(raw.get(key, []), f"url_preview.{key}")
+        for cidr in ranges[key]:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(f"url_preview.{key}: {cidr!r} is not an IP range") from None
+    return UrlPreviewSettings(
+        enabled=_expect(raw.get("enabled", False), bool, "url_preview.enabled"),
+        max_size=_size(raw.get("max_size", "10M"), "url_preview.max_size"),
+        timeout_ms=_duration_ms(raw.get("timeout", "10s"), "url_preview.timeout"),
+        cache_ms=_duration_ms(raw.get("cache", "1h"), "url_preview.cache"),
+        **ranges,
     )
 
 

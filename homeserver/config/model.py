@@ -86,6 +86,60 @@ class PushSettings:
 
 
 @dataclass(frozen=True)
+class PresenceSettings:
+    """``presence``, as Synapse's section: on by default (large servers turn it off: then
+    updates are accepted and ignored, /sync has none and no EDU is sent); its timers."""
+
+    enabled: bool = True
+    #: How long after the last activity a user counts as ``currently_active``.
+    last_active_granularity_ms: int = 60 * 1000
+    #: How long after the last /sync (none running) a user goes offline.
+    sync_online_timeout_ms: int = 30 * 1000
+    #: How long without activity before an online user becomes unavailable (idle).
+    idle_timeout_ms: int = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """``turn``: the TURN servers clients are given for VoIP (``/voip/turnServer``), with
+    coturn's ``use-auth-secret`` credentials (a shared secret) or a fixed user and password."""
+
+    uris: tuple[str, ...] = ()
+    shared_secret: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: How long the credentials given out are valid (Synapse's default: 1 hour).
+    user_lifetime_ms: int = 60 * 60 * 1000
+
+
+#: What URL previews never fetch unless ``url_preview.ip_range_allowlist`` lets them (the
+#: ranges Synapse's sample config lists: private, loopback, link-local, CGNAT, multicast...).
+DEFAULT_PREVIEW_DENYLIST = (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "192.0.0.0/24", "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "0.0.0.0/8", "240.0.0.0/4",
+    "::1/128", "fe80::/10", "fc00::/7", "2001:db8::/32", "ff00::/8", "fec0::/10", "::/128",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UrlPreviewSettings:
+    """``url_preview``: off by default.  When on, a URL is fetched only if every address
+    it resolves to (at each redirect) is outside the denied ranges (the defaults above plus
+    ``ip_range_denylist``) or inside ``ip_range_allowlist``."""
+
+    enabled: bool = False
+    ip_range_denylist: tuple[str, ...] = ()
+    ip_range_allowlist: tuple[str, ...] = ()
+    #: At most this much of a page is read (Synapse's ``max_spider_size``: 10M).
+    max_size: int = 10 * 1024 * 1024
+    #: A fetch (all redirects included) gives up after this long.
+    timeout_ms: int = 10_000
+    #: How long a preview is kept and served again.
+    cache_ms: int = 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
 class Rate:
     """A token bucket: ``per_second`` sustained, bursts of ``burst_count``."""
 
@@ -190,6 +244,9 @@ class Config:
     #: unauthenticated endpoints, per server over federation).
     media_download_limit: Rate = DEFAULT_MEDIA_DOWNLOAD_LIMIT
     push: PushSettings = field(default_factory=PushSettings)
+    presence: PresenceSettings = field(default_factory=PresenceSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
+    url_preview: UrlPreviewSettings = field(default_factory=UrlPreviewSettings)
     #: Every listener (the first is ``listener``); see homeserver/config/listeners.py.
     listeners: tuple[Listener, ...] = ()
     #: The features the node enables, in order, with their settings (``features:``).

@@ -162,6 +162,21 @@ push:
   # Send message content to gateways (pushers may ask for event_id_only instead).
   include_content: true
 
+# Presence (online/idle/offline in clients). Large servers turn it off, as with Synapse.
+presence:
+  enabled: true
+
+# TURN servers for VoIP calls (coturn with use-auth-secret), none by default:
+# turn:
+#   uris: ["turn:turn.example.jp:3478?transport=udp", "turns:turn.example.jp:5349"]
+#   shared_secret: "the static-auth-secret of coturn"
+#   user_lifetime: 1h
+
+# URL previews: the node fetches the pages users link to. Off by default; private,
+# loopback and link-local addresses stay refused unless ip_range_allowlist holds them.
+url_preview:
+  enabled: false
+
 # The features this node enables (see spec/extensions.md), each with its settings, e.g.
 # features:
 #   consortium: {{}}

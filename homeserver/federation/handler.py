@@ -25,6 +25,7 @@ from homeserver.federation.ports import (
     Directory,
     KeyQueries,
     MediaForServers,
+    OpenIdUserInfo,
     SpaceSummaries,
 )
 from homeserver.federation.serving import HistoryServer
@@ -55,6 +56,7 @@ class NodeFederationHandler:
         summaries: SpaceSummaries,
         keys: KeyQueries,
         media: MediaForServers,
+        openid: OpenIdUserInfo,
     ) -> None:
         self.rooms = rooms
         self.server_name = server_name
@@ -70,6 +72,7 @@ class NodeFederationHandler:
         self.summaries = summaries
         self.keys = keys
         self.media = media
+        self.openid = openid
 
     # ------------------------------------------------------------- transactions
 
@@ -260,6 +263,9 @@ class NodeFederationHandler:
         for event in await timestamp_candidates(self.rooms, room_id, ts, forward):
             return {"event_id": event.event_id, "origin_server_ts": event.pdu["origin_server_ts"]}
         raise not_found(f"Unable to find an event from {ts} in direction {'f' if forward else 'b'}")
+
+    async def on_openid_userinfo(self, access_token: str) -> str | None:
+        return await self.openid.user_info(access_token)
 
     async def on_media(self, origin: str, media_id: str) -> web.StreamResponse:
         return await self.media.serve(origin, media_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from federation.identifiers import domain_of
@@ -75,6 +76,20 @@ class Outbound:
             data["thread_id"] = thread_id
         content = {room.room_id: {"m.read": {user_id: {"event_ids": [event_id], "data": data}}}}
         self._spawn(self.sender.send_edu("m.receipt", content, targets))
+
+    def on_presence(self, user_id: str, entry: dict[str, Any], room_ids: Sequence[str]) -> None:
+        """A local user's presence, to the servers sharing a room with them."""
+        targets: set[str] = set()
+        for room_id in room_ids:
+            room = self.rooms.cached(room_id)
+            if room is not None:
+                targets |= destinations(room, self.server_name)
+        if targets:
+            self._spawn(self.sender.send_edu("m.presence", {"push": [entry]}, targets))
+
+    def presence_to(self, entries: list[dict[str, Any]], destinations: set[str]) -> None:
+        """Presence entries to these servers (one that just joined a room)."""
+        self._spawn(self.sender.send_edu("m.presence", {"push": entries}, destinations))
 
     async def drain(self) -> None:
         """Wait until every event handed over so far is in the persisted queue."""

@@ -123,3 +123,9 @@ class LocalMedia(Protocol):
         method: Method,
         timeout_ms: int,
     ) -> MediaFile: ...
+
+
+class OpenIdUserInfo(Protocol):
+    """OpenID tokens (homeserver.accounts.openid.OpenIdTokens)."""
+
+    async def user_info(self, token: str) -> str | None: ...

@@ -30,6 +30,9 @@ from homeserver.client_api import (
     moderation,
     mutual_rooms,
     not_offered,
+    openid,
+    presence,
+    preview,
     profile,
     push,
     pushers,
@@ -43,6 +46,7 @@ from homeserver.client_api import (
     tags,
     threepids,
     to_device,
+    voip,
 )
 from homeserver.client_api.common import requester
 from homeserver.client_api.services import SERVICES
@@ -73,6 +77,7 @@ ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, med
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, relations]
 ROUTE_MODULES += [roomops, admin_reports, sessions, moderation, threepids, not_offered]
 ROUTE_MODULES += [initial_sync, mutual_rooms, sliding_sync]
+ROUTE_MODULES += [presence, openid, voip, preview]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -153,6 +158,8 @@ async def close_services(services: NodeServices) -> None:
     await services.federation.close()
     await services.media.close()
     services.typing.close()
+    services.presence.close()
+    await services.url_preview.close()
     await services.db.close()
 
 

@@ -24,6 +24,7 @@ from federation.ports import StoredKey
 from federation.sender import TransactionSender
 from federation.server import FederationServer
 from federation.signing import SigningKey, load_signing_keys
+from homeserver.accounts.openid import OpenIdTokens
 from homeserver.accounts.passwords import Passwords
 from homeserver.accounts.service import AccountService
 from homeserver.accounts.throttle import Buckets, LoginThrottle
@@ -55,10 +56,12 @@ from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
 from homeserver.media import MediaService
 from homeserver.media.files import Receiver
+from homeserver.media.preview import UrlPreviewer
 from homeserver.node.features import event_listeners, load_extensions
 from homeserver.node.services import NodeServices
 from homeserver.push.actions import PushActions
 from homeserver.push.gateway import GatewayClient
+from homeserver.push.notifications import NotificationsService
 from homeserver.push.pushers import PushersService
 from homeserver.push.rules import PushRulesService
 from homeserver.push.sender import PusherPool
@@ -85,6 +88,7 @@ from homeserver.rooms.visibility import Visibility
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.federation import SqlKeyStore, SqlQueueStore
 from homeserver.storage.state import StateStore
+from homeserver.sync.presence import PresenceService
 from homeserver.sync.service import SyncService
 from homeserver.sync.sliding.connections import ConnectionStore
 from homeserver.sync.sliding.extensions import Extensions as SlidingExtensions
@@ -166,6 +170,7 @@ class _Rooms:
     pushers: PushersService
     keys: KeysService
     keys_receiver: KeysReceiver
+    presence: PresenceService
 
 
 def _build(base: _Base, fast_passwords: bool) -> NodeServices:
@@ -176,8 +181,10 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         LoginThrottle(config.login_limits, clock), sessions=config.sessions,
     )  # fmt: skip
     transport = _build_transport(config, base.key, clock, db, base.extensions)
+    openid = OpenIdTokens(db, clock, base.server_name)
     core = _build_rooms(base, accounts, transport)
     typing, push_rules, userdata = _build_user_state(base, core)
+    presence = core.presence
     directory = DirectoryService(
         core.rooms, accounts,
         base.extensions.managed_profile_fields,
@@ -190,14 +197,14 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
     media_limiter = Buckets(config.media_download_limit, clock)
     federation = _build_federation(
         base, transport, core, accounts, typing, userdata, directory, media, remote_media,
-        media_limiter,
+        media_limiter, presence, openid,
     )  # fmt: skip
     visibility = Visibility(core.reader, core.ignored, base.policy)
     history = HistoryService(core.reader, clock, visibility, backfiller=federation.remote.backfill)
     sync = SyncService(
         core.reader, history, typing, base.notifier, clock,
         extensions=[
-            core.keys.sync_extension, push_rules.sync_extension,
+            core.keys.sync_extension, push_rules.sync_extension, presence.sync_extension,
             *base.extensions.sync_extensions,
         ],
     )  # fmt: skip
@@ -222,6 +229,8 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         room_state=room_state,
         relations=RelationsService(core.reader, history),
         typing=typing,
+        presence=presence,
+        openid=openid,
         userdata=userdata,
         sync=sync,
         sliding_sync=sliding_sync,
@@ -234,6 +243,8 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         keys=core.keys,
         push_rules=push_rules,
         push_actions=core.push_actions,
+        notifications=NotificationsService(history),
+        url_preview=UrlPreviewer(config.url_preview, media, clock),
         pushers=core.pushers,
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
@@ -261,6 +272,10 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
     gateway = GatewayClient(allow_private_addresses=push.allow_private_addresses)
     pool = PusherPool(db, reader, clock, gateway, include_content=push.include_content)
     push_actions = PushActions(db, reader, server_name, ignored=ignored, on_notified=pool.wake)
+    presence = PresenceService(
+        reader, notifier, clock, server_name, base.config.presence,
+        on_local_change=outbound.on_presence, send_to=outbound.presence_to,
+    )  # fmt: skip
     rooms = RoomService(
         reader,
         notifier,
@@ -272,6 +287,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
             push_actions.after_commit,
             outbound.on_event,
             keys_receiver.on_room_event,
+            presence.on_event,
             *([base.metrics.on_event] if base.metrics is not None else []),
             *event_listeners(base.extensions),
         ],
@@ -288,6 +304,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
         pushers=PushersService(db, pool, clock),
         keys=keys,
         keys_receiver=keys_receiver,
+        presence=presence,
     )
 
 
@@ -372,6 +389,8 @@ def _build_federation(
     media: MediaService,
     remote_media: FederatedMedia,
     media_limiter: Buckets,
+    presence: PresenceService,
+    openid: OpenIdTokens,
 ) -> Federation:
     server_name, clock, rooms = base.server_name, base.clock, core.rooms
     client, sender = transport.client, transport.sender
@@ -391,13 +410,18 @@ def _build_federation(
             rooms, pipeline, sender, access, accounts, core.outliers, base.policy
         ),
         edus=EduReceiver(
-            core.reader, typing, userdata, access.acl_denies, core.keys_receiver.edu_handlers()
+            core.reader,
+            typing,
+            userdata,
+            access.acl_denies,
+            {**core.keys_receiver.edu_handlers(), "m.presence": presence.on_edu},
         ),
         history=HistoryServer(rooms, resolver),
         directory=directory,
         summaries=summaries,
         keys=core.keys_receiver,
         media=LocalMediaServer(media, media_limiter),
+        openid=openid,
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,

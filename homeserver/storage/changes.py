@@ -69,6 +69,8 @@ class Changes:
         self.to_device = ChangeTracker(earliest)
         #: user_id: the user's device list changed.
         self.device_lists = ChangeTracker(earliest)
+        #: user_id: the user's presence changed.
+        self.presence = ChangeTracker(earliest)
 
 
 _recording: contextvars.ContextVar[Changes | None] = contextvars.ContextVar(

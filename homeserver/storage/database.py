@@ -163,6 +163,7 @@ class Database:
             schema.to_device.c.stream_id,
             schema.device_list_changes.c.stream_id,
             schema.memberships.c.stream_ordering,
+            schema.presence.c.stream_id,
         ]
         async with self.read() as conn:
             highest = 0

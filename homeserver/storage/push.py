@@ -11,7 +11,14 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import driver
-from homeserver.storage.schema import event_push_actions, events, memberships, push_rules, pushers
+from homeserver.storage.schema import (
+    event_push_actions,
+    events,
+    memberships,
+    push_rules,
+    pushers,
+    receipts,
+)
 
 # ------------------------------------------------------------------ push rules
 
@@ -311,3 +318,76 @@ async def update_pusher_progress(
         .values(last_stream_ordering=last_stream_ordering, failing_since=failing_since)
     )
     return bool(result.rowcount)
+
+
+# ------------------------------------------------------------------ GET /notifications
+
+
+@dataclass(frozen=True)
+class Notification:
+    room_id: str
+    stream_ordering: int
+    highlight: bool
+    #: None stands for ["notify"].
+    actions: list[Any] | None
+    thread_id: str
+    event_id: str
+    ts: int
+
+
+async def notifications_before(
+    conn: AsyncConnection, user_id: str, before: int | None, limit: int, highlight_only: bool
+) -> list[Notification]:
+    """The user's notifications before stream position ``before`` (None: the newest),
+    newest first."""
+    t = event_push_actions.c
+    query = (
+        select(
+            t.room_id,
+            t.stream_ordering,
+            t.highlight,
+            t.actions,
+            t.thread_id,
+            events.c.event_id,
+            events.c.origin_server_ts,
+        )
+        .join(events, events.c.stream_ordering == t.stream_ordering)
+        .where(t.user_id == user_id)
+        .order_by(t.stream_ordering.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(t.stream_ordering < before)
+    if highlight_only:
+        query = query.where(t.highlight.is_(True))
+    return [
+        Notification(
+            r.room_id,
+            int(r.stream_ordering),
+            bool(r.highlight),
+            json.loads(r.actions) if r.actions is not None else None,
+            r.thread_id,
+            r.event_id,
+            int(r.origin_server_ts),
+        )
+        for r in await conn.execute(query)
+    ]
+
+
+async def read_upto(
+    conn: AsyncConnection, user_id: str, room_ids: Sequence[str]
+) -> dict[tuple[str, str], int]:
+    """(room ID, thread ID or "" for an unthreaded receipt) -> the stream position of the
+    newest event the user's read receipts (public or private) there point at."""
+    r = receipts.c
+    rows = await conn.execute(
+        select(r.room_id, r.thread_id, func.max(events.c.stream_ordering))
+        .join(events, events.c.event_id == r.event_id)
+        .where(
+            r.user_id == user_id,
+            r.room_id.in_(list(room_ids)),
+            r.receipt_type.in_(["m.read", "m.read.private"]),
+        )
+        .group_by(r.room_id, r.thread_id)
+    )
+    return {(room_id, thread_id): int(position) for room_id, thread_id, position in rows}

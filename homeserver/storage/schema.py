@@ -100,6 +100,15 @@ login_tokens = Table(
     Column("expiry_ts", BigInteger, nullable=False),
 )  # fmt: skip
 
+#: OpenID tokens (``/user/{userId}/openid/request_token``), which other servers (and the
+#: widgets and integration managers behind them) exchange for the user's ID; hashed.
+openid_tokens = Table(
+    "openid_tokens", metadata,
+    Column("token_sha256", LargeBinary(32), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("valid_until_ms", BigInteger, nullable=False, index=True),
+)  # fmt: skip
+
 registration_tokens = Table(
     "registration_tokens", metadata,
     Column("token", String(64), primary_key=True),
@@ -301,6 +310,19 @@ account_data = Table(
     Column("content", Text, nullable=False),
     Column("stream_id", BigInteger, nullable=False),
     Index("ix_account_data_user_stream", "user_id", "stream_id"),
+)  # fmt: skip
+
+#: The latest presence of each user (local and remote) the node knows, written only when
+#: it changes in a way clients are told about (never on every /sync); ``stream_id`` is the
+#: stream position of that change, for /sync's ``presence`` section.
+presence = Table(
+    "presence", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("status_msg", Text, nullable=True),
+    Column("last_active_ts", BigInteger, nullable=False),
+    Column("currently_active", Boolean, nullable=False),
+    Column("stream_id", BigInteger, nullable=False, index=True),
 )  # fmt: skip
 
 filters = Table(

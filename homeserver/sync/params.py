@@ -40,6 +40,8 @@ class SyncFilter:
     not_rooms: list[str] | None = None
     account_data: bool = True
     ephemeral: bool = True
+    #: The ``presence`` section (a filter's ``presence.not_types: ["*"]`` turns it off).
+    presence: bool = True
     #: Notification counts per thread (``unread_thread_notifications``).
     thread_counts: bool = False
 
@@ -61,6 +63,7 @@ class SyncFilter:
             not_rooms=room.get("not_rooms"),
             account_data=(body.get("account_data") or {}).get("not_types") != ["*"],
             ephemeral=(room.get("ephemeral") or {}).get("not_types") != ["*"],
+            presence=(body.get("presence") or {}).get("not_types") != ["*"],
             thread_counts=timeline.get("unread_thread_notifications") is True,
         )
 

@@ -125,6 +125,8 @@ class SyncService:
                 for extension in self.extensions
             )
         )
+        if not sync_filter.presence:
+            response["presence"] = {"events": []}
         return response
 
     async def _rooms_to_show(
@@ -288,6 +290,8 @@ class SyncService:
 
 def _has_news(response: dict[str, Any]) -> bool:
     if response["rooms"] or response["account_data"]["events"]:
+        return True
+    if response["presence"]["events"]:
         return True
     for key in ("to_device", "device_lists"):
         section = response.get(key)

@@ -5,7 +5,7 @@ tokens and the one-use ``m.login.token`` tokens of ``/login/get_token`` get tabl
 the ``locked`` and ``suspended`` flags of account moderation.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -28,6 +28,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.handler import RoomHandler
 from homeserver.rooms.hierarchy import HierarchyService
 from homeserver.rooms.history import HistoryService
+from homeserver.rooms.search import SearchService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.sync.service import SyncService
@@ -46,6 +47,7 @@ class Services:
     rooms: RoomService
     handler: RoomHandler
     history: HistoryService
+    search: SearchService
     room_state: RoomStateReads
     typing: TypingService
     userdata: UserDataService

@@ -29,6 +29,7 @@ from homeserver.client_api import (
     push,
     pushers,
     rooms,
+    search,
     spaces,
     sync,
     tags,
@@ -60,7 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, media]
-ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags]
+ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, search]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

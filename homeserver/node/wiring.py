@@ -71,6 +71,8 @@ from homeserver.rooms.outliers import OutlierMemberships
 from homeserver.rooms.policy import EventPolicy
 from homeserver.rooms.reader import RoomReader
 from homeserver.rooms.resolver import StateResolver
+from homeserver.rooms.search import SearchService
+from homeserver.rooms.search_index import SearchIndex
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
@@ -204,6 +206,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         rooms=core.rooms,
         handler=handler,
         history=history,
+        search=SearchService(core.reader, visibility, history),
         room_state=RoomStateReads(core.reader, visibility),
         typing=typing,
         userdata=userdata,
@@ -245,7 +248,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
         clock,
         server_name,
         base.key,
-        hooks=[push_actions],
+        hooks=[push_actions, SearchIndex(db)],
         listeners=[
             push_actions.after_commit,
             outbound.on_event,

@@ -22,6 +22,8 @@ routes = web.RouteTableDef()
 MAX_LIMIT = 100
 #: ``before_limit`` and ``after_limit`` likewise.
 MAX_CONTEXT = 100
+#: Longer search terms are refused (each character is work for the index).
+MAX_TERM_CHARS = 500
 
 
 def _invalid(message: str) -> MatrixError:
@@ -69,6 +71,8 @@ def parse_room_events(criteria: Any, next_batch: str | None) -> SearchRequest:
         raise bad_json(f"{where}.search_term is required")
     if not isinstance(term, str):
         raise bad_json(f"{where}.search_term must be a string")
+    if len(term) > MAX_TERM_CHARS:
+        raise _invalid(f"{where}.search_term is longer than {MAX_TERM_CHARS} characters")
     keys = _strings(criteria.get("keys"), f"{where}.keys")
     if keys is not None and any(k not in ALL_KEYS for k in keys):
         raise _invalid(f"{where}.keys may hold only {', '.join(ALL_KEYS)}")

@@ -32,8 +32,9 @@ from homeserver.storage.search_text import ALL_KEYS, parse_query
 SEARCH_KEYS = ALL_KEYS
 #: Rounds of candidates read per request (Synapse: 5).
 MAX_ROUNDS = 5
-#: ``count`` is exact up to this many matches (the spec's "approximate count").
-COUNT_CAP = 10_000
+#: ``count`` is exact up to this many matches (the spec's "approximate count"): counting
+#: them all would cost as much as reading them all.
+COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,16 @@ class SearchService:
             room = await self.rooms.room(room_id)
             if room is None:
                 continue
-            shown = await self.visibility.events(user_id, room, room_events)
-            visible.update(e.event_id for e in shown)
+            # What decides visibility is the same for events alike in these (the state
+            # after them, sender, type, state key): one is asked for all.
+            alike: dict[tuple[Any, ...], list[StoredEvent]] = {}
+            for event in room_events:
+                key = (event.state_group, event.sender, event.type, event.state_key)
+                alike.setdefault(key, []).append(event)
+            shown = await self.visibility.events(user_id, room, [g[0] for g in alike.values()])
+            for first in shown:
+                key = (first.state_group, first.sender, first.type, first.state_key)
+                visible.update(e.event_id for e in alike[key])
         return visible
 
     async def _context(

@@ -105,27 +105,32 @@ class SearchWhere:
     before: int | None = None
 
 
-def _from_where(sqlite: bool, where: SearchWhere) -> tuple[str, list[Any]]:
-    """The FROM and WHERE of a search (the events as ``e``), and their values."""
+#: ``rank`` orders the most recent this many matches (as Synapse ranks at most 500).
+RANK_WINDOW = 1000
+
+
+def _from_where(sqlite: bool, where: SearchWhere, events: bool = True) -> tuple[str, list[Any]]:
+    """The FROM and WHERE of a search (the events as ``e``, joined when ``events`` or
+    when the filter needs them), and their values."""
+    events = events or where.types is not None or bool(where.not_types)
+    events = events or where.senders is not None or bool(where.not_senders)
+    join = " JOIN events e ON e.stream_ordering = s.stream_ordering" if events else ""
     if sqlite:
         sql = (
             " FROM event_search_fts JOIN event_search s ON s.stream_ordering ="
-            " event_search_fts.rowid JOIN events e ON e.stream_ordering = s.stream_ordering"
-            " WHERE event_search_fts MATCH ?"
+            f" event_search_fts.rowid{join} WHERE event_search_fts MATCH ?"
         )
         values: list[Any] = [where.query.fts5()]
     else:
-        sql = (
-            " FROM event_search s JOIN events e ON e.stream_ordering = s.stream_ordering"
-            " WHERE s.vector @@ CAST(? AS tsquery)"
-        )
+        sql = f" FROM event_search s{join} WHERE s.vector @@ CAST(? AS tsquery)"
         values = [where.query.tsquery()]
     conditions = [
         f"s.room_id IN ({driver.placeholders(len(where.rooms))})",
         f"s.key IN ({driver.placeholders(len(where.keys))})",
-        "e.redacted_by IS NULL",
     ]
     values += [*where.rooms, *where.keys]
+    if events:
+        conditions.append("e.redacted_by IS NULL")
     if where.types is not None:
         types_sql, more = _types_sql(where.types)
         conditions.append(types_sql.replace("type", "e.type"))
@@ -147,36 +152,45 @@ def _from_where(sqlite: bool, where: SearchWhere) -> tuple[str, list[Any]]:
 
 
 _EVENT_COLUMNS = ", ".join("e." + c.name for c in _COLUMNS)
+_HIT_COLUMNS = ", ".join("hits." + c.name for c in _COLUMNS)
 
 
 async def search(
     conn: AsyncConnection, where: SearchWhere, *, by_rank: bool, limit: int, offset: int = 0
 ) -> list[tuple[StoredEvent, float]]:
-    """The events that match, each with its rank (higher: closer), most recent first or
-    best ranked first; ``offset`` skips that many (rank pagination)."""
+    """The events that match, each with its rank (higher: closer): most recent first, or
+    the :data:`RANK_WINDOW` most recent best ranked first; ``offset`` skips that many
+    (rank pagination)."""
     if where.query.empty or not where.rooms or not where.keys:
         return []
     sqlite = conn.dialect.name == "sqlite"
     body, values = _from_where(sqlite, where)
     if sqlite:
-        rank = "-bm25(event_search_fts)"
+        # The FTS table's own rowid order: read from its index, newest first, no sort.
+        newest, rank = "event_search_fts.rowid DESC", "-bm25(event_search_fts)"
     else:
-        rank = "ts_rank(s.vector, CAST(? AS tsquery))"
+        newest, rank = "s.stream_ordering DESC", "ts_rank(s.vector, CAST(? AS tsquery))"
         values = [where.query.tsquery(), *values]
-    order = "rank DESC, e.stream_ordering DESC" if by_rank else "e.stream_ordering DESC"
-    rows = await driver.fetchall(
-        conn,
-        f"SELECT {_EVENT_COLUMNS}, {rank} AS rank{body} ORDER BY {order} LIMIT ? OFFSET ?",
-        [*values, limit, offset],
-    )
+    recent = f"SELECT {_EVENT_COLUMNS}, {rank} AS rank{body} ORDER BY {newest}"
+    if by_rank:
+        sql = (
+            f"SELECT {_HIT_COLUMNS}, hits.rank FROM ({recent} LIMIT {RANK_WINDOW}) AS hits"
+            " ORDER BY hits.rank DESC, hits.stream_ordering DESC LIMIT ? OFFSET ?"
+        )
+        values += [limit, offset]
+    else:
+        sql = recent + " LIMIT ?"
+        values.append(limit)
+    rows = await driver.fetchall(conn, sql, values)
     return [(_event_of(r[:-1]), float(r[-1])) for r in rows]
 
 
 async def count(conn: AsyncConnection, where: SearchWhere, cap: int) -> int:
-    """How many events match, counted up to ``cap``."""
+    """How many events match, counted up to ``cap`` (redacted events have no index rows:
+    the events are read only when the filter needs them)."""
     if where.query.empty or not where.rooms or not where.keys:
         return 0
-    body, values = _from_where(conn.dialect.name == "sqlite", where)
+    body, values = _from_where(conn.dialect.name == "sqlite", where, events=False)
     rows = await driver.fetchall(
         conn, f"SELECT count(*) FROM (SELECT 1{body} LIMIT ?) AS hits", [*values, cap]
     )

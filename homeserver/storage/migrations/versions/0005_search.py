@@ -44,6 +44,10 @@ def upgrade() -> None:
         op.execute("ALTER TABLE event_search ADD COLUMN vector tsvector")
         op.execute("CREATE INDEX ix_event_search_vector ON event_search USING GIN (vector)")
     _index_existing(bind)
+    if bind.dialect.name != "sqlite":
+        # The planner needs the tsvector's statistics to choose between reading newest
+        # first and the GIN index; autovacuum would take a while to gather them.
+        op.execute("ANALYZE event_search")
 
 
 def _index_existing(bind: sa.engine.Connection) -> None:

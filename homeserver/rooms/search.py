@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,9 +116,10 @@ class SearchService:
         where = search_store.SearchWhere(
             query, rooms, req.keys, req.types, req.not_types, req.senders, req.not_senders
         )
-        found, rank, next_cursor = await self._find(user_id, req, where, cursor)
         async with self.rooms.db.read() as conn:
             total = await search_store.count(conn, where, COUNT_CAP)
+        where = dataclasses.replace(where, dense=total >= COUNT_CAP)
+        found, rank, next_cursor = await self._find(user_id, req, where, cursor)
         requester = (user_id, device_id)
         serialized = await self.history.serialize(found, requester)
         results = []
@@ -292,12 +294,7 @@ class SearchService:
 
 
 def _before(where: search_store.SearchWhere, position: int | None) -> search_store.SearchWhere:
-    if position is None:
-        return where
-    return search_store.SearchWhere(
-        where.query, where.rooms, where.keys, where.types, where.not_types, where.senders,
-        where.not_senders, before=position,
-    )  # fmt: skip
+    return where if position is None else dataclasses.replace(where, before=position)
 
 
 def _has_url(event: StoredEvent) -> bool:

@@ -103,6 +103,9 @@ class SearchWhere:
     not_senders: Sequence[str] = ()
     #: Stream positions below which to look (``recent`` pagination).
     before: int | None = None
+    #: Matches are many (:func:`count` reached its cap): on PostgreSQL, read newest first
+    #: rather than through the GIN index (see :func:`_from_where`).
+    dense: bool = False
 
 
 #: ``rank`` orders the most recent this many matches (as Synapse ranks at most 500).
@@ -122,7 +125,17 @@ def _from_where(sqlite: bool, where: SearchWhere, events: bool = True) -> tuple[
         )
         values: list[Any] = [where.query.fts5()]
     else:
-        sql = f" FROM event_search s{join} WHERE s.vector @@ CAST(? AS tsquery)"
+        # The planner multiplies the frequencies of a phrase's bigrams (which go together)
+        # and so takes the GIN index for a common phrase, reading every match to sort them
+        # (0.9 s for 38,000 matches of 住民説明 at 1,000,000 events).  Where the matches
+        # are known to be many, the match is written as a function the index cannot serve,
+        # so the events are read newest first until the page is full (1 ms).
+        match = (
+            "ts_match_vq(s.vector, CAST(? AS tsquery))"
+            if where.dense
+            else ("s.vector @@ CAST(? AS tsquery)")
+        )
+        sql = f" FROM event_search s{join} WHERE {match}"
         values = [where.query.tsquery()]
     conditions = [
         f"s.room_id IN ({driver.placeholders(len(where.rooms))})",

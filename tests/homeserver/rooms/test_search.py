@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from homeserver.rooms import search as search_service
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
@@ -183,4 +186,30 @@ async def test_context_state_and_redaction(node: Node, openapi: ClientServerSpec
         await alice.ok("PUT", f"/_matrix/client/v3/rooms/{room}/redact/{hit}/r1", {})
         assert (await search(alice, "警戒区域"))["results"] == []
         assert (await search(alice, "土砂災害"))["count"] == 0
+        c.check("POST /_matrix/client/v3/search")
+
+
+async def test_many_matches_read_newest_first(
+    node: Node, openapi: ClientServerSpec | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the count's cap (made small here), matches are read newest first instead of
+    through the index (PostgreSQL's plan): the same results, the count at its cap."""
+    monkeypatch.setattr(search_service, "COUNT_CAP", 3)
+    async with ValidatingClient(node.base_url, openapi) as c:
+        alice = await c.register("alice")
+        room = await alice.create_room()
+        sent = [await alice.send(room, f"防災行政無線 {i}") for i in range(6)]
+        await alice.send(room, "別の話題")
+        for order in ("recent", "rank"):
+            page = await search(alice, "行政無線", order_by=order, filter={"limit": 4})
+            assert page["count"] == 3
+            ids = [r["result"]["event_id"] for r in page["results"]]
+            page = await search(
+                alice, "行政無線", page["next_batch"], order_by=order, filter={"limit": 4}
+            )
+            ids += [r["result"]["event_id"] for r in page["results"]]
+            assert "next_batch" not in page
+            assert sorted(ids) == sorted(sent)
+            if order == "recent":
+                assert ids == sent[::-1]
         c.check("POST /_matrix/client/v3/search")

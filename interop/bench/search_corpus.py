@@ -35,11 +35,13 @@ TEMPLATES = [
     "{t}：{s}の予算は{n}万円で{a}",
 ]  # fmt: skip
 
-#: The fixed queries: 1 to 4 characters and longer, kanji, kana, katakana, Latin.
+#: The fixed queries: 1 to 4 characters and longer, kanji, kana, katakana, Latin; common,
+#: rare (12月30日: about 1 message in 2,000) and absent (令和).
 QUERIES = [
     "防災", "避難", "道路", "予算", "福祉", "災", "消防団", "公民館", "保育所", "防災計画",
     "避難所運営", "都市計画", "住民説明", "土砂災害警戒", "地域防災計画", "ハザードマップ",
-    "マイナンバー", "ふるさと", "DX推進", "wi-fi", "確認をお願い", "ごみ収集",
+    "マイナンバー", "ふるさと", "DX推進", "wi-fi", "確認をお願い", "ごみ収集", "12月30日",
+    "令和",
 ]  # fmt: skip
 
 

@@ -118,6 +118,8 @@ class SearchService:
         )
         async with self.rooms.db.read() as conn:
             total = await search_store.count(conn, where, COUNT_CAP)
+        if total == 0:
+            return {"search_categories": {"room_events": empty}}
         where = dataclasses.replace(where, dense=total >= COUNT_CAP)
         found, rank, next_cursor = await self._find(user_id, req, where, cursor)
         requester = (user_id, device_id)

@@ -182,7 +182,11 @@ async def search(
         # The FTS table's own rowid order: read from its index, newest first, no sort.
         newest, rank = "event_search_fts.rowid DESC", "-bm25(event_search_fts)"
     else:
-        newest, rank = "s.stream_ordering DESC", "ts_rank(s.vector, CAST(? AS tsquery))"
+        # Few matches: through the GIN index, then sorted ("+ 0" keeps the planner from
+        # reading the whole table newest first hoping to meet them: 0.77 s for a word that
+        # is nowhere, at 1,000,000 events).  Many: newest first (see _from_where).
+        newest = "s.stream_ordering DESC" if where.dense else "s.stream_ordering + 0 DESC"
+        rank = "ts_rank(s.vector, CAST(? AS tsquery))"
         values = [where.query.tsquery(), *values]
     recent = f"SELECT {_EVENT_COLUMNS}, {rank} AS rank{body} ORDER BY {newest}"
     if by_rank:

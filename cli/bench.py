@@ -192,3 +192,38 @@ def bench_sliding_sync(
         raise click.ClickException(str(e)) from None
     if any(r.error for r in results):
         sys.exit(1)
+
+
+@bench.command("search")
+@click.option("--messages", default=20_000, type=COUNT, show_default=True, help="Into Kairan.")
+@click.option(
+    "--synapse-messages", default=2_000, type=COUNT, show_default=True, help="Into Synapse (API)."
+)
+@click.option("--rooms", default=20, type=click.IntRange(min=1), show_default=True)
+@click.option("--rounds", default=5, type=click.IntRange(min=1), show_default=True)
+@click.option("--postgres", default=None, help="An empty PostgreSQL database URL for Kairan.")
+@click.option("--kairan-only", is_flag=True, help="Leave Synapse out.")
+@click.option("--with-synapse", is_flag=True, help="Create the Synapse virtualenv if missing.")
+def bench_search(
+    messages: int,
+    synapse_messages: int,
+    rooms: int,
+    rounds: int,
+    postgres: str | None,
+    kairan_only: bool,
+    with_synapse: bool,
+) -> None:
+    """Japanese full-text search: p50/p99 and recall of fixed queries, Kairan and Synapse."""
+    source_checkout()
+    from interop.bench import search as search_bench
+    from interop.run import prepare_synapse
+
+    try:
+        if not kairan_only:
+            prepare_synapse(with_synapse)
+        options = search_bench.SearchBenchOptions(
+            messages, synapse_messages, rooms, rounds, postgres, kairan_only
+        )
+        search_bench.run(options, click.echo)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None

@@ -35,6 +35,7 @@ from homeserver.rooms.knock import Knocks
 from homeserver.rooms.relations import RelationsService
 from homeserver.rooms.reports import ReportService
 from homeserver.rooms.room_summary import RoomSummaryService
+from homeserver.rooms.search import SearchService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.timestamps import TimestampLookup
@@ -57,6 +58,7 @@ class Services:
     rooms: RoomService
     handler: RoomHandler
     history: HistoryService
+    search: SearchService
     room_state: RoomStateReads
     #: /relations and /threads.
     relations: RelationsService

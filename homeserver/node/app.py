@@ -39,6 +39,7 @@ from homeserver.client_api import (
     relations,
     roomops,
     rooms,
+    search,
     sessions,
     sliding_sync,
     spaces,
@@ -77,7 +78,7 @@ ROUTE_MODULES = [discovery, account, rooms, directory, sync, profile, admin, med
 ROUTE_MODULES += [devices, keys, to_device, push, pushers, spaces, tags, relations]
 ROUTE_MODULES += [roomops, admin_reports, sessions, moderation, threepids, not_offered]
 ROUTE_MODULES += [initial_sync, mutual_rooms, sliding_sync]
-ROUTE_MODULES += [presence, openid, voip, preview]
+ROUTE_MODULES += [presence, openid, voip, preview, search]
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 

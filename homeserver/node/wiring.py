@@ -79,6 +79,8 @@ from homeserver.rooms.relations import RelationsService
 from homeserver.rooms.reports import ReportService
 from homeserver.rooms.resolver import StateResolver
 from homeserver.rooms.room_summary import RoomSummaryService
+from homeserver.rooms.search import SearchService
+from homeserver.rooms.search_index import SearchIndex
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.state_reads import RoomStateReads
 from homeserver.rooms.summary import RoomSummaries
@@ -228,6 +230,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         history=history,
         room_state=room_state,
         relations=RelationsService(core.reader, history),
+        search=SearchService(core.reader, visibility, history),
         typing=typing,
         presence=presence,
         openid=openid,
@@ -282,7 +285,7 @@ def _build_rooms(base: _Base, accounts: AccountService, transport: Transport) ->
         clock,
         server_name,
         base.key,
-        hooks=[push_actions],
+        hooks=[push_actions, SearchIndex(db)],
         listeners=[
             push_actions.after_commit,
             outbound.on_event,

@@ -33,6 +33,7 @@ from homeserver.storage import driver
 from homeserver.storage import events as event_store
 from homeserver.storage import extremities as extremity_store
 from homeserver.storage import rooms as room_store
+from homeserver.storage import search as search_store
 from homeserver.storage import txns as txn_store
 from homeserver.storage.events import StoredEvent
 
@@ -361,6 +362,7 @@ class RoomService:
         pruned = engine_events.redact(target.pdu, room.version)
         pruned["unsigned"] = {"redacted_because": redaction_id}
         await event_store.mark_redacted(conn, target_id, redaction_id, pruned)
+        await search_store.forget_event(conn, target_id)
         self.events.invalidate(target_id)
 
     def after_persist(self, room: RoomCache, event: StoredEvent) -> None:

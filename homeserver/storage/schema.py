@@ -7,6 +7,9 @@ in-process allocator, so a sync token is one integer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -210,6 +213,41 @@ event_txn_ids = Table(
     #: Kept 24 hours (homeserver/node/housekeeping.py): indexed for the hourly deletion.
     Column("created_ts", BigInteger, nullable=False, index=True),
 )  # fmt: skip
+
+#: The full-text index of room events (``POST /search``; storage/search.py): one row per
+#: indexed event.  The text is indexed per dialect, by structures SQLAlchemy cannot declare
+#: (migration 0005 creates them; :func:`include_name` keeps them out of schema
+#: comparisons): SQLite, the FTS5 table ``event_search_fts`` (rowid: the stream position);
+#: PostgreSQL, the ``tsvector`` column ``vector`` here with the GIN index
+#: ``ix_event_search_vector``.
+event_search = Table(
+    "event_search", metadata,
+    Column("stream_ordering", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(255), nullable=False, index=True),
+    Column("room_id", String(255), nullable=False),
+    #: content.body, content.name or content.topic.
+    Column("key", String(32), nullable=False),
+)  # fmt: skip
+
+#: What one dialect has that is not declared here (see ``event_search``).
+DIALECT_ONLY_TABLE_PREFIX = "event_search_fts"
+DIALECT_ONLY_COLUMNS = {("event_search", "vector")}
+DIALECT_ONLY_INDEXES = {"ix_event_search_vector"}
+
+
+def include_name(name: str | None, type_: str, parent_names: Mapping[Any, str | None]) -> bool:
+    """Whether a schema comparison (alembic) looks at a name: not at the dialect-only
+    structures of the search index."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(DIALECT_ONLY_TABLE_PREFIX)
+    if type_ == "column":
+        return (parent_names.get("table_name"), name) not in DIALECT_ONLY_COLUMNS
+    if type_ == "index":
+        return name not in DIALECT_ONLY_INDEXES
+    return True
+
 
 # ---------------------------------------------------------------- state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from homeserver.storage.schema import metadata
+from homeserver.storage.schema import include_name, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only for 'alembic revision --autogenerate'
@@ -13,6 +13,11 @@ if connection is None:  # pragma: no cover - only for 'alembic revision --autoge
     url = context.config.get_main_option("sqlalchemy.url") or "sqlite:///:memory:"
     connection = create_engine(url).connect()
 
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=True,
+    include_name=include_name,
+)
 with context.begin_transaction():
     context.run_migrations()

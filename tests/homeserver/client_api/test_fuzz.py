@@ -211,6 +211,23 @@ ENDPOINTS = [
     Endpoint("POST", "/user_directory/search", {"search_term": "bob", "limit": 5}),
     Endpoint(
         "POST",
+        "/search",
+        {
+            "search_categories": {
+                "room_events": {
+                    "search_term": "防災 x",
+                    "keys": ["content.body"],
+                    "order_by": "recent",
+                    "filter": {"rooms": ["{room}"], "limit": 3, "senders": ["{alice}"]},
+                    "event_context": {"before_limit": 1, "after_limit": 1, "include_profile": True},
+                    "groupings": {"group_by": [{"key": "room_id"}]},
+                    "include_state": True,
+                }
+            }
+        },
+    ),
+    Endpoint(
+        "POST",
         "/publicRooms",
         {"limit": 5, "since": "0", "filter": {"generic_search_term": "x"}, "server": "x"},
     ),

@@ -12,16 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from homeserver.storage.database import MIGRATIONS, open_database
-from homeserver.storage.schema import metadata
+from homeserver.storage.schema import include_name, metadata
 
 
 async def test_migrations_match_schema(db_url: str) -> None:
     db = await open_database(db_url)
     try:
         async with db.engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
+            diff = await conn.run_sync(lambda sync: compare_metadata(_context(sync), metadata))
         assert diff == [], f"schema.py and the migrations differ: {diff}"
     finally:
         await db.close()
@@ -50,9 +48,7 @@ async def test_a_database_of_an_earlier_revision_is_brought_up_to_date(db_url: s
         async with db.read() as conn:
             rows = (await conn.execute(text("SELECT thread_id FROM event_push_actions"))).all()
             assert [tuple(r) for r in rows] == [("main",)]
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
+            diff = await conn.run_sync(lambda sync: compare_metadata(_context(sync), metadata))
         assert diff == []
     finally:
         await db.close()
@@ -63,3 +59,8 @@ def _alembic(connection: Any, verb: str, revision: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     getattr(command, verb)(cfg, revision)
+
+
+def _context(connection: Any) -> MigrationContext:
+    """A comparison that leaves out the search index's dialect-only structures."""
+    return MigrationContext.configure(connection, opts={"include_name": include_name})

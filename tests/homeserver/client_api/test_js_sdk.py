@@ -98,15 +98,22 @@ async def test_threads_relations_search_and_upgrade_through_the_sdk(
 
     seen = await scenario("everyday", {"baseUrl": node.base_url, "users": {"alice": login(alice)}})
 
+    # The SDK read /versions (v1.4 and later) as stable thread support.
+    stable = 2  # FeatureSupport.Stable
+    assert seen["support"] == {"threads": stable, "list": stable, "fwdPagination": stable}, seen
     ids = seen["ids"]
     assert seen["thread"] == [ids["reply2"], ids["reply1"]], seen  # newest first (dir b)
     assert seen["reactions"] == ["👍"], seen
     assert seen["threads"] == [{"id": ids["root"], "count": 2, "latest": ids["reply2"]}], seen
     assert seen["edit"] == ids["edit"], seen
     search = seen["search"]
-    # 防災 (two characters, no word boundary) inside 地域防災計画 and 防災連絡 is not a message.
-    assert search["bodies"] == ["地域防災計画の見直しについて"], search
-    assert search["count"] == 1 and search["none"] == 0, search
+    # 防災 (two characters, no word boundary) inside 地域防災計画, and in the room's name
+    # (content.name is searched by default, as Synapse does), newest first.
+    assert search["hits"] == [
+        ["m.room.message", "地域防災計画の見直しについて"],
+        ["m.room.name", "防災連絡"],
+    ], search
+    assert search["count"] == 2 and search["none"] == 0, search
     assert "防災" in search["highlights"], search
     upgrade = seen["upgrade"]
     assert upgrade["tombstone"]["replacement_room"] == upgrade["newRoom"], upgrade

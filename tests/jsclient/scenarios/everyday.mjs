@@ -5,6 +5,12 @@
 export async function run(ctx) {
     const { sdk } = ctx;
     const alice = await ctx.login("alice");
+    // What startClient does first: ask the server (/versions) which thread APIs it has; a
+    // server claiming v1.4 gets the stable /threads, anything less the unstable MSC3856 path.
+    const support = await alice.doesServerSupportThread();
+    sdk.Thread.setServerSideSupport(support.threads);
+    sdk.Thread.setServerSideListSupport(support.list);
+    sdk.Thread.setServerSideFwdPaginationSupport(support.fwdPagination);
     const { room_id: roomId } = await alice.createRoom({ name: "防災連絡", room_version: "11" });
     const send = async (content) => (await alice.sendEvent(roomId, "m.room.message", content)).event_id;
     const text = (body) => ({ msgtype: "m.text", body });
@@ -30,7 +36,7 @@ export async function run(ctx) {
         "m.relates_to": { rel_type: "m.replace", event_id: typo },
     });
 
-    const thread = await alice.fetchRelations(roomId, root, "m.thread");
+    const thread = await alice.fetchRelations(roomId, root, "m.thread", null);
     const reactions = await alice.fetchRelations(roomId, root, "m.annotation", "m.reaction");
     const threads = await alice.createThreadListMessagesRequest(
         roomId, null, 10, sdk.Direction.Backward, sdk.ThreadFilterType.All,
@@ -46,6 +52,7 @@ export async function run(ctx) {
     const newName = await alice.getStateEvent(newRoom, "m.room.name", "");
 
     return {
+        support,
         ids: { root, reply1, reply2, typo, edit },
         thread: thread.chunk.map((e) => e.event_id),
         reactions: reactions.chunk.map((e) => e.content["m.relates_to"].key),
@@ -57,7 +64,10 @@ export async function run(ctx) {
         edit: edited.unsigned?.["m.relations"]?.["m.replace"]?.event_id ?? null,
         search: {
             count: found.count,
-            bodies: found.results.map((r) => r.context.getEvent().getContent().body),
+            hits: found.results.map((r) => {
+                const event = r.context.getEvent();
+                return [event.getType(), event.getContent().body ?? event.getContent().name];
+            }),
             highlights: found.highlights,
             none: notFound.results.length,
         },

@@ -76,6 +76,19 @@ def is_private(address: str) -> bool:
     )  # fmt: skip
 
 
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order without repeats (an IP
+    literal is its own); OSError when it cannot be resolved.  Callers that connect to what
+    they checked (federation, push gateways, URL previews) decide which they may use."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
 def make_ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file:
@@ -131,15 +144,9 @@ class FederationClient:
 
     async def _addresses(self, host: str, port: int) -> list[str]:
         try:
-            ipaddress.ip_address(host)
-            candidates = [host]
-        except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as e:
-                raise UnreachableError(f"cannot resolve {host}: {e}") from e
-            candidates = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            candidates = await resolve(host, port)
+        except OSError as e:
+            raise UnreachableError(f"cannot resolve {host}: {e}") from e
         allowed = [a for a in candidates if self.allow_private or not is_private(a)]
         if not allowed:
             raise ForbiddenDestination(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from federation.client import is_private
+from federation.client import is_private, resolve
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, invalid_param, unrecognized
 from homeserver.config.model import DEFAULT_PREVIEW_DENYLIST, UrlPreviewSettings
@@ -164,16 +163,9 @@ class UrlPreviewer:
 
     async def _address(self, host: str, port: int) -> str:
         try:
-            ipaddress.ip_address(host)
-            candidates = [host]
-        except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError as e:
-                raise FetchError(f"cannot resolve {host}: {e}") from None
-            candidates = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            candidates = await resolve(host, port)
+        except OSError as e:
+            raise FetchError(f"cannot resolve {host}: {e}") from None
         denied = [a for a in candidates if not self.allowed(a)]
         if denied or not candidates:
             raise FetchError(f"{host} resolves to a denied address ({', '.join(denied)})")

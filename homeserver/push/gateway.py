@@ -14,11 +14,8 @@ second resolution), and redirects are not followed.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
 import logging
-import socket
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +23,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from federation.client import is_private
+from federation.client import is_private, resolve
 from homeserver.storage.push import Pusher
 
 log = logging.getLogger(__name__)
@@ -128,16 +125,9 @@ class GatewayClient:
 
     async def _address(self, host: str, port: int) -> str:
         try:
-            ipaddress.ip_address(host)
-            candidates = [host]
-        except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError as e:
-                raise GatewayError(f"cannot resolve {host}: {e}") from e
-            candidates = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            candidates = await resolve(host, port)
+        except OSError as e:
+            raise GatewayError(f"cannot resolve {host}: {e}") from e
         allowed = [a for a in candidates if self.allow_private or not is_private(a)]
         if not allowed:
             raise GatewayError(

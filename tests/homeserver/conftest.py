@@ -25,6 +25,7 @@ from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
 from homeserver.storage.schema import metadata
 from tests.homeserver.client import Client
+from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 #: Test nodes log in (and download media) as often as their tests need (tests of the
 #: limits set their own).
@@ -171,3 +172,15 @@ async def node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
 async def client(node: Node) -> AsyncIterator[Client]:
     async with node.client() as c:
         yield c
+
+
+@pytest.fixture
+async def vclient(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
+    """A client of ``node`` that checks every response (no 5xx, JSON error bodies) and, in a
+    conformance run, validates each against the spec: the test fails on any mismatch."""
+    c = ValidatingClient(node.base_url, openapi)
+    try:
+        yield c
+        assert c.mismatches == [], "\n".join(c.mismatches)
+    finally:
+        await c.close()

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import copy
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import nacl.signing
-import pytest
 
 from federation.signing import (
     SigningKey,
@@ -20,23 +18,10 @@ from federation.signing import (
     signing_bytes,
 )
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V3 = "/_matrix/client/v3"
 OLM = "m.olm.v1.curve25519-aes-sha2"
 MEGOLM = "m.megolm.v1.aes-sha2"
-
-
-@pytest.fixture(name="vclient")
-async def vclient_fixture(
-    node: Node, openapi: ClientServerSpec | None
-) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, openapi)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def curve25519() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,15 +30,6 @@ from tests.homeserver.openapi import (
 )
 
 V3 = "/_matrix/client/v3"
-
-
-@pytest.fixture
-async def vclient(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, openapi)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def room_path(room_id: str, rest: str = "") -> str:
@@ -521,8 +511,8 @@ async def test_error_responses_match_the_spec(node: Node, vclient: ValidatingCli
         assert response.status == status, (method, path, response)
         if errcode:
             assert response.body["errcode"] == errcode, (method, path, response)
-    # An unknown endpoint is not in the spec at all, which the validator records: drop it.
-    c.mismatches = [m for m in c.mismatches if "no_such_endpoint" not in m]
+    # An unknown endpoint is not in the spec at all: recorded apart, not validated.
+    assert c.spec is None or any("no_such_endpoint" in u for u in c.unknown), c.unknown
     c.check("GET /_matrix/client/v3/joined_rooms", "POST /_matrix/client/v3/createRoom")
 
 

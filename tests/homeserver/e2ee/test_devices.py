@@ -12,7 +12,6 @@ from tests.homeserver.keyhelpers import (
     V3,
     Device,
     upload_keys,
-    vclient_fixture,  # noqa: F401
 )
 from tests.homeserver.openapi import ValidatingClient
 

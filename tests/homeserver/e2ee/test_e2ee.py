@@ -23,7 +23,6 @@ from tests.homeserver.keyhelpers import (
     CrossSigningKey,
     Device,
     upload_keys,
-    vclient_fixture,  # noqa: F401
 )
 from tests.homeserver.openapi import ValidatingClient
 

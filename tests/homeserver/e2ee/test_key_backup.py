@@ -8,7 +8,6 @@ from typing import Any
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
-    vclient_fixture,  # noqa: F401
 )
 from tests.homeserver.openapi import ValidatingClient
 

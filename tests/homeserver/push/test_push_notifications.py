@@ -14,7 +14,6 @@ from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.keyhelpers import (
     V3,
-    vclient_fixture,  # noqa: F401
 )
 from tests.homeserver.openapi import ValidatingClient
 

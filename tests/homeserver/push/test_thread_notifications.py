@@ -12,9 +12,6 @@ from urllib.parse import quote
 
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
-from tests.homeserver.keyhelpers import (
-    vclient_fixture,  # noqa: F401
-)
 from tests.homeserver.openapi import ValidatingClient
 from tests.homeserver.push.test_push_notifications import V3, send, text
 

@@ -3,7 +3,6 @@ validated against the spec's OpenAPI when the run has it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +10,7 @@ import pytest
 
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
+from tests.homeserver.openapi import ValidatingClient
 
 V3 = "/_matrix/client/v3"
 KNOCK = "POST /_matrix/client/v3/knock/{roomIdOrAlias}"
@@ -30,12 +29,8 @@ async def knock(user: User, target: str, body: Any = None, **params: str) -> tup
 
 
 @pytest.fixture
-async def client(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, openapi)
-    try:
-        yield c
-    finally:
-        await c.close()
+def client(vclient: ValidatingClient) -> ValidatingClient:
+    return vclient  # tests/homeserver/conftest.py: every response checked
 
 
 async def test_refused_knocks(client: ValidatingClient, node: Node) -> None:

@@ -3,14 +3,13 @@ every response validated against the spec's OpenAPI when the run has it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
 
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
+from tests.homeserver.openapi import ValidatingClient
 from tests.homeserver.rooms.test_knock import rule
 
 SUMMARY = "GET /_matrix/client/v1/room_summary/{roomIdOrAlias}"
@@ -23,12 +22,8 @@ async def summary(user: User, target: str, **params: str) -> Response:
 
 
 @pytest.fixture
-async def client(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, openapi)
-    try:
-        yield c
-    finally:
-        await c.close()
+def client(vclient: ValidatingClient) -> ValidatingClient:
+    return vclient  # tests/homeserver/conftest.py: every response checked
 
 
 async def test_private_rooms_stay_hidden(client: ValidatingClient, node: Node) -> None:

@@ -5,7 +5,6 @@ spec's OpenAPI when the run has it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from federation.client import RemoteError, federation_path
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
-from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
+from tests.homeserver.openapi import ValidatingClient
 
 LOOKUP = "GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event"
 
@@ -34,12 +33,8 @@ async def event_ts(user: User, room_id: str, event_id: str) -> int:
 
 
 @pytest.fixture
-async def client(node: Node, openapi: ClientServerSpec | None) -> AsyncIterator[ValidatingClient]:
-    c = ValidatingClient(node.base_url, openapi)
-    try:
-        yield c
-    finally:
-        await c.close()
+def client(vclient: ValidatingClient) -> ValidatingClient:
+    return vclient  # tests/homeserver/conftest.py: every response checked
 
 
 async def test_nearest_event_in_each_direction(client: ValidatingClient) -> None:

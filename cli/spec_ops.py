@@ -108,6 +108,9 @@ OPTIONAL = {
     # The spec: a server without the OAuth 2.0 API answers it 404 M_UNRECOGNIZED, as this
     # node does (shown as "off"); that is the answer it asks for, not a gap.
     "GET /_matrix/client/v1/auth_metadata": "OAuth 2.0 API",
+    # Only a Policy Server implements it; others answer 404 M_UNRECOGNIZED (the spec's
+    # "Unsupported Endpoints"), as this node does.
+    "POST /_matrix/policy/v1/sign": "Policy Servers only",
 }
 
 

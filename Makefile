@@ -29,7 +29,7 @@ lint: install
 
 # Tests marked conformance only check the spec or the validator: they need the spec.
 pytest: install
-	$(BIN)/python -m pytest -m "not conformance"
+	$(BIN)/python -m pytest -m "not conformance" --durations=15
 
 # pytest exits non-zero (5) if the selection is empty, and fails a run that validated nothing.
 conformance: matrix-spec install

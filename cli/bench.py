@@ -163,3 +163,32 @@ def bench_media(size: int, requests: int, concurrency: int, target_mib: float) -
         raise click.ClickException(str(e)) from None
     if not result.passed(target_mib):
         sys.exit(1)
+
+
+@bench.command("sliding-sync")
+@click.option("--rooms", default=500, type=click.IntRange(min=1), show_default=True)
+@click.option("--samples", default=50, type=click.IntRange(min=1), show_default=True)
+@click.option("--concurrency", default=8, type=click.IntRange(min=1), show_default=True)
+@click.option(
+    "--kinds", default="kairan,synapse", show_default=True, help="Servers: kairan, synapse."
+)
+@click.option("--with-synapse", is_flag=True, help="Create the Synapse virtualenv if missing.")
+def bench_sliding_sync(
+    rooms: int, samples: int, concurrency: int, kinds: str, with_synapse: bool
+) -> None:
+    """One user in many rooms: Simplified Sliding Sync first room list and incremental
+    response p50/p99, Kairan against Synapse in the same run."""
+    source_checkout()
+    from interop.bench import sliding_sync as sss
+    from interop.run import prepare_synapse
+
+    try:
+        chosen = sss.parse_kinds(kinds)
+        if "synapse" in chosen:
+            prepare_synapse(with_synapse)
+        options = sss.SlidingBenchOptions(chosen, rooms, samples, concurrency)
+        results = sss.run(options, click.echo)
+    except (sss.BenchError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    if any(r.error for r in results):
+        sys.exit(1)

@@ -21,6 +21,9 @@ import aiohttp
 
 JsonDict = dict[str, Any]
 
+#: Simplified Sliding Sync (MSC4186) as Synapse serves it.
+SLIDING_SYNC_PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
 
 class MatrixError(Exception):
     """A request answered with a non-2xx status."""
@@ -306,6 +309,22 @@ class Client:
         if full_state:
             params["full_state"] = "true"
         return await self.request("GET", "/sync", params=params)
+
+    async def sliding_sync(
+        self, body: JsonDict, *, pos: str | None = None, timeout_ms: int | None = None
+    ) -> JsonDict:
+        """One Simplified Sliding Sync request; ``pos`` and ``timeout`` are query
+        parameters, as Synapse (and so Element X) has them."""
+        params: dict[str, str] = {}
+        if pos is not None:
+            params["pos"] = pos
+        if timeout_ms is not None:
+            params["timeout"] = str(timeout_ms)
+        return await self.request("POST", SLIDING_SYNC_PATH, body, params=params)
+
+    async def set_account_data(self, event_type: str, content: JsonDict) -> None:
+        path = f"/user/{_q(self.user_id)}/account_data/{_q(event_type)}"
+        await self.request("PUT", path, content)
 
     async def typing(self, room_id: str, typing: bool, timeout_ms: int = 30000) -> None:
         body: JsonDict = {"typing": typing}

@@ -1,8 +1,9 @@
-"""Smoke run of ``kairan bench federation`` with small counts, Kairan -> Kairan only.
+"""Smoke runs of ``kairan bench federation`` and ``kairan bench sliding-sync`` with small
+counts, Kairan only.
 
-It starts its own two Kairan nodes (never Synapse), whatever ``--pairs`` selects for the
-scenarios.  It checks that the command ran, printed every figure and that every message
-arrived; it judges no time.
+Each starts its own Kairan nodes (never Synapse), whatever ``--pairs`` selects for the
+scenarios.  They check that the command ran, printed every figure and that every message
+arrived; they judge no time.
 """
 
 from __future__ import annotations
@@ -33,3 +34,23 @@ def test_bench_federation_smoke() -> None:
         a_mb, b_mb = pair_of_mb.split("/")
         assert int(a_mb) > 0 and int(b_mb) > 0, output
     assert "INCOMPLETE" not in output and "never arrived" not in output, output
+
+
+def test_bench_sliding_sync_smoke() -> None:
+    """``kairan bench sliding-sync`` on Kairan alone with 6 rooms and 3 samples: every
+    figure printed, the list counts every room, no failure."""
+    result = CliRunner().invoke(
+        main,
+        ["bench", "sliding-sync", "--rooms", "6", "--samples", "3", "--kinds", "kairan"],
+    )
+    output = result.output
+    assert result.exit_code == 0, output
+    rows = [line.split() for line in output.splitlines() if line.startswith("kairan ")]
+    assert len(rows) == 1, output
+    # server, first p50, p99, incremental p50, p99, whoami p50, misses, list count, rooms, setup s
+    _server, *figures, misses, count, rooms, setup = rows[0]
+    for figure in (*figures, setup):
+        assert float(figure) > 0, (figure, output)
+    assert int(misses) >= 0, output
+    assert (count, rooms) == ("6", "6"), output
+    assert "FAILED" not in output, output

@@ -32,6 +32,9 @@ from homeserver.sync.sliding.request import WILDCARD, ExtensionsConfig, ScopedEx
 from homeserver.sync.sliding.room_list import InterestedRooms
 from homeserver.sync.typing import TypingService
 
+#: Users whose account data is kept in memory (all forgotten past this).
+_CACHED_USERS = 10_000
+
 
 @dataclass(frozen=True)
 class ExtensionPass:
@@ -62,6 +65,9 @@ class Extensions:
         self.push_rules = push_rules
         #: Devices with to-device messages handed out and not yet acknowledged.
         self._unacked: set[tuple[str, str]] = set()
+        #: user ID -> (stream position read at, all their account data): a connection's
+        #: first response reads it from here while the tracker saw no change of theirs.
+        self._all_account_data: dict[str, tuple[int, list[tuple[str, str, Any]]]] = {}
 
     async def response(self, p: ExtensionPass) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -154,10 +160,7 @@ class Extensions:
             if after is not None and not tracker.changed_since(user_id, after):
                 continue
             wanted = set(room_ids)
-            async with self.db.read() as conn:
-                rows = await userdata_store.account_data_since(
-                    conn, user_id, after, p.upto.position
-                )
+            rows = await self._account_data_since(user_id, after, p.upto.position)
             for room_id, data_type, content in rows:
                 event = {"type": data_type, "content": content}
                 if room_id == "" and after == since:
@@ -179,6 +182,26 @@ class Extensions:
                 )
             record_unsent(p.state.account_data, {r for r, _, _ in rows} - set(relevant), since)
         return {"global": global_events, "rooms": found}
+
+    async def _account_data_since(
+        self, user_id: str, after: int | None, upto: int
+    ) -> list[tuple[str, str, Any]]:
+        if after is None:
+            known = self._all_account_data.get(user_id)
+            if (
+                known is not None
+                and known[0] <= upto
+                and not self.db.changes.account_data.changed_since(user_id, known[0])
+            ):
+                return known[1]
+            # Valid while nothing of theirs is written past ``upto`` (all up to it is in).
+        async with self.db.read() as conn:
+            rows = await userdata_store.account_data_since(conn, user_id, after, upto)
+        if after is None:
+            if len(self._all_account_data) >= _CACHED_USERS:
+                self._all_account_data.clear()
+            self._all_account_data[user_id] = (upto, rows)
+        return rows
 
     async def _receipts(self, p: ExtensionPass) -> dict[str, Any]:
         """Each covered room's receipts: for a room new to the connection (or sent from

@@ -135,3 +135,37 @@ async def test_joined_history_stays_hidden_with_warm_state_groups(client: Client
     )
     entry = (await ok(bob, {**body(timeline_limit=10), "conn_id": "again"}))["rooms"][room]
     assert "secret before bob" not in bodies(entry)
+
+
+async def test_account_data_and_push_rules_changed_after_warm_requests(client: Client) -> None:
+    """A new connection's first response after a change of the user's account data (a
+    room's and global) and push rules has the new values, not those of earlier responses."""
+    bob = await client.register("bob")
+    room = await bob.create_room()
+    extensions = {"extensions": {"account_data": {"enabled": True}}}
+    request = {**body(), **extensions}
+
+    def account_data(found: dict[str, Any]) -> tuple[Any, Any, Any]:
+        data = found["extensions"]["account_data"]
+        by_type = {e["type"]: e["content"] for e in data["global"]}
+        rooms = {e["type"]: e["content"] for e in data.get("rooms", {}).get(room, [])}
+        return by_type.get("org.example"), rooms.get("org.example.room"), by_type["m.push_rules"]
+
+    base = f"/_matrix/client/v3/user/{bob.user_id}"
+    await bob.ok("PUT", f"{base}/account_data/org.example", {"n": 1})
+    await bob.ok("PUT", f"{base}/rooms/{room}/account_data/org.example.room", {"n": 1})
+    for conn_id in ("a", "b"):
+        found = account_data(await ok(bob, {**request, "conn_id": conn_id}))
+        assert found[:2] == ({"n": 1}, {"n": 1})
+    rule = {"actions": ["notify"], "pattern": "cheese"}
+    await bob.ok("PUT", "/_matrix/client/v3/pushrules/global/content/cheese", rule)
+    await bob.ok("PUT", f"{base}/account_data/org.example", {"n": 2})
+    await bob.ok("PUT", f"{base}/rooms/{room}/account_data/org.example.room", {"n": 2})
+    found = account_data(await ok(bob, {**request, "conn_id": "c"}))
+    assert found[:2] == ({"n": 2}, {"n": 2})
+    assert [r["rule_id"] for r in found[2]["global"]["content"]][:1] == ["cheese"]
+    await bob.ok("DELETE", "/_matrix/client/v3/pushrules/global/content/cheese")
+    rules = account_data(await ok(bob, {**request, "conn_id": "d"}))[2]
+    assert "cheese" not in str(rules)
+    listed = await bob.ok("GET", "/_matrix/client/v3/pushrules/")
+    assert "cheese" not in str(listed)

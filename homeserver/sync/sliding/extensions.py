@@ -10,6 +10,7 @@ data, receipts and typing cover the rooms of the lists and subscriptions they na
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from homeserver.accounts.requester import Requester
 from homeserver.storage import sliding_sync as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database
+from homeserver.storage.userdata import Receipt
 from homeserver.sync import counts
 from homeserver.sync.joined import receipts_event
 from homeserver.sync.params import SyncToken
@@ -49,6 +51,8 @@ class ExtensionPass:
     #: The connection's state before this response, and the one being built.
     previous: ConnectionState
     state: ConnectionState
+    #: The user's m.read and m.read.private receipts in the rooms sent from the start.
+    own_receipts: Mapping[str, list[Receipt]] | None = None
 
 
 class Extensions:
@@ -219,9 +223,12 @@ class Extensions:
         )
         if initial:
             async with self.db.read() as conn:
-                own = await userdata_store.receipts_of_user(
-                    conn, user_id, initial, ["m.read", "m.read.private"]
-                )
+                if p.own_receipts is not None:
+                    own = {r: p.own_receipts[r] for r in initial if r in p.own_receipts}
+                else:
+                    own = await userdata_store.receipts_of_user(
+                        conn, user_id, initial, ["m.read", "m.read.private"]
+                    )
                 on_timeline = await store.receipts_on_events(
                     conn, [e for r in initial for e in p.initial_rooms.get(r, [])]
                 )

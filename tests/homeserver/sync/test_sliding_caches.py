@@ -169,3 +169,25 @@ async def test_account_data_and_push_rules_changed_after_warm_requests(client: C
     assert "cheese" not in str(rules)
     listed = await bob.ok("GET", "/_matrix/client/v3/pushrules/")
     assert "cheese" not in str(listed)
+
+
+async def test_a_read_receipt_after_warm_requests_clears_the_counts(client: Client) -> None:
+    """The user's own receipts read by earlier responses: one sent since is taken (the
+    counts drop to 0 and the receipts extension shows it), on a new connection and on
+    the warm one."""
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room = await alice.create_room(preset="public_chat")
+    await bob.join(room)
+    request = {**body(), "extensions": {"receipts": {"enabled": True}}}
+    pos = await warm(bob, "list")
+    await alice.send(room, "one")
+    last = await alice.send(room, "two")
+    assert (await ok(bob, {**request, "conn_id": "a"}))["rooms"][room]["notification_count"] == 2
+    await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}", {})
+    fresh = await ok(bob, {**request, "conn_id": "b"})
+    assert fresh["rooms"][room]["notification_count"] == 0
+    receipt = fresh["extensions"]["receipts"]["rooms"][room]["content"][last]
+    assert bob.user_id in receipt["m.read"]
+    warm_conn = await ok(bob, {**body(timeline_limit=10), "conn_id": "list"}, pos)
+    assert warm_conn["rooms"][room]["notification_count"] == 0

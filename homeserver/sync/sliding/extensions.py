@@ -230,7 +230,7 @@ class Extensions:
                         conn, user_id, initial, ["m.read", "m.read.private"]
                     )
                 on_timeline = await store.receipts_on_events(
-                    conn, [e for r in initial for e in p.initial_rooms.get(r, [])]
+                    conn, initial, [e for r in initial for e in p.initial_rooms.get(r, [])]
                 )
             for room_id, receipts in own.items():
                 found.setdefault(room_id, []).extend(receipts)

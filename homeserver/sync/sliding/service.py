@@ -95,8 +95,12 @@ class SlidingSyncService:
         interested = await self.room_lists.compute(
             requester.user_id, request, since_pos, upto.position
         )
-        passes = await self.room_data.read_timelines(
-            await self._passes(interested, previous, since_pos, upto.position)
+        # The timelines, and the user's receipts of those rooms (kept for the counts and
+        # the receipts extension below), read at once.
+        planned = await self._passes(interested, previous, since_pos, upto.position)
+        passes, _ = await asyncio.gather(
+            self.room_data.read_timelines(planned),
+            self.own_receipts.of(requester.user_id, [p.entry.room_id for p in planned]),
         )
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = await self._rooms(requester, passes, results)

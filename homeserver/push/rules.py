@@ -132,6 +132,10 @@ def _empty() -> dict[str, Any]:
     return {"user": {kind: [] for kind in KINDS}, "defaults": {}}
 
 
+#: Users whose push rules are kept in memory (all forgotten past this).
+_CACHED_USERS = 10_000
+
+
 def render(data: dict[str, Any], user_id: str | None) -> dict[str, Any]:
     """The ``global`` rule set as GET /pushrules/ returns it; with ``user_id`` None the
     default rules keep the spec's placeholder for the user's ID (for the evaluator)."""
@@ -194,11 +198,29 @@ class PushRulesService:
         self.notifier = notifier
         #: Called with the user ID after each change of their rules (compiled rule caches).
         self.on_change = tuple(on_change)
+        #: user ID -> (stream position read at, stored rules): valid while the account
+        #: data tracker saw nothing newer for the user (each change of the rules writes
+        #: their m.push_rules account data in the same transaction).
+        self._cache: dict[str, tuple[int, dict[str, Any]]] = {}
 
     async def _load(self, user_id: str) -> dict[str, Any]:
+        """The user's stored rules (a copy the caller may change)."""
+        return copy.deepcopy(await self._read(user_id))
+
+    async def _read(self, user_id: str) -> dict[str, Any]:
+        """The user's stored rules, shared: not to be changed."""
+        cached = self._cache.get(user_id)
+        if cached is not None and not self.db.changes.account_data.changed_since(
+            user_id, cached[0]
+        ):
+            return cached[1]
+        position = self.db.stream.current
         async with self.db.read() as conn:
-            data = await store.get_push_rules(conn, user_id)
-        return data or _empty()
+            data = await store.get_push_rules(conn, user_id) or _empty()
+        if len(self._cache) >= _CACHED_USERS:
+            self._cache.clear()
+        self._cache[user_id] = (position, data)
+        return data
 
     async def _save(self, user_id: str, data: dict[str, Any]) -> None:
         with self.db.stream.allocate() as position:
@@ -212,11 +234,11 @@ class PushRulesService:
         self.notifier.notify([user_id])
 
     async def all_rules(self, user_id: str) -> dict[str, Any]:
-        return {"global": render(await self._load(user_id), user_id)}
+        return {"global": render(await self._read(user_id), user_id)}
 
     async def get_rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
         check_kind(kind)
-        rendered = render(await self._load(user_id), user_id)
+        rendered = render(await self._read(user_id), user_id)
         for rule in rendered[kind]:
             if rule["rule_id"] == rule_id:
                 return dict(rule)

@@ -140,7 +140,8 @@ class Visibility:
         visibility = (await self._value_at(event.state_group, HISTORY_VISIBILITY)).get(
             "history_visibility", "shared"
         )
-        if visibility == "world_readable":
+        if visibility == "world_readable" or (visibility == "shared" and currently == "join"):
+            # A member now sees all shared history (the common case: no membership read).
             return True
         membership = (await self._value_at(event.state_group, ("m.room.member", user_id))).get(
             "membership"
@@ -166,8 +167,11 @@ class Visibility:
         )
 
     async def _value_at(self, group: int | None, key: StateKey) -> dict[str, Any]:
-        async with self.rooms.db.read() as conn:
-            event_id = await self.rooms.state_store.get_value(conn, group, key)
+        # From memory when the state groups on the path are there: no connection taken.
+        known, event_id = self.rooms.state_store.cached_value(group, key)
+        if not known:
+            async with self.rooms.db.read() as conn:
+                event_id = await self.rooms.state_store.get_value(conn, group, key)
         if event_id is None:
             return {}
         event = await self.rooms.get_event(event_id)

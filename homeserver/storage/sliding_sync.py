@@ -134,13 +134,21 @@ async def latest_positions(
     return found
 
 
-async def receipts_on_events(conn: AsyncConnection, event_ids: Sequence[str]) -> list[Receipt]:
-    """The receipts (any user, any type) that point at those events."""
+async def receipts_on_events(
+    conn: AsyncConnection, room_ids: Sequence[str], event_ids: Sequence[str]
+) -> list[Receipt]:
+    """The receipts (any user, any type) in those rooms that point at those events (the
+    rooms' receipts read by the primary key's room_id: receipts have no event_id index)."""
     ids = list(event_ids)
+    rooms = list(room_ids)
     found: list[Receipt] = []
+    if not rooms:
+        return found
     for start in range(0, len(ids), _BATCH):
         rows = await conn.execute(
-            select(receipts).where(receipts.c.event_id.in_(ids[start : start + _BATCH]))
+            select(receipts).where(
+                receipts.c.room_id.in_(rooms), receipts.c.event_id.in_(ids[start : start + _BATCH])
+            )
         )
         found += [Receipt(**r._mapping) for r in rows]
     return found

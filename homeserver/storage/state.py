@@ -126,6 +126,24 @@ class StateStore:
             current = (await self._info(conn, current)).base_id
         return None
 
+    def cached_value(self, group_id: int | None, key: StateKey) -> tuple[bool, str | None]:
+        """``get_value`` from what is in memory only: (False, None) when a delta or a
+        group's links on the path are not (the caller then reads with a connection)."""
+        current = group_id
+        while current is not None:
+            full = self._states.get(current)
+            if full is not None:
+                return True, full.get(key)
+            delta = self._deltas.get(current)
+            info = self._groups.get(current)
+            if delta is None or (key not in delta and info is None):
+                return False, None
+            if key in delta:
+                return True, delta[key]
+            assert info is not None
+            current = info.base_id
+        return True, None
+
     # ------------------------------------------------------------- writing
 
     async def create_group(

@@ -4,6 +4,7 @@ as slow as Synapse's)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from homeserver.rooms.cache import RoomCache
@@ -34,17 +35,26 @@ async def receipts_after(
 
 
 async def unread(
-    db: Database, rooms_service: RoomReader, rooms: list[RoomCache], user_id: str
+    db: Database,
+    rooms_service: RoomReader,
+    rooms: list[RoomCache],
+    user_id: str,
+    own: Mapping[str, list[userdata_store.Receipt]] | None = None,
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Notifications and highlights (their push actions) by room and thread, after the
     user's unthreaded read receipt (threaded receipts delete their thread's actions up to
-    them when they are sent), or after the user's membership when there is none."""
+    them when they are sent), or after the user's membership when there is none.  ``own``:
+    the user's m.read and m.read.private receipts of those rooms, when read already."""
     if not rooms:
         return {}
     after: dict[str, int] = {}
     async with db.read() as conn:
-        receipts = await userdata_store.receipts_of_user(
-            conn, user_id, [r.room_id for r in rooms], ["m.read", "m.read.private"]
+        receipts = (
+            own
+            if own is not None
+            else await userdata_store.receipts_of_user(
+                conn, user_id, [r.room_id for r in rooms], ["m.read", "m.read.private"]
+            )
         )
         mine = {
             room_id: unthreaded

@@ -10,6 +10,7 @@ data, receipts and typing cover the rooms of the lists and subscriptions they na
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from homeserver.accounts.requester import Requester
 from homeserver.storage import sliding_sync as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database
+from homeserver.storage.userdata import Receipt
 from homeserver.sync import counts
 from homeserver.sync.joined import receipts_event
 from homeserver.sync.params import SyncToken
@@ -32,6 +34,9 @@ from homeserver.sync.sliding.request import WILDCARD, ExtensionsConfig, ScopedEx
 from homeserver.sync.sliding.room_list import InterestedRooms
 from homeserver.sync.typing import TypingService
 
+#: Users whose account data is kept in memory (all forgotten past this).
+_CACHED_USERS = 10_000
+
 
 @dataclass(frozen=True)
 class ExtensionPass:
@@ -46,6 +51,8 @@ class ExtensionPass:
     #: The connection's state before this response, and the one being built.
     previous: ConnectionState
     state: ConnectionState
+    #: The user's m.read and m.read.private receipts in the rooms sent from the start.
+    own_receipts: Mapping[str, list[Receipt]] | None = None
 
 
 class Extensions:
@@ -62,6 +69,9 @@ class Extensions:
         self.push_rules = push_rules
         #: Devices with to-device messages handed out and not yet acknowledged.
         self._unacked: set[tuple[str, str]] = set()
+        #: user ID -> (stream position read at, all their account data): a connection's
+        #: first response reads it from here while the tracker saw no change of theirs.
+        self._all_account_data: dict[str, tuple[int, list[tuple[str, str, Any]]]] = {}
 
     async def response(self, p: ExtensionPass) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -154,10 +164,7 @@ class Extensions:
             if after is not None and not tracker.changed_since(user_id, after):
                 continue
             wanted = set(room_ids)
-            async with self.db.read() as conn:
-                rows = await userdata_store.account_data_since(
-                    conn, user_id, after, p.upto.position
-                )
+            rows = await self._account_data_since(user_id, after, p.upto.position)
             for room_id, data_type, content in rows:
                 event = {"type": data_type, "content": content}
                 if room_id == "" and after == since:
@@ -180,6 +187,26 @@ class Extensions:
             record_unsent(p.state.account_data, {r for r, _, _ in rows} - set(relevant), since)
         return {"global": global_events, "rooms": found}
 
+    async def _account_data_since(
+        self, user_id: str, after: int | None, upto: int
+    ) -> list[tuple[str, str, Any]]:
+        if after is None:
+            known = self._all_account_data.get(user_id)
+            if (
+                known is not None
+                and known[0] <= upto
+                and not self.db.changes.account_data.changed_since(user_id, known[0])
+            ):
+                return known[1]
+            # Valid while nothing of theirs is written past ``upto`` (all up to it is in).
+        async with self.db.read() as conn:
+            rows = await userdata_store.account_data_since(conn, user_id, after, upto)
+        if after is None:
+            if len(self._all_account_data) >= _CACHED_USERS:
+                self._all_account_data.clear()
+            self._all_account_data[user_id] = (upto, rows)
+        return rows
+
     async def _receipts(self, p: ExtensionPass) -> dict[str, Any]:
         """Each covered room's receipts: for a room new to the connection (or sent from
         the start), the user's own and those on its timeline events; else those since it
@@ -196,11 +223,14 @@ class Extensions:
         )
         if initial:
             async with self.db.read() as conn:
-                own = await userdata_store.receipts_of_user(
-                    conn, user_id, initial, ["m.read", "m.read.private"]
-                )
+                if p.own_receipts is not None:
+                    own = {r: p.own_receipts[r] for r in initial if r in p.own_receipts}
+                else:
+                    own = await userdata_store.receipts_of_user(
+                        conn, user_id, initial, ["m.read", "m.read.private"]
+                    )
                 on_timeline = await store.receipts_on_events(
-                    conn, [e for r in initial for e in p.initial_rooms.get(r, [])]
+                    conn, initial, [e for r in initial for e in p.initial_rooms.get(r, [])]
                 )
             for room_id, receipts in own.items():
                 found.setdefault(room_id, []).extend(receipts)

@@ -11,8 +11,9 @@ event the user may see: the latest event for a joined room, their membership oth
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from homeserver.rooms.cache import RoomCache
@@ -103,6 +104,21 @@ class LatestPositions:
         return found
 
 
+@dataclass
+class _Entries:
+    """A user's rooms as of ``upto`` with no membership marked changed, built from one
+    read of their memberships (valid while that read is) and their ignore list."""
+
+    memberships: list[Membership]
+    ignored: frozenset[str]
+    upto: int
+    entries: dict[str, RoomEntry] = field(default_factory=dict)
+    #: (membership stream position, room ID) of the entries, in order.
+    by_position: list[tuple[int, str]] = field(default_factory=list)
+    #: Rooms of the entries this node did not know the state of.
+    roomless: list[str] = field(default_factory=list)
+
+
 class RoomLists:
     def __init__(self, rooms: RoomReader, ignored: IgnoredUsers | None = None) -> None:
         self.rooms = rooms
@@ -113,6 +129,8 @@ class RoomLists:
         #: user ID -> (stream position read at, memberships, m.direct room IDs); valid
         #: while the change trackers have nothing newer for the user.
         self._users: dict[str, tuple[int, list[Membership], set[str]]] = {}
+        #: user ID -> their entries, built from the memberships in ``_users``.
+        self._bases: dict[str, _Entries] = {}
 
     async def compute(
         self, user_id: str, request: SlidingSyncRequest, since: int | None, upto: int
@@ -121,7 +139,12 @@ class RoomLists:
         result = InterestedRooms(entries=entries)
         activity: dict[str, int] | None = None
         for name, config in request.lists.items():
-            kept = [e for e in entries.values() if e.listed and await self._keep(e, config.filters)]
+            if config.filters is None:
+                kept = [e for e in entries.values() if e.listed]
+            else:
+                kept = [
+                    e for e in entries.values() if e.listed and await self._keep(e, config.filters)
+                ]
             result.all_rooms.update(e.room_id for e in kept)
             ops: list[dict[str, Any]] = []
             in_list: list[str] = []
@@ -147,26 +170,60 @@ class RoomLists:
         return result
 
     async def _entries(self, user_id: str, since: int | None, upto: int) -> dict[str, RoomEntry]:
+        """The user's rooms as of ``upto``; those whose membership changed after ``since``
+        marked.  Built once per change of the user's memberships, m.direct or ignore
+        list (the :class:`_Entries` below), then only the few changed ones copied."""
         memberships, dm_rooms = await self._memberships(user_id, upto)
         ignored = await self.ignored.of(user_id) if self.ignored is not None else NOBODY
+        base = self._bases.get(user_id)
+        if (
+            base is None
+            or base.memberships is not memberships
+            or base.ignored != ignored
+            or base.upto > upto
+            # A room of another server this node has come to know since.
+            or any(self.rooms.cached(room_id) is not None for room_id in base.roomless)
+        ):
+            base = await self._base(user_id, memberships, dm_rooms, ignored, upto)
+            self._bases[user_id] = base
+        if since is None:
+            return base.entries
+        entries = dict(base.entries)
+        for _, room_id in base.by_position[bisect_right(base.by_position, (since, "\uffff")) :]:
+            entry = base.entries.get(room_id)
+            if entry is not None:
+                entries[room_id] = replace(entry, changed=True, listed=True)
+        return entries
+
+    async def _base(
+        self,
+        user_id: str,
+        memberships: list[Membership],
+        dm_rooms: set[str],
+        ignored: frozenset[str],
+        upto: int,
+    ) -> _Entries:
         kept = [m for m in memberships if not m.forgotten and m.stream_ordering <= upto]
         events = await self.rooms.get_events(
             m.event_id for m in kept if m.membership in ("leave", "invite", "knock")
         )
-        entries: dict[str, RoomEntry] = {}
+        base = _Entries(memberships, ignored, upto)
         for m in kept:
             event = events.get(m.event_id)
-            changed = since is not None and m.stream_ordering > since
             if m.membership == "invite" and invited_by(event, user_id, ignored):
                 continue
             # A leave of one's own is in the lists only right after it (kicks stay); the
             # room may still be subscribed to, up to the leave.
             own_leave = m.membership == "leave" and (event is None or event.sender == user_id)
             room = await self.rooms.room(m.room_id)
-            entries[m.room_id] = RoomEntry(
-                m, room, event, m.room_id in dm_rooms, changed, listed=changed or not own_leave
+            if room is None:
+                base.roomless.append(m.room_id)
+            base.entries[m.room_id] = RoomEntry(
+                m, room, event, m.room_id in dm_rooms, False, listed=not own_leave
             )
-        return entries
+            base.by_position.append((m.stream_ordering, m.room_id))
+        base.by_position.sort()
+        return base
 
     async def _memberships(self, user_id: str, upto: int) -> tuple[list[Membership], set[str]]:
         changes = self.db.changes

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from homeserver.accounts.requester import Requester
 from homeserver.common.notifier import Notifier, wait_for
 from homeserver.rooms.history import HistoryService
 from homeserver.storage import push as push_store
+from homeserver.storage.userdata import Receipt
 from homeserver.sync import counts
 from homeserver.sync.params import SyncToken
 from homeserver.sync.sliding.connections import (
@@ -20,6 +22,7 @@ from homeserver.sync.sliding.connections import (
     record_unsent,
 )
 from homeserver.sync.sliding.extensions import ExtensionPass, Extensions
+from homeserver.sync.sliding.own_receipts import OwnReceipts
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import RoomData, RoomPass, RoomResult
 from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
@@ -46,6 +49,7 @@ class SlidingSyncService:
         self.extensions = extensions
         self.room_lists = RoomLists(history.rooms, history.ignored)
         self.room_data = RoomData(history)
+        self.own_receipts = OwnReceipts(self.db)
 
     async def sync(
         self,
@@ -91,8 +95,12 @@ class SlidingSyncService:
         interested = await self.room_lists.compute(
             requester.user_id, request, since_pos, upto.position
         )
-        passes = await self.room_data.read_timelines(
-            await self._passes(interested, previous, since_pos, upto.position)
+        # The timelines, and the user's receipts of those rooms (kept for the counts and
+        # the receipts extension below), read at once.
+        planned = await self._passes(interested, previous, since_pos, upto.position)
+        passes, _ = await asyncio.gather(
+            self.room_data.read_timelines(planned),
+            self.own_receipts.of(requester.user_id, [p.entry.room_id for p in planned]),
         )
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = await self._rooms(requester, passes, results)
@@ -101,7 +109,6 @@ class SlidingSyncService:
             requester.user_id, interested, previous, since_pos, upto.position
         ):
             rooms.setdefault(room_id, {})
-        await self._counts(requester.user_id, interested, rooms)
         state = self._new_state(previous, interested, passes, since_pos)
         for p, result in zip(passes, results, strict=True):
             room_id = p.entry.room_id
@@ -109,23 +116,30 @@ class SlidingSyncService:
                 state.lazy.pop(room_id, None)
             if result.lazy:
                 state.lazy[room_id] = sorted(set(state.lazy.get(room_id, ())) | result.lazy)
-        extensions = await self.extensions.response(
-            ExtensionPass(
-                requester,
-                request.extensions,
-                since,
-                upto,
-                interested,
-                {
-                    p.entry.room_id: [
-                        e["event_id"] for e in rooms.get(p.entry.room_id, {}).get("timeline", [])
-                    ]
-                    for p in passes
-                    if p.from_bound is None or p.expanded
-                },
-                previous,
-                state,
-            )
+        initial_rooms = {
+            p.entry.room_id: [
+                e["event_id"] for e in rooms.get(p.entry.room_id, {}).get("timeline", [])
+            ]
+            for p in passes
+            if p.from_bound is None or p.expanded
+        }
+        own = await self.own_receipts.of(requester.user_id, [*rooms, *initial_rooms])
+        # The counts and the extensions read apart (each its own statements): at once.
+        _, extensions = await asyncio.gather(
+            self._counts(requester.user_id, interested, rooms, own),
+            self.extensions.response(
+                ExtensionPass(
+                    requester,
+                    request.extensions,
+                    since,
+                    upto,
+                    interested,
+                    initial_rooms,
+                    previous,
+                    state,
+                    own,
+                )
+            ),
         )
         response: dict[str, Any] = {}
         if interested.lists:
@@ -249,7 +263,11 @@ class SlidingSyncService:
         }
 
     async def _counts(
-        self, user_id: str, interested: InterestedRooms, rooms: dict[str, dict[str, Any]]
+        self,
+        user_id: str,
+        interested: InterestedRooms,
+        rooms: dict[str, dict[str, Any]],
+        own: Mapping[str, list[Receipt]],
     ) -> None:
         """Each room's notification and highlight counts (the push counts of /sync)."""
         joined = [
@@ -258,7 +276,7 @@ class SlidingSyncService:
             if interested.entries[room_id].kind == "join"
             and (room := interested.entries[room_id].room) is not None
         ]
-        unread = await counts.unread(self.db, self.rooms, joined, user_id)
+        unread = await counts.unread(self.db, self.rooms, joined, user_id, own)
         for room_id, entry in rooms.items():
             n, h = push_store.all_threads(unread.get(room_id, {}))
             entry["notification_count"] = n

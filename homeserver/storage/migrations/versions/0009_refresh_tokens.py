@@ -21,22 +21,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("locked", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("suspended", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("access_tokens") as batch:
-        batch.add_column(sa.Column("valid_until_ms", sa.BigInteger(), nullable=True))
-        batch.add_column(
-            sa.Column("refresh_token_sha256", sa.LargeBinary(length=32), nullable=True)
-        )
-        batch.add_column(sa.Column("used", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.create_index(
-            op.f("ix_access_tokens_refresh_token_sha256"), ["refresh_token_sha256"], unique=False
-        )
+    # Plain ALTER TABLE ... ADD COLUMN, never batch mode's copy of the table: SQLite refuses
+    # to drop a users table that other tables' rows point at.
+    false = sa.false()
+    op.add_column("users", sa.Column("locked", sa.Boolean(), nullable=False, server_default=false))
+    op.add_column(
+        "users", sa.Column("suspended", sa.Boolean(), nullable=False, server_default=false)
+    )
+    op.add_column("access_tokens", sa.Column("valid_until_ms", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "access_tokens",
+        sa.Column("refresh_token_sha256", sa.LargeBinary(length=32), nullable=True),
+    )
+    op.add_column(
+        "access_tokens", sa.Column("used", sa.Boolean(), nullable=False, server_default=false)
+    )
+    op.create_index(
+        op.f("ix_access_tokens_refresh_token_sha256"), "access_tokens", ["refresh_token_sha256"]
+    )
     op.create_table(
         "refresh_tokens",
         sa.Column("token_sha256", sa.LargeBinary(length=32), nullable=False),
@@ -65,11 +67,15 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_refresh_tokens_next_token_sha256"), table_name="refresh_tokens")
     op.drop_index(op.f("ix_refresh_tokens_user_id"), table_name="refresh_tokens")
     op.drop_table("refresh_tokens")
-    with op.batch_alter_table("access_tokens") as batch:
-        batch.drop_index(op.f("ix_access_tokens_refresh_token_sha256"))
-        batch.drop_column("used")
-        batch.drop_column("refresh_token_sha256")
-        batch.drop_column("valid_until_ms")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("suspended")
-        batch.drop_column("locked")
+    op.drop_index(op.f("ix_access_tokens_refresh_token_sha256"), table_name="access_tokens")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later): batch mode would copy the
+    # table and drop the old one, which SQLite refuses for users (other tables' foreign keys
+    # point at it).
+    for table, column in (
+        ("access_tokens", "used"),
+        ("access_tokens", "refresh_token_sha256"),
+        ("access_tokens", "valid_until_ms"),
+        ("users", "suspended"),
+        ("users", "locked"),
+    ):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from homeserver.config import LoginLimits, Rate, RateLimit, load_config
 from homeserver.node.app import (
+    SHUTDOWN_GRACE_SECONDS,
     build_services,
     close_services,
     make_app,
@@ -127,7 +128,9 @@ async def start_node(
         },
     )
     services = await build_services(config, fast_passwords=True)
-    runner = web.AppRunner(make_app(services))
+    # As `kairan serve`: requests still in flight at the end (a client's long-poll) get the
+    # node's shutdown grace, not aiohttp's default 60 s.
+    runner = web.AppRunner(make_app(services), shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=ssl_context(config)).start()
     await services.federation.start()

@@ -211,8 +211,11 @@ def versions_table(spec_root: Path) -> dict[str, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: python -m cli.spec_ops PATH_TO_MATRIX_SPEC", file=sys.stderr)
+        return 2
+    if not read_operations(Path(argv[0])):
+        print(f"error: no OpenAPI operations under {argv[0]}/data/api", file=sys.stderr)
         return 2
     table = versions_table(Path(argv[0]))
     VERSIONS_FILE.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")

@@ -46,26 +46,37 @@ class DestinationQueue:
             self.task = asyncio.create_task(self._run(), name=f"federation-send-{self.destination}")
 
     async def _run(self) -> None:
-        store = self.sender.store
         while not self.sender.closing:
-            items = await store.pending(self.destination, MAX_PDUS, MAX_EDUS)
-            if not items:
-                self.wake.clear()
-                # Re-check after clearing, so an enqueue between the two is not missed.
-                items = await store.pending(self.destination, MAX_PDUS, MAX_EDUS)
-                if not items:
-                    await self.wake.wait()
+            try:
+                if await self._step():
                     continue
-            ok = await self._send(items)
-            if ok:
-                self.backoff_s = 0.0
-                await store.remove(self.destination, [i.id for i in items])
-                continue
+            except Exception:
+                # A failure of our own (the queue store, a bug) must not end the loop:
+                # nothing would send to this destination until the next item is queued.
+                log.exception("sending to %s failed", self.destination)
             self.backoff_s = min(MAX_BACKOFF_S, max(MIN_BACKOFF_S, self.backoff_s * 2))
             # New items do not cut the wait short; only the destination contacting us does.
             self.retry_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.retry_now.wait(), self.backoff_s)
+
+    async def _step(self) -> bool:
+        """Send one transaction of what is queued (or wait for something to be queued);
+        False when the destination did not take it."""
+        store = self.sender.store
+        items = await store.pending(self.destination, MAX_PDUS, MAX_EDUS)
+        if not items:
+            self.wake.clear()
+            # Re-check after clearing, so an enqueue between the two is not missed.
+            items = await store.pending(self.destination, MAX_PDUS, MAX_EDUS)
+            if not items:
+                await self.wake.wait()
+                return True
+        if not await self._send(items):
+            return False
+        self.backoff_s = 0.0
+        await store.remove(self.destination, [i.id for i in items])
+        return True
 
     async def _send(self, items: list[Any]) -> bool:
         sender = self.sender

@@ -19,6 +19,7 @@ from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError, not_found
 from homeserver.federation.access import RoomAccess, servers_in_room
 from homeserver.federation.edus import EduReceiver
+from homeserver.federation.joining import JoinsUnderway
 from homeserver.federation.memberships import MembershipHandler
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.ports import (
@@ -57,8 +58,10 @@ class NodeFederationHandler:
         keys: KeyQueries,
         media: MediaForServers,
         openid: OpenIdUserInfo,
+        joins: JoinsUnderway,
     ) -> None:
         self.rooms = rooms
+        self.joins = joins
         self.server_name = server_name
         self.clock = clock
         self.db = rooms.db
@@ -119,6 +122,10 @@ class NodeFederationHandler:
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
             return None, None, None
         room = await self.rooms.room(pdu["room_id"])
+        if room is None and self.joins.underway(pdu["room_id"]):
+            # The resident sent it before our join's answer is stored: wait for that.
+            await self.joins.wait(pdu["room_id"])
+            room = await self.rooms.room(pdu["room_id"])
         if room is None:
             event_id = self._event_id_or_none(pdu)
             log.info("dropped PDU %s from %s: unknown room %s", event_id, origin, pdu["room_id"])

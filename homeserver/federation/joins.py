@@ -22,6 +22,7 @@ from federation.client import (
 from federation.errors import FederationError, MatrixError
 from federation.identifiers import domain_of
 from federation.sender import TransactionSender
+from homeserver.federation.joining import JoinsUnderway
 from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.verify import DroppedEvent
 from homeserver.rooms.cache import RoomCache
@@ -47,9 +48,11 @@ class RemoteRooms:
         client: FederationClient,
         sender: TransactionSender,
         outliers: OutlierMemberships,
+        underway: JoinsUnderway,
     ) -> None:
         self.rooms = rooms
         self.outliers = outliers
+        self.underway = underway
         self.pipeline = pipeline
         self.client = client
         self.sender = sender
@@ -80,7 +83,8 @@ class RemoteRooms:
         restricted: MatrixError | None = None
         for server in dict.fromkeys(s for s in servers if s != self.server_name):
             try:
-                return await self._join_via(server, user_id, room_id, content)
+                with self.underway.joining(room_id):
+                    return await self._join_via(server, user_id, room_id, content)
             except (FederationClientError, FederationError, MatrixError) as e:
                 log.info("joining %s via %s failed: %s", room_id, server, e)
                 errors.append(f"{server}: {e}")

@@ -43,6 +43,7 @@ from homeserver.federation.e2ee import FederatedKeys
 from homeserver.federation.e2ee_inbound import KeysReceiver
 from homeserver.federation.edus import EduReceiver
 from homeserver.federation.handler import NodeFederationHandler
+from homeserver.federation.joining import JoinsUnderway
 from homeserver.federation.joins import RemoteRooms
 from homeserver.federation.knocks import RemoteKnocks
 from homeserver.federation.media import FederatedMedia
@@ -399,7 +400,8 @@ def _build_federation(
     client, sender = transport.client, transport.sender
     resolver = StateResolver(rooms)
     pipeline = EventPipeline(rooms, resolver, transport.keyring, client, server_name, base.policy)
-    remote = RemoteRooms(rooms, pipeline, client, sender, core.outliers)
+    joins = JoinsUnderway()
+    remote = RemoteRooms(rooms, pipeline, client, sender, core.outliers, joins)
     summaries = RoomSummaries(rooms)
     access = RoomAccess(core.reader)
     handler = NodeFederationHandler(
@@ -425,6 +427,7 @@ def _build_federation(
         keys=core.keys_receiver,
         media=LocalMediaServer(media, media_limiter),
         openid=openid,
+        joins=joins,
     )
     server = FederationServer(
         server_name, base.key, transport.keyring, handler, clock.now_ms,

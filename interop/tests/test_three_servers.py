@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from interop.client import Client
+from interop.client import Client, MatrixError
 from interop.tests.support import (
     Cluster,
     Users,
@@ -45,8 +45,14 @@ async def test_concurrent_state_changes_converge(cluster: Cluster, users: Users)
     async def converged() -> dict[tuple[str, str], str] | None:
         # Every server has every concurrent event...
         for observer in everyone:
-            for event_id in sent:
-                await observer.get_event(room_id, event_id)
+            for n, event_id in enumerate(sent):
+                try:
+                    await observer.get_event(room_id, event_id)
+                except MatrixError as e:
+                    # Name who lacks which event, so a timeout says where delivery stopped.
+                    raise MatrixError(
+                        "GET", f"event sent[{n}] {event_id} on {observer.user_id}", e.status, e.body
+                    ) from e
         # ...and all three resolve the room to the same current state.
         maps = [state_map(await observer.state(room_id)) for observer in everyone]
         return maps[0] if maps[0] == maps[1] == maps[2] else None

@@ -6,8 +6,8 @@ to another server: the room's lock is held only for this and the one database wr
 For each event it decides, in the spec's order: auth against its own auth events
 (rejected), auth against the state before it (rejected), auth against the current state
 (soft-failed), and for an accepted event the room's new current state: the state after it
-when it follows every forward extremity, else the resolution of the current state and the
-state after it.  An event whose auth events, or the state before which, cannot be had is
+when it follows every forward extremity, else the resolution of the states after every
+forward extremity.  An event whose auth events, or the state before which, cannot be had is
 dropped (not stored), as Synapse drops it.
 """
 
@@ -201,7 +201,10 @@ class BatchPlanner:
         if not others:
             new_current = state_after
         else:
-            sets = [self.current, state_after]
+            # As Synapse: the resolution of the states after every forward extremity, not
+            # of the current state and the new one (state resolution is not associative:
+            # servers receiving the same events in other orders would disagree).
+            sets = [*await self._states_after(others), state_after]
             new_current = await self.resolver.resolve(
                 self.room, sets, self._extra(sets, event.event_id, event.pdu)
             )
@@ -216,6 +219,25 @@ class BatchPlanner:
         self.extremities = [*others, event.event_id]
         depth = event.pdu.get("depth")
         self.depth = max(self.depth, depth if isinstance(depth, int) else 0)
+
+    async def _states_after(self, event_ids: list[str]) -> list[StateMap]:
+        """The state after each of these forward extremities; the current state stands in
+        for the one whose state is not known (not expected: extremities are timeline
+        events)."""
+        known = await self.rooms.get_events(e for e in event_ids if e not in self.planned)
+        states: list[StateMap] = []
+        for event_id in event_ids:
+            planned = self.planned.get(event_id)
+            event = known.get(event_id)
+            if planned is not None:
+                states.append(planned.state_after)
+            elif event is not None and not event.outlier and event.state_group is not None:
+                async with self.rooms.db.read() as conn:
+                    states.append(await self.rooms.state_store.get_state(conn, event.state_group))
+            else:
+                log.warning("the state after forward extremity %s is unknown", event_id)
+                states.append(self.current)
+        return states
 
     async def _state_before(self, cand: Candidate) -> tuple[StateMap, GroupRef] | None:
         """The state before an event: the resolved states after its prev events (None when

@@ -59,6 +59,7 @@ from homeserver.config import RESOURCES, Config
 from homeserver.config.listeners import Listener
 from homeserver.node.access_log import access_log_middleware
 from homeserver.node.api import NodeApi
+from homeserver.node.diagnostics import dump_tasks
 from homeserver.node.features import add_feature_routes, resource_filter
 from homeserver.node.listeners import listener_ssl, open_listener, ssl_context
 from homeserver.node.services import NodeServices
@@ -200,6 +201,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         for listener in config.every_listener:
             log.info(
                 "Kairan %s listening on %s://%s:%d (zone %s: %s)",

@@ -174,6 +174,7 @@ class FakeServer:
         auth_events: list[str] | None = None,
         depth: int | None = None,
         advance: bool = True,
+        origin_server_ts: int | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """A signed event in ``room`` on top of our head; ``advance`` makes it the new head."""
         sender = sender or room.user_id
@@ -190,7 +191,7 @@ class FakeServer:
                 else room.auth_for(event_type, sender, state_key)
             ),
             depth=depth if depth is not None else room.depth + 1,
-            origin_server_ts=int(time.time() * 1000),
+            origin_server_ts=origin_server_ts or int(time.time() * 1000),
             server_name=self.server_name,
             key=self.key,
             state_key=state_key,

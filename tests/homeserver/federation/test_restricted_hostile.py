@@ -20,8 +20,7 @@ import pytest
 
 from federation import events as engine_events
 from federation.room_versions import get as get_room_version
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import start_node
+from tests.homeserver.conftest import running_node
 from tests.homeserver.fakeserver import Answer, FakeServer
 from tests.homeserver.federation.test_federation_hostile import Env, no_server_errors
 from tests.homeserver.rooms.test_restricted import AUTHORISER, V3, restricted_room
@@ -34,19 +33,15 @@ async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> 
     """A node whose alice has a public room (the allowed room) that the fake server's
     mallory joined."""
     caplog.set_level(logging.INFO)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
-    try:
-        async with node.client() as client:
-            alice = await client.register("alice")
-            room_id = await alice.create_room(preset="public_chat", name="許可された部屋")
-            room = await fake.join(node, room_id)
-            yield Env(node, fake, alice, room, caplog, tmp_path)
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
+    async with (
+        running_node(tmp_path / "node", db_url, tls=True) as node,
+        FakeServer(tmp_path / "fake") as fake,
+        node.client() as client,
+    ):
+        alice = await client.register("alice")
+        room_id = await alice.create_room(preset="public_chat", name="許可された部屋")
+        room = await fake.join(node, room_id)
+        yield Env(node, fake, alice, room, caplog, tmp_path)
 
 
 async def make(env: Env, membership: str, room_id: str, localpart: str) -> Answer:

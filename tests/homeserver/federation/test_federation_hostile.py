@@ -7,6 +7,7 @@ Synapse/Dendrite/Conduit advisory exists for the attack, the test is named after
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -44,8 +45,12 @@ class Env:
         return self.room.room_id
 
 
-@pytest.fixture
-async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def hostile_env(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture, room_name: str
+) -> AsyncIterator[Env]:
+    """A node (TLS) whose alice has a public room named ``room_name`` that a fake server
+    joined; INFO logs captured."""
     caplog.set_level(logging.INFO)
     async with (
         running_node(tmp_path / "node", db_url, tls=True) as node,
@@ -53,9 +58,15 @@ async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> 
         node.client() as client,
     ):
         alice = await client.register("alice")
-        room_id = await alice.create_room(preset="public_chat", name="回覧板")
+        room_id = await alice.create_room(preset="public_chat", name=room_name)
         room = await fake.join(node, room_id)
         yield Env(node, fake, alice, room, caplog, tmp_path)
+
+
+@pytest.fixture
+async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Env]:
+    async with hostile_env(tmp_path, db_url, caplog, "回覧板") as started:
+        yield started
 
 
 # ---------------------------------------------------------------------- helpers

@@ -2,8 +2,8 @@
 
 Every problem with the file is a :class:`ConfigError` with a one-line message; the
 command line prints it and exits non-zero.  :mod:`.model` has the dataclasses,
-:mod:`.load` reads and checks the file, :mod:`.template` writes the commented file of
-``kairan init``.  Import the names from here.
+:mod:`.load` reads and checks the file (:mod:`.sections` each of its sections),
+:mod:`.template` writes the commented file of ``kairan init``.  Import the names from here.
 """
 
 from __future__ import annotations

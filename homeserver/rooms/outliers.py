@@ -37,18 +37,9 @@ class OutlierMemberships:
             "unsigned": {"invite_room_state": stripped_state, "room_version": version},
         }
         if await self.reader.get_event(event_id) is None:
-            async with self.db.write() as conn:
-                with self.db.stream.allocate() as position:
-                    await event_store.insert_event(
-                        conn, stream_ordering=position, event_id=event_id, room_id=room_id,
-                        pdu=stored_pdu, state_group=None, outlier=True,
-                    )  # fmt: skip
-                    if (
-                        await room_store.get_membership(conn, room_id, target)
-                    ) is None or self.reader.cached(room_id) is None:
-                        await room_store.set_membership(
-                            conn, room_id, target, "invite", event_id, position
-                        )
+            await self._store_outlier_membership(
+                room_id, target, "invite", event_id, stored_pdu, keep_known=True
+            )
         room = self.reader.cached(room_id)
         if room is not None and room.members.get(target) not in ("join",):
             room.members[target] = "invite"
@@ -68,13 +59,7 @@ class OutlierMemberships:
         target = pdu["state_key"]
         unsigned = {"knock_room_state": stripped_state, "room_version": version, KNOCKED_VIA: via}
         stored_pdu = {**pdu, "unsigned": unsigned}
-        async with self.db.write() as conn:
-            with self.db.stream.allocate() as position:
-                await event_store.insert_event(
-                    conn, stream_ordering=position, event_id=event_id, room_id=room_id,
-                    pdu=stored_pdu, state_group=None, outlier=True,
-                )  # fmt: skip
-                await room_store.set_membership(conn, room_id, target, "knock", event_id, position)
+        await self._store_outlier_membership(room_id, target, "knock", event_id, stored_pdu)
         self.notifier.notify([target])
 
     async def forget_remote_invite(self, room_id: str, user_id: str) -> None:
@@ -93,11 +78,33 @@ class OutlierMemberships:
         self, room_id: str, user_id: str, event_id: str, pdu: dict[str, Any]
     ) -> None:
         """A local user's leave (invite rejection) of a room this node is not in."""
+        await self._store_outlier_membership(room_id, user_id, "leave", event_id, pdu)
+        self.notifier.notify([user_id])
+
+    async def _store_outlier_membership(
+        self,
+        room_id: str,
+        user_id: str,
+        membership: str,
+        event_id: str,
+        pdu: dict[str, Any],
+        *,
+        keep_known: bool = False,
+    ) -> None:
+        """Store ``pdu`` as an outlier and make it ``user_id``'s ``membership`` of the room,
+        in one transaction.  With ``keep_known``, a membership already stored for a room
+        this node is in (its state says what it is) is left as it is."""
         async with self.db.write() as conn:
             with self.db.stream.allocate() as position:
                 await event_store.insert_event(
                     conn, stream_ordering=position, event_id=event_id, room_id=room_id,
                     pdu=pdu, state_group=None, outlier=True,
                 )  # fmt: skip
-                await room_store.set_membership(conn, room_id, user_id, "leave", event_id, position)
-        self.notifier.notify([user_id])
+                if (
+                    not keep_known
+                    or (await room_store.get_membership(conn, room_id, user_id)) is None
+                    or self.reader.cached(room_id) is None
+                ):
+                    await room_store.set_membership(
+                        conn, room_id, user_id, membership, event_id, position
+                    )

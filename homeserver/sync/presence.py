@@ -37,18 +37,23 @@ from homeserver.rooms.reader import RoomReader
 from homeserver.storage import presence as store
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.presence import PresenceRow
-from homeserver.sync.presence_state import UserPresence, from_row, should_notify
+from homeserver.sync.presence_state import (
+    MAX_STATUS_MSG,
+    STATES,
+    UserPresence,
+    from_row,
+    read_remote_entry,
+    should_notify,
+    timed_out,
+)
+from homeserver.sync.presence_sync import presence_events
 
 log = logging.getLogger(__name__)
 
-STATES = ("online", "unavailable", "offline")
-#: How often remote servers are expected to send a user's presence again (Synapse's).
-FEDERATION_TIMEOUT_MS = 30 * 60 * 1000
 #: How often local users' presence is sent again to other servers (Synapse's).
 FEDERATION_PING_INTERVAL_MS = 25 * 60 * 1000
 #: How often the timers are checked.
 TICK_S = 5.0
-MAX_STATUS_MSG = 2048
 #: How long after a server's first join its users are told the room's presence.
 JOIN_GRACE_S = 2.0
 
@@ -219,38 +224,15 @@ class PresenceService:
                 log.info("ignored a presence update from %s: %s", origin, reason)
 
     async def _remote_entry(self, origin: str, entry: Any) -> str | None:
-        if not isinstance(entry, dict):
-            return "malformed"
-        user_id, presence = entry.get("user_id"), entry.get("presence")
-        ago, status_msg = entry.get("last_active_ago", 0), entry.get("status_msg")
-        active = entry.get("currently_active", False)
-        if not isinstance(user_id, str) or presence not in STATES:
-            return "malformed"
-        if not isinstance(ago, int) or isinstance(ago, bool) or ago < 0:
-            return "malformed last_active_ago"
-        if status_msg is not None and (
-            not isinstance(status_msg, str) or len(status_msg) > MAX_STATUS_MSG
-        ):
-            return "malformed status_msg"
-        try:
-            if domain_of(user_id) != origin:
-                return f"{user_id} is not a user of {origin}"
-        except ValueError:
-            return "malformed user ID"
-        if not await self.rooms.joined_rooms(user_id):
-            return f"{user_id} shares no room with this server"
-        async with self._lock(user_id):
-            old = await self._state(user_id)
+        remote = read_remote_entry(origin, entry)
+        if isinstance(remote, str):
+            return remote
+        if not await self.rooms.joined_rooms(remote.user_id):
+            return f"{remote.user_id} shares no room with this server"
+        async with self._lock(remote.user_id):
+            old = await self._state(remote.user_id)
             now = self.clock.now_ms()
-            new = dataclasses.replace(
-                old,
-                state=presence,
-                status_msg=status_msg or None,
-                last_active_ts=now - ago,
-                currently_active=active is True and presence == "online",
-                last_federation_ts=now,
-            )
-            await self._update(old, new, now)
+            await self._update(old, remote.applied_to(old, now), now)
         return None
 
     # ------------------------------------------------------------------ changes
@@ -374,22 +356,8 @@ class PresenceService:
                 self._locks.pop(user_id, None)
 
     def _timed_out(self, old: UserPresence, now: int) -> UserPresence | None:
-        if old.state == "offline":
-            return None
-        new = dataclasses.replace(old)
-        if domain_of(old.user_id) != self.server_name:
-            if now - old.last_federation_ts > FEDERATION_TIMEOUT_MS:
-                new.state = "offline"
-                return new
-            return None
-        if old.state == "online" and now - old.last_active_ts > self.settings.idle_timeout_ms:
-            new.state = "unavailable"
-        if old.user_id not in self._syncing and (
-            now - max(old.last_user_sync_ts, old.last_active_ts)
-            > self.settings.sync_online_timeout_ms
-        ):
-            new.state = "offline"
-        return new
+        local = domain_of(old.user_id) == self.server_name
+        return timed_out(old, now, self.settings, local=local, syncing=old.user_id in self._syncing)
 
     # ------------------------------------------------------------------ /sync
 
@@ -401,43 +369,15 @@ class PresenceService:
         response: dict[str, Any],
         joined_rooms: Sequence[str],
     ) -> None:
-        """/sync's ``presence`` section: of the users sharing a room with the requester (and
-        the requester), those not offline on an initial sync or after the requester joined
-        a room, else those changed and those who joined a room since (as Synapse's
-        newly joined users), not offline."""
+        """/sync's ``presence`` section (:func:`.presence_sync.presence_events`)."""
         if not self.enabled:
             return
-        users = {requester.user_id}
-        for room_id in joined_rooms:
-            room = await self.rooms.room(room_id)
-            if room is not None:
-                users.update(room.joined())
-        changes = self.db.changes
-        everyone = since is None or changes.memberships.changed_since(requester.user_id, since)
-        newcomers = set() if since is None or everyone else {
-            u for u in users if changes.memberships.changed_since(u, since)
-        }  # fmt: skip
-        quiet = since is not None and not changes.presence.any_changed_since(users, since)
-        if quiet and not everyone and not newcomers:
-            return
-        async with self.db.read() as conn:
-            if since is None or everyone:
-                rows = await store.presence_of(conn, users)
-            else:
-                rows = [r for r in await store.presence_changed(conn, since, upto)
-                        if r.user_id in users]  # fmt: skip
-                changed = {r.user_id for r in rows}
-                rows += [r for r in await store.presence_of(conn, newcomers - changed)
-                         if r.state != "offline"]  # fmt: skip
-        if since is None or everyone:
-            rows = [r for r in rows if r.state != "offline"]
-        now = self.clock.now_ms()
-        events = []
-        for row in rows:
-            state = self._states.get(row.user_id) or from_row(row)
-            content = state.content(now)
-            events.append({"type": "m.presence", "sender": row.user_id, "content": content})
-        response["presence"] = {"events": events}
+        events = await presence_events(
+            self.db, self.rooms, self._states, self.clock, requester.user_id, since, upto,
+            joined_rooms,
+        )  # fmt: skip
+        if events is not None:
+            response["presence"] = {"events": events}
 
     def close(self) -> None:
         for handle in self._later:

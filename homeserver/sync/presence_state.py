@@ -1,12 +1,20 @@
-"""A user's presence as the node keeps it, and Synapse's rule for when a change is worth
-telling (pure: no I/O)."""
+"""A user's presence as the node keeps it, and Synapse's rules: when a change is worth
+telling, what the timers make of it, what an entry from another server must be (pure: no
+I/O)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from federation.identifiers import domain_of
+from homeserver.config.model import PresenceSettings
 from homeserver.storage.presence import PresenceRow
+
+STATES = ("online", "unavailable", "offline")
+MAX_STATUS_MSG = 2048
+#: How often remote servers are expected to send a user's presence again (Synapse's).
+FEDERATION_TIMEOUT_MS = 30 * 60 * 1000
 
 
 @dataclasses.dataclass
@@ -52,3 +60,70 @@ def should_notify(old: UserPresence, new: UserPresence, granularity_ms: int) -> 
     if new.state == "online":
         return jumped and not new.currently_active
     return jumped
+
+
+def timed_out(
+    old: UserPresence, now: int, settings: PresenceSettings, *, local: bool, syncing: bool
+) -> UserPresence | None:
+    """Synapse's handle_timeout for one user (``local`` to this node, ``syncing`` now): the
+    presence the timers give them, or None if they change nothing."""
+    if old.state == "offline":
+        return None
+    new = dataclasses.replace(old)
+    if not local:
+        if now - old.last_federation_ts > FEDERATION_TIMEOUT_MS:
+            new.state = "offline"
+            return new
+        return None
+    if old.state == "online" and now - old.last_active_ts > settings.idle_timeout_ms:
+        new.state = "unavailable"
+    if not syncing and (
+        now - max(old.last_user_sync_ts, old.last_active_ts) > settings.sync_online_timeout_ms
+    ):
+        new.state = "offline"
+    return new
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteEntry:
+    """One well-formed entry of an ``m.presence`` EDU."""
+
+    user_id: str
+    presence: str
+    last_active_ago: int
+    status_msg: str | None
+    currently_active: bool
+
+    def applied_to(self, old: UserPresence, now: int) -> UserPresence:
+        """``old`` as this entry, heard of at ``now``, says it is."""
+        return dataclasses.replace(
+            old,
+            state=self.presence,
+            status_msg=self.status_msg or None,
+            last_active_ts=now - self.last_active_ago,
+            currently_active=self.currently_active and self.presence == "online",
+            last_federation_ts=now,
+        )
+
+
+def read_remote_entry(origin: str, entry: Any) -> RemoteEntry | str:
+    """An entry of an ``m.presence`` EDU from ``origin``, or why it is ignored."""
+    if not isinstance(entry, dict):
+        return "malformed"
+    user_id, presence = entry.get("user_id"), entry.get("presence")
+    ago, status_msg = entry.get("last_active_ago", 0), entry.get("status_msg")
+    active = entry.get("currently_active", False)
+    if not isinstance(user_id, str) or presence not in STATES:
+        return "malformed"
+    if not isinstance(ago, int) or isinstance(ago, bool) or ago < 0:
+        return "malformed last_active_ago"
+    if status_msg is not None and (
+        not isinstance(status_msg, str) or len(status_msg) > MAX_STATUS_MSG
+    ):
+        return "malformed status_msg"
+    try:
+        if domain_of(user_id) != origin:
+            return f"{user_id} is not a user of {origin}"
+    except ValueError:
+        return "malformed user ID"
+    return RemoteEntry(user_id, presence, ago, status_msg, active is True)

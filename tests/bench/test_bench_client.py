@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from homeserver.node.app import close_services
 from interop.bench import client as bench_client
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 
 async def test_bench_prints_every_figure(node: Node) -> None:
@@ -49,12 +48,8 @@ async def test_bench_prints_every_figure(node: Node) -> None:
 
 async def test_bench_with_registration_token(tmp_path: Path, db_url: str) -> None:
     """With a token the bench completes the token stage; without one it says what to do."""
-    node, runner = await start_node(tmp_path / "tokens", db_url, registration_requires_token=True)
-    try:
+    async with running_node(tmp_path / "tokens", db_url, registration_requires_token=True) as node:
         await bench_with_token(node)
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def bench_with_token(node: Node) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 from collections.abc import AsyncIterator
@@ -140,19 +141,60 @@ async def start_node(
     return Node(server_name, f"{scheme}://{server_name}", services, directory), runner
 
 
+async def stop_node(node: Node, runner: web.AppRunner) -> None:
+    """The end of a node ``start_node`` started: its HTTP server, then its services."""
+    await runner.cleanup()
+    await close_services(node.services)
+
+
+@contextlib.asynccontextmanager
+async def running_node(directory: Path, db_url: str, **options: Any) -> AsyncIterator[Node]:
+    """``start_node(directory, db_url, **options)`` for the ``async with`` block, stopped at
+    its end however it ends."""
+    node, runner = await start_node(directory, db_url, **options)
+    try:
+        yield node
+    finally:
+        await stop_node(node, runner)
+
+
+class NodeGroup:
+    """Nodes started one after another, for ``running_nodes``."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[Node, web.AppRunner]] = []
+
+    async def start(self, directory: Path, db_url: str, **options: Any) -> Node:
+        """``start_node``; the node stops with the group."""
+        node, runner = await start_node(directory, db_url, **options)
+        self.started.append((node, runner))
+        return node
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [node for node, _ in self.started]
+
+
+@contextlib.asynccontextmanager
+async def running_nodes() -> AsyncIterator[NodeGroup]:
+    """A group to start nodes in (``await group.start(...)``); at the block's end every node
+    it started stops, in the order they started."""
+    group = NodeGroup()
+    try:
+        yield group
+    finally:
+        for node, runner in group.started:
+            await stop_node(node, runner)
+
+
 async def two_nodes(
     tmp_path: Path, db_url: str, db_url_b: str, **b_config: Any
 ) -> AsyncIterator[tuple[Node, Node]]:
     """Nodes A and B over TLS that federate with each other (``b_config``: B's changes)."""
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        started.append(await start_node(tmp_path / "b", db_url_b, tls=True, **b_config))
-        yield started[0][0], started[1][0]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
+    async with running_nodes() as group:
+        a = await group.start(tmp_path / "a", db_url, tls=True)
+        b = await group.start(tmp_path / "b", db_url_b, tls=True, **b_config)
+        yield a, b
 
 
 @pytest.fixture
@@ -163,12 +205,8 @@ async def pair(tmp_path: Path, db_url: str, db_url_b: str) -> AsyncIterator[tupl
 
 @pytest.fixture
 async def node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
-    started, runner = await start_node(tmp_path / "node", db_url)
-    try:
+    async with running_node(tmp_path / "node", db_url) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 @pytest.fixture

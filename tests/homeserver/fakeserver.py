@@ -103,6 +103,13 @@ class FakeServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def __aenter__(self) -> FakeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
         for prefix, handler in self.handlers.items():

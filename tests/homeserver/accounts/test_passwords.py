@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from homeserver.config import ConfigError, PasswordPolicy, load_config, parse_config
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 V3 = "/_matrix/client/v3"
 POLICY = PasswordPolicy(
@@ -29,12 +28,8 @@ GOOD = "Kairan-2026-回覧"
 
 @pytest.fixture
 async def strict_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
-    started, runner = await start_node(tmp_path / "strict", db_url, password_policy=POLICY)
-    try:
+    async with running_node(tmp_path / "strict", db_url, password_policy=POLICY) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 
 from homeserver.common.errors import MatrixError
 from homeserver.common.http import RateLimiter
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, Response, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 BURST = 3
 
@@ -19,15 +18,11 @@ BURST = 3
 @pytest.fixture
 async def limited(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     """A node allowing bursts of 3 requests and then one request every 100 seconds."""
-    node, runner = await start_node(tmp_path / "limited", db_url)
-    # start_node sets a generous limit for the other tests; this node gets a small one.
-    node.services.rate_limiter.per_second = 0.01
-    node.services.rate_limiter.burst = BURST
-    try:
+    async with running_node(tmp_path / "limited", db_url) as node:
+        # start_node sets a generous limit for the other tests; this node gets a small one.
+        node.services.rate_limiter.per_second = 0.01
+        node.services.rate_limiter.burst = BURST
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 @pytest.fixture

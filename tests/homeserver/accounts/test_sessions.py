@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from homeserver.config import Sessions
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V3 = "/_matrix/client/v3"
@@ -22,12 +21,8 @@ WHOAMI = V3 + "/account/whoami"
 async def short_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     """A node whose refreshable access tokens live 600 ms and that hands out login tokens."""
     sessions = Sessions(refreshable_access_token_lifetime_ms=600, login_token_enabled=True)
-    node, runner = await start_node(tmp_path / "node", db_url, sessions=sessions)
-    try:
+    async with running_node(tmp_path / "node", db_url, sessions=sessions) as node:
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import pytest
 
 from homeserver.config import ConfigError, parse_config
 from homeserver.config.model import TurnSettings
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.openapi import ClientServerSpec, SchemaMismatch, ValidatingClient
 
 TURN = "/_matrix/client/v3/voip/turnServer"
@@ -29,12 +28,8 @@ URIS = ("turn:turn.example.jp:3478?transport=udp", "turns:turn.example.jp:5349")
 @pytest.fixture
 async def turn_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     settings = TurnSettings(uris=URIS, shared_secret=SECRET, user_lifetime_ms=86_400_000)
-    started, runner = await start_node(tmp_path / "node", db_url, turn=settings)
-    try:
+    async with running_node(tmp_path / "node", db_url, turn=settings) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 async def test_turn_credentials_with_a_shared_secret(

@@ -12,9 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from homeserver.admin.metrics import METRICS, NodeMetrics, start_listener
 from homeserver.config import ConfigError, Metrics
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client
-from tests.homeserver.conftest import Node, free_port, start_node
+from tests.homeserver.conftest import Node, free_port, start_node, stop_node
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -46,8 +45,7 @@ async def metered(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Node, str]
         yield node, f"http://127.0.0.1:{port}/metrics"
     finally:
         await metrics_runner.cleanup()
-        await runner.cleanup()
-        await close_services(node.services)
+        await stop_node(node, runner)
 
 
 async def test_counters_move(metered: tuple[Node, str]) -> None:
@@ -152,5 +150,4 @@ async def test_nodes_have_their_own_registries(metered: tuple[Node, str], tmp_pa
         assert value(mine, "kairan_http_requests_total", **register) == 0
     finally:
         await other_metrics.cleanup()
-        await runner.cleanup()
-        await close_services(other.services)
+        await stop_node(other, runner)

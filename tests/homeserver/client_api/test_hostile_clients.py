@@ -9,6 +9,7 @@ Matrix error (never a 5xx), reveals nothing it should not, and keeps its log sho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -24,9 +25,8 @@ from homeserver.common import protocol_log
 from homeserver.common.clock import Clock
 from homeserver.common.errors import MatrixError
 from homeserver.config import LoginLimits, Rate
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, Response, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 V3 = "/_matrix/client/v3"
 LOGIN = V3 + "/login"
@@ -396,8 +396,10 @@ HIGH = Rate(10_000, 10_000)
 DEFAULT = LoginLimits().address  # Synapse's 0.17/s with bursts of 3
 
 
-async def limited(tmp_path: Path, db_url: str, limits: LoginLimits) -> tuple[Node, Any]:
-    return await start_node(tmp_path / "limited", db_url, login_limits=limits)
+def limited(
+    tmp_path: Path, db_url: str, limits: LoginLimits
+) -> contextlib.AbstractAsyncContextManager[Node]:
+    return running_node(tmp_path / "limited", db_url, login_limits=limits)
 
 
 async def test_wrong_passwords_are_limited_per_account_before_any_hash(
@@ -405,8 +407,7 @@ async def test_wrong_passwords_are_limited_per_account_before_any_hash(
 ) -> None:
     """The probe tried 120 passwords at 8/s, none limited: now the fourth wrong one is 429,
     answered before any argon2 hash, for the right password too, and only for that account."""
-    node, runner = await limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT))
-    try:
+    async with limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT)) as node:
         hasher = CountingHasher()
         node.services.accounts.passwords = Passwords(hasher=hasher)
         async with node.client() as client:
@@ -420,54 +421,45 @@ async def test_wrong_passwords_are_limited_per_account_before_any_hash(
             assert len(hasher.verified) == 3  # none once limited
             assert error(await login(client, "alice", "alice pw")) == (429, "M_LIMIT_EXCEEDED")
             assert (await login(client, "bob", "bob pw")).status == 200
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def test_logins_are_limited_per_address_and_successful_ones_per_account(
     tmp_path: Path, db_url: str
 ) -> None:
-    node, runner = await limited(tmp_path, db_url, LoginLimits(DEFAULT, HIGH, HIGH))
-    try:
-        async with node.client() as client:
-            for name in ("a1", "a2", "a3", "a4"):
-                await client.register(name, "pw of " + name)
-            # A burst over several accounts from one address: the fourth is 429.
-            answers = [await login(client, name, "nope") for name in ("a1", "a2", "a3", "a4")]
-            assert [r.status for r in answers] == [403, 403, 403, 429]
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
-    node, runner = await limited(tmp_path / "b", db_url, LoginLimits(HIGH, DEFAULT, HIGH))
-    try:
-        async with node.client() as client:
-            await client.register("carol", "carol pw")
-            answers = [await login(client, "carol", "carol pw") for _ in range(4)]
-            assert [r.status for r in answers] == [200, 200, 200, 429]
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
+    async with (
+        limited(tmp_path, db_url, LoginLimits(DEFAULT, HIGH, HIGH)) as node,
+        node.client() as client,
+    ):
+        for name in ("a1", "a2", "a3", "a4"):
+            await client.register(name, "pw of " + name)
+        # A burst over several accounts from one address: the fourth is 429.
+        answers = [await login(client, name, "nope") for name in ("a1", "a2", "a3", "a4")]
+        assert [r.status for r in answers] == [403, 403, 403, 429]
+    async with (
+        limited(tmp_path / "b", db_url, LoginLimits(HIGH, DEFAULT, HIGH)) as node,
+        node.client() as client,
+    ):
+        await client.register("carol", "carol pw")
+        answers = [await login(client, "carol", "carol pw") for _ in range(4)]
+        assert [r.status for r in answers] == [200, 200, 200, 429]
 
 
 async def test_the_password_stage_of_interactive_auth_is_limited(
     tmp_path: Path, db_url: str
 ) -> None:
-    node, runner = await limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT))
-    try:
-        async with node.client() as client:
-            alice = await client.register("alice", "alice pw")
-            statuses = []
-            for i in range(5):
-                auth = {"type": "m.login.password", "user": alice.user_id, "password": f"g{i}"}
-                answer = await alice.request(
-                    "POST", V3 + "/account/password", {"new_password": "new pw", "auth": auth}
-                )
-                statuses.append(answer.status)
-            assert statuses == [401, 401, 401, 429, 429]
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
+    async with (
+        limited(tmp_path, db_url, LoginLimits(HIGH, HIGH, DEFAULT)) as node,
+        node.client() as client,
+    ):
+        alice = await client.register("alice", "alice pw")
+        statuses = []
+        for i in range(5):
+            auth = {"type": "m.login.password", "user": alice.user_id, "password": f"g{i}"}
+            answer = await alice.request(
+                "POST", V3 + "/account/password", {"new_password": "new pw", "auth": auth}
+            )
+            statuses.append(answer.status)
+        assert statuses == [401, 401, 401, 429, 429]
 
 
 def test_buckets_refill_at_their_rate() -> None:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from homeserver.config import ConfigError, SupportContact, WellKnown, parse_config
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V3 = "/_matrix/client/v3"
@@ -39,24 +38,22 @@ async def test_well_known_from_config(
         ),
         support_page="https://example.org/support",
     )
-    node, runner = await start_node(tmp_path / "n", db_url, well_known=well_known)
-    try:
-        async with ValidatingClient(node.base_url, openapi) as c:
-            async with node.client() as plain:
-                assert await plain.ok("GET", "/.well-known/matrix/server") == {
-                    "m.server": "matrix.example.org:443"
-                }
-            assert await c.ok("GET", "/.well-known/matrix/support") == {
-                "contacts": [
-                    {"role": "m.role.admin", "matrix_id": "@root:example.org"},
-                    {"role": "m.role.security", "email_address": "security@example.org"},
-                ],
-                "support_page": "https://example.org/support",
+    async with (
+        running_node(tmp_path / "n", db_url, well_known=well_known) as node,
+        ValidatingClient(node.base_url, openapi) as c,
+    ):
+        async with node.client() as plain:
+            assert await plain.ok("GET", "/.well-known/matrix/server") == {
+                "m.server": "matrix.example.org:443"
             }
-            assert c.mismatches == []
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
+        assert await c.ok("GET", "/.well-known/matrix/support") == {
+            "contacts": [
+                {"role": "m.role.admin", "matrix_id": "@root:example.org"},
+                {"role": "m.role.security", "email_address": "security@example.org"},
+            ],
+            "support_page": "https://example.org/support",
+        }
+        assert c.mismatches == []
 
 
 def test_well_known_config_is_checked(tmp_path: Path) -> None:

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import inspect
 
 from federation.client import RefusedDestination, RemoteError
 from homeserver.config.listeners import FeatureSettings
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node, running_nodes, start_node, stop_node
 from tests.homeserver.extensions.sample.service import PENDING, SampleService
 
 SAMPLE = "tests.homeserver.extensions.sample:register"
@@ -36,12 +34,8 @@ def sample_of(node: Node) -> SampleService:
 
 @pytest.fixture
 async def sample_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
-    node, runner = await start_node(tmp_path / "node", db_url, features=sample_feature())
-    try:
+    async with running_node(tmp_path / "node", db_url, features=sample_feature()) as node:
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
     assert sample_of(node).stopped
 
 
@@ -103,13 +97,9 @@ async def test_received_events_refused_by_the_policy_are_soft_failed(
     tmp_path: Path, db_url: str, db_url_b: str
 ) -> None:
     """B runs the feature: A's refused message is stored on B but never shown there."""
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        started.append(
-            await start_node(tmp_path / "b", db_url_b, tls=True, features=sample_feature())
-        )
-        a, b = started[0][0], started[1][0]
+    async with running_nodes() as group:
+        a = await group.start(tmp_path / "a", db_url, tls=True)
+        b = await group.start(tmp_path / "b", db_url_b, tls=True, features=sample_feature())
         async with a.client() as ca, b.client() as cb:
             alice = await ca.register("alice")
             bob = await cb.register("bob")
@@ -134,10 +124,6 @@ async def test_received_events_refused_by_the_policy_are_soft_failed(
                 {"user_id": f"@noinvite2:{b.server_name}"},
             )  # fmt: skip
             assert invite.status == 403, invite
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def _bodies(user: User, room: str) -> list[str]:
@@ -163,17 +149,12 @@ async def _wait_for_body(user: User, room: str, body: str) -> None:
 async def test_peer_policy_refuses_inbound_and_outbound(
     tmp_path: Path, db_url: str, db_url_b: str
 ) -> None:
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "a", db_url, tls=True))
-        a = started[0][0]
-        started.append(
-            await start_node(
-                tmp_path / "b", db_url_b, tls=True,
-                features=sample_feature(blocked_servers=[a.server_name]),
-            )
+    async with running_nodes() as group:
+        a = await group.start(tmp_path / "a", db_url, tls=True)
+        b = await group.start(
+            tmp_path / "b", db_url_b, tls=True,
+            features=sample_feature(blocked_servers=[a.server_name]),
         )  # fmt: skip
-        b = started[1][0]
         ping = "/_matrix/federation/unstable/jp.kairan/sample/ping"
         # Inbound: A's correctly signed request is refused after X-Matrix, before any work.
         with pytest.raises(RemoteError) as refused:
@@ -196,10 +177,6 @@ async def test_peer_policy_refuses_inbound_and_outbound(
         sample_of(b).blocked_servers.clear()
         answer = await a.services.federation.client.request(b.server_name, "GET", ping)
         assert answer == {"origin": a.server_name, "server": b.server_name}
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def test_queued_items_for_a_refused_destination_are_dropped(
@@ -208,17 +185,12 @@ async def test_queued_items_for_a_refused_destination_are_dropped(
     """A runs the feature and refuses B: what is queued for B goes, logged, not retried."""
     import asyncio
 
-    started: list[tuple[Node, web.AppRunner]] = []
-    try:
-        started.append(await start_node(tmp_path / "b", db_url_b, tls=True))
-        b = started[0][0]
-        started.append(
-            await start_node(
-                tmp_path / "a", db_url, tls=True,
-                features=sample_feature(blocked_servers=[b.server_name]),
-            )
+    async with running_nodes() as group:
+        b = await group.start(tmp_path / "b", db_url_b, tls=True)
+        a = await group.start(
+            tmp_path / "a", db_url, tls=True,
+            features=sample_feature(blocked_servers=[b.server_name]),
         )  # fmt: skip
-        a = started[1][0]
         sender = a.services.federation.sender
         typing = {"room_id": "!x:y", "user_id": f"@a:{a.server_name}", "typing": True}
         await sender.send_edu("m.typing", typing, [b.server_name])
@@ -228,10 +200,6 @@ async def test_queued_items_for_a_refused_destination_are_dropped(
             await asyncio.sleep(0.05)
         assert await sender.store.pending(b.server_name, 50, 100) == []
         assert sender._queues[b.server_name].backoff_s == 0.0  # dropped, not retried
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 # ---------------------------------------------------------------------- hooks and sync
@@ -367,8 +335,7 @@ async def test_listeners_per_zone_with_their_middleware_and_resources(
     from tests.homeserver.conftest import free_port
 
     node, runner = await start_node(tmp_path / "seed", db_url)
-    await runner.cleanup()
-    await close_services(node.services)
+    await stop_node(node, runner)
     lan, internet = free_port(), free_port()
     config = dataclasses.replace(
         node.services.config,

@@ -7,6 +7,7 @@ Synapse/Dendrite/Conduit advisory exists for the attack, the test is named after
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,11 +22,10 @@ from sqlalchemy import func, select
 from federation import events as engine_events
 from federation.signing import generate_signing_key
 from homeserver.config import FederationSettings
-from homeserver.node.app import close_services
 from homeserver.storage.schema import events as events_table
 from homeserver.storage.schema import federation_queue
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.fakeserver import FakeServer, JoinedRoom
 
 SEND = "/_matrix/federation/v1/send"
@@ -45,22 +45,28 @@ class Env:
         return self.room.room_id
 
 
+@contextlib.asynccontextmanager
+async def hostile_env(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture, room_name: str
+) -> AsyncIterator[Env]:
+    """A node (TLS) whose alice has a public room named ``room_name`` that a fake server
+    joined; INFO logs captured."""
+    caplog.set_level(logging.INFO)
+    async with (
+        running_node(tmp_path / "node", db_url, tls=True) as node,
+        FakeServer(tmp_path / "fake") as fake,
+        node.client() as client,
+    ):
+        alice = await client.register("alice")
+        room_id = await alice.create_room(preset="public_chat", name=room_name)
+        room = await fake.join(node, room_id)
+        yield Env(node, fake, alice, room, caplog, tmp_path)
+
+
 @pytest.fixture
 async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Env]:
-    caplog.set_level(logging.INFO)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
-    try:
-        async with node.client() as client:
-            alice = await client.register("alice")
-            room_id = await alice.create_room(preset="public_chat", name="回覧板")
-            room = await fake.join(node, room_id)
-            yield Env(node, fake, alice, room, caplog, tmp_path)
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
+    async with hostile_env(tmp_path, db_url, caplog, "回覧板") as started:
+        yield started
 
 
 # ---------------------------------------------------------------------- helpers
@@ -773,11 +779,11 @@ async def test_ssrf_guard_refuses_private_addresses(
     is never contacted: a join via it fails, and a request it signs cannot be
     authenticated (its key cannot be fetched), so it gets 401."""
     caplog.set_level(logging.INFO)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
     federation = FederationSettings(verify_tls=False, allow_private_addresses=False)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True, federation=federation)
-    try:
+    async with (
+        FakeServer(tmp_path / "fake") as fake,
+        running_node(tmp_path / "node", db_url, tls=True, federation=federation) as node,
+    ):
         async with node.client() as client:
             alice = await client.register("alice")
             answer = await alice.request(
@@ -791,10 +797,6 @@ async def test_ssrf_guard_refuses_private_addresses(
             assert answer2.status == 401 and answer2.body["errcode"] == "M_UNAUTHORIZED"
         assert fake.requests == []
         assert any("private or loopback" in r.getMessage() for r in caplog.records)
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 # ---------------------------------------------------------------------- cross-room references
@@ -869,10 +871,10 @@ async def test_CVE_2018_12291_history_before_join_is_redacted_for_the_server(
     redacted (content {}), from /backfill, /get_missing_events and /event alike, as
     Synapse's filter for servers does; messages after its join come in full."""
     caplog.set_level(logging.INFO)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
-    try:
+    async with (
+        running_node(tmp_path / "node", db_url, tls=True) as node,
+        FakeServer(tmp_path / "fake") as fake,
+    ):
         async with node.client() as client:
             alice = await client.register("alice")
             room_id = await alice.create_room(
@@ -913,10 +915,6 @@ async def test_CVE_2018_12291_history_before_join_is_redacted_for_the_server(
             secret in r.getMessage() and "redacted (history visibility)" in r.getMessage()
             for r in caplog.records
         )
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 # ---------------------------------------------------------------------- more auth

@@ -11,8 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.fakeserver import FakeServer
 from tests.homeserver.federation.test_federation import eventually
 
@@ -65,15 +64,11 @@ async def fake_in_room(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> AsyncIterator[tuple[Node, FakeServer, str]]:
     caplog.set_level(logging.INFO)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
-    try:
+    async with (
+        running_node(tmp_path / "node", db_url, tls=True) as node,
+        FakeServer(tmp_path / "fake") as fake,
+    ):
         yield node, fake, node.server_name
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def test_hostile_presence_edus_are_ignored(

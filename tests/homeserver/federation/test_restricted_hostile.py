@@ -9,7 +9,6 @@ everything else is refused before anything is stored or signed.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +19,12 @@ import pytest
 
 from federation import events as engine_events
 from federation.room_versions import get as get_room_version
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import start_node
-from tests.homeserver.fakeserver import Answer, FakeServer
-from tests.homeserver.federation.test_federation_hostile import Env, no_server_errors
+from tests.homeserver.fakeserver import Answer
+from tests.homeserver.federation.test_federation_hostile import (
+    Env,
+    hostile_env,
+    no_server_errors,
+)
 from tests.homeserver.rooms.test_restricted import AUTHORISER, V3, restricted_room
 
 F1 = "/_matrix/federation/v1"
@@ -33,20 +34,8 @@ F1 = "/_matrix/federation/v1"
 async def env(tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Env]:
     """A node whose alice has a public room (the allowed room) that the fake server's
     mallory joined."""
-    caplog.set_level(logging.INFO)
-    node, runner = await start_node(tmp_path / "node", db_url, tls=True)
-    fake = FakeServer(tmp_path / "fake")
-    await fake.start()
-    try:
-        async with node.client() as client:
-            alice = await client.register("alice")
-            room_id = await alice.create_room(preset="public_chat", name="許可された部屋")
-            room = await fake.join(node, room_id)
-            yield Env(node, fake, alice, room, caplog, tmp_path)
-    finally:
-        await fake.close()
-        await runner.cleanup()
-        await close_services(node.services)
+    async with hostile_env(tmp_path, db_url, caplog, "許可された部屋") as started:
+        yield started
 
 
 async def make(env: Env, membership: str, room_id: str, localpart: str) -> Answer:

@@ -17,9 +17,8 @@ import pytest
 from aiohttp import web
 
 from federation.client import RemoteError
-from homeserver.node.app import close_services
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, start_node, stop_node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 HIERARCHY = "GET /_matrix/client/v1/rooms/{roomId}/hierarchy"
@@ -53,8 +52,7 @@ class Pair:
 
     async def stop(self, name: str) -> None:
         runner = self.runners.pop(name)
-        await runner.cleanup()
-        await close_services(getattr(self, name).services)
+        await stop_node(getattr(self, name), runner)
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ from yarl import URL
 
 from homeserver.media import thumbnails
 from homeserver.media.service import MAX_PENDING_PER_USER
-from homeserver.node.app import build_services, close_services, make_app
+from homeserver.node.app import build_services, make_app
 from homeserver.storage import media as media_store
 from homeserver.storage import schema
 from tests.homeserver.client import Client, Response, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node, start_node, stop_node
 from tests.homeserver.openapi import ClientServerSpec, conforms
 
 UPLOAD = "/_matrix/media/v3/upload"
@@ -38,12 +38,8 @@ MXC = re.compile(r"mxc://([^/]+)/([A-Za-z0-9_-]+)")
 @pytest.fixture
 async def small_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     """A node that accepts uploads of at most 1000 bytes."""
-    started, runner = await start_node(tmp_path / "small", db_url, max_upload_bytes=1000)
-    try:
+    async with running_node(tmp_path / "small", db_url, max_upload_bytes=1000) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 def image_bytes(
@@ -258,8 +254,7 @@ async def test_legacy_endpoints_serve_media_from_before_the_freeze(
             assert opened(answers[1]).size == (320, 240)
         # The same node, its directory and database, restarted with the default setting.
         config = dataclasses.replace(started.services.config, enable_authenticated_media=True)
-        await runner.cleanup()
-        await close_services(started.services)
+        await stop_node(started, runner)
         started.services = await build_services(config, fast_passwords=True)
         runner = web.AppRunner(make_app(started.services))
         await runner.setup()
@@ -274,8 +269,7 @@ async def test_legacy_endpoints_serve_media_from_before_the_freeze(
             for answer in await _legacy_answers(client, server, new_id):
                 assert_error(answer, 404, "M_NOT_FOUND")
     finally:
-        await runner.cleanup()
-        await close_services(started.services)
+        await stop_node(started, runner)
 
 
 async def test_authenticated_endpoints_need_a_token(node: Node, client: Client) -> None:
@@ -406,8 +400,7 @@ async def test_thumbnail_scale_and_crop_sizes(node: Node, client: Client) -> Non
 
 async def test_dynamic_thumbnails_have_the_requested_size(tmp_path: Path, db_url: str) -> None:
     """With dynamic_thumbnails each request gets a thumbnail of its own size."""
-    started, runner = await start_node(tmp_path / "n", db_url, dynamic_thumbnails=True)
-    try:
+    async with running_node(tmp_path / "n", db_url, dynamic_thumbnails=True) as started:
         async with started.client() as client:
             alice = await client.register("alice")
             server, media_id = await upload(alice, three_bands((900, 300)), "image/png")
@@ -420,9 +413,6 @@ async def test_dynamic_thumbnails_have_the_requested_size(tmp_path: Path, db_url
             assert left[0] > 200 and right[2] > 200  # type: ignore[index]  # red, blue survive
         kept = sorted(p.name for p in started.services.media.thumbnail_dir(media_id).iterdir())
         assert kept == ["300x50-crop.png", "90x90-scale.png"]
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 async def test_thumbnails_never_upscale(node: Node, client: Client) -> None:
@@ -774,8 +764,7 @@ async def test_dynamic_thumbnail_cache_is_bounded(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(thumbnails, "MAX_CACHED_THUMBNAILS", 2)
-    node, runner = await start_node(tmp_path / "n", db_url, dynamic_thumbnails=True)
-    try:
+    async with running_node(tmp_path / "n", db_url, dynamic_thumbnails=True) as node:
         async with node.client() as client:
             alice = await client.register("alice")
             server, media_id = await upload(alice, three_bands((600, 300)), "image/png")
@@ -786,9 +775,6 @@ async def test_dynamic_thumbnail_cache_is_bounded(
         cached = sorted(p.name for p in node.services.media.thumbnail_dir(media_id).iterdir())
         assert cached == ["60x60-crop.png", "90x90-crop.png"]
         assert not list((node.services.config.media_path / "tmp").iterdir())
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def test_concurrent_uploads_to_one_id(node: Node, client: Client) -> None:

@@ -15,8 +15,7 @@ from PIL import Image
 
 from homeserver.config import Rate
 from homeserver.media import thumbnail_worker
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.media.test_media import (
     LEGACY,
     V1,
@@ -192,17 +191,13 @@ async def test_a_worker_that_runs_too_long_is_killed(
 @pytest.fixture
 async def limited(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
     """A node allowing 3 media GETs, then one every 100 seconds."""
-    node, runner = await start_node(
+    async with running_node(
         tmp_path / "limited",
         db_url,
         media_download_limit=Rate(0.01, 3),
         enable_authenticated_media=False,
-    )
-    try:
+    ) as node:
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def test_media_downloads_are_rate_limited(limited: Node) -> None:
@@ -233,22 +228,17 @@ async def test_media_downloads_are_rate_limited(limited: Node) -> None:
 
 
 async def test_stopping_the_node_stops_its_workers(tmp_path: Path, db_url: str) -> None:
-    node, runner = await start_node(tmp_path / "n", db_url)
-    try:
-        async with node.client() as c:
-            alice = await c.register("alice")
-            server, media_id = await upload(alice, quadrants((4000, 4000), "PNG"), "image/png")
-            pending = asyncio.create_task(thumbnail(alice, server, media_id, 32, 32, "crop"))
-            workers = node.services.media._thumbnails.workers
-            while not workers._running:  # the worker is decoding
-                await asyncio.sleep(0.01)
-            running = list(workers._running)
-            await node.services.media.close()
-            assert [await asyncio.wait_for(p.wait(), 10) for p in running] == [-signal.SIGKILL]
-            assert not workers._running
-            assert not node.services.media._thumbnails._making
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
+    async with running_node(tmp_path / "n", db_url) as node, node.client() as c:
+        alice = await c.register("alice")
+        server, media_id = await upload(alice, quadrants((4000, 4000), "PNG"), "image/png")
+        pending = asyncio.create_task(thumbnail(alice, server, media_id, 32, 32, "crop"))
+        workers = node.services.media._thumbnails.workers
+        while not workers._running:  # the worker is decoding
+            await asyncio.sleep(0.01)
+        running = list(workers._running)
+        await node.services.media.close()
+        assert [await asyncio.wait_for(p.wait(), 10) for p in running] == [-signal.SIGKILL]
+        assert not workers._running
+        assert not node.services.media._thumbnails._making
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)

@@ -19,9 +19,8 @@ from aiohttp import web
 from PIL import Image
 
 from homeserver.config.model import UrlPreviewSettings
-from homeserver.node.app import close_services
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, free_port, start_node
+from tests.homeserver.conftest import Node, free_port, running_node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 PREVIEW = "/_matrix/client/v1/media/preview_url"
@@ -114,12 +113,8 @@ async def sites() -> AsyncIterator[tuple[Site, Site]]:
 
 
 async def _node(tmp_path: Path, db_url: str, settings: UrlPreviewSettings) -> AsyncIterator[Node]:
-    started, runner = await start_node(tmp_path / "node", db_url, url_preview=settings)
-    try:
+    async with running_node(tmp_path / "node", db_url, url_preview=settings) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 @pytest.fixture

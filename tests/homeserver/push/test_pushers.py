@@ -19,7 +19,7 @@ from homeserver.config import PushSettings
 from homeserver.node.app import build_services, close_services
 from homeserver.push.gateway import GatewayClient, GatewayError
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, free_port, start_node
+from tests.homeserver.conftest import Node, free_port, running_node
 from tests.homeserver.keyhelpers import V3
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
@@ -70,15 +70,11 @@ async def gateway() -> AsyncIterator[Gateway]:
 
 @pytest.fixture
 async def push_node(tmp_path: Path, db_url: str) -> AsyncIterator[Node]:
-    started, runner = await start_node(
+    async with running_node(
         tmp_path / "node", db_url, push=PushSettings(allow_private_addresses=True)
-    )
-    started.services.pushers.pool.initial_backoff_s = 0.2
-    try:
+    ) as started:
+        started.services.pushers.pool.initial_backoff_s = 0.2
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 @pytest.fixture
@@ -347,11 +343,10 @@ async def test_retries_with_backoff_and_rejected_pushkeys(
 async def test_read_notifications_are_not_pushed_and_pushers_resume(
     tmp_path: Path, db_url: str, gateway: Gateway, openapi: ClientServerSpec | None
 ) -> None:
-    node, runner = await start_node(
+    async with running_node(
         tmp_path / "node", db_url, push=PushSettings(allow_private_addresses=True)
-    )
-    client = ValidatingClient(node.base_url, openapi)
-    try:
+    ) as node:
+        client = ValidatingClient(node.base_url, openapi)
         alice, bob, room_id = await three_in_a_room(client)
         node.services.pushers.pool.initial_backoff_s = 30.0
         await alice.ok("POST", SET, http_pusher(gateway.url))
@@ -364,9 +359,6 @@ async def test_read_notifications_are_not_pushed_and_pushers_resume(
             {},
         )
         unread = await send(bob, room_id, {"msgtype": "m.text", "body": "未読"})
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
     # A restarted node's pusher resumes: the read message is not pushed, the unread one is.
     assert gateway.received.empty()
     services = await build_services(node.services.config, fast_passwords=True)

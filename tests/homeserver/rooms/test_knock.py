@@ -11,6 +11,7 @@ import pytest
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
+from tests.homeserver.rooms.room_setup import users_with_room
 
 V3 = "/_matrix/client/v3"
 KNOCK = "POST /_matrix/client/v3/knock/{roomIdOrAlias}"
@@ -34,8 +35,9 @@ def client(vclient: ValidatingClient) -> ValidatingClient:
 
 
 async def test_refused_knocks(client: ValidatingClient, node: Node) -> None:
-    alice, bob, eve = [await client.register(n) for n in ("alice", "bob", "eve")]
-    invite_only = await alice.create_room(preset="private_chat")
+    (alice, bob, eve), invite_only = await users_with_room(
+        client, "alice", "bob", "eve", preset="private_chat"
+    )
     public = await alice.create_room(preset="public_chat")
     knockable = await alice.create_room(preset="private_chat", initial_state=rule("knock"))
     for room in (invite_only, public):
@@ -62,10 +64,10 @@ async def test_refused_knocks(client: ValidatingClient, node: Node) -> None:
 
 
 async def test_knock_then_invite(client: ValidatingClient) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
-    room = await alice.create_room(
-        preset="private_chat", name="相談", room_alias_name="soudan", initial_state=rule("knock")
-    )
+    (alice, bob), room = await users_with_room(
+        client, "alice", "bob",
+        preset="private_chat", name="相談", room_alias_name="soudan", initial_state=rule("knock"),
+    )  # fmt: skip
     status, body = await knock(bob, "#soudan:" + alice.user_id.split(":", 1)[1],
                                {"reason": "入れてください"})  # fmt: skip
     assert (status, body) == (200, {"room_id": room})
@@ -87,8 +89,7 @@ async def test_knock_then_invite(client: ValidatingClient) -> None:
 
 
 async def test_knock_restricted(client: ValidatingClient) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
-    space = await alice.create_room(preset="private_chat")
+    (alice, bob), space = await users_with_room(client, "alice", "bob", preset="private_chat")
     allow = [{"type": "m.room_membership", "room_id": space}]
     room = await alice.create_room(
         preset="private_chat",

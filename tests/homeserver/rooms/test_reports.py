@@ -13,6 +13,7 @@ from tests.homeserver.admin.test_admin import login
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
+from tests.homeserver.rooms.room_setup import register, users_with_room
 
 V3 = "/_matrix/client/v3"
 ADMIN = "/_kairan/admin/v1"
@@ -43,10 +44,9 @@ def client(vclient: ValidatingClient) -> ValidatingClient:
 
 
 async def test_attacker_side(client: ValidatingClient, node: Node) -> None:
-    alice, bob, eve, mallory = [
-        await client.register(n) for n in ("alice", "bob", "eve", "mallory")
-    ]
-    room = await alice.create_room(preset="public_chat")
+    (alice, bob, eve, mallory), room = await users_with_room(
+        client, "alice", "bob", "eve", "mallory", preset="public_chat"
+    )
     await alice.ok("PUT", f"{V3}/rooms/{q(room)}/state/m.room.history_visibility",
                    {"history_visibility": "joined"})  # fmt: skip
     secret = await alice.send(room, "before anyone else")
@@ -97,7 +97,7 @@ async def test_attacker_side(client: ValidatingClient, node: Node) -> None:
 
 
 async def test_reports_reach_the_admins(client: ValidatingClient, node: Node) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
+    alice, bob = await register(client, "alice", "bob")
     await node.services.admin.add_user("root", "root password", admin=True)
     root = await login(client, "root", "root password")
     room = await alice.create_room(preset="public_chat", name="防災", room_alias_name="bousai")

@@ -10,6 +10,7 @@ import pytest
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
+from tests.homeserver.rooms.room_setup import users_with_room
 from tests.homeserver.rooms.test_knock import rule
 
 SUMMARY = "GET /_matrix/client/v1/room_summary/{roomIdOrAlias}"
@@ -27,9 +28,8 @@ def client(vclient: ValidatingClient) -> ValidatingClient:
 
 
 async def test_private_rooms_stay_hidden(client: ValidatingClient, node: Node) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
-    secret = await alice.create_room(
-        preset="private_chat", name="人事異動", room_alias_name="jinji"
+    (alice, bob), secret = await users_with_room(
+        client, "alice", "bob", preset="private_chat", name="人事異動", room_alias_name="jinji"
     )
     for target in (secret, f"#jinji:{node.server_name}"):
         r = await summary(bob, target)
@@ -55,8 +55,8 @@ async def test_private_rooms_stay_hidden(client: ValidatingClient, node: Node) -
 
 
 async def test_open_rooms(client: ValidatingClient, node: Node) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
-    public = await alice.create_room(
+    (alice, bob), public = await users_with_room(
+        client, "alice", "bob",
         preset="public_chat", name="防災", topic="地域防災計画", room_alias_name="bousai",
         creation_content={"type": "m.space"},
     )  # fmt: skip

@@ -13,6 +13,7 @@ from federation.client import RemoteError, federation_path
 from tests.homeserver.client import Response, User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
+from tests.homeserver.rooms.room_setup import users_with_room
 
 LOOKUP = "GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event"
 
@@ -62,8 +63,9 @@ async def test_nearest_event_in_each_direction(client: ValidatingClient) -> None
 
 
 async def test_only_history_the_user_may_see(client: ValidatingClient) -> None:
-    alice, bob, eve = [await client.register(n) for n in ("alice", "bob", "eve")]
-    room = await alice.create_room(preset="public_chat")
+    (alice, bob, eve), room = await users_with_room(
+        client, "alice", "bob", "eve", preset="public_chat"
+    )
     await alice.ok("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.history_visibility",
                    {"history_visibility": "joined"})  # fmt: skip
     before = await alice.send(room, "before bob")

@@ -11,11 +11,11 @@ from aiohttp import web
 from sqlalchemy import update
 
 from homeserver.common.txncache import TransactionCache
-from homeserver.node.app import build_services, close_services, make_app
+from homeserver.node.app import build_services, make_app
 from homeserver.rooms.housekeeping import TXN_LIFETIME_MS
 from homeserver.storage.schema import event_txn_ids
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, start_node, stop_node
 
 V3 = "/_matrix/client/v3"
 MESSAGE = {"msgtype": "m.text", "body": "再送"}
@@ -30,8 +30,7 @@ async def messages(user: User, room_id: str) -> list[dict[str, object]]:
 
 async def restart(node: Node, runner: web.AppRunner) -> web.AppRunner:
     """Stop the node and start it again on the same port, directory and database."""
-    await runner.cleanup()
-    await close_services(node.services)
+    await stop_node(node, runner)
     node.services = await build_services(node.services.config, fast_passwords=True)
     runner = web.AppRunner(make_app(node.services))
     await runner.setup()
@@ -66,8 +65,7 @@ async def test_retry_after_restart_gets_the_stored_event(tmp_path: Path, db_url:
             assert own[first["event_id"]] == "before-restart"
             assert own[redaction["event_id"]] == "before-restart"
     finally:
-        await runner.cleanup()
-        await close_services(node.services)
+        await stop_node(node, runner)
 
 
 async def test_concurrent_retries_create_one_event(node: Node, client: Client) -> None:

@@ -14,6 +14,7 @@ from homeserver.rooms.upgrade import raised_power, restricted_power, without_cre
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
+from tests.homeserver.rooms.room_setup import users_with_room
 
 V3 = "/_matrix/client/v3"
 UPGRADE = "POST /_matrix/client/v3/rooms/{roomId}/upgrade"
@@ -39,8 +40,9 @@ def client(vclient: ValidatingClient) -> ValidatingClient:
 
 
 async def test_who_may_not_upgrade(client: ValidatingClient) -> None:
-    alice, bob, eve = [await client.register(n) for n in ("alice", "bob", "eve")]
-    room = await alice.create_room(preset="public_chat", room_version="10")
+    (alice, bob, eve), room = await users_with_room(
+        client, "alice", "bob", "eve", preset="public_chat", room_version="10"
+    )
     path = f"{room_path(room)}/upgrade"
     # Not in the room at all.
     r = await eve.request("POST", path, {"new_version": "11"})
@@ -67,8 +69,8 @@ async def test_who_may_not_upgrade(client: ValidatingClient) -> None:
 
 
 async def test_upgrade_carries_state_over(client: ValidatingClient, node: Node) -> None:
-    alice, bob, carol, dave = [await client.register(n) for n in ("alice", "bob", "carol", "dave")]
-    room = await alice.create_room(
+    (alice, bob, carol, dave), room = await users_with_room(
+        client, "alice", "bob", "carol", "dave",
         preset="public_chat", room_version="10", name="防災", topic="地域防災計画",
         room_alias_name="bousai", visibility="public",
     )  # fmt: skip
@@ -134,8 +136,9 @@ async def test_upgrade_carries_state_over(client: ValidatingClient, node: Node) 
 
 
 async def test_upgrade_to_room_12_creators(client: ValidatingClient) -> None:
-    alice, bob = await client.register("alice"), await client.register("bob")
-    room = await alice.create_room(preset="private_chat", room_version="11", name="人事")
+    (alice, bob), room = await users_with_room(
+        client, "alice", "bob", preset="private_chat", room_version="11", name="人事"
+    )
     await alice.invite(room, bob.user_id)
     await bob.join(room)
     power = await state(alice, room, "m.room.power_levels")

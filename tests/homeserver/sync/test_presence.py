@@ -16,10 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from homeserver.config.model import PresenceSettings
-from homeserver.node.app import close_services
 from homeserver.storage.schema import presence as presence_table
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 from tests.homeserver.openapi import ClientServerSpec, ValidatingClient
 
 V3 = "/_matrix/client/v3"
@@ -34,12 +33,8 @@ def presence_events(synced: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 async def _node(tmp_path: Path, db_url: str, settings: PresenceSettings) -> AsyncIterator[Node]:
-    started, runner = await start_node(tmp_path / "node", db_url, presence=settings)
-    try:
+    async with running_node(tmp_path / "node", db_url, presence=settings) as started:
         yield started
-    finally:
-        await runner.cleanup()
-        await close_services(started.services)
 
 
 @pytest.fixture

@@ -9,27 +9,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from homeserver.node.app import close_services
 from homeserver.storage.schema import sliding_sync_positions
 from homeserver.sync.sliding.connections import EXPIRY_MS
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node, stop_node
 from tests.homeserver.sync.test_sliding_sync import body, ok, ss
 from tests.homeserver.sync.test_sync_changes import restart
 
 
 async def test_pos_survives_a_restart(tmp_path: Path, db_url: str) -> None:
-    node, runner = await start_node(tmp_path / "node", db_url)
-    try:
-        async with node.client() as client:
-            alice = await client.register("alice")
-            rooms = [await alice.create_room(name=f"r{i}") for i in range(3)]
-            first = await ok(alice, body(conn_id="room-list"))
-            assert set(first["rooms"]) == set(rooms)
-            await alice.send(rooms[0], "before the restart")
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
+    async with running_node(tmp_path / "node", db_url) as node, node.client() as client:
+        alice = await client.register("alice")
+        rooms = [await alice.create_room(name=f"r{i}") for i in range(3)]
+        first = await ok(alice, body(conn_id="room-list"))
+        assert set(first["rooms"]) == set(rooms)
+        await alice.send(rooms[0], "before the restart")
     again, runner = await restart(node, db_url)
     try:
         async with Client(node.base_url) as client:
@@ -46,8 +40,7 @@ async def test_pos_survives_a_restart(tmp_path: Path, db_url: str) -> None:
             other = await ss(alice, body(conn_id="encryption"), first["pos"])
             assert other.status == 400 and other.body["errcode"] == "M_UNKNOWN_POS"
     finally:
-        await runner.cleanup()
-        await close_services(again.services)
+        await stop_node(again, runner)
 
 
 async def test_other_positions_are_forgotten_once_one_is_used(client: Client) -> None:

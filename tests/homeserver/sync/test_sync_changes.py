@@ -18,12 +18,12 @@ from aiohttp import web
 from sqlalchemy import event
 
 from homeserver.config import RateLimit, load_config
-from homeserver.node.app import build_services, close_services, make_app
+from homeserver.node.app import build_services, make_app
 from homeserver.storage import to_device as inbox
 from homeserver.storage.changes import ChangeTracker, recording
 from homeserver.storage.database import open_database
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node, stop_node
 
 SMALL = json.dumps({"room": {"timeline": {"limit": 5}}})
 
@@ -212,14 +212,10 @@ async def restart(node: Node, db_url: str) -> tuple[Node, web.AppRunner]:
 async def test_a_since_token_from_before_a_restart_still_sees_changes(
     tmp_path: Path, db_url: str
 ) -> None:
-    node, runner = await start_node(tmp_path / "node", db_url)
-    try:
+    async with running_node(tmp_path / "node", db_url) as node:
         alice, bob, rooms = await two_users_in_rooms(node, 2)
         since = (await bob.sync(filter=SMALL))["next_batch"]
         await alice.send(rooms[0], "before the restart")
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
     # The trackers start empty after a restart and must not hide the message sent before
     # it from a since token older than it.
     again, runner = await restart(node, db_url)
@@ -232,5 +228,4 @@ async def test_a_since_token_from_before_a_restart_still_sees_changes(
         assert "join" not in (await bob.sync(since, filter=SMALL)).get("rooms", {})
     finally:
         await bob.client.close()
-        await runner.cleanup()
-        await close_services(again.services)
+        await stop_node(again, runner)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,19 @@ from federation.signing import SigningKey
 from homeserver.config.listeners import FeatureSettings
 from homeserver.municipal.consortium.gossip import Gossip
 from homeserver.municipal.consortium.service import ConsortiumService
-from tests.homeserver.conftest import Node
+from tests.homeserver.conftest import Node, running_nodes
 from tests.homeserver.municipal.consortium.docs import DAY_MS, first_version, sign_all
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, *specs: tuple[str, str, dict[str, Any]]
+) -> AsyncIterator[list[Node]]:
+    """Nodes over TLS: (name, database URL, config changes) each."""
+    async with running_nodes() as group:
+        for name, url, changes in specs:
+            await group.start(tmp_path / name, url, tls=True, **changes)
+        yield group.nodes
 
 
 def feature(**settings: Any) -> tuple[FeatureSettings, ...]:

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from homeserver.node.app import close_services
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_nodes
 from tests.homeserver.municipal.consortium.docs import key, next_version
 from tests.homeserver.municipal.consortium.nodes import document_for, feature, service_of, until
 
@@ -30,15 +29,10 @@ async def running(
     tmp_path: Path, *specs: tuple[str, str, str, dict[str, Any]]
 ) -> AsyncIterator[list[Node]]:
     """Nodes over TLS: (name, host, database URL, config changes) each."""
-    started = []
-    try:
+    async with running_nodes() as group:
         for name, host, url, changes in specs:
-            started.append(await start_node(tmp_path / name, url, tls=True, host=host, **changes))
-        yield [node for node, _ in started]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
+            await group.start(tmp_path / name, url, tls=True, host=host, **changes)
+        yield group.nodes
 
 
 def host(node: Node) -> str:

@@ -3,50 +3,31 @@ closed federation, pinned keys, removal, gossip."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from federation.client import RefusedDestination, RemoteError
 from homeserver.config import ConfigError, load_config
 from homeserver.municipal.consortium import document, rules
-from homeserver.node.app import build_services, close_services
+from homeserver.node.app import build_services
 from homeserver.node.setup import init_node
-from tests.homeserver.conftest import Node, start_node
 from tests.homeserver.municipal.consortium.docs import ADMINS, key, next_version, sign_all
 from tests.homeserver.municipal.consortium.nodes import (
     document_for,
     feature,
     held_version,
     kairan,
+    running,
     service_of,
     until,
     use_database,
 )
 
 LISTING = "/_matrix/federation/unstable/jp.kairan/consortia"
-
-
-@contextlib.asynccontextmanager
-async def running(
-    tmp_path: Path, *specs: tuple[str, str, dict[str, Any]]
-) -> AsyncIterator[list[Node]]:
-    """Nodes over TLS: (name, database URL, config changes) each."""
-    started = []
-    try:
-        for name, url, changes in specs:
-            started.append(await start_node(tmp_path / name, url, tls=True, **changes))
-        yield [node for node, _ in started]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def test_apply_puts_a_document_in_force_and_serves_it(

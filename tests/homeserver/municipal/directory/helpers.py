@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from homeserver.config.listeners import FeatureSettings
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 SEARCH = "/_matrix/client/unstable/jp.kairan/directory/search"
 ADMIN = "/_kairan/admin/v1/directory"
@@ -38,12 +37,8 @@ def csv_bytes(rows: Sequence[str], encoding: str = "utf-8") -> bytes:
 async def directory_node(
     path: Path, db_url: str, *, tls: bool = False, **settings: Any
 ) -> AsyncIterator[Node]:
-    node, runner = await start_node(path, db_url, tls=tls, features=directory(**settings))
-    try:
+    async with running_node(path, db_url, tls=tls, features=directory(**settings)) as node:
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def admin_of(node: Node, client: Client) -> User:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from homeserver.node.app import close_services
-from tests.homeserver.conftest import start_node
+from tests.homeserver.conftest import running_node
 from tests.homeserver.municipal.directory.helpers import (
     NEMURO,
     admin_of,
@@ -51,8 +50,7 @@ async def test_imports_set_the_fields_users_cannot_change(
         assert refused.status == 403
 
         # Another server asks for the profile over federation.
-        other, runner = await start_node(tmp_path / "b", db_url_b, tls=True)
-        try:
+        async with running_node(tmp_path / "b", db_url_b, tls=True) as other:
             answer = await other.services.federation.client.request(
                 node.server_name, "GET", "/_matrix/federation/v1/query/profile",
                 query={"user_id": yamada.user_id},
@@ -64,9 +62,6 @@ async def test_imports_set_the_fields_users_cannot_change(
                 query={"user_id": yamada.user_id, "field": "jp.kairan.department"},
             )  # fmt: skip
             assert one == {"jp.kairan.department": "総務部/総務課"}
-        finally:
-            await runner.cleanup()
-            await close_services(other.services)
 
         # A promotion in the next file changes the field; leaving the list clears them.
         promoted = NEMURO[0].replace(",課長,", ",部長,")

@@ -11,7 +11,7 @@ from pathlib import Path
 from homeserver.config.listeners import FeatureSettings
 from homeserver.municipal.partners.service import PartnerService
 from tests.homeserver.municipal.consortium.docs import next_version
-from tests.homeserver.municipal.consortium.nodes import service_of
+from tests.homeserver.municipal.consortium.nodes import running, service_of
 from tests.homeserver.municipal.directory.helpers import (
     NEMURO,
     admin_of,
@@ -19,7 +19,7 @@ from tests.homeserver.municipal.directory.helpers import (
     names,
     search,
 )
-from tests.homeserver.municipal.groups.nodes import hold_consortium, running
+from tests.homeserver.municipal.groups.nodes import hold_consortium
 
 BETSUKAI = ["016918,別海町役場,,総務課,田中 一郎,たなか いちろう,課長,201,tanaka"]
 

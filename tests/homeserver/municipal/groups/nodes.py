@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from homeserver.config.listeners import FeatureSettings
-from homeserver.node.app import close_services
 from tests.homeserver.client import User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node
 from tests.homeserver.municipal.consortium.nodes import document_for, service_of
 
 V1 = "/_matrix/client/v1"
@@ -24,22 +20,6 @@ def features(*, closed: bool = True) -> tuple[FeatureSettings, ...]:
         FeatureSettings("consortium", {"poll_seconds": 0.2, "closed": closed}),
         FeatureSettings("groups", {"poll_seconds": 0.1}),
     )
-
-
-@contextlib.asynccontextmanager
-async def running(
-    tmp_path: Path, *specs: tuple[str, str, dict[str, Any]]
-) -> AsyncIterator[list[Node]]:
-    """Nodes over TLS: (name, database URL, config changes) each."""
-    started = []
-    try:
-        for name, url, changes in specs:
-            started.append(await start_node(tmp_path / name, url, tls=True, **changes))
-        yield [node for node, _ in started]
-    finally:
-        for node, runner in started:
-            await runner.cleanup()
-            await close_services(node.services)
 
 
 async def hold_consortium(members: list[Node], holders: list[Node]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.homeserver.client import User
 from tests.homeserver.federation.test_federation import eventually
+from tests.homeserver.municipal.consortium.nodes import running
 from tests.homeserver.municipal.groups.nodes import (
     GROUPS,
     admin,
@@ -17,7 +18,6 @@ from tests.homeserver.municipal.groups.nodes import (
     join,
     public_rooms,
     q,
-    running,
     state,
 )
 

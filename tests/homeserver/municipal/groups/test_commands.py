@@ -13,10 +13,10 @@ import pytest
 from homeserver.config import ConfigError, load_config
 from homeserver.config.listeners import FeatureSettings
 from homeserver.municipal.groups import storage
-from homeserver.node.app import build_services, close_services
+from homeserver.node.app import build_services
 from homeserver.node.setup import init_node
 from homeserver.storage.database import open_database
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node, start_node, stop_node
 from tests.homeserver.municipal.consortium.nodes import kairan, use_database
 from tests.homeserver.municipal.groups.nodes import (
     GROUPS,
@@ -103,8 +103,7 @@ async def test_group_commands_on_a_running_node(tmp_path: Path, db_url: str) -> 
             assert len((await first.ok("GET", GROUPS))["groups"]) == 1
 
             # The node stopped: no one takes the request; it is withdrawn, nothing made.
-            await runner.cleanup()
-            await close_services(a.services)
+            await stop_node(a, runner)
             stopped = True
             code, out = await kairan(
                 "group", "create", "--consortium", "kanto", "--name", "後から",
@@ -126,13 +125,11 @@ async def test_group_commands_on_a_running_node(tmp_path: Path, db_url: str) -> 
             await db.close()
     finally:
         if not stopped:
-            await runner.cleanup()
-            await close_services(a.services)
+            await stop_node(a, runner)
 
 
 async def test_group_commands_need_the_feature(tmp_path: Path, db_url: str) -> None:
-    a, runner = await start_node(tmp_path / "a", db_url)
-    try:
+    async with running_node(tmp_path / "a", db_url) as a:
         use_database(a, db_url)
         code, out = await kairan(
             "group", "create", "--consortium", "kanto", "--name", "g", "--dir", a.directory
@@ -142,9 +139,6 @@ async def test_group_commands_need_the_feature(tmp_path: Path, db_url: str) -> N
         )  # fmt: skip
         code, out = await kairan("group", "list", "--dir", tmp_path / "nowhere")
         assert code == 1 and out.startswith("Error: ") and "\n" not in out.strip()
-    finally:
-        await runner.cleanup()
-        await close_services(a.services)
 
 
 async def test_groups_without_the_consortium_feature_does_not_start(

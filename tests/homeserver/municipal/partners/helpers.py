@@ -10,9 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from homeserver.config.listeners import FeatureSettings
-from homeserver.node.app import close_services
 from tests.homeserver.client import Client, User
-from tests.homeserver.conftest import Node, start_node
+from tests.homeserver.conftest import Node, running_node
 
 ADMIN = "/_kairan/admin/v1/partners"
 CLIENT = "/_matrix/client/unstable/jp.kairan/partners"
@@ -27,12 +26,8 @@ def day(offset: int) -> str:
 
 @asynccontextmanager
 async def partners_node(directory: Path, db_url: str, **config: Any) -> AsyncIterator[Node]:
-    node, runner = await start_node(directory, db_url, features=PARTNERS, **config)
-    try:
+    async with running_node(directory, db_url, features=PARTNERS, **config) as node:
         yield node
-    finally:
-        await runner.cleanup()
-        await close_services(node.services)
 
 
 async def admin_of(node: Node, client: Client) -> User:

@@ -122,6 +122,10 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
     await c.ok("POST", f"{V3}/rooms/{room}/invite", {"user_id": bob.user_id}, token=alice.token)
     sent = await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/t1",
                       {"msgtype": "m.text", "body": "hi"}, token=alice.token)  # fmt: skip
+    await c.ok("POST", f"{V3}/rooms/{room}/join", {}, token=bob.token)
+    bobs = await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/b1",
+                      {"msgtype": "m.text", "body": "bob's"}, token=bob.token)  # fmt: skip
+    third = (await c.ok("POST", V3 + "/createRoom", {}, token=alice.token))["room_id"]
     await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": True}, token=admin.token)
     refused = [
         ("POST", V3 + "/createRoom", {}),
@@ -132,10 +136,25 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
         ("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "x"}),
         ("PUT", f"{V3}/profile/{u(alice.user_id)}/displayname", {"displayname": "x"}),
         ("POST", f"{V3}/rooms/{room}/kick", {"user_id": bob.user_id}),
+        # Redacting others' events, though the room's power levels would allow it.
+        ("PUT", f"{V3}/rooms/{room}/redact/{bobs['event_id']}/r0", {}),
+        ("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/r0", {"redacts": bobs["event_id"]}),
+        # Memberships through the state API: a kick, a join again (a profile change).
+        ("PUT", f"{V3}/rooms/{room}/state/m.room.member/{u(bob.user_id)}", {"membership": "leave"}),
+        (
+            "PUT",
+            f"{V3}/rooms/{room}/state/m.room.member/{u(alice.user_id)}",
+            {"membership": "join", "displayname": "x"},
+        ),
     ]
     for method, path, body in refused:
         r = await c.request(method, path, body, token=alice.token)
         assert r.status == 403 and r.body["errcode"] == "M_USER_SUSPENDED", (path, r)
+    # Nothing of that happened: bob is in the room, his message unredacted.
+    members = await c.ok("GET", f"{V3}/rooms/{room}/joined_members", token=bob.token)
+    assert bob.user_id in members["joined"]
+    bobs_now = await c.ok("GET", f"{V3}/rooms/{room}/event/{bobs['event_id']}", token=bob.token)
+    assert bobs_now["content"] == {"msgtype": "m.text", "body": "bob's"}
     # Reading, redacting its own messages and leaving stay allowed.
     await c.ok("GET", V3 + "/sync", token=alice.token, params={"timeout": "0"})
     await c.ok("GET", f"{V3}/rooms/{room}/messages", token=alice.token)
@@ -143,6 +162,10 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
     await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/r2",
                {"redacts": sent["event_id"]}, token=alice.token)  # fmt: skip
     await c.ok("POST", f"{V3}/rooms/{room}/leave", {}, token=alice.token)
+    # Leaving through the state API too (as Synapse).
+    await c.ok("PUT", f"{V3}/rooms/{third}/state/m.room.member/{u(alice.user_id)}",
+               {"membership": "leave"}, token=alice.token)  # fmt: skip
+    assert third not in (await c.ok("GET", V3 + "/joined_rooms", token=alice.token))["joined_rooms"]
     assert await c.ok("GET", SUSPEND + u(alice.user_id), token=admin.token) == {"suspended": True}
     await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": False}, token=admin.token)
     await c.ok("POST", V3 + "/createRoom", {}, token=alice.token)

@@ -252,7 +252,7 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
-        upgrades=RoomUpgrades(handler),
+        upgrades=RoomUpgrades(handler, push_rules),
         timestamps=TimestampLookup(core.reader, visibility),
         reports=ReportService(core.reader, room_state, accounts, clock),
         room_summaries=RoomSummaryService(handler, federation.hierarchy),

@@ -24,6 +24,14 @@ class Accounts(Protocol):
     async def get_user(self, user_id: str) -> User | None: ...
 
 
+class RoomPushRules(Protocol):
+    """Users' push rules (homeserver.push.rules.PushRulesService), for a room upgrade."""
+
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """Copy the user's rules naming the old room to the new one."""
+        ...
+
+
 class UserDirectoryFilter(Protocol):
     """Users kept out of the user directory (features: partner accounts...)."""
 

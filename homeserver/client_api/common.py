@@ -22,16 +22,19 @@ async def requester(request: web.Request, *, allow_locked: bool = False) -> Requ
     """The user and device of the request's access token (401 without a valid one), once
     the features' access checks allow its use.  A locked account gets 401 ``M_USER_LOCKED``
     (but where ``allow_locked``: logging out); a suspended one 403 ``M_USER_SUSPENDED`` on
-    the requests :data:`SUSPENDED_REFUSED` lists."""
+    the requests :data:`SUSPENDED_REFUSED` lists.  The device's last-seen address and user
+    agent are recorded (``homeserver/accounts/last_seen.py``: rarely a write)."""
     if REQUESTER in request:
         return request[REQUESTER]
     accounts = services(request).accounts
     found = await accounts.authenticate(bearer_token(request))
     if found.locked and not allow_locked:
         raise MatrixError(401, "M_USER_LOCKED", "This account has been locked", soft_logout=True)
-    await accounts.check_access(found, client_info(request))
+    client = client_info(request)
+    await accounts.check_access(found, client)
     if found.suspended and suspended_refused(request, found.user_id):
         raise suspended_error()
+    await accounts.last_seen.seen(found, client)
     request[REQUESTER] = found
     return found
 

@@ -112,6 +112,7 @@ _moderation("lock", "locked", True, "locked",
             "401 M_USER_LOCKED until it is unlocked.")  # fmt: skip
 _moderation("unlock", "locked", False, "unlocked", "Unlock a locked account.")
 _moderation("suspend", "suspended", True, "suspended",
-            "Suspend an account: it can read and leave, but not join, invite, send or "
-            "change its profile (403 M_USER_SUSPENDED).")  # fmt: skip
+            "Suspend an account: it can read, leave and redact its own events, but not "
+            "join, invite, send, redact others' events or change its profile "
+            "(403 M_USER_SUSPENDED).")  # fmt: skip
 _moderation("unsuspend", "suspended", False, "unsuspended", "Lift an account's suspension.")

@@ -7,6 +7,7 @@ import secrets
 
 from federation.identifiers import is_valid_localpart
 from homeserver.accounts.checks import ClientInfo, LoginAttempt, LoginCheck
+from homeserver.accounts.last_seen import LastSeen, user_agent_of
 from homeserver.accounts.passwords import Passwords, check_new_password
 from homeserver.accounts.requester import Requester as Requester  # re-exported
 from homeserver.accounts.sessions import IssuedTokens, SessionTokens, token_hash
@@ -66,6 +67,8 @@ class AccountService:
         #: that changes made by another process (the ``kairan`` command) take effect within
         #: seconds.
         self._token_cache: dict[bytes, tuple[Requester, float, int | None]] = {}
+        #: When, where from and with which client each device was last seen.
+        self.last_seen = LastSeen(db, clock)
 
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -236,15 +239,18 @@ class AccountService:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
         if user is not None and user.locked:
             raise locked_error()
-        attempt = LoginAttempt(user_id, device_id, display_name, client or ClientInfo(ip))
+        client = client or ClientInfo(ip)
+        attempt = LoginAttempt(user_id, device_id, display_name, client)
         if self.login_check is not None:
             await self.login_check.check_login(attempt)
         device_id = device_id or new_device_id()
         now = self.clock.now_ms()
         issued, row = self.tokens.new(user_id, device_id, refreshable=refreshable)
+        agent = user_agent_of(client)
         async with self.db.write() as conn:
-            await store.upsert_device(conn, user_id, device_id, display_name, now, ip)
+            await store.upsert_device(conn, user_id, device_id, display_name, now, ip, agent)
             await sessions_store.insert_tokens(conn, row)
+        self.last_seen.written(user_id, device_id, ClientInfo(ip, agent), now)
         if self.login_check is not None:
             await self.login_check.logged_in(Requester(user_id, device_id), attempt)
         return issued

@@ -237,6 +237,7 @@ class AdminOps:
                 "display_name": d.display_name,
                 "last_seen_ts": d.last_seen_ts,
                 "last_seen_ip": d.last_seen_ip,
+                "last_seen_user_agent": d.last_seen_user_agent,  # as Synapse's admin API
                 "user_id": d.user_id,
             }
             for d in devices

@@ -22,26 +22,48 @@ async def requester(request: web.Request, *, allow_locked: bool = False) -> Requ
     """The user and device of the request's access token (401 without a valid one), once
     the features' access checks allow its use.  A locked account gets 401 ``M_USER_LOCKED``
     (but where ``allow_locked``: logging out); a suspended one 403 ``M_USER_SUSPENDED`` on
-    the requests :data:`SUSPENDED_REFUSED` lists."""
+    the requests :data:`SUSPENDED_REFUSED` lists.  The device's last-seen address and user
+    agent are recorded (``homeserver/accounts/last_seen.py``: rarely a write)."""
     if REQUESTER in request:
         return request[REQUESTER]
     accounts = services(request).accounts
     found = await accounts.authenticate(bearer_token(request))
     if found.locked and not allow_locked:
         raise MatrixError(401, "M_USER_LOCKED", "This account has been locked", soft_logout=True)
-    await accounts.check_access(found, client_info(request))
-    if found.suspended and suspended_refused(request):
-        raise MatrixError(
-            403, "M_USER_SUSPENDED", "You cannot perform this action while suspended."
-        )
+    client = client_info(request)
+    await accounts.check_access(found, client)
+    if found.suspended and suspended_refused(request, found.user_id):
+        raise suspended_error()
+    await accounts.last_seen.seen(found, client)
     request[REQUESTER] = found
     return found
+
+
+def suspended_error(
+    message: str = "You cannot perform this action while suspended.",
+) -> MatrixError:
+    """The spec's answer to a suspended account's refused request (403 M_USER_SUSPENDED)."""
+    return MatrixError(403, "M_USER_SUSPENDED", message)
+
+
+async def refuse_suspended_redaction(request: web.Request, who: Requester, redacts: object) -> None:
+    """A suspended account may redact its own events but not others' (Matrix 1.18, as
+    Synapse): 403 ``M_USER_SUSPENDED`` when the event ``redacts`` names is known here and
+    was sent by someone else (an unknown one fails later, as for anyone)."""
+    if not who.suspended or not isinstance(redacts, str):
+        return
+    target = await services(request).rooms.get_event(redacts)
+    if target is not None and target.sender != who.user_id:
+        raise suspended_error("You can only redact your own events while suspended.")
 
 
 _CS = "/_matrix/client/{version}"
 #: What a suspended account may not do (the spec's recommended list, as Synapse): join,
 #: knock, invite or accept invites, create rooms, send messages and state, moderate others,
-#: change its profile.  Leaving, redacting, reading, keys and devices stay allowed.
+#: change its profile.  Leaving, redacting its own events, reading, keys and devices stay
+#: allowed: a redaction through ``/send`` and a membership through ``/state`` pass here and
+#: are checked by their handlers (only one's own events may be redacted, only one's own
+#: membership left).
 SUSPENDED_REFUSED = {
     ("POST", "/createRoom"),
     ("POST", "/join/{roomIdOrAlias}"),
@@ -79,17 +101,19 @@ def _spec_shape(path: str) -> str:
     return rest
 
 
-def suspended_refused(request: web.Request) -> bool:
-    """Whether a suspended account may not make ``request`` (its messages may be redactions:
-    redacting its own events is allowed)."""
+def suspended_refused(request: web.Request, user_id: str) -> bool:
+    """Whether a suspended account may not make ``request`` at all (a redaction through
+    ``/send`` and its own membership through ``/state`` are left to their handlers)."""
     resource = request.match_info.route.resource
     shape = _spec_shape(resource.canonical if resource is not None else request.path)
     if (request.method, shape) not in SUSPENDED_REFUSED:
         return False
-    return not (
-        shape.endswith("/send/{eventType}/{txnId}")
-        and request.match_info.get("event_type") == "m.room.redaction"
-    )
+    event_type = request.match_info.get("event_type")
+    if shape.endswith("/send/{eventType}/{txnId}"):
+        return event_type != "m.room.redaction"
+    if shape.endswith("/state/{eventType}/{stateKey}"):
+        return not (event_type == "m.room.member" and request.match_info["state_key"] == user_id)
+    return True
 
 
 def client_ip(request: web.Request) -> str | None:

@@ -30,6 +30,8 @@ async def whois(request: web.Request) -> web.Response:
             connection: dict[str, Any] = {"last_seen": device.last_seen_ts}
             if device.last_seen_ip is not None:
                 connection["ip"] = device.last_seen_ip
+            if device.last_seen_user_agent is not None:  # as Synapse
+                connection["user_agent"] = device.last_seen_user_agent
             connections.append(connection)
         devices[device.device_id] = {"sessions": [{"connections": connections}]}
     return json_response({"user_id": user_id, "devices": devices})

@@ -8,7 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from homeserver.client_api.common import requester, services
+from homeserver.client_api.common import (
+    refuse_suspended_redaction,
+    requester,
+    services,
+    suspended_error,
+)
 from homeserver.client_api.threepids import refuse_third_party_invites
 from homeserver.common.errors import MatrixError, bad_json
 from homeserver.common.http import (
@@ -116,6 +121,8 @@ async def send(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request, allow_empty=True, limit=65_536)
+    if request.match_info["event_type"] == "m.room.redaction":
+        await refuse_suspended_redaction(request, who, body.get("redacts"))
     event_id = await svc.handler.send_message(
         who.user_id,
         who.device_id,
@@ -134,6 +141,8 @@ async def put_state(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request, allow_empty=True, limit=65_536)
+    if who.suspended and body.get("membership") != "leave":  # only its own m.room.member
+        raise suspended_error("Changing membership while suspended is not allowed.")
     event_id = await svc.handler.send_state(
         who.user_id,
         request.match_info["room_id"],
@@ -269,6 +278,7 @@ async def redact(request: web.Request) -> web.Response:
     svc = services(request)
     who = await requester(request)
     body = await read_json(request, allow_empty=True)
+    await refuse_suspended_redaction(request, who, request.match_info["event_id"])
     event_id = await svc.handler.redact(
         who.user_id,
         who.device_id,

@@ -55,6 +55,7 @@ from homeserver.federation.pipeline import EventPipeline
 from homeserver.federation.public_rooms import RemotePublicRooms
 from homeserver.federation.serving import HistoryServer
 from homeserver.federation.spaces import RemoteSpaces
+from homeserver.federation.timestamps import RemoteTimestamps
 from homeserver.media import MediaService
 from homeserver.media.files import Receiver
 from homeserver.media.preview import UrlPreviewer
@@ -253,8 +254,12 @@ def _build(base: _Base, fast_passwords: bool) -> NodeServices:
         housekeeping=Housekeeping(db, clock),
         admin=AdminOps(db, base.server_name, accounts, core.reader, handler, directory, media),
         tokens=RegistrationTokens(db, clock),
-        upgrades=RoomUpgrades(handler),
-        timestamps=TimestampLookup(core.reader, visibility),
+        upgrades=RoomUpgrades(handler, push_rules),
+        timestamps=TimestampLookup(
+            core.reader,
+            visibility,
+            remote=RemoteTimestamps(core.rooms, federation.pipeline, transport.client),
+        ),
         reports=ReportService(core.reader, room_state, accounts, clock),
         room_summaries=RoomSummaryService(handler, federation.hierarchy),
         knocks=Knocks(handler, RemoteKnocks(core.rooms, transport.client, core.outliers)),

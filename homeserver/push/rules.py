@@ -15,6 +15,7 @@ from typing import Any
 from homeserver.accounts.service import Requester
 from homeserver.common.errors import MatrixError, bad_json, invalid_param, not_found
 from homeserver.common.notifier import Notifier
+from homeserver.push.room_rules import successor_rules, with_rules
 from homeserver.storage import push as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database
@@ -311,6 +312,15 @@ class PushRulesService:
             raise not_found("The push rule was not found.")
         data["user"][kind] = remaining
         await self._save(user_id, data)
+
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """On a room upgrade: the user's rules for the old room, copied to the new room
+        (``room_rules.py``)."""
+        data = await self._load(user_id)
+        copies = successor_rules(data["user"], old_room_id, new_room_id)
+        if copies:
+            data["user"] = with_rules(data["user"], copies)
+            await self._save(user_id, data)
 
     async def set_attribute(
         self, user_id: str, kind: str, rule_id: str, attribute: str, value: Any

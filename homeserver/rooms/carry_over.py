@@ -1,7 +1,7 @@
 """What a room upgrade carries over for each local member of the old room, as Synapse's
 ``copy_user_state_on_room_upgrade``: their tags of the room (its ``m.tag`` account data)
 and their ``m.direct`` entries naming it (the new room is added beside the old one).
-(Synapse also copies room-specific push rules; Kairan does not yet.)"""
+(Their push rules for the room are copied by the push rules service: upgrade.py.)"""
 
 from __future__ import annotations
 

@@ -24,6 +24,25 @@ class Accounts(Protocol):
     async def get_user(self, user_id: str) -> User | None: ...
 
 
+class RemoteTimestamps(Protocol):
+    """Other servers' answers to ``timestamp_to_event``
+    (homeserver.federation.timestamps.RemoteTimestamps)."""
+
+    async def closest(self, room: RoomCache, ts: int, forward: bool) -> str | None:
+        """The event another server in the room finds nearest ``ts``, once it is in this
+        node's timeline of the room (fetched if need be); None when no server answered
+        or the event could not be had."""
+        ...
+
+
+class RoomPushRules(Protocol):
+    """Users' push rules (homeserver.push.rules.PushRulesService), for a room upgrade."""
+
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """Copy the user's rules naming the old room to the new one."""
+        ...
+
+
 class UserDirectoryFilter(Protocol):
     """Users kept out of the user directory (features: partner accounts...)."""
 

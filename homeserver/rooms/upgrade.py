@@ -7,7 +7,9 @@ old room's name, topic, avatar, join rules, history visibility, guest access, en
 server ACL, power levels (and a space's children) copied, the upgrading user's power raised
 for the copy, then its bans. Then the tombstone goes into the old room, the local aliases
 move (with the local canonical alias), the room directory entry moves, the local members'
-tags and ``m.direct`` entries follow (``carry_over.py``), the old room's power
+tags and ``m.direct`` entries follow (``carry_over.py``) and so do their push rules for the
+room (``homeserver/push/room_rules.py``, as Synapse's ``copy_user_state_on_room_upgrade``),
+the old room's power
 levels are restricted (``invite`` and ``events_default`` raised to moderator) and the new
 room's set to the old room's. Nobody is invited: members follow the tombstone themselves
 (Synapse invites only when an admin upgrades, not through the client API).
@@ -32,6 +34,7 @@ from homeserver.rooms.cache import RoomCache, StateKey
 from homeserver.rooms.carry_over import carry_over
 from homeserver.rooms.creation import power_levels as default_power
 from homeserver.rooms.handler import RoomHandler
+from homeserver.rooms.ports import RoomPushRules
 from homeserver.storage import rooms as room_store
 
 log = logging.getLogger(__name__)
@@ -119,8 +122,9 @@ def restricted_power(power: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class RoomUpgrades:
-    def __init__(self, handler: RoomHandler) -> None:
+    def __init__(self, handler: RoomHandler, push_rules: RoomPushRules | None = None) -> None:
         self.handler = handler
+        self.push_rules = push_rules
         self.rooms = handler.rooms
         self.server_name = handler.server_name
         #: Upgrades running now, by room: who asked, and the upgrade (the same user asking
@@ -213,8 +217,18 @@ class RoomUpgrades:
             u for u, m in room.members.items() if m == "join" and self.handler.accounts.is_local(u)
         )
         await carry_over(self.rooms.db, self.rooms.notifier, local, room.room_id, new_room_id)
+        await self._copy_push_rules(local, room.room_id, new_room_id)
         await self._update_power(user_id, room.room_id, new_room_id, power, new_power, creators)
         return new_room_id
+
+    async def _copy_push_rules(self, users: list[str], old_id: str, new_id: str) -> None:
+        if self.push_rules is None:
+            return
+        for user_id in users:
+            try:
+                await self.push_rules.copy_room_rules(user_id, old_id, new_id)
+            except Exception:  # as Synapse: one user's failure neither stops nor fails it
+                log.exception("could not copy the push rules of %s to %s", user_id, new_id)
 
     async def _state(self, room: RoomCache) -> list[tuple[StateKey, dict[str, Any]]]:
         keys = [k for k in room.state if k in COPIED or k[0] in ("m.room.create",

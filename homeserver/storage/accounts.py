@@ -37,6 +37,7 @@ class Device:
     display_name: str | None
     last_seen_ts: int | None
     last_seen_ip: str | None
+    last_seen_user_agent: str | None = None
 
 
 async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
@@ -114,6 +115,7 @@ async def upsert_device(
     display_name: str | None,
     ts: int,
     ip: str | None,
+    user_agent: str | None = None,
 ) -> None:
     existing = (
         await conn.execute(
@@ -123,7 +125,11 @@ async def upsert_device(
         )
     ).first()
     if existing:
-        values: dict[str, object] = {"last_seen_ts": ts, "last_seen_ip": ip}
+        values: dict[str, object] = {
+            "last_seen_ts": ts,
+            "last_seen_ip": ip,
+            "last_seen_user_agent": user_agent,
+        }
         if display_name is not None:
             values["display_name"] = display_name
         await conn.execute(
@@ -139,8 +145,25 @@ async def upsert_device(
                 display_name=display_name,
                 last_seen_ts=ts,
                 last_seen_ip=ip,
+                last_seen_user_agent=user_agent,
             )
         )
+
+
+async def record_seen(
+    conn: AsyncConnection,
+    user_id: str,
+    device_id: str,
+    ts: int,
+    ip: str | None,
+    user_agent: str | None,
+) -> None:
+    """When, from where and with what client a device was last seen (no row: nothing)."""
+    await conn.execute(
+        update(devices)
+        .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+        .values(last_seen_ts=ts, last_seen_ip=ip, last_seen_user_agent=user_agent)
+    )
 
 
 async def get_devices(conn: AsyncConnection, user_id: str) -> list[Device]:

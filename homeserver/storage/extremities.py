@@ -55,3 +55,17 @@ async def backward_extremities(conn: AsyncConnection, room_id: str, limit: int =
         .limit(limit)
     )
     return list(dict.fromkeys(r.prev_event_id for r in rows))
+
+
+async def has_timeline_successor(conn: AsyncConnection, event_id: str) -> bool:
+    """Whether an event of the timeline (not an outlier) names ``event_id`` among its prev
+    events: false for the room's newest events and where newer history is unknown here."""
+    row = (
+        await conn.execute(
+            select(event_edges.c.event_id)
+            .join(events, events.c.event_id == event_edges.c.event_id)
+            .where(event_edges.c.prev_event_id == event_id, ~events.c.outlier)
+            .limit(1)
+        )
+    ).first()
+    return row is not None

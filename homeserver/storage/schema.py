@@ -66,6 +66,8 @@ devices = Table(
     Column("display_name", Text, nullable=True),
     Column("last_seen_ts", BigInteger, nullable=True),
     Column("last_seen_ip", String(64), nullable=True),
+    #: The User-Agent of its last request (migration 0011).
+    Column("last_seen_user_agent", Text, nullable=True),
 )  # fmt: skip
 
 access_tokens = Table(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from homeserver.accounts.checks import ClientInfo
+from homeserver.accounts.last_seen import GRANULARITY_MS, LastSeen
+from homeserver.accounts.requester import Requester
+from homeserver.common.clock import Clock
 from tests.homeserver.client import User
 from tests.homeserver.conftest import Node
 from tests.homeserver.openapi import ValidatingClient
@@ -88,6 +93,84 @@ async def test_whois(c: ValidatingClient, admin: User) -> None:
     assert theirs == mine
 
 
+async def _whois_connections(c: ValidatingClient, admin: User, user_id: str) -> dict[str, Any]:
+    devices = (await c.ok("GET", WHOIS + u(user_id), token=admin.token))["devices"]
+    return {d: v["sessions"][0]["connections"][0] for d, v in devices.items()}
+
+
+async def test_whois_names_each_devices_user_agent(
+    c: ValidatingClient, admin: User, node: Node
+) -> None:
+    """As Synapse: each connection has the user agent the device was last seen with,
+    recorded at login and on its requests."""
+    await c.register("alice")
+    logins = {}
+    for agent in ("Element/1.11 (laptop)", "Element X/25.1 (phone)"):
+        logins[agent] = await c.ok("POST", V3 + "/login", {"type": "m.login.password",
+                                   "identifier": {"type": "m.id.user", "user": "alice"},
+                                   "password": "correct horse"},
+                                   headers={"User-Agent": agent})  # fmt: skip
+    user_id = logins["Element/1.11 (laptop)"]["user_id"]
+    seen = await _whois_connections(c, admin, user_id)
+    for agent, login in logins.items():
+        assert seen[login["device_id"]]["user_agent"] == agent
+        assert seen[login["device_id"]]["ip"] == "127.0.0.1"
+    # The laptop's client changes: its next request records the new one (and the time).
+    laptop = logins["Element/1.11 (laptop)"]
+    await c.ok("GET", V3 + "/account/whoami", token=laptop["access_token"],
+               headers={"User-Agent": "Element/1.12 (laptop)"})  # fmt: skip
+    now = await _whois_connections(c, admin, user_id)
+    assert now[laptop["device_id"]]["user_agent"] == "Element/1.12 (laptop)"
+    assert now[laptop["device_id"]]["last_seen"] >= seen[laptop["device_id"]]["last_seen"]
+    phone = logins["Element X/25.1 (phone)"]
+    assert now[phone["device_id"]] == seen[phone["device_id"]]
+    # The admin API lists it too.
+    listed = await c.ok("GET", f"/_kairan/admin/v1/users/{u(user_id)}/devices", token=admin.token)
+    agents = {d["device_id"]: d["last_seen_user_agent"] for d in listed["devices"]}
+    assert agents[laptop["device_id"]] == "Element/1.12 (laptop)"
+
+
+class _Clock(Clock):
+    def __init__(self) -> None:
+        self.ms = 1_000_000
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+async def test_last_seen_writes_only_when_something_changed(node: Node) -> None:
+    """A device seen again from the same address and client writes nothing until the time
+    written is two minutes old; another address or client writes at once."""
+    accounts = node.services.accounts
+    user_id = await accounts.create_user("alice", "correct horse")
+    clock = _Clock()
+    seen = LastSeen(node.services.db, clock)
+    _, device_id = await accounts.login(user_id, None, None, "127.0.0.1")
+    who = Requester(user_id, device_id)
+    here = ClientInfo("127.0.0.1", "Element/1")
+
+    async def stored() -> tuple[int | None, str | None, str | None]:
+        device = next(d for d in await accounts.devices(user_id) if d.device_id == device_id)
+        return device.last_seen_ts, device.last_seen_ip, device.last_seen_user_agent
+
+    assert await seen.seen(who, here) is True
+    assert await stored() == (1_000_000, "127.0.0.1", "Element/1")
+    clock.ms += GRANULARITY_MS - 1
+    assert await seen.seen(who, here) is False
+    assert await stored() == (1_000_000, "127.0.0.1", "Element/1")
+    clock.ms += 1
+    assert await seen.seen(who, here) is True
+    assert await stored() == (1_000_000 + GRANULARITY_MS, "127.0.0.1", "Element/1")
+    clock.ms += 1
+    assert await seen.seen(who, ClientInfo("127.0.0.1", "Element/2")) is True
+    assert await seen.seen(who, ClientInfo("::1", "Element/2")) is True
+    assert await stored() == (1_000_000 + GRANULARITY_MS + 1, "::1", "Element/2")
+    assert await seen.seen(who, ClientInfo("::1", "Element/2")) is False
+    # A login writes the row itself: what it wrote is not written again.
+    seen.written(user_id, device_id, ClientInfo("::1", "x" * 600), clock.ms)
+    assert await seen.seen(who, ClientInfo("::1", "x" * 600)) is False  # kept to 512 chars
+
+
 async def test_lock(c: ValidatingClient, admin: User) -> None:
     alice = await c.register("alice")
     second = await c.ok("POST", V3 + "/login", {"type": "m.login.password",
@@ -122,6 +205,10 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
     await c.ok("POST", f"{V3}/rooms/{room}/invite", {"user_id": bob.user_id}, token=alice.token)
     sent = await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/t1",
                       {"msgtype": "m.text", "body": "hi"}, token=alice.token)  # fmt: skip
+    await c.ok("POST", f"{V3}/rooms/{room}/join", {}, token=bob.token)
+    bobs = await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/b1",
+                      {"msgtype": "m.text", "body": "bob's"}, token=bob.token)  # fmt: skip
+    third = (await c.ok("POST", V3 + "/createRoom", {}, token=alice.token))["room_id"]
     await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": True}, token=admin.token)
     refused = [
         ("POST", V3 + "/createRoom", {}),
@@ -132,10 +219,25 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
         ("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "x"}),
         ("PUT", f"{V3}/profile/{u(alice.user_id)}/displayname", {"displayname": "x"}),
         ("POST", f"{V3}/rooms/{room}/kick", {"user_id": bob.user_id}),
+        # Redacting others' events, though the room's power levels would allow it.
+        ("PUT", f"{V3}/rooms/{room}/redact/{bobs['event_id']}/r0", {}),
+        ("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/r0", {"redacts": bobs["event_id"]}),
+        # Memberships through the state API: a kick, a join again (a profile change).
+        ("PUT", f"{V3}/rooms/{room}/state/m.room.member/{u(bob.user_id)}", {"membership": "leave"}),
+        (
+            "PUT",
+            f"{V3}/rooms/{room}/state/m.room.member/{u(alice.user_id)}",
+            {"membership": "join", "displayname": "x"},
+        ),
     ]
     for method, path, body in refused:
         r = await c.request(method, path, body, token=alice.token)
         assert r.status == 403 and r.body["errcode"] == "M_USER_SUSPENDED", (path, r)
+    # Nothing of that happened: bob is in the room, his message unredacted.
+    members = await c.ok("GET", f"{V3}/rooms/{room}/joined_members", token=bob.token)
+    assert bob.user_id in members["joined"]
+    bobs_now = await c.ok("GET", f"{V3}/rooms/{room}/event/{bobs['event_id']}", token=bob.token)
+    assert bobs_now["content"] == {"msgtype": "m.text", "body": "bob's"}
     # Reading, redacting its own messages and leaving stay allowed.
     await c.ok("GET", V3 + "/sync", token=alice.token, params={"timeout": "0"})
     await c.ok("GET", f"{V3}/rooms/{room}/messages", token=alice.token)
@@ -143,6 +245,10 @@ async def test_suspend(c: ValidatingClient, admin: User) -> None:
     await c.ok("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/r2",
                {"redacts": sent["event_id"]}, token=alice.token)  # fmt: skip
     await c.ok("POST", f"{V3}/rooms/{room}/leave", {}, token=alice.token)
+    # Leaving through the state API too (as Synapse).
+    await c.ok("PUT", f"{V3}/rooms/{third}/state/m.room.member/{u(alice.user_id)}",
+               {"membership": "leave"}, token=alice.token)  # fmt: skip
+    assert third not in (await c.ok("GET", V3 + "/joined_rooms", token=alice.token))["joined_rooms"]
     assert await c.ok("GET", SUSPEND + u(alice.user_id), token=admin.token) == {"suspended": True}
     await c.ok("PUT", SUSPEND + u(alice.user_id), {"suspended": False}, token=admin.token)
     await c.ok("POST", V3 + "/createRoom", {}, token=alice.token)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from homeserver.push.room_rules import successor_rules, with_rules
 from homeserver.rooms.carry_over import with_successor
 from homeserver.rooms.upgrade import raised_power, restricted_power, without_creators
 from tests.homeserver.client import User
@@ -202,3 +203,75 @@ async def test_same_upgrade_asked_twice_at_once(client: ValidatingClient) -> Non
     joined = (await alice.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"]
     assert sorted(joined) == sorted([room, first["replacement_room"]])
     client.check(UPGRADE)
+
+
+async def test_upgrade_copies_room_push_rules(client: ValidatingClient) -> None:
+    """As Synapse: each local member's enabled rules naming the old room (its room rule,
+    override and underride rules with a room_id condition on it) are copied to the new room,
+    with the new room's ID as rule ID and in their room_id conditions."""
+    alice, dave, bob = [await client.register(n) for n in ("alice", "dave", "bob")]
+    room = await alice.create_room(preset="public_chat", room_version="10")
+    elsewhere = await alice.create_room(preset="private_chat")
+    await dave.join(room)
+    rules = "/_matrix/client/v3/pushrules/global"
+    on_room = {"kind": "event_match", "key": "room_id", "pattern": room}
+    notices = {"kind": "event_match", "key": "content.msgtype", "pattern": "m.notice"}
+    sound = ["notify", {"set_tweak": "sound", "value": "bell"}]
+    await alice.ok("PUT", f"{rules}/room/{quote(room)}", {"actions": sound})
+    await alice.ok("PUT", f"{rules}/override/quiet", {"actions": [], "conditions": [on_room]})
+    # Added later, so of higher priority, but disabled: not copied.
+    await alice.ok("PUT", f"{rules}/override/off", {"actions": ["notify"], "conditions": [on_room]})
+    await alice.ok("PUT", f"{rules}/override/off/enabled", {"enabled": False})
+    await alice.ok("PUT", f"{rules}/underride/notices",
+                   {"actions": ["notify"], "conditions": [notices, on_room]})  # fmt: skip
+    await alice.ok("PUT", f"{rules}/override/other", {"actions": [], "conditions": [
+        {"kind": "event_match", "key": "room_id", "pattern": elsewhere}]})  # fmt: skip
+    await alice.ok("PUT", f"{rules}/content/word", {"actions": ["notify"], "pattern": "防災"})
+    await dave.ok("PUT", f"{rules}/room/{quote(room)}", {"actions": []})
+    await bob.ok("PUT", f"{rules}/room/{quote(room)}", {"actions": []})  # not in the room
+
+    before = await alice.ok("GET", f"{rules}/")
+    new = (await alice.ok("POST", f"{room_path(room)}/upgrade", {"new_version": "11"}))[
+        "replacement_room"
+    ]
+    after = await alice.ok("GET", f"{rules}/")
+    # The old room's rules stay; the copies come first in their kinds.
+    for kind in ("override", "room", "underride", "content"):
+        copied = [r for r in after[kind] if r["rule_id"] == new]
+        assert [r for r in after[kind] if r["rule_id"] != new] == before[kind], kind
+        assert len(copied) == (0 if kind == "content" else 1), (kind, after[kind])
+    on_new = {**on_room, "pattern": new}
+    assert after["room"][0] == {"rule_id": new, "default": False, "enabled": True, "actions": sound}
+    assert after["override"][1] == {"rule_id": new, "default": False, "enabled": True,
+                                    "actions": [], "conditions": [on_new]}  # fmt: skip
+    assert after["underride"][0] == {"rule_id": new, "default": False, "enabled": True,
+                                     "actions": ["notify"], "conditions": [notices, on_new]}  # fmt: skip
+    assert after["override"][0]["rule_id"] == ".m.rule.master"
+    # The same set in the m.push_rules account data /sync delivers.
+    synced = await alice.ok("GET", f"{V3}/sync", params={"timeout": "0"})
+    pushed = [e for e in synced["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert pushed[0]["content"]["global"]["room"] == after["room"]
+    # Every local member's, not only the upgrader's; not those of a user who was not in it.
+    dave_rule = await dave.ok("GET", f"{rules}/room/{quote(new)}")
+    assert dave_rule["actions"] == []
+    r = await bob.request("GET", f"{rules}/room/{quote(new)}")
+    assert (r.status, r.body["errcode"]) == (404, "M_NOT_FOUND"), r
+
+
+def test_successor_rules_keep_the_higher_priority_one() -> None:
+    old, new = "!old:x", "!new:x"
+    cond = {"kind": "event_match", "key": "room_id", "pattern": old}
+    user = {
+        "override": [
+            {"rule_id": "a", "enabled": True, "actions": ["notify"], "conditions": [cond]},
+            {"rule_id": "b", "enabled": True, "actions": [], "conditions": [cond]},
+            {"rule_id": new, "enabled": True, "actions": ["x"], "conditions": []},
+        ],
+        "sender": [{"rule_id": old, "enabled": True, "actions": []}],
+    }
+    copies = successor_rules(user, old, new)
+    assert copies == {"override": {"rule_id": new, "enabled": True, "actions": ["notify"],
+                      "conditions": [{**cond, "pattern": new}]}}  # fmt: skip
+    merged = with_rules(user, copies)
+    assert [r["rule_id"] for r in merged["override"]] == [new, "a", "b"]
+    assert user["override"][0]["conditions"] == [cond]  # the input is left as it was

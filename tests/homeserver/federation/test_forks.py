@@ -68,8 +68,8 @@ async def test_crossing_branches_resolve_over_the_forward_extremities(env: Env) 
     levels["users"] = {**levels["users"], bob: 100}
     base_pl = (await alice.ok("PUT", f"{path}/m.room.power_levels/", levels))["event_id"]
     base_depth = (await learn(env, base_pl))["depth"]
-    create = room.state.get(("m.room.create", ""))
-    auth = [*([create] if create is not None else []), room.state[("m.room.member", bob)]]
+    create = [] if room.version.room_id_is_create_hash else [room.state[("m.room.create", "")]]
+    auth = [*create, room.state[("m.room.member", bob)]]
     start = int(time.time() * 1000)
 
     async def from_b(

@@ -26,6 +26,7 @@ from homeserver.sync.sliding.own_receipts import OwnReceipts
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import RoomData, RoomPass, RoomResult
 from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
+from homeserver.sync.sliding.unread import UnreadCounts
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -50,6 +51,7 @@ class SlidingSyncService:
         self.room_lists = RoomLists(history.rooms, history.ignored)
         self.room_data = RoomData(history)
         self.own_receipts = OwnReceipts(self.db)
+        self.unread = UnreadCounts(self.db, history.rooms)
 
     async def sync(
         self,
@@ -90,6 +92,8 @@ class SlidingSyncService:
         previous: ConnectionState,
         upto: SyncToken,
     ) -> tuple[dict[str, Any], ConnectionState]:
+        # Everything committed up to here is seen by the reads below (the counts' stamp).
+        read_at = self.db.stream.current
         since = pos.token if pos else None
         since_pos = since.position if since else None
         interested = await self.room_lists.compute(
@@ -126,7 +130,7 @@ class SlidingSyncService:
         own = await self.own_receipts.of(requester.user_id, [*rooms, *initial_rooms])
         # The counts and the extensions read apart (each its own statements): at once.
         _, extensions = await asyncio.gather(
-            self._counts(requester.user_id, interested, rooms, own),
+            self._counts(requester.user_id, interested, rooms, own, read_at),
             self.extensions.response(
                 ExtensionPass(
                     requester,
@@ -268,6 +272,7 @@ class SlidingSyncService:
         interested: InterestedRooms,
         rooms: dict[str, dict[str, Any]],
         own: Mapping[str, list[Receipt]],
+        read_at: int,
     ) -> None:
         """Each room's notification and highlight counts (the push counts of /sync)."""
         joined = [
@@ -276,7 +281,7 @@ class SlidingSyncService:
             if interested.entries[room_id].kind == "join"
             and (room := interested.entries[room_id].room) is not None
         ]
-        unread = await counts.unread(self.db, self.rooms, joined, user_id, own)
+        unread = await self.unread.of(user_id, joined, own, read_at)
         for room_id, entry in rooms.items():
             n, h = push_store.all_threads(unread.get(room_id, {}))
             entry["notification_count"] = n

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage import driver
 from homeserver.storage.changes import recording
 from homeserver.storage.schema import account_data, filters, receipts
 
@@ -23,6 +24,10 @@ class Receipt:
     event_id: str
     ts: int
     stream_id: int
+
+
+#: The columns of ``receipts`` in the order of :class:`Receipt`'s fields (raw statements).
+RECEIPT_COLUMNS = "room_id, receipt_type, user_id, thread_id, event_id, ts, stream_id"
 
 
 async def upsert_receipt(
@@ -64,12 +69,16 @@ async def receipts_for_rooms(
     found: list[Receipt] = []
     ids = list(room_ids)
     for start in range(0, len(ids), 500):
-        query = select(receipts).where(
-            receipts.c.room_id.in_(ids[start : start + 500]), receipts.c.stream_id <= upto
+        chunk = ids[start : start + 500]
+        sql = (
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts"
+            f" WHERE room_id IN ({driver.placeholders(len(chunk))}) AND stream_id <= ?"
         )
+        params: list[Any] = [*chunk, upto]
         if after is not None:
-            query = query.where(receipts.c.stream_id > after)
-        found += [Receipt(**r._mapping) for r in await conn.execute(query)]
+            sql += " AND stream_id > ?"
+            params.append(after)
+        found += [Receipt(*row) for row in await driver.fetchall(conn, sql, params)]
     return found
 
 
@@ -80,16 +89,17 @@ async def receipts_of_user(
     left out)."""
     found: dict[str, list[Receipt]] = {}
     ids = list(room_ids)
+    types = list(receipt_types)
     for start in range(0, len(ids), 500):
-        rows = await conn.execute(
-            select(receipts).where(
-                receipts.c.user_id == user_id,
-                receipts.c.room_id.in_(ids[start : start + 500]),
-                receipts.c.receipt_type.in_(list(receipt_types)),
-            )
+        chunk = ids[start : start + 500]
+        sql = (
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE user_id = ?"
+            f" AND room_id IN ({driver.placeholders(len(chunk))})"
+            f" AND receipt_type IN ({driver.placeholders(len(types))})"
         )
-        for r in rows:
-            found.setdefault(r.room_id, []).append(Receipt(**r._mapping))
+        for row in await driver.fetchall(conn, sql, [user_id, *chunk, *types]):
+            receipt = Receipt(*row)
+            found.setdefault(receipt.room_id, []).append(receipt)
     return found
 
 

@@ -63,6 +63,8 @@ class Changes:
         self.memberships = ChangeTracker(earliest)
         #: room_id: a receipt in the room.
         self.receipts = ChangeTracker(earliest)
+        #: (room_id, user_id): a receipt of the user in the room.
+        self.user_receipts = ChangeTracker(earliest)
         #: user_id: global or per-room account data of the user.
         self.account_data = ChangeTracker(earliest)
         #: (user_id, device_id): a to-device message for the device.

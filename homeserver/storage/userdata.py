@@ -40,7 +40,9 @@ async def upsert_receipt(
     ts: int,
     stream_id: int,
 ) -> None:
-    recording().receipts.mark(room_id, stream_id)
+    changes = recording()
+    changes.receipts.mark(room_id, stream_id)
+    changes.user_receipts.mark((room_id, user_id), stream_id)
     await conn.execute(
         delete(receipts).where(
             receipts.c.room_id == room_id,
@@ -83,13 +85,25 @@ async def receipts_for_rooms(
 
 
 async def receipts_of_user(
-    conn: AsyncConnection, user_id: str, room_ids: Sequence[str], receipt_types: Sequence[str]
+    conn: AsyncConnection,
+    user_id: str,
+    room_ids: Sequence[str] | None,
+    receipt_types: Sequence[str],
 ) -> dict[str, list[Receipt]]:
-    """The user's receipts of those types in each of those rooms (rooms without any are
-    left out)."""
+    """The user's receipts of those types in each of those rooms (None: in every room;
+    rooms without any are left out)."""
     found: dict[str, list[Receipt]] = {}
-    ids = list(room_ids)
     types = list(receipt_types)
+    if room_ids is None:
+        sql = (
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE user_id = ?"
+            f" AND receipt_type IN ({driver.placeholders(len(types))})"
+        )
+        for row in await driver.fetchall(conn, sql, [user_id, *types]):
+            receipt = Receipt(*row)
+            found.setdefault(receipt.room_id, []).append(receipt)
+        return found
+    ids = list(room_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         sql = (

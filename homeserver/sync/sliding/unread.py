@@ -1,8 +1,8 @@
 """Each room's unread notification and highlight counts of a user, kept per (user, room)
 while nothing that changes them happened there: they change only with an event in the
-room (a new push action, a redaction, a membership) or a receipt in it (the user's read
-receipt, which also deletes the push actions up to it in the same transaction), and the
-change trackers see both.  A count is stamped with the stream position read before its
+room (a new push action, a redaction, a membership) or a receipt of the user's in it
+(which also deletes the push actions up to it in the same transaction), and the change
+trackers see both.  A count is stamped with the stream position read before its
 inputs (the user's receipts included), so anything committed after it invalidates it."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class UnreadCounts:
             if (
                 known is None
                 or changes.room_events.changed_since(room.room_id, known[0])
-                or changes.receipts.changed_since(room.room_id, known[0])
+                or changes.user_receipts.changed_since((room.room_id, user_id), known[0])
             ):
                 missing.append(room)
             elif known[1]:

@@ -118,3 +118,18 @@ async def test_counts_of_concurrent_senders_with_requests_between(client: Client
 
     await asyncio.gather(*(talk(u) for u in [alice, *others]), look())
     assert await counts(bob, room, "after") == (4 * per_sender, 0)
+
+
+async def test_another_users_receipt_leaves_warm_counts_and_own_clears_them(
+    client: Client,
+) -> None:
+    alice, bob, room = await pair(client)
+    carol = await client.register("carol")
+    await carol.join(room)
+    await alice.send(room, "one")
+    last = await alice.send(room, "two")
+    assert await counts(bob, room, "a") == (2, 0)
+    await carol.ok("POST", f"/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}", {})
+    assert await counts(bob, room, "b") == (2, 0)
+    await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/receipt/m.read.private/{last}", {})
+    assert await counts(bob, room, "c") == (0, 0)

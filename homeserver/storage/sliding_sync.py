@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import driver
 from homeserver.storage.schema import memberships, sliding_sync_positions
-from homeserver.storage.userdata import RECEIPT_COLUMNS, Receipt
 
 _BATCH = 500
 
@@ -148,27 +147,6 @@ async def latest_positions(
         rows = await driver.fetchall(conn, sql, [*types, *chunk, upto])
         for room_id, latest, latest_bump in rows:
             found[room_id] = (int(latest), None if latest_bump is None else int(latest_bump))
-    return found
-
-
-async def receipts_on_events(
-    conn: AsyncConnection, room_ids: Sequence[str], event_ids: Sequence[str]
-) -> list[Receipt]:
-    """The receipts (any user, any type) in those rooms that point at those events (the
-    rooms' receipts read by the primary key's room_id: receipts have no event_id index)."""
-    ids = list(event_ids)
-    rooms = list(room_ids)
-    found: list[Receipt] = []
-    if not rooms:
-        return found
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start : start + _BATCH]
-        sql = (
-            f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-            f" WHERE room_id IN ({driver.placeholders(len(rooms))})"
-            f" AND event_id IN ({driver.placeholders(len(chunk))})"
-        )
-        found += [Receipt(*row) for row in await driver.fetchall(conn, sql, [*rooms, *chunk])]
     return found
 
 

@@ -65,18 +65,18 @@ async def upsert_receipt(
 
 
 async def receipts_for_rooms(
-    conn: AsyncConnection, room_ids: Sequence[str], after: int | None, upto: int
+    conn: AsyncConnection, room_ids: Sequence[str], after: int | None, upto: int | None
 ) -> list[Receipt]:
-    """The receipts of those rooms written in (after, upto]."""
+    """The receipts of those rooms written in (after, upto] (None: unbounded)."""
     found: list[Receipt] = []
     ids = list(room_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        sql = (
-            f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-            f" WHERE room_id IN ({driver.placeholders(len(chunk))}) AND stream_id <= ?"
-        )
-        params: list[Any] = [*chunk, upto]
+        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE room_id IN ({driver.placeholders(len(chunk))})"
+        params: list[Any] = [*chunk]
+        if upto is not None:
+            sql += " AND stream_id <= ?"
+            params.append(upto)
         if after is not None:
             sql += " AND stream_id > ?"
             params.append(after)

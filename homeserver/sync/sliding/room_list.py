@@ -77,8 +77,9 @@ class InterestedRooms:
 
 class LatestPositions:
     """Each room's latest event and latest bump event positions (Synapse's
-    ``SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES``), read once and then again only after the
-    change tracker saw a new event in the room."""
+    ``SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES``), read once, then brought forward from the
+    trackers of accepted events (marked at commit) while they know the latest up to the
+    request's position, read again otherwise."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -91,6 +92,8 @@ class LatestPositions:
         missing: list[str] = []
         for room_id in room_ids:
             known = self._known.get(room_id)
+            if known is not None and known[1] < upto and changes.changed_since(room_id, known[1]):
+                known = self._forward(room_id, known, upto)
             if known is None or known[1] > upto or changes.changed_since(room_id, known[1]):
                 missing.append(room_id)
             elif known[0] is not None:
@@ -102,6 +105,29 @@ class LatestPositions:
                 self._known[room_id] = (read.get(room_id), upto)
             found.update(read)
         return found
+
+    def _forward(
+        self, room_id: str, known: tuple[tuple[int, int | None] | None, int], upto: int
+    ) -> tuple[tuple[int, int | None] | None, int] | None:
+        """``known`` brought up to ``upto``, or None when the trackers cannot tell: every
+        accepted event committed at or before ``upto`` marked them before ``upto`` was
+        reached, so when their last marks are at or before it, they are the latest."""
+        changes = self.db.changes
+        accepted, by_type = changes.accepted_events, changes.accepted_types
+        if known[1] < accepted.earliest:
+            return None
+        marks = [accepted.last(room_id)] + [by_type.last((room_id, t)) for t in BUMP_EVENT_TYPES]
+        if any(m is not None and m > upto for m in marks):
+            return None
+        latest, bump = known[0] if known[0] is not None else (None, None)
+        if marks[0] is not None:
+            latest = marks[0] if latest is None else max(latest, marks[0])
+        for m in marks[1:]:
+            if m is not None:
+                bump = m if bump is None else max(bump, m)
+        forwarded = ((latest, bump) if latest is not None else None, upto)
+        self._known[room_id] = forwarded
+        return forwarded
 
 
 @dataclass

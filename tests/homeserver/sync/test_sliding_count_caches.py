@@ -133,3 +133,28 @@ async def test_another_users_receipt_leaves_warm_counts_and_own_clears_them(
     assert await counts(bob, room, "b") == (2, 0)
     await bob.ok("POST", f"/_matrix/client/v3/rooms/{room}/receipt/m.read.private/{last}", {})
     assert await counts(bob, room, "c") == (0, 0)
+
+
+async def test_warm_room_order_and_bump_stamps_follow_new_events(client: Client) -> None:
+    """The rooms' latest positions brought forward from the events stored since they
+    were read: a message moves its room first with a new bump stamp; a topic moves its
+    room first too (latest activity) and leaves its bump stamp as it was."""
+    alice = await client.register("alice")
+    rooms = [await alice.create_room(name=f"r{i}") for i in range(3)]
+    for room in rooms:
+        await alice.send(room, "hello")
+
+    async def listed(conn_id: str) -> tuple[list[str], dict[str, int]]:
+        found = await ok(alice, {**body(), "conn_id": conn_id})
+        ids = found["lists"]["all"]["ops"][0]["room_ids"]
+        return ids, {r: found["rooms"][r]["bump_stamp"] for r in ids}
+
+    order, stamps = await listed("a")
+    assert order == rooms[::-1]
+    await alice.send(rooms[0], "again")
+    order, after_message = await listed("b")
+    assert order[0] == rooms[0] and after_message[rooms[0]] > stamps[rooms[0]]
+    await alice.ok("PUT", f"/_matrix/client/v3/rooms/{rooms[1]}/state/m.room.topic", {"topic": "t"})
+    order, after_topic = await listed("c")
+    assert order == [rooms[1], rooms[0], rooms[2]]
+    assert after_topic[rooms[1]] == stamps[rooms[1]]

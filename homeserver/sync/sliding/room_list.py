@@ -11,6 +11,7 @@ event the user may see: the latest event for a joined room, their membership oth
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -90,14 +91,17 @@ class LatestPositions:
         changes = self.db.changes.room_events
         found: dict[str, tuple[int, int | None]] = {}
         missing: list[str] = []
+        known_of, changed = self._known.get, changes.changed_since
         for room_id in room_ids:
-            known = self._known.get(room_id)
-            if known is not None and known[1] < upto and changes.changed_since(room_id, known[1]):
-                known = self._forward(room_id, known, upto)
-            if known is None or known[1] > upto or changes.changed_since(room_id, known[1]):
-                missing.append(room_id)
-            elif known[0] is not None:
-                found[room_id] = known[0]
+            known = known_of(room_id)
+            if known is not None and known[1] <= upto:
+                if changed(room_id, known[1]):
+                    known = self._forward(room_id, known, upto) if known[1] < upto else None
+                if known is not None and not changed(room_id, known[1]):
+                    if known[0] is not None:
+                        found[room_id] = known[0]
+                    continue
+            missing.append(room_id)
         if missing:
             async with self.db.read() as conn:
                 read = await store.latest_positions(conn, missing, upto, BUMP_EVENT_TYPES)
@@ -177,7 +181,12 @@ class RoomLists:
             if config.ranges:
                 if activity is None:
                     activity = await self._activity(entries, upto)
-                ordered = sorted(kept, key=lambda e: activity.get(e.room_id, 0), reverse=True)
+                # The rooms up to the end of the last range, newest first (as sorted).
+                ordered = heapq.nlargest(
+                    max(end for _, end in config.ranges) + 1,
+                    kept,
+                    key=lambda e: activity.get(e.membership.room_id, 0),
+                )
                 for start, end in config.ranges:
                     ids = [e.room_id for e in ordered[start : end + 1]]
                     ops.append({"op": "SYNC", "range": [start, end], "room_ids": ids})

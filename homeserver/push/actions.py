@@ -175,12 +175,16 @@ class PushActions:
         self._changed.add(user_id)
 
     async def mark_read(
-        self, room_id: str, user_id: str, stream_ordering: int, thread_id: str | None = None
+        self,
+        conn: Any,
+        room_id: str,
+        user_id: str,
+        stream_ordering: int,
+        thread_id: str | None = None,
     ) -> None:
-        """After a read receipt: the notifications up to its event are read (deleted), in
-        its thread if it is a threaded receipt, else in all."""
-        async with self.db.write() as conn:
-            await store.delete_read(conn, room_id, user_id, stream_ordering, thread_id)
+        """A read receipt (in the transaction that writes it): the notifications up to
+        its event are read (deleted), in its thread if it is a threaded receipt, else in all."""
+        await store.delete_read(conn, room_id, user_id, stream_ordering, thread_id)
 
     # ------------------------------------------------------------- members
 

@@ -22,6 +22,9 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Hashable, Iterable
 
+#: A mark kept until its transaction commits: (tracker, key, position).
+PendingMark = tuple["ChangeTracker", Hashable, int]
+
 
 class ChangeTracker:
     """The last stream position at which each entity changed, since ``earliest``."""
@@ -40,6 +43,10 @@ class ChangeTracker:
     def changed_since(self, key: Hashable, since: int) -> bool:
         """Whether ``key`` may have changed after ``since`` (True when unknown)."""
         return since < self.earliest or self._last.get(key, self.earliest) > since
+
+    def last(self, key: Hashable) -> int | None:
+        """The last position ``key`` was marked at since ``earliest`` (None: not since)."""
+        return self._last.get(key)
 
     def any_changed_since(self, keys: Iterable[Hashable], since: int) -> bool:
         if since < self.earliest:
@@ -63,6 +70,8 @@ class Changes:
         self.memberships = ChangeTracker(earliest)
         #: room_id: a receipt in the room.
         self.receipts = ChangeTracker(earliest)
+        #: (room_id, user_id): a receipt of the user in the room.
+        self.user_receipts = ChangeTracker(earliest)
         #: user_id: global or per-room account data of the user.
         self.account_data = ChangeTracker(earliest)
         #: (user_id, device_id): a to-device message for the device.
@@ -71,6 +80,12 @@ class Changes:
         self.device_lists = ChangeTracker(earliest)
         #: user_id: the user's presence changed.
         self.presence = ChangeTracker(earliest)
+        # Marked only once the transaction committed (see mark_on_commit), so that a
+        # last mark is the position of a row that is there:
+        #: room_id: an accepted event (not an outlier, rejected or soft-failed) stored.
+        self.accepted_events = ChangeTracker(earliest)
+        #: (room_id, event type): the same, by type.
+        self.accepted_types = ChangeTracker(earliest)
 
 
 _recording: contextvars.ContextVar[Changes | None] = contextvars.ContextVar(
@@ -95,3 +110,32 @@ def start_recording(changes: Changes) -> contextvars.Token[Changes | None]:
 
 def stop_recording(token: contextvars.Token[Changes | None]) -> None:
     _recording.reset(token)
+
+
+_pending: contextvars.ContextVar[list[PendingMark] | None] = contextvars.ContextVar(
+    "kairan_marks_on_commit", default=None
+)
+
+
+def mark_on_commit(tracker: ChangeTracker, key: Hashable, position: int) -> None:
+    """Mark ``key`` at ``position`` once the ``Database.write()`` block this code runs in
+    has committed (still before its stream positions are released); never if it rolls
+    back."""
+    pending = _pending.get()
+    if pending is None:
+        raise RuntimeError("stream rows must be written inside Database.write()")
+    pending.append((tracker, key, position))
+
+
+def start_pending() -> tuple[contextvars.Token[list[PendingMark] | None], list[PendingMark]]:
+    marks: list[PendingMark] = []
+    return _pending.set(marks), marks
+
+
+def stop_pending(
+    token: contextvars.Token[list[PendingMark] | None], marks: list[PendingMark], committed: bool
+) -> None:
+    _pending.reset(token)
+    if committed:
+        for tracker, key, position in marks:
+            tracker.mark(key, position)

@@ -22,7 +22,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homeserver.storage import schema
-from homeserver.storage.changes import Changes, start_recording, stop_recording
+from homeserver.storage.changes import (
+    Changes,
+    start_pending,
+    start_recording,
+    stop_pending,
+    stop_recording,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -134,6 +140,8 @@ class Database:
         held = _Held()
         token = _held_positions.set(held)
         recording = start_recording(self.changes)
+        pending, marks = start_pending()
+        committed = False
         try:
             if self.is_sqlite:
                 async with self._write_lock, self.engine.begin() as conn:
@@ -141,7 +149,9 @@ class Database:
             else:
                 async with self.engine.begin() as conn:
                     yield conn
+            committed = True
         finally:
+            stop_pending(pending, marks, committed)
             stop_recording(recording)
             _held_positions.reset(token)
             held.open = False

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.canonical import encode_canonical_json
 from homeserver.storage import driver
-from homeserver.storage.changes import recording
+from homeserver.storage.changes import Changes, mark_on_commit, recording
 from homeserver.storage.schema import event_edges, event_relations, events
 
 
@@ -88,7 +88,10 @@ async def insert_event(
     rejected_reason: str | None = None,
     soft_failed: bool = False,
 ) -> None:
-    recording().room_events.mark(room_id, stream_ordering)
+    changes = recording()
+    changes.room_events.mark(room_id, stream_ordering)
+    if stream_ordering > 0 and not (outlier or rejected_reason or soft_failed):
+        _mark_accepted(changes, room_id, str(pdu.get("type")), stream_ordering)
     await conn.execute(
         insert(events).values(
             stream_ordering=stream_ordering,
@@ -152,12 +155,20 @@ _THREAD_UPSERT = (
 )
 
 
+def _mark_accepted(changes: Changes, room_id: str, event_type: str, position: int) -> None:
+    """An accepted event: its room and (room, type) marked once the write commits."""
+    mark_on_commit(changes.accepted_events, room_id, position)
+    mark_on_commit(changes.accepted_types, (room_id, event_type), position)
+
+
 def event_statements(rows: Sequence[StoredEvent]) -> list[driver.Statement]:
     """The statements that insert ``rows`` (inside a ``Database.write()``: the rooms are
     marked changed at the events' positions)."""
-    marks = recording().room_events
+    changes = recording()
     for e in rows:
-        marks.mark(e.room_id, e.stream_ordering)
+        changes.room_events.mark(e.room_id, e.stream_ordering)
+        if e.stream_ordering > 0 and not (e.outlier or e.rejected_reason or e.soft_failed):
+            _mark_accepted(changes, e.room_id, e.type, e.stream_ordering)
     # (event, related event, rel_type)
     relations = [(e.event_id, r[1], r[0]) for e in rows if (r := relation_of(e.pdu)) is not None]
     replies = [

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import driver
@@ -117,20 +117,20 @@ async def unread_counts_in_rooms(
     """Unread (notifications, highlights) of many rooms at once, by thread (``MAIN`` or the
     root's event ID): room ID -> position the count starts after.  Rooms and threads
     without notifications are left out."""
-    t = event_push_actions.c
     found: dict[str, dict[str, tuple[int, int]]] = {}
     rooms = sorted(after)
     for start in range(0, len(rooms), 200):
         chunk = rooms[start : start + 200]
-        query = (
-            select(t.room_id, t.thread_id, func.count(), func.count().filter(t.highlight))
-            .where(
-                t.user_id == user_id,
-                or_(*(and_(t.room_id == r, t.stream_ordering > after[r]) for r in chunk)),
-            )
-            .group_by(t.room_id, t.thread_id)
+        sql = (
+            "SELECT room_id, thread_id, count(*), sum(CASE WHEN highlight THEN 1 ELSE 0 END)"
+            " FROM event_push_actions WHERE user_id = ? AND ("
+            + " OR ".join(["(room_id = ? AND stream_ordering > ?)"] * len(chunk))
+            + ") GROUP BY room_id, thread_id"
         )
-        for room_id, thread_id, count, highlights in await conn.execute(query):
+        params: list[Any] = [user_id]
+        for room_id in chunk:
+            params += [room_id, after[room_id]]
+        for room_id, thread_id, count, highlights in await driver.fetchall(conn, sql, params):
             found.setdefault(room_id, {})[thread_id] = (int(count or 0), int(highlights or 0))
     return found
 

@@ -8,19 +8,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
-    and_,
     case,
     delete,
-    func,
-    insert,
     select,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homeserver.storage.schema import events, memberships, receipts, sliding_sync_positions
-from homeserver.storage.userdata import Receipt
+from homeserver.storage import driver
+from homeserver.storage.schema import memberships, sliding_sync_positions
 
 _BATCH = 500
 
@@ -66,16 +63,43 @@ async def get_position(
 async def add_position(
     conn: AsyncConnection, connection: Connection, position: int, state: str, now_ms: int
 ) -> None:
-    await conn.execute(
-        insert(sliding_sync_positions).values(
-            user_id=connection.user_id,
-            device_id=connection.device_id,
-            conn_id=connection.conn_id,
-            position=position,
-            state=state,
-            last_used_ts=now_ms,
+    await replace_positions(conn, connection, None, position, state, now_ms, delete_old=False)
+
+
+async def replace_positions(
+    conn: AsyncConnection,
+    connection: Connection,
+    keep: int | None,
+    position: int,
+    state: str,
+    now_ms: int,
+    *,
+    delete_old: bool = True,
+) -> None:
+    """In one trip to the database: forget the connection's positions but ``keep`` (None:
+    all; nothing with ``delete_old`` false), then add ``position`` with ``state``."""
+    who = (connection.user_id, connection.device_id, connection.conn_id)
+    statements: list[driver.Statement] = []
+    if delete_old:
+        statements.append(_delete_statement(connection, keep))
+    statements.append(
+        (
+            "INSERT INTO sliding_sync_positions"
+            " (user_id, device_id, conn_id, position, state, last_used_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(*who, position, state, now_ms)],
         )
     )
+    await driver.run(conn, statements)
+
+
+def _delete_statement(connection: Connection, keep: int | None) -> driver.Statement:
+    sql = "DELETE FROM sliding_sync_positions WHERE user_id = ? AND device_id = ? AND conn_id = ?"
+    params: list[object] = [connection.user_id, connection.device_id, connection.conn_id]
+    if keep is not None:
+        sql += " AND position != ?"
+        params.append(keep)
+    return sql, [params]
 
 
 async def touch_position(
@@ -93,11 +117,7 @@ async def delete_positions(
     conn: AsyncConnection, connection: Connection, keep: int | None = None
 ) -> None:
     """Forget the connection's positions but ``keep`` (None: all of them)."""
-    t = sliding_sync_positions.c
-    query = delete(sliding_sync_positions).where(*connection.where())
-    if keep is not None:
-        query = query.where(t.position != keep)
-    await conn.execute(query)
+    await driver.run(conn, [_delete_statement(connection, keep)])
 
 
 async def delete_unused(conn: AsyncConnection, before_ts: int) -> None:
@@ -111,46 +131,22 @@ async def latest_positions(
 ) -> dict[str, tuple[int, int | None]]:
     """Each room's latest accepted event at or before ``upto``, and its latest of the
     ``bump_types`` (None: none), as stream positions; rooms without events are left out."""
-    e = events.c
     ids = list(room_ids)
-    bump = func.max(case((e.type.in_(list(bump_types)), e.stream_ordering), else_=None))
+    types = list(bump_types)
     found: dict[str, tuple[int, int | None]] = {}
     for start in range(0, len(ids), _BATCH):
-        rows = await conn.execute(
-            select(e.room_id, func.max(e.stream_ordering), bump)
-            .where(
-                and_(
-                    e.room_id.in_(ids[start : start + _BATCH]),
-                    e.stream_ordering <= upto,
-                    e.outlier.is_(False),
-                    e.rejected_reason.is_(None),
-                    e.soft_failed.is_(False),
-                )
-            )
-            .group_by(e.room_id)
+        chunk = ids[start : start + _BATCH]
+        sql = (
+            "SELECT room_id, max(stream_ordering),"
+            f" max(CASE WHEN type IN ({driver.placeholders(len(types))})"
+            " THEN stream_ordering END) FROM events"
+            f" WHERE room_id IN ({driver.placeholders(len(chunk))}) AND stream_ordering <= ?"
+            " AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed"
+            " GROUP BY room_id"
         )
+        rows = await driver.fetchall(conn, sql, [*types, *chunk, upto])
         for room_id, latest, latest_bump in rows:
             found[room_id] = (int(latest), None if latest_bump is None else int(latest_bump))
-    return found
-
-
-async def receipts_on_events(
-    conn: AsyncConnection, room_ids: Sequence[str], event_ids: Sequence[str]
-) -> list[Receipt]:
-    """The receipts (any user, any type) in those rooms that point at those events (the
-    rooms' receipts read by the primary key's room_id: receipts have no event_id index)."""
-    ids = list(event_ids)
-    rooms = list(room_ids)
-    found: list[Receipt] = []
-    if not rooms:
-        return found
-    for start in range(0, len(ids), _BATCH):
-        rows = await conn.execute(
-            select(receipts).where(
-                receipts.c.room_id.in_(rooms), receipts.c.event_id.in_(ids[start : start + _BATCH])
-            )
-        )
-        found += [Receipt(**r._mapping) for r in rows]
     return found
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homeserver.storage import driver
 from homeserver.storage.changes import recording
 from homeserver.storage.schema import account_data, filters, receipts
 
@@ -25,6 +26,10 @@ class Receipt:
     stream_id: int
 
 
+#: The columns of ``receipts`` in the order of :class:`Receipt`'s fields (raw statements).
+RECEIPT_COLUMNS = "room_id, receipt_type, user_id, thread_id, event_id, ts, stream_id"
+
+
 async def upsert_receipt(
     conn: AsyncConnection,
     room_id: str,
@@ -35,7 +40,9 @@ async def upsert_receipt(
     ts: int,
     stream_id: int,
 ) -> None:
-    recording().receipts.mark(room_id, stream_id)
+    changes = recording()
+    changes.receipts.mark(room_id, stream_id)
+    changes.user_receipts.mark((room_id, user_id), stream_id)
     await conn.execute(
         delete(receipts).where(
             receipts.c.room_id == room_id,
@@ -58,38 +65,55 @@ async def upsert_receipt(
 
 
 async def receipts_for_rooms(
-    conn: AsyncConnection, room_ids: Sequence[str], after: int | None, upto: int
+    conn: AsyncConnection, room_ids: Sequence[str], after: int | None, upto: int | None
 ) -> list[Receipt]:
-    """The receipts of those rooms written in (after, upto]."""
+    """The receipts of those rooms written in (after, upto] (None: unbounded)."""
     found: list[Receipt] = []
     ids = list(room_ids)
     for start in range(0, len(ids), 500):
-        query = select(receipts).where(
-            receipts.c.room_id.in_(ids[start : start + 500]), receipts.c.stream_id <= upto
-        )
+        chunk = ids[start : start + 500]
+        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE room_id IN ({driver.placeholders(len(chunk))})"
+        params: list[Any] = [*chunk]
+        if upto is not None:
+            sql += " AND stream_id <= ?"
+            params.append(upto)
         if after is not None:
-            query = query.where(receipts.c.stream_id > after)
-        found += [Receipt(**r._mapping) for r in await conn.execute(query)]
+            sql += " AND stream_id > ?"
+            params.append(after)
+        found += [Receipt(*row) for row in await driver.fetchall(conn, sql, params)]
     return found
 
 
 async def receipts_of_user(
-    conn: AsyncConnection, user_id: str, room_ids: Sequence[str], receipt_types: Sequence[str]
+    conn: AsyncConnection,
+    user_id: str,
+    room_ids: Sequence[str] | None,
+    receipt_types: Sequence[str],
 ) -> dict[str, list[Receipt]]:
-    """The user's receipts of those types in each of those rooms (rooms without any are
-    left out)."""
+    """The user's receipts of those types in each of those rooms (None: in every room;
+    rooms without any are left out)."""
     found: dict[str, list[Receipt]] = {}
+    types = list(receipt_types)
+    if room_ids is None:
+        sql = (
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE user_id = ?"
+            f" AND receipt_type IN ({driver.placeholders(len(types))})"
+        )
+        for row in await driver.fetchall(conn, sql, [user_id, *types]):
+            receipt = Receipt(*row)
+            found.setdefault(receipt.room_id, []).append(receipt)
+        return found
     ids = list(room_ids)
     for start in range(0, len(ids), 500):
-        rows = await conn.execute(
-            select(receipts).where(
-                receipts.c.user_id == user_id,
-                receipts.c.room_id.in_(ids[start : start + 500]),
-                receipts.c.receipt_type.in_(list(receipt_types)),
-            )
+        chunk = ids[start : start + 500]
+        sql = (
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE user_id = ?"
+            f" AND room_id IN ({driver.placeholders(len(chunk))})"
+            f" AND receipt_type IN ({driver.placeholders(len(types))})"
         )
-        for r in rows:
-            found.setdefault(r.room_id, []).append(Receipt(**r._mapping))
+        for row in await driver.fetchall(conn, sql, [user_id, *chunk, *types]):
+            receipt = Receipt(*row)
+            found.setdefault(receipt.room_id, []).append(receipt)
     return found
 
 

@@ -30,12 +30,18 @@ class ReceiptListener(Protocol):
 
 
 class ReadListener(Protocol):
-    """Told after each read receipt of a local user (room ID, user, the event's stream
-    position, the receipt's thread or None): the push actions up to it are read
-    (homeserver.push.actions.PushActions.mark_read)."""
+    """Told of each read receipt of a local user, in the transaction that writes it (the
+    connection, room ID, user, the event's stream position, the receipt's thread or None):
+    the push actions up to it are read (homeserver.push.actions.PushActions.mark_read)."""
 
     async def __call__(
-        self, room_id: str, user_id: str, stream_ordering: int, thread_id: str | None, /
+        self,
+        conn: Any,
+        room_id: str,
+        user_id: str,
+        stream_ordering: int,
+        thread_id: str | None,
+        /,
     ) -> None: ...
 
 

@@ -80,7 +80,8 @@ class UserDataService:
                 await store.upsert_receipt(
                     conn, room_id, receipt_type, user_id, thread_id or "", event_id, ts, position,
                 )  # fmt: skip
-        await self.on_read(room_id, user_id, event.stream_ordering, thread_id or None)
+            # In the receipt's transaction: the counts change with the receipt, at once.
+            await self.on_read(conn, room_id, user_id, event.stream_ordering, thread_id or None)
         if receipt_type == "m.read.private":
             self.notifier.notify([user_id])
         else:

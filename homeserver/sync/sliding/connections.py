@@ -210,15 +210,19 @@ class ConnectionStore:
             position = secrets.randbelow(_POSITIONS) + 1
         if not (changed or cleanup or touch):
             return position
+        keep = pos.position if pos is not None and pos.position else None
         async with self.db.write() as conn:
-            if cleanup:
-                keep = pos.position if pos is not None and pos.position else None
-                await store.delete_positions(conn, connection, keep=keep)
-            if touch and not changed and current is not None:
-                await store.touch_position(conn, connection, current.position, now)
-                current.last_used_ts = now
             if changed and new is not None:
-                await store.add_position(conn, connection, position, new.to_json(), now)
+                # The old positions forgotten and the new one added in one statement batch.
+                await store.replace_positions(
+                    conn, connection, keep, position, new.to_json(), now, delete_old=cleanup
+                )
+            else:
+                if cleanup:
+                    await store.delete_positions(conn, connection, keep=keep)
+                if touch and current is not None:
+                    await store.touch_position(conn, connection, current.position, now)
+                    current.last_used_ts = now
         if changed and new is not None:
             self._remember(connection, _Current(position, new.copy(), now, alone=False))
         elif current is not None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.accounts.requester import Requester
-from homeserver.storage import sliding_sync as store
 from homeserver.storage import userdata as userdata_store
 from homeserver.storage.database import Database
 from homeserver.storage.userdata import Receipt
@@ -32,6 +31,7 @@ from homeserver.sync.sliding.connections import (
 from homeserver.sync.sliding.ports import DeviceKeys
 from homeserver.sync.sliding.request import WILDCARD, ExtensionsConfig, ScopedExtension
 from homeserver.sync.sliding.room_list import InterestedRooms
+from homeserver.sync.sliding.timeline_receipts import TimelineReceipts
 from homeserver.sync.typing import TypingService
 
 #: Users whose account data is kept in memory (all forgotten past this).
@@ -72,6 +72,7 @@ class Extensions:
         #: user ID -> (stream position read at, all their account data): a connection's
         #: first response reads it from here while the tracker saw no change of theirs.
         self._all_account_data: dict[str, tuple[int, list[tuple[str, str, Any]]]] = {}
+        self.timeline_receipts = TimelineReceipts(db)
 
     async def response(self, p: ExtensionPass) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -222,16 +223,16 @@ class Extensions:
             p.upto.position,
         )
         if initial:
-            async with self.db.read() as conn:
-                if p.own_receipts is not None:
-                    own = {r: p.own_receipts[r] for r in initial if r in p.own_receipts}
-                else:
+            if p.own_receipts is not None:
+                own = {r: p.own_receipts[r] for r in initial if r in p.own_receipts}
+            else:
+                async with self.db.read() as conn:
                     own = await userdata_store.receipts_of_user(
                         conn, user_id, initial, ["m.read", "m.read.private"]
                     )
-                on_timeline = await store.receipts_on_events(
-                    conn, initial, [e for r in initial for e in p.initial_rooms.get(r, [])]
-                )
+            on_timeline = await self.timeline_receipts.of(
+                {r: p.initial_rooms.get(r, []) for r in initial}
+            )
             for room_id, receipts in own.items():
                 found.setdefault(room_id, []).extend(receipts)
             for receipt in on_timeline:

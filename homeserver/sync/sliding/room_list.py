@@ -11,6 +11,7 @@ event the user may see: the latest event for a joined room, their membership oth
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -77,8 +78,9 @@ class InterestedRooms:
 
 class LatestPositions:
     """Each room's latest event and latest bump event positions (Synapse's
-    ``SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES``), read once and then again only after the
-    change tracker saw a new event in the room."""
+    ``SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES``), read once, then brought forward from the
+    trackers of accepted events (marked at commit) while they know the latest up to the
+    request's position, read again otherwise."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -89,12 +91,17 @@ class LatestPositions:
         changes = self.db.changes.room_events
         found: dict[str, tuple[int, int | None]] = {}
         missing: list[str] = []
+        known_of, changed = self._known.get, changes.changed_since
         for room_id in room_ids:
-            known = self._known.get(room_id)
-            if known is None or known[1] > upto or changes.changed_since(room_id, known[1]):
-                missing.append(room_id)
-            elif known[0] is not None:
-                found[room_id] = known[0]
+            known = known_of(room_id)
+            if known is not None and known[1] <= upto:
+                if changed(room_id, known[1]):
+                    known = self._forward(room_id, known, upto) if known[1] < upto else None
+                if known is not None and not changed(room_id, known[1]):
+                    if known[0] is not None:
+                        found[room_id] = known[0]
+                    continue
+            missing.append(room_id)
         if missing:
             async with self.db.read() as conn:
                 read = await store.latest_positions(conn, missing, upto, BUMP_EVENT_TYPES)
@@ -102,6 +109,29 @@ class LatestPositions:
                 self._known[room_id] = (read.get(room_id), upto)
             found.update(read)
         return found
+
+    def _forward(
+        self, room_id: str, known: tuple[tuple[int, int | None] | None, int], upto: int
+    ) -> tuple[tuple[int, int | None] | None, int] | None:
+        """``known`` brought up to ``upto``, or None when the trackers cannot tell: every
+        accepted event committed at or before ``upto`` marked them before ``upto`` was
+        reached, so when their last marks are at or before it, they are the latest."""
+        changes = self.db.changes
+        accepted, by_type = changes.accepted_events, changes.accepted_types
+        if known[1] < accepted.earliest:
+            return None
+        marks = [accepted.last(room_id)] + [by_type.last((room_id, t)) for t in BUMP_EVENT_TYPES]
+        if any(m is not None and m > upto for m in marks):
+            return None
+        latest, bump = known[0] if known[0] is not None else (None, None)
+        if marks[0] is not None:
+            latest = marks[0] if latest is None else max(latest, marks[0])
+        for m in marks[1:]:
+            if m is not None:
+                bump = m if bump is None else max(bump, m)
+        forwarded = ((latest, bump) if latest is not None else None, upto)
+        self._known[room_id] = forwarded
+        return forwarded
 
 
 @dataclass
@@ -151,7 +181,12 @@ class RoomLists:
             if config.ranges:
                 if activity is None:
                     activity = await self._activity(entries, upto)
-                ordered = sorted(kept, key=lambda e: activity.get(e.room_id, 0), reverse=True)
+                # The rooms up to the end of the last range, newest first (as sorted).
+                ordered = heapq.nlargest(
+                    max(end for _, end in config.ranges) + 1,
+                    kept,
+                    key=lambda e: activity.get(e.membership.room_id, 0),
+                )
                 for start, end in config.ranges:
                     ids = [e.room_id for e in ordered[start : end + 1]]
                     ops.append({"op": "SYNC", "range": [start, end], "room_ids": ids})

@@ -26,6 +26,7 @@ from homeserver.sync.sliding.own_receipts import OwnReceipts
 from homeserver.sync.sliding.request import SlidingSyncRequest
 from homeserver.sync.sliding.room_data import RoomData, RoomPass, RoomResult
 from homeserver.sync.sliding.room_list import InterestedRooms, RoomLists
+from homeserver.sync.sliding.unread import Threads, UnreadCounts
 from homeserver.sync.typing import TypingService
 
 MAX_TIMEOUT_MS = 300_000
@@ -50,6 +51,7 @@ class SlidingSyncService:
         self.room_lists = RoomLists(history.rooms, history.ignored)
         self.room_data = RoomData(history)
         self.own_receipts = OwnReceipts(self.db)
+        self.unread = UnreadCounts(self.db, history.rooms)
 
     async def sync(
         self,
@@ -90,24 +92,28 @@ class SlidingSyncService:
         previous: ConnectionState,
         upto: SyncToken,
     ) -> tuple[dict[str, Any], ConnectionState]:
+        # Everything committed up to here is seen by the reads below (the counts' stamp).
+        read_at = self.db.stream.current
         since = pos.token if pos else None
         since_pos = since.position if since else None
         interested = await self.room_lists.compute(
             requester.user_id, request, since_pos, upto.position
         )
-        # The timelines, and the user's receipts of those rooms (kept for the counts and
-        # the receipts extension below), read at once.
         planned = await self._passes(interested, previous, since_pos, upto.position)
-        passes, _ = await asyncio.gather(
+        # A room whose only news is the user's own receipt: its counts went down.
+        read_since = await self._read_since(
+            requester.user_id, interested, previous, since_pos, upto.position
+        )
+        # The timelines, and the user's receipts and unread counts of every room the
+        # response may send (the receipts kept for the receipts extension too), at once.
+        maybe_sent = [*(p.entry.room_id for p in planned), *sorted(read_since)]
+        passes, early_counts = await asyncio.gather(
             self.room_data.read_timelines(planned),
-            self.own_receipts.of(requester.user_id, [p.entry.room_id for p in planned]),
+            self._unread(requester.user_id, interested, maybe_sent, read_at),
         )
         results = await asyncio.gather(*(self.room_data.entry(requester, p) for p in passes))
         rooms = await self._rooms(requester, passes, results)
-        # A room whose only news is the user's own receipt: its counts went down.
-        for room_id in await self._read_since(
-            requester.user_id, interested, previous, since_pos, upto.position
-        ):
+        for room_id in read_since:
             rooms.setdefault(room_id, {})
         state = self._new_state(previous, interested, passes, since_pos)
         for p, result in zip(passes, results, strict=True):
@@ -126,7 +132,7 @@ class SlidingSyncService:
         own = await self.own_receipts.of(requester.user_id, [*rooms, *initial_rooms])
         # The counts and the extensions read apart (each its own statements): at once.
         _, extensions = await asyncio.gather(
-            self._counts(requester.user_id, interested, rooms, own),
+            self._counts(requester.user_id, interested, rooms, own, read_at, early_counts),
             self.extensions.response(
                 ExtensionPass(
                     requester,
@@ -268,19 +274,38 @@ class SlidingSyncService:
         interested: InterestedRooms,
         rooms: dict[str, dict[str, Any]],
         own: Mapping[str, list[Receipt]],
+        read_at: int,
+        early: tuple[set[str], dict[str, Threads]],
     ) -> None:
-        """Each room's notification and highlight counts (the push counts of /sync)."""
+        """Each room's notification and highlight counts (the push counts of /sync);
+        ``early``: those read already (the rooms, their counts)."""
+        done, unread = early
         joined = [
             room
             for room_id in rooms
-            if interested.entries[room_id].kind == "join"
+            if room_id not in done
+            and interested.entries[room_id].kind == "join"
             and (room := interested.entries[room_id].room) is not None
         ]
-        unread = await counts.unread(self.db, self.rooms, joined, user_id, own)
+        if joined:
+            unread = {**unread, **await self.unread.of(user_id, joined, own, read_at)}
         for room_id, entry in rooms.items():
             n, h = push_store.all_threads(unread.get(room_id, {}))
             entry["notification_count"] = n
             entry["highlight_count"] = h
+
+    async def _unread(
+        self, user_id: str, interested: InterestedRooms, room_ids: list[str], read_at: int
+    ) -> tuple[set[str], dict[str, Threads]]:
+        """The user's read receipts of those rooms (kept), and the counts of the joined."""
+        own = await self.own_receipts.of(user_id, room_ids)
+        joined = [
+            room
+            for room_id in room_ids
+            if interested.entries[room_id].kind == "join"
+            and (room := interested.entries[room_id].room) is not None
+        ]
+        return {r.room_id for r in joined}, await self.unread.of(user_id, joined, own, read_at)
 
     def _new_state(
         self,

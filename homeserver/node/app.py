@@ -163,6 +163,7 @@ async def close_services(services: NodeServices) -> None:
     services.typing.close()
     services.presence.close()
     await services.url_preview.close()
+    await services.sliding_sync.connections.flush()
     await services.db.close()
 
 

@@ -8,15 +8,26 @@ never sent (absent).  The client sends back the position of the last response it
 the others are then forgotten (as Synapse does), and a request without ``pos`` starts the
 connection over.  A position unknown, not the requester's, or unused for a week is
 ``M_UNKNOWN_POS``; a stream token ahead of the node's is brought back to it (as Synapse).
+
+A connection's latest position is kept in memory and written to the database just after
+the response (write-behind): each connection's writes in order, a request for a position
+whose write is still under way served from memory (or after the write), and every pending
+write finished before the node stops (:meth:`ConnectionStore.flush`), so a restart keeps
+them.  Only a crash in the few milliseconds between a response and its write loses that
+position: the phone's next request is then ``M_UNKNOWN_POS`` and it starts over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from homeserver.accounts.service import Requester
 from homeserver.common.clock import Clock
@@ -25,6 +36,8 @@ from homeserver.storage import sliding_sync as store
 from homeserver.storage.database import Database
 from homeserver.sync.params import SyncToken
 from homeserver.sync.sliding.request import RoomConfig
+
+log = logging.getLogger(__name__)
 
 #: Positions unused for this long are forgotten (Synapse's CONNECTION_EXPIRY).
 EXPIRY_MS = 7 * 24 * 3600 * 1000
@@ -148,6 +161,8 @@ class ConnectionStore:
         #: Each connection's latest position (least recently used first).
         self._current: OrderedDict[store.Connection, _Current] = OrderedDict()
         self._cache_size = cache_size
+        #: Each connection's latest write still under way (the earlier ones are done).
+        self._writing: dict[store.Connection, asyncio.Task[None]] = {}
 
     async def load(self, requester: Requester, conn_id: str, pos: Pos | None) -> ConnectionState:
         """The state of the connection as of ``pos`` (a fresh one without it: the
@@ -161,10 +176,10 @@ class ConnectionStore:
         now = self.clock.now_ms()
         if now >= self._next_cleanup:
             self._next_cleanup = now + _TOUCH_MS
-            async with self.db.write() as conn:
-                await store.delete_unused(conn, now - EXPIRY_MS)
+            self._write_behind(_EXPIRY, self._expire(now - EXPIRY_MS))
         current = self._current.get(connection)
         if current is None or current.position != pos.position:
+            await self._written(connection)
             async with self.db.read() as conn:
                 found = await store.get_position(conn, connection, pos.position)
             if found is None:
@@ -211,18 +226,13 @@ class ConnectionStore:
         if not (changed or cleanup or touch):
             return position
         keep = pos.position if pos is not None and pos.position else None
-        async with self.db.write() as conn:
-            if changed and new is not None:
-                # The old positions forgotten and the new one added in one statement batch.
-                await store.replace_positions(
-                    conn, connection, keep, position, new.to_json(), now, delete_old=cleanup
-                )
-            else:
-                if cleanup:
-                    await store.delete_positions(conn, connection, keep=keep)
-                if touch and current is not None:
-                    await store.touch_position(conn, connection, current.position, now)
-                    current.last_used_ts = now
+        state = new.to_json() if changed and new is not None else None
+        touched = current.position if touch and current is not None else None
+        self._write_behind(
+            connection, self._write(connection, keep, position, state, now, cleanup, touched)
+        )
+        if touch and current is not None:
+            current.last_used_ts = now
         if changed and new is not None:
             self._remember(connection, _Current(position, new.copy(), now, alone=False))
         elif current is not None:
@@ -231,11 +241,76 @@ class ConnectionStore:
             self._current.pop(connection, None)
         return position
 
+    async def _expire(self, before_ms: int) -> None:
+        async with self.db.write() as conn:
+            await store.delete_unused(conn, before_ms)
+
+    async def _write(
+        self,
+        connection: store.Connection,
+        keep: int | None,
+        position: int,
+        state: str | None,
+        now: int,
+        cleanup: bool,
+        touched: int | None,
+    ) -> None:
+        """One response's write: the old positions forgotten and the new one added (one
+        statement batch), or the forgetting and the touch alone."""
+        async with self.db.write() as conn:
+            if state is not None:
+                await store.replace_positions(
+                    conn, connection, keep, position, state, now, delete_old=cleanup
+                )
+                return
+            if cleanup:
+                await store.delete_positions(conn, connection, keep=keep)
+            if touched is not None:
+                await store.touch_position(conn, connection, touched, now)
+
+    def _write_behind(self, connection: store.Connection, write: Coroutine[Any, Any, None]) -> None:
+        """Run ``write`` after the connection's earlier writes, without waiting for it."""
+        earlier = self._writing.get(connection)
+
+        async def in_order() -> None:
+            if earlier is not None:
+                with contextlib.suppress(Exception):
+                    await earlier
+            try:
+                await write
+            except Exception:
+                # The position stays in memory; after a restart it is M_UNKNOWN_POS.
+                log.exception("writing a sliding-sync position of %s failed", connection)
+
+        task = asyncio.create_task(in_order())
+        self._writing[connection] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._writing.get(connection) is finished:
+                del self._writing[connection]
+
+        task.add_done_callback(done)
+
+    async def _written(self, connection: store.Connection) -> None:
+        """Until the connection's writes under way are done."""
+        task = self._writing.get(connection)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def flush(self) -> None:
+        """Finish every write under way (before the node stops)."""
+        while self._writing:
+            await asyncio.gather(*list(self._writing.values()), return_exceptions=True)
+
     def _remember(self, connection: store.Connection, current: _Current) -> None:
         self._current[connection] = current
         self._current.move_to_end(connection)
         while len(self._current) > self._cache_size:
             self._current.popitem(last=False)
+
+
+#: The key under which the deletion of expired positions is written behind.
+_EXPIRY = store.Connection("", "", "")
 
 
 def _connection(requester: Requester, conn_id: str) -> store.Connection:

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from homeserver.storage.schema import sliding_sync_positions
 from homeserver.sync.sliding.connections import EXPIRY_MS
@@ -72,7 +72,8 @@ async def test_unused_positions_expire(
     monkeypatch.setattr(connections.clock, "now_ms", lambda: now() + EXPIRY_MS + 1000)
     expired = await ss(alice, body(), first["pos"])
     assert expired.status == 400 and expired.body["errcode"] == "M_UNKNOWN_POS"
-    # And it is gone from the database too (deleted as unused).
+    # And it is gone from the database too (deleted as unused, just after the answer).
+    await connections.flush()
     async with node.services.db.read() as conn:
         rows = (await conn.execute(select(sliding_sync_positions))).all()
     assert rows == []
@@ -131,3 +132,44 @@ async def test_a_pos_that_is_not_one_is_an_invalid_stream_token(client: Client) 
         assert refused.status == 400, garbage
         assert refused.body == {"errcode": "M_UNKNOWN", "error": "Invalid stream token"}
     assert "pos" in await ok(alice, body(), first["pos"])
+
+
+async def test_a_position_is_usable_before_its_write_lands(client: Client, node: Node) -> None:
+    """Positions are written just after the response: while another writer holds the
+    positions' table, the connection's next requests are still answered (from memory),
+    and the newest position reaches the database once the writer is done."""
+    alice = await client.register("alice")
+    rooms = [await alice.create_room(name=f"r{i}") for i in range(2)]
+    db, connections = node.services.db, node.services.sliding_sync.connections
+    first = await ok(alice, body(ranges=[[0, 0]], conn_id="held"))
+    await connections.flush()
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.write() as conn:  # SQLite: the node's one writer
+            if not db.is_sqlite:
+                await conn.execute(text("LOCK TABLE sliding_sync_positions IN EXCLUSIVE MODE"))
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    try:
+        # Widening the range sends the other room: the connection's state changes.
+        wider = body(ranges=[[0, 1]], conn_id="held")
+        second = await asyncio.wait_for(ok(alice, wider, first["pos"]), 10)
+        assert set(second["rooms"]) == {rooms[0]}
+        third = await asyncio.wait_for(ok(alice, wider, second["pos"]), 10)
+        assert third["rooms"] == {}
+        newest = int(second["pos"].split("/")[0])
+        assert newest != int(first["pos"].split("/")[0])
+        async with db.read() as conn:
+            stored = set(await conn.scalars(select(sliding_sync_positions.c.position)))
+        assert newest not in stored  # not written yet
+    finally:
+        release.set()
+        await holder
+    await connections.flush()
+    async with db.read() as conn:
+        stored = set(await conn.scalars(select(sliding_sync_positions.c.position)))
+    assert stored == {newest}  # and the first forgotten, the client having used the newest

@@ -283,15 +283,20 @@ async def test_incremental_requests_ask_the_database_little(client: Client, node
         },
     )
     await ok(alice, {**request, "conn_id": "warm-up"})
+    await node.services.sliding_sync.connections.flush()
     with counting(node) as initial:
         first = await ok(alice, request)
     # Ten rooms' timelines in one statement, their events serialized at once.
     assert len(first["rooms"]) == 10 and len(initial) <= 12, initial
     second = await ok(alice, request, first["pos"])
+    # Positions are written just after each response: the earlier ones' writes are not
+    # this request's statements.
+    await node.services.sliding_sync.connections.flush()
     with counting(node) as quiet:
         third = await ok(alice, request, second["pos"])
     assert quiet == [] and third["rooms"] == {}
     await alice.send(rooms[-1], "hi")
+    await node.services.sliding_sync.connections.flush()
     with counting(node) as news:
         fourth = await ok(alice, request, third["pos"])
     assert list(fourth["rooms"]) == [rooms[-1]]

@@ -183,8 +183,11 @@ class PushActions:
         thread_id: str | None = None,
     ) -> None:
         """A read receipt (in the transaction that writes it): the notifications up to
-        its event are read (deleted), in its thread if it is a threaded receipt, else in all."""
-        await store.delete_read(conn, room_id, user_id, stream_ordering, thread_id)
+        its event are read (moved out of the unread ones, kept a while for
+        ``/notifications``), in its thread if it is a threaded receipt, else in all."""
+        await store.delete_read(
+            conn, room_id, user_id, stream_ordering, thread_id, read_ts=int(time.time() * 1000)
+        )
 
     # ------------------------------------------------------------- members
 

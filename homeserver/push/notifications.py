@@ -1,9 +1,10 @@
 """GET /notifications: the events that notified a user, newest first, from the push
 actions written when each event was persisted.
 
-Read receipts delete the push actions up to them (the unread counts are what is left), so
-the list holds the notifications not yet read; ``read`` is still worked out from the
-user's receipts (public or private, threaded or not), as Synapse does.
+Read receipts move the push actions up to them out of the unread ones (what is left are
+the unread counts) into ``read_push_actions``, kept 30 days, so the list holds read
+notifications too; ``read`` is worked out from the user's receipts (public or private,
+threaded or not), as Synapse does.
 """
 
 from __future__ import annotations

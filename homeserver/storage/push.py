@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Table, and_, delete, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homeserver.storage import driver
@@ -17,6 +19,7 @@ from homeserver.storage.schema import (
     memberships,
     push_rules,
     pushers,
+    read_push_actions,
     receipts,
 )
 
@@ -146,42 +149,61 @@ async def badge_count(conn: AsyncConnection, user_id: str) -> int:
 
 
 async def delete_read(
-    conn: AsyncConnection, room_id: str, user_id: str, upto: int, thread_id: str | None = None
+    conn: AsyncConnection,
+    room_id: str,
+    user_id: str,
+    upto: int,
+    thread_id: str | None = None,
+    *,
+    read_ts: int = 0,
 ) -> None:
     """A read receipt: the notifications up to and including ``upto`` are read, in one
-    thread (a threaded receipt: ``MAIN`` or a root's event ID) or in all."""
+    thread (a threaded receipt: ``MAIN`` or a root's event ID) or in all: they leave the
+    unread ones for ``read_push_actions`` (``/notifications`` lists them as read)."""
     t = event_push_actions.c
-    query = delete(event_push_actions).where(
-        t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto
-    )
+    where = [t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto]
     if thread_id is not None:
-        query = query.where(t.thread_id == thread_id)
-    await conn.execute(query)
+        where.append(t.thread_id == thread_id)
+    moved = select(
+        t.user_id, t.room_id, t.stream_ordering, t.highlight, t.actions, t.thread_id,
+        literal(read_ts, BigInteger),
+    ).where(*where)  # fmt: skip
+    columns = [c.name for c in read_push_actions.c]
+    move = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(read_push_actions)
+    await conn.execute(move.from_select(columns, moved).on_conflict_do_nothing())
+    await conn.execute(delete(event_push_actions).where(*where))
+
+
+async def delete_read_before(conn: AsyncConnection, read_before_ms: int) -> int:
+    """Forget the notifications read before ``read_before_ms``; how many went."""
+    result = await conn.execute(
+        delete(read_push_actions).where(read_push_actions.c.read_ts < read_before_ms)
+    )
+    return int(result.rowcount or 0)
 
 
 async def delete_for_event(
     conn: AsyncConnection, room_id: str, stream_ordering: int, user_ids: Sequence[str]
 ) -> None:
     """A redacted event notifies none of ``user_ids`` any more."""
-    t = event_push_actions.c
-    for start in range(0, len(user_ids), 500):
-        await conn.execute(
-            delete(event_push_actions).where(
-                t.user_id.in_(list(user_ids[start : start + 500])),
-                t.room_id == room_id,
-                t.stream_ordering == stream_ordering,
+    for table in (event_push_actions, read_push_actions):
+        t = table.c
+        for start in range(0, len(user_ids), 500):
+            await conn.execute(
+                delete(table).where(
+                    t.user_id.in_(list(user_ids[start : start + 500])),
+                    t.room_id == room_id,
+                    t.stream_ordering == stream_ordering,
+                )
             )
-        )
 
 
 async def delete_for_members(conn: AsyncConnection, room_id: str, user_ids: Iterable[str]) -> None:
     """Users who left a room keep no notifications from it."""
     ids = list(user_ids)
-    if ids:
-        t = event_push_actions.c
-        await conn.execute(
-            delete(event_push_actions).where(t.room_id == room_id, t.user_id.in_(ids))
-        )
+    for table in (event_push_actions, read_push_actions) if ids else ():
+        t = table.c
+        await conn.execute(delete(table).where(t.room_id == room_id, t.user_id.in_(ids)))
 
 
 async def actions_after(
@@ -338,9 +360,25 @@ class Notification:
 async def notifications_before(
     conn: AsyncConnection, user_id: str, before: int | None, limit: int, highlight_only: bool
 ) -> list[Notification]:
-    """The user's notifications before stream position ``before`` (None: the newest),
-    newest first."""
-    t = event_push_actions.c
+    """The user's notifications, unread and read, before stream position ``before``
+    (None: the newest), newest first."""
+    found = [
+        *await _notifications_in(event_push_actions, conn, user_id, before, limit, highlight_only),
+        *await _notifications_in(read_push_actions, conn, user_id, before, limit, highlight_only),
+    ]
+    found.sort(key=lambda n: n.stream_ordering, reverse=True)
+    return found[:limit]
+
+
+async def _notifications_in(
+    table: Table,
+    conn: AsyncConnection,
+    user_id: str,
+    before: int | None,
+    limit: int,
+    highlight_only: bool,
+) -> list[Notification]:
+    t = table.c
     query = (
         select(
             t.room_id,

@@ -429,6 +429,21 @@ event_push_actions = Table(
     sqlite_with_rowid=False,
 )  # fmt: skip
 
+#: Push actions a read receipt took out of event_push_actions, kept a while for
+#: GET /notifications (``read: true``); read_ts: when they were read.
+read_push_actions = Table(
+    "read_push_actions", metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("room_id", String(255), primary_key=True),
+    Column("stream_ordering", BigInteger, primary_key=True),
+    Column("highlight", Boolean, nullable=False),
+    Column("actions", Text, nullable=True),
+    Column("thread_id", String(255), nullable=False, server_default="main"),
+    Column("read_ts", BigInteger, nullable=False),
+    Index("ix_read_push_actions_read_ts", "read_ts"),
+    sqlite_with_rowid=False,
+)  # fmt: skip
+
 pushers = Table(
     "pushers", metadata,
     Column("user_id", String(255), primary_key=True),

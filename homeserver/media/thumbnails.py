@@ -59,6 +59,8 @@ class Thumbnails:
         self.dynamic = dynamic
         #: Runs in flight: (thumbnail directory, "*" or the one file) -> the run.
         self._making: dict[tuple[Path, str], asyncio.Task[dict[str, bytes]]] = {}
+        #: Set by close(): no new run starts (a request still being answered gets 503).
+        self._closed = False
 
     async def thumbnail_of(
         self,
@@ -107,6 +109,7 @@ class Thumbnails:
 
     async def close(self) -> None:
         """Stop the runs in flight and their workers (the node is stopping)."""
+        self._closed = True
         runs = list(self._making.values())
         for run in runs:
             run.cancel()
@@ -135,6 +138,9 @@ class Thumbnails:
         requests share (and that goes on if they go away); the bytes of any not kept."""
         run = self._making.get(flight)
         if run is None:
+            if self._closed:
+                # A request answered while the node stops: no run would be stopped.
+                raise MatrixError(503, "M_UNKNOWN", "The server is stopping; ask again")
             run = asyncio.create_task(self._run(flight[0], source, info, batch, out_type))
             self._making[flight] = run
             run.add_done_callback(lambda done: self._finished(flight, done))

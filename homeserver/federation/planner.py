@@ -14,6 +14,7 @@ dropped (not stored), as Synapse drops it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,40 +221,46 @@ class BatchPlanner:
         depth = event.pdu.get("depth")
         self.depth = max(self.depth, depth if isinstance(depth, int) else 0)
 
+    async def _known_states_after(
+        self, event_ids: Iterable[str]
+    ) -> dict[str, tuple[StateMap, GroupRef]]:
+        """The state after each of these events this planner knows it of (planned earlier in
+        the batch, or stored in the timeline), with its group."""
+        wanted = list(dict.fromkeys(event_ids))
+        known = await self.rooms.get_events(e for e in wanted if e not in self.planned)
+        found: dict[str, tuple[StateMap, GroupRef]] = {}
+        for event_id in wanted:
+            planned = self.planned.get(event_id)
+            event = known.get(event_id)
+            if planned is not None:
+                found[event_id] = (planned.state_after, planned.group)
+            elif event is not None and not event.outlier and event.state_group is not None:
+                async with self.rooms.db.read() as conn:
+                    state = await self.rooms.state_store.get_state(conn, event.state_group)
+                found[event_id] = (state, event.state_group)
+        return found
+
     async def _states_after(self, event_ids: list[str]) -> list[StateMap]:
         """The state after each of these forward extremities; the current state stands in
         for the one whose state is not known (not expected: extremities are timeline
         events)."""
-        known = await self.rooms.get_events(e for e in event_ids if e not in self.planned)
-        states: list[StateMap] = []
+        found = await self._known_states_after(event_ids)
         for event_id in event_ids:
-            planned = self.planned.get(event_id)
-            event = known.get(event_id)
-            if planned is not None:
-                states.append(planned.state_after)
-            elif event is not None and not event.outlier and event.state_group is not None:
-                async with self.rooms.db.read() as conn:
-                    states.append(await self.rooms.state_store.get_state(conn, event.state_group))
-            else:
+            if event_id not in found:
                 log.warning("the state after forward extremity %s is unknown", event_id)
-                states.append(self.current)
-        return states
+        return [found[e][0] if e in found else self.current for e in event_ids]
 
     async def _state_before(self, cand: Candidate) -> tuple[StateMap, GroupRef] | None:
         """The state before an event: the resolved states after its prev events (None when
         the state after one of them is unknown)."""
-        prevs = [p for p in cand.pdu.get("prev_events", []) if isinstance(p, str)]
-        known = await self.rooms.get_events(p for p in prevs if p not in self.planned)
+        prevs = list(
+            dict.fromkeys(p for p in cand.pdu.get("prev_events", []) if isinstance(p, str))
+        )
+        found = await self._known_states_after(prevs)
         states: list[tuple[StateMap, GroupRef | str]] = []
-        for prev in dict.fromkeys(prevs):
-            planned = self.planned.get(prev)
-            event = known.get(prev)
-            if planned is not None:
-                states.append((planned.state_after, planned.group))
-            elif event is not None and not event.outlier and event.state_group is not None:
-                async with self.rooms.db.read() as conn:
-                    state = await self.rooms.state_store.get_state(conn, event.state_group)
-                states.append((state, event.state_group))
+        for prev in prevs:
+            if prev in found:
+                states.append(found[prev])
             elif prev in cand.remote_states:
                 states.append((cand.remote_states[prev], "remote"))
             else:

@@ -164,10 +164,8 @@ async def delete_read(
     where = [t.room_id == room_id, t.user_id == user_id, t.stream_ordering <= upto]
     if thread_id is not None:
         where.append(t.thread_id == thread_id)
-    moved = select(
-        t.user_id, t.room_id, t.stream_ordering, t.highlight, t.actions, t.thread_id,
-        literal(read_ts, BigInteger),
-    ).where(*where)  # fmt: skip
+    # The same columns (schema.py), and when they were read.
+    moved = select(*event_push_actions.c, literal(read_ts, BigInteger)).where(*where)
     columns = [c.name for c in read_push_actions.c]
     move = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(read_push_actions)
     await conn.execute(move.from_select(columns, moved).on_conflict_do_nothing())

@@ -411,34 +411,35 @@ push_rules = Table(
     Column("json", Text, nullable=False),
 )  # fmt: skip
 
+
+def _push_action_columns() -> list[Column[Any]]:
+    """A push action's columns; a read one (``read_push_actions``) has them too."""
+    return [
+        Column("user_id", String(255), primary_key=True),
+        Column("room_id", String(255), primary_key=True),
+        Column("stream_ordering", BigInteger, primary_key=True),
+        Column("highlight", Boolean, nullable=False),
+        #: The rule's actions (JSON) when they are more than ["notify"].
+        Column("actions", Text, nullable=True),
+        #: The thread the event is in: its root's event ID, or "main" (the main timeline).
+        Column("thread_id", String(255), nullable=False, server_default="main"),
+    ]
+
+
 #: Push rule outcomes that notify a local user, one row per (event, user), written when
-#: the event is persisted and deleted up to the user's read receipt in the room.  One
-#: B-tree clustered by user (SQLite: WITHOUT ROWID), no other index: an event in a room
-#: of 1,000 local members writes 1,000 rows, and every index would multiply the pages
-#: each event dirties.  The event is the one at ``stream_ordering``.
+#: the event is persisted and moved to read_push_actions up to the user's read receipt in
+#: the room.  One B-tree clustered by user (SQLite: WITHOUT ROWID), no other index: an
+#: event in a room of 1,000 local members writes 1,000 rows, and every index would
+#: multiply the pages each event dirties.  The event is the one at ``stream_ordering``.
 event_push_actions = Table(
-    "event_push_actions", metadata,
-    Column("user_id", String(255), primary_key=True),
-    Column("room_id", String(255), primary_key=True),
-    Column("stream_ordering", BigInteger, primary_key=True),
-    Column("highlight", Boolean, nullable=False),
-    #: The rule's actions (JSON) when they are more than ["notify"].
-    Column("actions", Text, nullable=True),
-    #: The thread the event is in: its root's event ID, or "main" (the main timeline).
-    Column("thread_id", String(255), nullable=False, server_default="main"),
-    sqlite_with_rowid=False,
-)  # fmt: skip
+    "event_push_actions", metadata, *_push_action_columns(), sqlite_with_rowid=False
+)
 
 #: Push actions a read receipt took out of event_push_actions, kept a while for
 #: GET /notifications (``read: true``); read_ts: when they were read.
 read_push_actions = Table(
     "read_push_actions", metadata,
-    Column("user_id", String(255), primary_key=True),
-    Column("room_id", String(255), primary_key=True),
-    Column("stream_ordering", BigInteger, primary_key=True),
-    Column("highlight", Boolean, nullable=False),
-    Column("actions", Text, nullable=True),
-    Column("thread_id", String(255), nullable=False, server_default="main"),
+    *_push_action_columns(),
     Column("read_ts", BigInteger, nullable=False),
     Index("ix_read_push_actions_read_ts", "read_ts"),
     sqlite_with_rowid=False,

@@ -69,11 +69,11 @@ def expect(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
 
 
 def sessions(raw: dict[str, Any]) -> Sessions:
-    existing = raw.get("login_via_existing_session") or {}
-    expect(existing, dict, "login_via_existing_session")
-    unknown = sorted(set(existing) - {"enabled", "require_ui_auth", "token_timeout"})
-    if unknown:
-        raise ConfigError(f"unknown login_via_existing_session keys: {', '.join(unknown)}")
+    existing = section(
+        raw.get("login_via_existing_session") or {},
+        "login_via_existing_session",
+        {"enabled", "require_ui_auth", "token_timeout"},
+    )
     refresh = raw.get("refresh_token_lifetime")
     return Sessions(
         refreshable_access_token_lifetime_ms=duration_ms(
@@ -97,10 +97,7 @@ def sessions(raw: dict[str, Any]) -> Sessions:
 
 
 def well_known(raw: Any) -> WellKnown:
-    expect(raw, dict, "well_known")
-    unknown = sorted(set(raw) - {"server", "support"})
-    if unknown:
-        raise ConfigError(f"unknown well_known keys: {', '.join(unknown)}")
+    raw = section(raw, "well_known", {"server", "support"})
     server = raw.get("server")
     if server is not None:
         expect(server, str, "well_known.server")
@@ -231,10 +228,7 @@ def database(value: Any) -> str:
 
 
 def remote_media_cache(raw: Any) -> RemoteMediaCache:
-    expect(raw, dict, "remote_media_cache")
-    unknown = sorted(set(raw) - {"max_size", "lifetime"})
-    if unknown:
-        raise ConfigError(f"unknown remote_media_cache keys: {', '.join(unknown)}")
+    raw = section(raw, "remote_media_cache", {"max_size", "lifetime"})
     lifetime = raw.get("lifetime")
     return RemoteMediaCache(
         max_size=size(raw.get("max_size", "10G"), "remote_media_cache.max_size"),
@@ -245,11 +239,8 @@ def remote_media_cache(raw: Any) -> RemoteMediaCache:
 
 
 def password_policy(raw: Any) -> PasswordPolicy:
-    expect(raw, dict, "password_policy")
     flags = ("enabled", "require_digit", "require_symbol", "require_lowercase", "require_uppercase")
-    unknown = sorted(set(raw) - {*flags, "minimum_length"})
-    if unknown:
-        raise ConfigError(f"unknown password_policy keys: {', '.join(unknown)}")
+    raw = section(raw, "password_policy", {*flags, "minimum_length"})
     minimum = expect(raw.get("minimum_length", 0), int, "password_policy.minimum_length")
     if not 0 <= minimum <= 512:
         raise ConfigError(f"password_policy.minimum_length must be 0-512, got {minimum}")
@@ -260,10 +251,7 @@ def password_policy(raw: Any) -> PasswordPolicy:
 
 
 def push(raw: Any) -> PushSettings:
-    expect(raw, dict, "push")
-    unknown = sorted(set(raw) - {"allow_private_addresses", "include_content"})
-    if unknown:
-        raise ConfigError(f"unknown push keys: {', '.join(unknown)}")
+    raw = section(raw, "push", {"allow_private_addresses", "include_content"})
     return PushSettings(
         allow_private_addresses=expect(
             raw.get("allow_private_addresses", False), bool, "push.allow_private_addresses"
@@ -331,21 +319,8 @@ def url_preview(raw: Any) -> UrlPreviewSettings:
 
 
 def federation(raw: Any, path: Callable[[Any, str], Path]) -> FederationSettings:
-    expect(raw, dict, "federation")
-    unknown = sorted(
-        set(raw)
-        - {
-            "enabled",
-            "verify_tls",
-            "ca_file",
-            "allow_private_addresses",
-            "server_overrides",
-            "trusted_key_servers",
-            "closed",
-        }
-    )
-    if unknown:
-        raise ConfigError(f"unknown federation keys: {', '.join(unknown)}")
+    known = {"enabled", "verify_tls", "ca_file", "allow_private_addresses", "server_overrides"}
+    raw = section(raw, "federation", {*known, "trusted_key_servers", "closed"})
     overrides = expect(raw.get("server_overrides") or {}, dict, "federation.server_overrides")
     for name, target in overrides.items():
         expect(target, str, f"federation.server_overrides[{name}]")

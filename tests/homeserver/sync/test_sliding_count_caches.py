@@ -12,6 +12,7 @@ from typing import Any
 from tests.homeserver.client import Client, User
 from tests.homeserver.push.test_push_notifications import send, text
 from tests.homeserver.push.test_thread_notifications import in_thread, receipt
+from tests.homeserver.sync.test_sliding_extensions import shared_room
 from tests.homeserver.sync.test_sliding_sync import body, ok
 
 RECEIPTS = {"extensions": {"receipts": {"enabled": True}}}
@@ -23,16 +24,8 @@ async def counts(user: User, room: str, conn_id: str, pos: str | None = None) ->
     return entry["notification_count"], entry["highlight_count"]
 
 
-async def pair(client: Client) -> tuple[User, User, str]:
-    alice = await client.register("alice")
-    bob = await client.register("bob")
-    room = await alice.create_room(preset="public_chat")
-    await bob.join(room)
-    return alice, bob, room
-
-
 async def test_new_messages_and_a_highlight_raise_warm_counts(client: Client) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     await alice.send(room, "one")
     assert await counts(bob, room, "a") == (1, 0)
     assert await counts(bob, room, "b") == (1, 0)  # from the cache
@@ -47,7 +40,7 @@ async def test_new_messages_and_a_highlight_raise_warm_counts(client: Client) ->
 
 
 async def test_a_threaded_receipt_clears_its_thread_from_warm_counts(client: Client) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     root = await send(alice, room, text("root"))
     await send(alice, room, in_thread(root, "in thread 1"))
     last = await send(alice, room, in_thread(root, "in thread 2"))
@@ -59,7 +52,7 @@ async def test_a_threaded_receipt_clears_its_thread_from_warm_counts(client: Cli
 
 
 async def test_a_leave_and_rejoin_resets_warm_counts(client: Client) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     await alice.send(room, "one")
     await alice.send(room, "two")
     assert await counts(bob, room, "a") == (2, 0)
@@ -72,7 +65,7 @@ async def test_a_leave_and_rejoin_resets_warm_counts(client: Client) -> None:
 
 
 async def test_a_new_invite_and_account_data_show_on_a_warm_connection(client: Client) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     request = {**body(), "extensions": {"account_data": {"enabled": True}}, "conn_id": "w"}
     first = await ok(bob, request)
     pos = (await ok(bob, request, first["pos"]))["pos"]
@@ -86,7 +79,7 @@ async def test_a_new_invite_and_account_data_show_on_a_warm_connection(client: C
 
 
 async def test_a_receipt_on_a_warm_timeline_shows_on_a_new_connection(client: Client) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     last = await bob.send(room, "read me")
 
     def readers(found: dict[str, Any]) -> list[str]:
@@ -102,7 +95,7 @@ async def test_a_receipt_on_a_warm_timeline_shows_on_a_new_connection(client: Cl
 async def test_counts_of_concurrent_senders_with_requests_between(client: Client) -> None:
     """Requests made while senders write (so counts are read and kept mid-way): the
     counts after the last send are all the messages."""
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     others = [await client.register(f"sender{i}") for i in range(3)]
     for other in others:
         await other.join(room)
@@ -123,7 +116,7 @@ async def test_counts_of_concurrent_senders_with_requests_between(client: Client
 async def test_another_users_receipt_leaves_warm_counts_and_own_clears_them(
     client: Client,
 ) -> None:
-    alice, bob, room = await pair(client)
+    alice, bob, room = await shared_room(client)
     carol = await client.register("carol")
     await carol.join(room)
     await alice.send(room, "one")
